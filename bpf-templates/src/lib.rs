@@ -1,0 +1,1 @@
+//! huatuo's kernel templates: precompiled CO-RE eBPF objects, their schemas and the loader.

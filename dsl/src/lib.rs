@@ -1,0 +1,8 @@
+//! The `.hto` rule language of huatuo: units, values, the syntax tree, the source catalog,
+//! the parser and the checker.
+
+pub mod ast;
+pub mod catalog;
+pub mod diag;
+pub mod units;
+pub mod value;

@@ -1,0 +1,1 @@
+//! The huatuo agent: configuration, rule evaluation, sources, storage and the HTTP API.

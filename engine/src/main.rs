@@ -1,0 +1,5 @@
+//! The `huatuo` command.
+
+fn main() {
+    println!("huatuo {}", env!("CARGO_PKG_VERSION"));
+}
