@@ -247,6 +247,8 @@ impl Catalog {
 
     /// All script functions with their arity, sorted by name.
     pub fn script_fns(&self) -> impl Iterator<Item = (&str, usize)> {
-        self.scripts.iter().map(|(name, arity)| (name.as_str(), *arity))
+        self.scripts
+            .iter()
+            .map(|(name, arity)| (name.as_str(), *arity))
     }
 }

@@ -4,5 +4,7 @@
 pub mod ast;
 pub mod catalog;
 pub mod diag;
+pub mod output;
+pub mod source;
 pub mod units;
 pub mod value;

@@ -58,30 +58,126 @@ pub struct UnitSuffix {
 
 /// Every unit suffix the language accepts, longest first so that prefixes do not shadow.
 pub const UNIT_SUFFIXES: &[UnitSuffix] = &[
-    UnitSuffix { suffix: "KiB/s", dim: Dim::BytesPerSec, scale: 1024.0 },
-    UnitSuffix { suffix: "MiB/s", dim: Dim::BytesPerSec, scale: 1048576.0 },
-    UnitSuffix { suffix: "GiB/s", dim: Dim::BytesPerSec, scale: 1073741824.0 },
-    UnitSuffix { suffix: "KB/s", dim: Dim::BytesPerSec, scale: 1000.0 },
-    UnitSuffix { suffix: "MB/s", dim: Dim::BytesPerSec, scale: 1e6 },
-    UnitSuffix { suffix: "GB/s", dim: Dim::BytesPerSec, scale: 1e9 },
-    UnitSuffix { suffix: "B/s", dim: Dim::BytesPerSec, scale: 1.0 },
-    UnitSuffix { suffix: "/s", dim: Dim::PerSec, scale: 1.0 },
-    UnitSuffix { suffix: "KiB", dim: Dim::Bytes, scale: 1024.0 },
-    UnitSuffix { suffix: "MiB", dim: Dim::Bytes, scale: 1048576.0 },
-    UnitSuffix { suffix: "GiB", dim: Dim::Bytes, scale: 1073741824.0 },
-    UnitSuffix { suffix: "TiB", dim: Dim::Bytes, scale: 1099511627776.0 },
-    UnitSuffix { suffix: "KB", dim: Dim::Bytes, scale: 1000.0 },
-    UnitSuffix { suffix: "MB", dim: Dim::Bytes, scale: 1e6 },
-    UnitSuffix { suffix: "GB", dim: Dim::Bytes, scale: 1e9 },
-    UnitSuffix { suffix: "B", dim: Dim::Bytes, scale: 1.0 },
-    UnitSuffix { suffix: "ns", dim: Dim::Time, scale: 1.0 },
-    UnitSuffix { suffix: "us", dim: Dim::Time, scale: 1e3 },
-    UnitSuffix { suffix: "µs", dim: Dim::Time, scale: 1e3 },
-    UnitSuffix { suffix: "ms", dim: Dim::Time, scale: 1e6 },
-    UnitSuffix { suffix: "s", dim: Dim::Time, scale: 1e9 },
-    UnitSuffix { suffix: "m", dim: Dim::Time, scale: 60e9 },
-    UnitSuffix { suffix: "h", dim: Dim::Time, scale: 3600e9 },
-    UnitSuffix { suffix: "%", dim: Dim::Percent, scale: 1.0 },
+    UnitSuffix {
+        suffix: "KiB/s",
+        dim: Dim::BytesPerSec,
+        scale: 1024.0,
+    },
+    UnitSuffix {
+        suffix: "MiB/s",
+        dim: Dim::BytesPerSec,
+        scale: 1048576.0,
+    },
+    UnitSuffix {
+        suffix: "GiB/s",
+        dim: Dim::BytesPerSec,
+        scale: 1073741824.0,
+    },
+    UnitSuffix {
+        suffix: "KB/s",
+        dim: Dim::BytesPerSec,
+        scale: 1000.0,
+    },
+    UnitSuffix {
+        suffix: "MB/s",
+        dim: Dim::BytesPerSec,
+        scale: 1e6,
+    },
+    UnitSuffix {
+        suffix: "GB/s",
+        dim: Dim::BytesPerSec,
+        scale: 1e9,
+    },
+    UnitSuffix {
+        suffix: "B/s",
+        dim: Dim::BytesPerSec,
+        scale: 1.0,
+    },
+    UnitSuffix {
+        suffix: "/s",
+        dim: Dim::PerSec,
+        scale: 1.0,
+    },
+    UnitSuffix {
+        suffix: "KiB",
+        dim: Dim::Bytes,
+        scale: 1024.0,
+    },
+    UnitSuffix {
+        suffix: "MiB",
+        dim: Dim::Bytes,
+        scale: 1048576.0,
+    },
+    UnitSuffix {
+        suffix: "GiB",
+        dim: Dim::Bytes,
+        scale: 1073741824.0,
+    },
+    UnitSuffix {
+        suffix: "TiB",
+        dim: Dim::Bytes,
+        scale: 1099511627776.0,
+    },
+    UnitSuffix {
+        suffix: "KB",
+        dim: Dim::Bytes,
+        scale: 1000.0,
+    },
+    UnitSuffix {
+        suffix: "MB",
+        dim: Dim::Bytes,
+        scale: 1e6,
+    },
+    UnitSuffix {
+        suffix: "GB",
+        dim: Dim::Bytes,
+        scale: 1e9,
+    },
+    UnitSuffix {
+        suffix: "B",
+        dim: Dim::Bytes,
+        scale: 1.0,
+    },
+    UnitSuffix {
+        suffix: "ns",
+        dim: Dim::Time,
+        scale: 1.0,
+    },
+    UnitSuffix {
+        suffix: "us",
+        dim: Dim::Time,
+        scale: 1e3,
+    },
+    UnitSuffix {
+        suffix: "µs",
+        dim: Dim::Time,
+        scale: 1e3,
+    },
+    UnitSuffix {
+        suffix: "ms",
+        dim: Dim::Time,
+        scale: 1e6,
+    },
+    UnitSuffix {
+        suffix: "s",
+        dim: Dim::Time,
+        scale: 1e9,
+    },
+    UnitSuffix {
+        suffix: "m",
+        dim: Dim::Time,
+        scale: 60e9,
+    },
+    UnitSuffix {
+        suffix: "h",
+        dim: Dim::Time,
+        scale: 3600e9,
+    },
+    UnitSuffix {
+        suffix: "%",
+        dim: Dim::Percent,
+        scale: 1.0,
+    },
 ];
 
 /// Looks up a unit suffix as written after a number literal.

@@ -1,0 +1,1 @@
+//! The huatuo agent binary: CLI, daemon, storage and HTTP API

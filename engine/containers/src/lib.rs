@@ -1,0 +1,1 @@
+//! Container discovery from cgroupfs and the kubelet, and cgroup readers

@@ -1,0 +1,1 @@
+//! The rule evaluator: compiled plans, stateful functions, cooldowns, rhai scripts

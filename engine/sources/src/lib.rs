@@ -1,0 +1,1 @@
+//! Host readers: procfs, sysfs, netlink and statfs sources

@@ -1,1 +1,0 @@
-//! The huatuo agent: configuration, rule evaluation, sources, storage and the HTTP API.
