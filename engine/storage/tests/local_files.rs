@@ -1,0 +1,122 @@
+//! Local file storage writes HUATUO-shaped records and rotates by size.
+
+use huatuo_dsl::output::{Record, TracerType};
+use huatuo_dsl::value::Value;
+use huatuo_storage::{Document, HostInfo, LocalFileSettings, LocalFileStore, Storage};
+use std::collections::BTreeMap;
+
+fn record(name: &str, offtime: i64) -> Record {
+    let mut data = BTreeMap::new();
+    data.insert("offtime".to_string(), Value::Int(offtime));
+    data.insert("comm".to_string(), Value::Str("stress".into()));
+    let mut labels = BTreeMap::new();
+    labels.insert("container_id".to_string(), "abc".to_string());
+    labels.insert("container_level".to_string(), "Guaranteed".to_string());
+    Record {
+        tracer_name: name.into(),
+        tracer_type: TracerType::Auto,
+        time_ns: 1_749_629_116_251_000_000,
+        labels,
+        data,
+    }
+}
+
+fn host() -> HostInfo {
+    HostInfo {
+        hostname: "node-1".into(),
+        region: "cn-beijing".into(),
+    }
+}
+
+#[test]
+fn document_has_huatuo_common_fields() {
+    let doc = Document::new(
+        &record("softirq_tracing", 237),
+        &host(),
+        chrono::Local::now(),
+    );
+    let body = &doc.body;
+    assert_eq!(body["hostname"], "node-1");
+    assert_eq!(body["region"], "cn-beijing");
+    assert_eq!(body["tracer_name"], "softirq_tracing");
+    assert_eq!(body["tracer_type"], "auto");
+    assert_eq!(body["container_id"], "abc");
+    assert_eq!(body["container_qos"], "Guaranteed");
+    assert_eq!(body["tracer_data"]["offtime"], 237);
+    assert_eq!(body["tracer_data"]["comm"], "stress");
+    assert_eq!(body["tracer_id"].as_str().map(str::len), Some(32));
+    let time = body["tracer_time"].as_str().unwrap_or_default();
+    assert!(time.starts_with("2025-06-1"), "tracer_time {time}");
+    assert_eq!(time.len(), "2025-06-11 16:05:16.251 +0800".len());
+}
+
+#[test]
+fn records_append_and_rotate_within_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalFileStore::new(LocalFileSettings {
+        dir: dir.path().join("huatuo-local"),
+        rotation_bytes: 1500,
+        max_rotation: 2,
+    })
+    .expect("store");
+    let path = store.path_of("oom");
+    let storage = Storage::new(Some(store));
+    for i in 0..40 {
+        storage.store(&Document::new(
+            &record("oom", i),
+            &host(),
+            chrono::Local::now(),
+        ));
+    }
+    let counters = storage.counters();
+    assert_eq!(
+        counters
+            .local_written
+            .load(std::sync::atomic::Ordering::Relaxed),
+        40
+    );
+    let current = std::fs::read_to_string(&path).expect("current file");
+    let lines: Vec<&str> = current.lines().collect();
+    assert!(lines.len() >= 2 && lines.len() % 2 == 0);
+    assert!(lines[0].starts_with("# "));
+    let json: serde_json::Value = serde_json::from_str(lines[1]).expect("json line");
+    assert_eq!(json["tracer_name"], "oom");
+    assert!(std::fs::metadata(&path).expect("meta").len() <= 1500);
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("huatuo-local"))
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    assert!(names.contains(&"oom.1".to_string()) && names.contains(&"oom.2".to_string()));
+    assert!(
+        !names.contains(&"oom.3".to_string()),
+        "kept more than MaxRotation: {names:?}"
+    );
+    let last = std::fs::read_to_string(&path).expect("read");
+    assert!(last.contains("\"offtime\":39"));
+}
+
+#[test]
+fn unwritable_directory_is_counted_not_fatal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalFileStore::new(LocalFileSettings {
+        dir: dir.path().to_path_buf(),
+        rotation_bytes: 1 << 20,
+        max_rotation: 1,
+    })
+    .expect("store");
+    // A directory where the tracer file should be makes every append fail.
+    std::fs::create_dir(store.path_of("oom")).expect("mkdir");
+    let storage = Storage::new(Some(store));
+    storage.store(&Document::new(
+        &record("oom", 1),
+        &host(),
+        chrono::Local::now(),
+    ));
+    assert_eq!(
+        storage
+            .counters()
+            .local_failed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
