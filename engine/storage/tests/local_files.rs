@@ -77,7 +77,7 @@ fn records_append_and_rotate_within_limits() {
     );
     let current = std::fs::read_to_string(&path).expect("current file");
     let lines: Vec<&str> = current.lines().collect();
-    assert!(lines.len() >= 2 && lines.len() % 2 == 0);
+    assert!(lines.len() >= 2 && lines.len().is_multiple_of(2));
     assert!(lines[0].starts_with("# "));
     let json: serde_json::Value = serde_json::from_str(lines[1]).expect("json line");
     assert_eq!(json["tracer_name"], "oom");
