@@ -1,0 +1,401 @@
+//! The built-in functions of the rule language: stateless ones and the stateful ones whose
+//! memory is kept per (rule, call site, entity).
+
+use crate::ops::{number, type_name};
+use huatuo_dsl::value::Value;
+use std::collections::VecDeque;
+
+/// Largest window a rule may ask for with `window(x, n)`.
+pub const MAX_WINDOW: usize = 10_000;
+
+/// A function without memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pure {
+    /// `percent(part, whole)`: 100·part/whole, 0 when whole is 0.
+    Percent,
+    /// `abs(x)`.
+    Abs,
+    /// `first(list)`: the oldest element.
+    First,
+    /// `last(list)`: the newest element.
+    Last,
+    /// `min(list)` or `min(a, b, ...)`.
+    Min,
+    /// `max(list)` or `max(a, b, ...)`.
+    Max,
+    /// `avg(list)`.
+    Avg,
+    /// `sum(list)`.
+    Sum,
+    /// `len(list|string)`.
+    Len,
+    /// `contains(string, sub)` or `contains(list, item)`.
+    Contains,
+    /// `matches_any(string|list, patterns)`.
+    MatchesAny,
+}
+
+/// A function with memory per entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stateful {
+    /// `delta(x)`: x minus its previous value; undefined on the first sample.
+    Delta,
+    /// `rate(x)`: delta per second of sample time; undefined on the first sample.
+    Rate,
+    /// `ema(x, n)`: loadavg-style moving average `ema·(n−1)/n + x/n`, seeded by the first x.
+    Ema,
+    /// `window(x, n)`: the last n values of x, oldest first (partial until n samples seen).
+    Window,
+}
+
+/// Looks up a built-in by name.
+pub enum Builtin {
+    /// A stateless function.
+    Pure(Pure),
+    /// A stateful function.
+    Stateful(Stateful),
+    /// `config(key, default)`, folded at compile time.
+    Config,
+}
+
+/// Resolves a function name used in a rule, with its accepted argument counts.
+pub fn lookup(name: &str) -> Option<(Builtin, usize, usize)> {
+    use Builtin::{Config, Pure as P, Stateful as S};
+    Some(match name {
+        "config" => (Config, 1, 2),
+        "delta" => (S(Stateful::Delta), 1, 1),
+        "rate" => (S(Stateful::Rate), 1, 1),
+        "ema" => (S(Stateful::Ema), 2, 2),
+        "window" => (S(Stateful::Window), 2, 2),
+        "percent" => (P(Pure::Percent), 2, 2),
+        "abs" => (P(Pure::Abs), 1, 1),
+        "first" => (P(Pure::First), 1, 1),
+        "last" => (P(Pure::Last), 1, 1),
+        "min" => (P(Pure::Min), 1, usize::MAX),
+        "max" => (P(Pure::Max), 1, usize::MAX),
+        "avg" => (P(Pure::Avg), 1, 1),
+        "sum" => (P(Pure::Sum), 1, 1),
+        "len" => (P(Pure::Len), 1, 1),
+        "contains" => (P(Pure::Contains), 2, 2),
+        "matches_any" => (P(Pure::MatchesAny), 2, 2),
+        _ => return None,
+    })
+}
+
+/// Calls a stateless function.
+pub fn call_pure(func: Pure, args: &[Value]) -> Result<Value, String> {
+    let arg = |i: usize| args.get(i).unwrap_or(&Value::Null);
+    if args.iter().any(|a| matches!(a, Value::Null)) && func != Pure::Len {
+        return Ok(Value::Null);
+    }
+    match func {
+        Pure::Percent => {
+            let (part, whole) = (num(arg(0))?, num(arg(1))?);
+            Ok(Value::Float(if whole == 0.0 {
+                0.0
+            } else {
+                100.0 * part / whole
+            }))
+        }
+        Pure::Abs => match arg(0) {
+            Value::Int(i) => i
+                .checked_abs()
+                .map(Value::Int)
+                .ok_or_else(|| "integer overflow in abs".to_string()),
+            other => Ok(Value::Float(num(other)?.abs())),
+        },
+        Pure::First => Ok(list(arg(0))?.first().cloned().unwrap_or(Value::Null)),
+        Pure::Last => Ok(list(arg(0))?.last().cloned().unwrap_or(Value::Null)),
+        Pure::Min | Pure::Max => extreme(func == Pure::Max, spread(args)?),
+        Pure::Sum => sum(list(arg(0))?),
+        Pure::Avg => {
+            let items = list(arg(0))?;
+            if items.is_empty() {
+                return Ok(Value::Null);
+            }
+            let total = num(&sum(items)?)?;
+            Ok(Value::Float(total / items.len() as f64))
+        }
+        Pure::Len => match arg(0) {
+            Value::List(items) => Ok(Value::Int(items.len() as i64)),
+            Value::Str(s) => Ok(Value::Int(s.chars().count() as i64)),
+            Value::Null => Ok(Value::Int(0)),
+            other => Err(format!(
+                "len() needs a list or string, found {}",
+                type_name(other)
+            )),
+        },
+        Pure::Contains => match (arg(0), arg(1)) {
+            (Value::Str(s), Value::Str(sub)) => Ok(Value::Bool(s.contains(sub.as_str()))),
+            (Value::List(items), item) => Ok(Value::Bool(items.contains(item))),
+            (a, b) => Err(format!(
+                "contains() needs (string, string) or (list, item), found ({}, {})",
+                type_name(a),
+                type_name(b)
+            )),
+        },
+        Pure::MatchesAny => {
+            let res = crate::patterns::build_list(arg(1))?;
+            Ok(Value::Bool(
+                res.iter()
+                    .any(|re| crate::patterns::any_string_matches(arg(0), re)),
+            ))
+        }
+    }
+}
+
+fn num(value: &Value) -> Result<f64, String> {
+    number(value).ok_or_else(|| format!("expected a number, found {}", type_name(value)))
+}
+
+fn list(value: &Value) -> Result<&[Value], String> {
+    match value {
+        Value::List(items) => Ok(items),
+        other => Err(format!("expected a list, found {}", type_name(other))),
+    }
+}
+
+/// One list argument, or several scalar arguments, as a slice of values.
+fn spread(args: &[Value]) -> Result<&[Value], String> {
+    match args {
+        [Value::List(items)] => Ok(items),
+        [single] => Err(format!("expected a list, found {}", type_name(single))),
+        many => Ok(many),
+    }
+}
+
+fn extreme(want_max: bool, items: &[Value]) -> Result<Value, String> {
+    let mut best: Option<&Value> = None;
+    for item in items.iter().filter(|v| !matches!(v, Value::Null)) {
+        let x = num(item)?;
+        let better = match best {
+            None => true,
+            Some(b) => {
+                let y = num(b)?;
+                if want_max {
+                    x > y
+                } else {
+                    x < y
+                }
+            }
+        };
+        if better {
+            best = Some(item);
+        }
+    }
+    Ok(best.cloned().unwrap_or(Value::Null))
+}
+
+fn sum(items: &[Value]) -> Result<Value, String> {
+    let mut acc = Value::Int(0);
+    for item in items.iter().filter(|v| !matches!(v, Value::Null)) {
+        num(item)?;
+        acc = crate::ops::binary(huatuo_dsl::ast::BinOp::Add, &acc, item)?;
+    }
+    Ok(acc)
+}
+
+/// The memory of one stateful call site for one entity.
+#[derive(Debug, Clone, Default)]
+pub enum SlotState {
+    /// Nothing seen yet.
+    #[default]
+    Empty,
+    /// The previous value and its sample time (`delta`, `rate`).
+    Prev {
+        /// The previous value.
+        value: Value,
+        /// Its sample time.
+        time_ns: i64,
+    },
+    /// The running average (`ema`).
+    Ema(f64),
+    /// The last values, oldest first (`window`).
+    Window(VecDeque<Value>),
+}
+
+/// The result of a stateful call: a value, or "undefined because history is missing".
+pub enum StepResult {
+    /// A defined value (possibly `Null` when the input was `Null`).
+    Value(Value),
+    /// Not enough history yet (the first sample of `delta`/`rate`).
+    WarmingUp,
+}
+
+/// Advances a stateful function by one sample. `n` is the constant second argument.
+pub fn step(
+    func: Stateful,
+    state: &mut SlotState,
+    x: Value,
+    n: f64,
+    time_ns: i64,
+) -> Result<StepResult, String> {
+    if matches!(x, Value::Null) {
+        return Ok(StepResult::Value(Value::Null));
+    }
+    match func {
+        Stateful::Delta | Stateful::Rate => {
+            num(&x)?;
+            let previous = std::mem::replace(
+                state,
+                SlotState::Prev {
+                    value: x.clone(),
+                    time_ns,
+                },
+            );
+            let SlotState::Prev {
+                value: prev,
+                time_ns: prev_ns,
+            } = previous
+            else {
+                return Ok(StepResult::WarmingUp);
+            };
+            let delta = crate::ops::binary(huatuo_dsl::ast::BinOp::Sub, &x, &prev)?;
+            if func == Stateful::Delta {
+                return Ok(StepResult::Value(delta));
+            }
+            let seconds = (time_ns - prev_ns) as f64 / 1e9;
+            if seconds <= 0.0 {
+                return Ok(StepResult::Value(Value::Null));
+            }
+            Ok(StepResult::Value(Value::Float(num(&delta)? / seconds)))
+        }
+        Stateful::Ema => {
+            let x = num(&x)?;
+            let next = match state {
+                SlotState::Ema(prev) => *prev * (n - 1.0) / n + x / n,
+                _ => x,
+            };
+            *state = SlotState::Ema(next);
+            Ok(StepResult::Value(Value::Float(next)))
+        }
+        Stateful::Window => {
+            if !matches!(state, SlotState::Window(_)) {
+                *state = SlotState::Window(VecDeque::new());
+            }
+            let SlotState::Window(values) = state else {
+                return Err("window state lost".to_string());
+            };
+            values.push_back(x);
+            while values.len() > n as usize {
+                values.pop_front();
+            }
+            Ok(StepResult::Value(Value::List(
+                values.iter().cloned().collect(),
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defined(r: Result<StepResult, String>) -> Value {
+        match r {
+            Ok(StepResult::Value(v)) => v,
+            Ok(StepResult::WarmingUp) => panic!("unexpected warm-up"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn delta_warms_up_then_subtracts() {
+        let mut s = SlotState::Empty;
+        assert!(matches!(
+            step(Stateful::Delta, &mut s, Value::Int(10), 0.0, 0),
+            Ok(StepResult::WarmingUp)
+        ));
+        assert_eq!(
+            defined(step(Stateful::Delta, &mut s, Value::Int(25), 0.0, 1)),
+            Value::Int(15)
+        );
+    }
+
+    #[test]
+    fn rate_uses_sample_time() {
+        let mut s = SlotState::Empty;
+        let _ = step(Stateful::Rate, &mut s, Value::Int(100), 0.0, 0);
+        assert_eq!(
+            defined(step(
+                Stateful::Rate,
+                &mut s,
+                Value::Int(300),
+                0.0,
+                2_000_000_000
+            )),
+            Value::Float(100.0)
+        );
+    }
+
+    #[test]
+    fn ema_is_seeded_then_decays() {
+        let mut s = SlotState::Empty;
+        assert_eq!(
+            defined(step(Stateful::Ema, &mut s, Value::Int(10), 5.0, 0)),
+            Value::Float(10.0)
+        );
+        // 10·4/5 + 0/5 = 8
+        assert_eq!(
+            defined(step(Stateful::Ema, &mut s, Value::Int(0), 5.0, 0)),
+            Value::Float(8.0)
+        );
+    }
+
+    #[test]
+    fn window_keeps_last_n_oldest_first() {
+        let mut s = SlotState::Empty;
+        for i in 1..=4 {
+            let _ = step(Stateful::Window, &mut s, Value::Int(i), 3.0, 0);
+        }
+        assert_eq!(
+            defined(step(Stateful::Window, &mut s, Value::Int(5), 3.0, 0)),
+            Value::List(vec![Value::Int(3), Value::Int(4), Value::Int(5)])
+        );
+    }
+
+    #[test]
+    fn pure_functions() {
+        assert_eq!(
+            call_pure(Pure::Percent, &[Value::Int(1), Value::Int(0)]),
+            Ok(Value::Float(0.0))
+        );
+        assert_eq!(
+            call_pure(Pure::Percent, &[Value::Int(1), Value::Int(4)]),
+            Ok(Value::Float(25.0))
+        );
+        let l = Value::List(vec![Value::Int(3), Value::Int(1), Value::Float(2.5)]);
+        assert_eq!(
+            call_pure(Pure::Min, std::slice::from_ref(&l)),
+            Ok(Value::Int(1))
+        );
+        assert_eq!(
+            call_pure(Pure::Max, &[Value::Int(1), Value::Int(7)]),
+            Ok(Value::Int(7))
+        );
+        assert_eq!(
+            call_pure(Pure::Sum, std::slice::from_ref(&l)),
+            Ok(Value::Float(6.5))
+        );
+        assert_eq!(
+            call_pure(Pure::First, std::slice::from_ref(&l)),
+            Ok(Value::Int(3))
+        );
+        assert_eq!(
+            call_pure(Pure::Len, std::slice::from_ref(&l)),
+            Ok(Value::Int(3))
+        );
+        assert_eq!(call_pure(Pure::Abs, &[Value::Int(-3)]), Ok(Value::Int(3)));
+        assert_eq!(
+            call_pure(
+                Pure::MatchesAny,
+                &[
+                    Value::Str("kworker/1".into()),
+                    Value::List(vec![Value::Str("^kworker".into())])
+                ]
+            ),
+            Ok(Value::Bool(true))
+        );
+        assert!(call_pure(Pure::Sum, &[Value::Int(3)]).is_err());
+    }
+}

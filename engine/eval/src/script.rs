@@ -1,0 +1,313 @@
+//! The rhai script library (`stdlib/*.rhai`): loaded once into one sandboxed engine.
+//!
+//! The engine has no module resolver (`no_module`), no file or network access (rhai has none
+//! built in), `print`/`debug` go nowhere, and every call is bounded in operations, call depth,
+//! string, array and map sizes. A script error names the file and line.
+
+use huatuo_dsl::ast::Span;
+use huatuo_dsl::diag::Diagnostic;
+use huatuo_dsl::value::Value;
+use rhai::{Dynamic, Engine, EvalAltResult, Position, Scope, AST};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Operations one script call may perform before it is stopped.
+pub const MAX_OPERATIONS: u64 = 100_000;
+
+/// The loaded script files and the engine that runs them.
+pub struct ScriptHost {
+    engine: Engine,
+    files: BTreeMap<String, (PathBuf, AST)>,
+}
+
+impl std::fmt::Debug for ScriptHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptHost")
+            .field("files", &self.files.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn sandboxed_engine() -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(MAX_OPERATIONS)
+        .set_max_call_levels(32)
+        .set_max_expr_depths(64, 32)
+        .set_max_string_size(64 * 1024)
+        .set_max_array_size(10_000)
+        .set_max_map_size(10_000)
+        .set_max_variables(256)
+        .set_max_functions(256)
+        .disable_symbol("eval");
+    engine.on_print(|_| {});
+    engine.on_debug(|_, _, _| {});
+    engine
+}
+
+fn script_diag(path: &Path, pos: Position, message: String) -> Diagnostic {
+    let span = Span {
+        line: pos.line().unwrap_or(0),
+        col: pos.position().unwrap_or(0),
+        ..Span::default()
+    };
+    Diagnostic::error("script", &path.display().to_string(), span, message)
+}
+
+impl ScriptHost {
+    /// Loads every `*.rhai` file of `dir`; a file `ema.rhai` provides functions `ema::name`.
+    pub fn load(dir: &Path) -> Result<Self, Diagnostic> {
+        let engine = sandboxed_engine();
+        let read_dir = std::fs::read_dir(dir).map_err(|e| {
+            Diagnostic::error(
+                "script",
+                &dir.display().to_string(),
+                Span::default(),
+                format!("cannot read the script directory: {e}"),
+            )
+        })?;
+        let mut paths: Vec<PathBuf> = read_dir
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|ext| ext == "rhai"))
+            .collect();
+        paths.sort();
+        let mut files = BTreeMap::new();
+        for path in paths {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                script_diag(&path, Position::NONE, format!("cannot read script: {e}"))
+            })?;
+            let ast = engine.compile(&text).map_err(|e| {
+                script_diag(&path, e.1, format!("script does not compile: {}", e.0))
+            })?;
+            files.insert(stem, (path, ast));
+        }
+        Ok(ScriptHost { engine, files })
+    }
+
+    /// Every public function as (`file::fn`, arity), sorted.
+    pub fn functions(&self) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for (stem, (_, ast)) in &self.files {
+            for f in ast.iter_functions() {
+                if f.access == rhai::FnAccess::Public {
+                    out.push((format!("{stem}::{}", f.name), f.params.len()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Whether `file::fn` exists with `arity` parameters.
+    pub fn has(&self, qualified: &str, arity: usize) -> bool {
+        self.functions()
+            .iter()
+            .any(|(name, n)| name == qualified && *n == arity)
+    }
+
+    /// Calls `file::fn` with `args`; the error names the script file and line.
+    pub fn call(&self, qualified: &str, args: &[Value]) -> Result<Value, String> {
+        let (stem, func) = qualified
+            .split_once("::")
+            .ok_or_else(|| format!("{qualified}: not a script function (file::fn)"))?;
+        let (path, ast) = self
+            .files
+            .get(stem)
+            .ok_or_else(|| format!("{qualified}: no script file {stem}.rhai"))?;
+        let dyn_args: Vec<Dynamic> = args.iter().map(to_dynamic).collect();
+        let mut scope = Scope::new();
+        self.engine
+            .call_fn::<Dynamic>(&mut scope, ast, func, dyn_args)
+            .map(|d| from_dynamic(&d))
+            .map_err(|e| describe_error(path, qualified, &e))
+    }
+}
+
+fn describe_error(path: &Path, qualified: &str, err: &EvalAltResult) -> String {
+    let mut inner = err;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, next, _) = inner {
+        inner = next;
+    }
+    let pos = inner.position();
+    let place = match (pos.line(), pos.position()) {
+        (Some(line), Some(col)) => format!("{}:{line}:{col}", path.display()),
+        (Some(line), None) => format!("{}:{line}", path.display()),
+        _ => path.display().to_string(),
+    };
+    let mut message = inner.to_string();
+    if let Some(cut) = message.rfind(" (line ") {
+        message.truncate(cut);
+    }
+    format!("{place}: {qualified}: {message}")
+}
+
+/// Converts a rule value to a rhai value.
+pub fn to_dynamic(value: &Value) -> Dynamic {
+    match value {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from_bool(*b),
+        Value::Int(i) => Dynamic::from_int(*i),
+        Value::Float(f) => Dynamic::from_float(*f),
+        Value::Str(s) => Dynamic::from(s.clone()),
+        Value::List(items) => Dynamic::from_array(items.iter().map(to_dynamic).collect()),
+        Value::Hist(h) => Dynamic::from_array(
+            h.buckets
+                .iter()
+                .map(|(upper, count)| {
+                    Dynamic::from_array(vec![
+                        Dynamic::from_int(i64::try_from(*upper).unwrap_or(i64::MAX)),
+                        Dynamic::from_int(i64::try_from(*count).unwrap_or(i64::MAX)),
+                    ])
+                })
+                .collect(),
+        ),
+        Value::Json(json) => json_to_dynamic(json),
+    }
+}
+
+fn json_to_dynamic(json: &serde_json::Value) -> Dynamic {
+    match json {
+        serde_json::Value::Null => Dynamic::UNIT,
+        serde_json::Value::Bool(b) => Dynamic::from_bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i),
+            None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Dynamic::from(s.clone()),
+        serde_json::Value::Array(items) => {
+            Dynamic::from_array(items.iter().map(json_to_dynamic).collect())
+        }
+        serde_json::Value::Object(map) => Dynamic::from_map(
+            map.iter()
+                .map(|(k, v)| (k.as_str().into(), json_to_dynamic(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// Converts a rhai result back to a rule value (maps become JSON).
+pub fn from_dynamic(d: &Dynamic) -> Value {
+    if d.is_unit() {
+        Value::Null
+    } else if let Ok(b) = d.as_bool() {
+        Value::Bool(b)
+    } else if let Ok(i) = d.as_int() {
+        Value::Int(i)
+    } else if let Ok(f) = d.as_float() {
+        Value::Float(f)
+    } else if d.is_string() {
+        Value::Str(d.to_string())
+    } else if d.is_array() {
+        let items = d.clone().into_array().unwrap_or_default();
+        Value::List(items.iter().map(from_dynamic).collect())
+    } else {
+        Value::Json(dynamic_to_json(d))
+    }
+}
+
+fn dynamic_to_json(d: &Dynamic) -> serde_json::Value {
+    match from_dynamic_scalar(d) {
+        Some(json) => json,
+        None if d.is_map() => {
+            let map = d.clone().try_cast::<rhai::Map>().unwrap_or_default();
+            serde_json::Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.to_string(), dynamic_to_json(v)))
+                    .collect(),
+            )
+        }
+        None if d.is_array() => serde_json::Value::Array(
+            d.clone()
+                .into_array()
+                .unwrap_or_default()
+                .iter()
+                .map(dynamic_to_json)
+                .collect(),
+        ),
+        None => serde_json::Value::String(d.to_string()),
+    }
+}
+
+fn from_dynamic_scalar(d: &Dynamic) -> Option<serde_json::Value> {
+    if d.is_unit() {
+        Some(serde_json::Value::Null)
+    } else if let Ok(b) = d.as_bool() {
+        Some(b.into())
+    } else if let Ok(i) = d.as_int() {
+        Some(i.into())
+    } else if let Ok(f) = d.as_float() {
+        Some(f.into())
+    } else if d.is_string() {
+        Some(d.to_string().into())
+    } else {
+        None
+    }
+}
+
+/// Every public function of the scripts in `dir`, as (`file::fn`, arity), for the catalog.
+pub fn script_functions(dir: &Path) -> Result<Vec<(String, usize)>, Diagnostic> {
+    ScriptHost::load(dir).map(|host| host.functions())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host_with(files: &[(&str, &str)]) -> (ScriptHost, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "huatuo-eval-script-{}-{}",
+            std::process::id(),
+            files[0].0
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        (ScriptHost::load(&dir).unwrap(), dir)
+    }
+
+    #[test]
+    fn lists_functions_and_calls_them() {
+        let (host, _) = host_with(&[(
+            "twice.rhai",
+            "fn twice(x) { x * 2 }\nprivate fn hidden() { 1 }\n",
+        )]);
+        assert_eq!(host.functions(), vec![("twice::twice".to_string(), 1)]);
+        assert_eq!(
+            host.call("twice::twice", &[Value::Int(21)]),
+            Ok(Value::Int(42))
+        );
+        let list = Value::List(vec![Value::Float(1.5)]);
+        assert_eq!(
+            host.call("twice::twice", &[Value::Int(2)]),
+            Ok(Value::Int(4))
+        );
+        assert!(host.call("twice::twice", &[list]).is_err());
+    }
+
+    #[test]
+    fn endless_loop_is_stopped_with_file_and_line() {
+        let (host, dir) =
+            host_with(&[("spin.rhai", "fn spin(x) {\n  loop {\n    x += 1;\n  }\n}\n")]);
+        let err = host.call("spin::spin", &[Value::Int(0)]).unwrap_err();
+        let file = dir.join("spin.rhai").display().to_string();
+        assert!(err.starts_with(&format!("{file}:")), "{err}");
+        assert!(err.to_lowercase().contains("too many operations"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let dir = std::env::temp_dir().join(format!("huatuo-eval-bad-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bad.rhai"), "fn ok() { 1 }\nfn broken( { }\n").unwrap();
+        let diag = ScriptHost::load(&dir).unwrap_err();
+        assert!(diag.path.ends_with("bad.rhai"));
+        assert_eq!(diag.span.line, 2);
+    }
+}
