@@ -33,6 +33,10 @@ pub enum Pure {
     Contains,
     /// `matches_any(string|list, patterns)`.
     MatchesAny,
+    /// `all(list_of_bools)`: true when every element is true and the list is not empty.
+    All,
+    /// `any(list_of_bools)`: true when at least one element is true.
+    Any,
 }
 
 /// A function with memory per entity.
@@ -46,6 +50,8 @@ pub enum Stateful {
     Ema,
     /// `window(x, n)`: the last n values of x, oldest first (partial until n samples seen).
     Window,
+    /// `changed(x)`: whether x differs from its previous value; undefined on the first sample.
+    Changed,
 }
 
 /// Looks up a built-in by name.
@@ -67,6 +73,9 @@ pub fn lookup(name: &str) -> Option<(Builtin, usize, usize)> {
         "rate" => (S(Stateful::Rate), 1, 1),
         "ema" => (S(Stateful::Ema), 2, 2),
         "window" => (S(Stateful::Window), 2, 2),
+        "changed" => (S(Stateful::Changed), 1, 1),
+        "all" => (P(Pure::All), 1, 1),
+        "any" => (P(Pure::Any), 1, 1),
         "percent" => (P(Pure::Percent), 2, 2),
         "abs" => (P(Pure::Abs), 1, 1),
         "first" => (P(Pure::First), 1, 1),
@@ -134,6 +143,21 @@ pub fn call_pure(func: Pure, args: &[Value]) -> Result<Value, String> {
                 type_name(b)
             )),
         },
+        Pure::All | Pure::Any => {
+            let mut truths = Vec::new();
+            for item in list(arg(0))? {
+                truths.push(crate::ops::truth(item)?);
+            }
+            Ok(if func == Pure::All {
+                if truths.is_empty() {
+                    Value::Bool(false)
+                } else {
+                    crate::ops::from_truth(truths.into_iter().fold(Some(true), crate::ops::and))
+                }
+            } else {
+                crate::ops::from_truth(truths.into_iter().fold(Some(false), crate::ops::or))
+            })
+        }
         Pure::MatchesAny => {
             let res = crate::patterns::build_list(arg(1))?;
             Ok(Value::Bool(
@@ -259,6 +283,19 @@ pub fn step(
                 return Ok(StepResult::Value(Value::Null));
             }
             Ok(StepResult::Value(Value::Float(num(&delta)? / seconds)))
+        }
+        Stateful::Changed => {
+            let previous = std::mem::replace(
+                state,
+                SlotState::Prev {
+                    value: x.clone(),
+                    time_ns,
+                },
+            );
+            match previous {
+                SlotState::Prev { value, .. } => Ok(StepResult::Value(Value::Bool(value != x))),
+                _ => Ok(StepResult::WarmingUp),
+            }
         }
         Stateful::Ema => {
             let x = num(&x)?;
@@ -397,5 +434,18 @@ mod tests {
             Ok(Value::Bool(true))
         );
         assert!(call_pure(Pure::Sum, &[Value::Int(3)]).is_err());
+        let bools = Value::List(vec![Value::Bool(true), Value::Bool(false)]);
+        assert_eq!(
+            call_pure(Pure::All, std::slice::from_ref(&bools)),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            call_pure(Pure::Any, std::slice::from_ref(&bools)),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            call_pure(Pure::All, &[Value::List(vec![])]),
+            Ok(Value::Bool(false))
+        );
     }
 }
