@@ -1,0 +1,130 @@
+//! `statfs.mounts`: size and free space of mounted filesystems listed in mountinfo.
+
+use crate::common::{int, polled, read_error, read_text, scaled, SampleBuilder};
+use huatuo_dsl::catalog::SourceSchema;
+use huatuo_dsl::source::{ReadError, Reader};
+use huatuo_dsl::units::Dim;
+use huatuo_dsl::value::Sample;
+use procfs::process::MountInfos;
+use procfs::FromRead;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Catalog name.
+pub const NAME: &str = "statfs.mounts";
+
+/// What `statvfs` reports for one filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsUsage {
+    /// Fragment size: the unit of the block counts.
+    pub fragment_size: u64,
+    /// Blocks in total.
+    pub blocks: u64,
+    /// Free blocks.
+    pub blocks_free: u64,
+    /// Blocks free for unprivileged users.
+    pub blocks_avail: u64,
+    /// Inodes in total.
+    pub files: u64,
+    /// Free inodes.
+    pub files_free: u64,
+}
+
+/// Queries a mount point's usage; replaceable so fixture trees give fixed answers.
+pub type StatFn = Box<dyn Fn(&Path) -> std::io::Result<FsUsage> + Send>;
+
+/// The kernel's answer through `statvfs(2)`.
+pub fn statvfs(path: &Path) -> std::io::Result<FsUsage> {
+    let st = rustix::fs::statvfs(path).map_err(std::io::Error::from)?;
+    Ok(FsUsage {
+        fragment_size: st.f_frsize,
+        blocks: st.f_blocks,
+        blocks_free: st.f_bfree,
+        blocks_avail: st.f_bavail,
+        files: st.f_files,
+        files_free: st.f_ffree,
+    })
+}
+
+/// The schema of `statfs.mounts`.
+pub fn schema() -> SourceSchema {
+    polled(
+        NAME,
+        "usage of mounted filesystems (statfs), one sample per mount point",
+        &["mountpoint", "fstype"],
+        vec![
+            int("size", Dim::Bytes, "filesystem size"),
+            int("free", Dim::Bytes, "free space"),
+            int("avail", Dim::Bytes, "space available to unprivileged users"),
+            int("files", Dim::Count, "inodes"),
+            int("files_free", Dim::Count, "free inodes"),
+        ],
+    )
+}
+
+/// Parses mountinfo into `(mount point, fstype)` pairs, first mount of each point kept.
+pub fn parse_mountinfo(text: &str) -> Result<Vec<(PathBuf, String)>, String> {
+    let infos = MountInfos::from_read(text.as_bytes()).map_err(|e| e.to_string())?;
+    let mut seen = BTreeSet::new();
+    Ok(infos
+        .0
+        .into_iter()
+        .filter(|m| seen.insert(m.mount_point.clone()))
+        .map(|m| (m.mount_point, m.fs_type))
+        .collect())
+}
+
+/// Reads `<proc>/self/mountinfo` and statfs's each mount point; filesystems with zero
+/// blocks (proc, sysfs, cgroup) and mount points that fail statfs are left out.
+pub struct MountsReader {
+    mountinfo: PathBuf,
+    included: Vec<PathBuf>,
+    stat: StatFn,
+}
+
+impl MountsReader {
+    /// A reader of `<proc>/self/mountinfo`; `included` limits the mount points when not empty.
+    pub fn new(proc: &Path, included: Vec<PathBuf>, stat: StatFn) -> Self {
+        Self {
+            mountinfo: proc.join("self/mountinfo"),
+            included,
+            stat,
+        }
+    }
+}
+
+impl Reader for MountsReader {
+    fn schema(&self) -> SourceSchema {
+        schema()
+    }
+
+    fn read(&mut self, now_ns: i64) -> Result<Vec<Sample>, ReadError> {
+        let text = read_text(NAME, &self.mountinfo)?;
+        let mounts = parse_mountinfo(&text).map_err(|m| read_error(NAME, &self.mountinfo, m))?;
+        let mut samples = Vec::new();
+        for (point, fstype) in mounts {
+            if !self.included.is_empty() && !self.included.contains(&point) {
+                continue;
+            }
+            let usage = match (self.stat)(&point) {
+                Ok(usage) if usage.blocks > 0 => usage,
+                Ok(_) => continue,
+                Err(e) => {
+                    log::debug!("{NAME}: statfs {}: {e}", point.display());
+                    continue;
+                }
+            };
+            let unit = usage.fragment_size;
+            let sample = SampleBuilder::new()
+                .label("mountpoint", point.to_string_lossy())
+                .label("fstype", fstype)
+                .int("size", scaled(usage.blocks, unit))
+                .int("free", scaled(usage.blocks_free, unit))
+                .int("avail", scaled(usage.blocks_avail, unit))
+                .uint("files", usage.files)
+                .uint("files_free", usage.files_free);
+            samples.push(sample.build(NAME, now_ns));
+        }
+        Ok(samples)
+    }
+}

@@ -1,0 +1,95 @@
+//! `proc.net_dev`: per-interface counters from `<net>/dev` (host or a process's netns).
+
+use crate::common::{int, polled, SampleBuilder};
+use crate::file_reader::FileReader;
+use huatuo_dsl::catalog::SourceSchema;
+use huatuo_dsl::units::Dim;
+use huatuo_dsl::value::Sample;
+use procfs::net::InterfaceDeviceStatus;
+use procfs::FromRead;
+use std::path::Path;
+
+/// Catalog name.
+pub const NAME: &str = "proc.net_dev";
+
+const FIELDS: [&str; 16] = [
+    "receive_bytes",
+    "receive_packets",
+    "receive_errs",
+    "receive_drop",
+    "receive_fifo",
+    "receive_frame",
+    "receive_compressed",
+    "receive_multicast",
+    "transmit_bytes",
+    "transmit_packets",
+    "transmit_errs",
+    "transmit_drop",
+    "transmit_fifo",
+    "transmit_colls",
+    "transmit_carrier",
+    "transmit_compressed",
+];
+
+/// The schema of `proc.net_dev`.
+pub fn schema() -> SourceSchema {
+    let fields = FIELDS
+        .iter()
+        .map(|name| {
+            let dim = if name.ends_with("_bytes") {
+                Dim::Bytes
+            } else {
+                Dim::Count
+            };
+            int(name, dim, "a /proc/net/dev counter")
+        })
+        .collect();
+    polled(
+        NAME,
+        "network interface counters from /proc/net/dev of a network namespace",
+        &["device"],
+        fields,
+    )
+}
+
+/// Parses `/proc/net/dev`; samples are sorted by device.
+pub fn parse(text: &str, now_ns: i64) -> Result<Vec<Sample>, String> {
+    let devices = InterfaceDeviceStatus::from_read(text.as_bytes()).map_err(|e| e.to_string())?;
+    let mut devices: Vec<_> = devices.0.into_values().collect();
+    devices.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(devices
+        .into_iter()
+        .map(|d| {
+            let values = [
+                d.recv_bytes,
+                d.recv_packets,
+                d.recv_errs,
+                d.recv_drop,
+                d.recv_fifo,
+                d.recv_frame,
+                d.recv_compressed,
+                d.recv_multicast,
+                d.sent_bytes,
+                d.sent_packets,
+                d.sent_errs,
+                d.sent_drop,
+                d.sent_fifo,
+                d.sent_colls,
+                d.sent_carrier,
+                d.sent_compressed,
+            ];
+            FIELDS
+                .iter()
+                .zip(values)
+                .fold(SampleBuilder::new().label("device", d.name), |b, (n, v)| {
+                    b.uint(n, v)
+                })
+                .build(NAME, now_ns)
+        })
+        .collect())
+}
+
+/// A reader of `<net>/dev`, where `net` is `/proc/net` or `/proc/<pid>/net`.
+pub fn reader(net: &Path) -> FileReader {
+    FileReader::single(schema(), net.join("dev"), parse)
+}

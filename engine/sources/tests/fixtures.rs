@@ -1,0 +1,309 @@
+//! Every reader on the recorded fixture tree, with exact expected values.
+
+use huatuo_dsl::source::Reader;
+use huatuo_dsl::value::{Sample, Value};
+use huatuo_sources::mounts::{FsUsage, MountsReader};
+use huatuo_sources::netdev_hw::NetdevHwReader;
+use huatuo_sources::{
+    arp, buddyinfo, diskstats, loadavg, memory, net_dev, netstat, sockstat, stat, NetnsView, Roots,
+};
+use std::path::{Path, PathBuf};
+
+const NOW: i64 = 1_700_000_000_000_000_000;
+
+fn roots() -> Roots {
+    Roots::fixture(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
+}
+
+fn read(reader: &mut dyn Reader) -> Vec<Sample> {
+    let samples = reader.read(NOW).expect("fixture reads");
+    let name = reader.schema().name;
+    for s in &samples {
+        assert_eq!(s.source, name);
+        assert_eq!(s.time_ns, NOW);
+        for field in s.fields.keys() {
+            assert!(
+                reader.schema().field(field).is_some(),
+                "{name}: field {field} not in schema"
+            );
+        }
+        for label in s.labels.keys() {
+            assert!(
+                reader.schema().labels.contains(label),
+                "{name}: label {label}"
+            );
+        }
+    }
+    samples
+}
+
+fn int(sample: &Sample, field: &str) -> i64 {
+    match sample.fields.get(field) {
+        Some(Value::Int(v)) => *v,
+        other => panic!("{field}: {other:?}"),
+    }
+}
+
+fn with_label<'a>(samples: &'a [Sample], label: &str, value: &str) -> &'a Sample {
+    samples
+        .iter()
+        .find(|s| s.labels.get(label).map(String::as_str) == Some(value))
+        .unwrap_or_else(|| panic!("no sample with {label}={value}"))
+}
+
+#[test]
+fn proc_stat_host_in_nanoseconds() {
+    let text = std::fs::read_to_string(roots().proc.join("stat")).unwrap();
+    let samples = stat::parse(&text, NOW, 100, false).unwrap();
+    assert_eq!(samples.len(), 1);
+    let host = &samples[0];
+    assert!(host.labels.is_empty());
+    let tick = 10_000_000;
+    assert_eq!(int(host, "user"), 34629 * tick);
+    assert_eq!(int(host, "system"), 7920 * tick);
+    assert_eq!(int(host, "idle"), 87046 * tick);
+    assert_eq!(int(host, "iowait"), 2820 * tick);
+    assert_eq!(int(host, "softirq"), 128 * tick);
+    assert_eq!(int(host, "steal"), 123 * tick);
+    assert_eq!(int(host, "guest_nice"), 0);
+    assert_eq!(int(host, "total"), 132666 * tick);
+    assert_eq!(int(host, "ctxt"), 528434);
+    assert_eq!(int(host, "procs_running"), 3);
+}
+
+#[test]
+fn proc_stat_per_cpu_when_enabled() {
+    let mut reader = stat::reader(&roots().proc, true);
+    let samples = read(&mut reader);
+    assert_eq!(samples.len(), 3);
+    let cpu1 = with_label(&samples, "cpu", "1");
+    let tick = 1_000_000_000 / procfs::ticks_per_second() as i64;
+    assert_eq!(int(cpu1, "user"), 17313 * tick);
+    assert_eq!(int(cpu1, "idle"), 42126 * tick);
+    assert!(!cpu1.fields.contains_key("ctxt"));
+}
+
+#[test]
+fn proc_loadavg() {
+    let samples = read(&mut loadavg::reader(&roots().proc));
+    let s = &samples[0];
+    assert_eq!(s.fields["load1"], Value::Float(1.95));
+    assert_eq!(s.fields["load5"], Value::Float(1.0));
+    assert_eq!(s.fields["load15"], Value::Float(0.45));
+    assert_eq!(int(s, "nr_running"), 3);
+    assert_eq!(int(s, "nr_threads"), 123);
+}
+
+#[test]
+fn proc_vmstat_open_counters() {
+    let samples = read(&mut memory::vmstat_reader(&roots().proc));
+    assert_eq!(int(&samples[0], "pgfault"), 18023076);
+    assert_eq!(int(&samples[0], "nr_free_pages"), 831240);
+    assert_eq!(samples[0].fields.len(), 25);
+}
+
+#[test]
+fn proc_meminfo_in_bytes() {
+    let samples = read(&mut memory::meminfo_reader(&roots().proc));
+    let s = &samples[0];
+    assert_eq!(int(s, "MemTotal"), 24683656 * 1024);
+    assert_eq!(int(s, "MemAvailable"), 23935400 * 1024);
+    assert_eq!(int(s, "AnonPages"), 254332 * 1024);
+    assert_eq!(int(s, "Hugepagesize"), 2048 * 1024);
+    assert_eq!(int(s, "HugePages_Total"), 0);
+}
+
+#[test]
+fn proc_buddyinfo_per_node_zone_order() {
+    let samples = read(&mut buddyinfo::reader(&roots().proc));
+    assert_eq!(samples.len(), 3 * 11);
+    let normal0 = samples
+        .iter()
+        .find(|s| s.labels["zone"] == "Normal" && s.labels["order"] == "0")
+        .unwrap();
+    assert_eq!(normal0.labels["node"], "0");
+    assert_eq!(int(normal0, "blocks"), 8482);
+    let dma32_10 = samples
+        .iter()
+        .find(|s| s.labels["zone"] == "DMA32" && s.labels["order"] == "10")
+        .unwrap();
+    assert_eq!(int(dma32_10, "blocks"), 752);
+}
+
+#[test]
+fn proc_diskstats_in_bytes_and_ns() {
+    let samples = read(&mut diskstats::reader(&roots().proc));
+    assert_eq!(samples.len(), 3);
+    let vda = with_label(&samples, "device", "vda");
+    assert_eq!(int(vda, "reads"), 44612);
+    assert_eq!(int(vda, "read_bytes"), 5550114 * 512);
+    assert_eq!(int(vda, "read_time"), 86382 * 1_000_000);
+    assert_eq!(int(vda, "writes"), 10152);
+    assert_eq!(int(vda, "write_bytes"), 6602936 * 512);
+    assert_eq!(int(vda, "write_time"), 55022 * 1_000_000);
+    assert_eq!(int(vda, "in_flight"), 0);
+    assert_eq!(int(vda, "io_ticks"), 30480 * 1_000_000);
+    assert_eq!(int(vda, "time_in_queue"), 143829 * 1_000_000);
+}
+
+#[test]
+fn proc_net_dev_per_device() {
+    let samples = read(&mut net_dev::reader(&roots().proc.join("net")));
+    let devices: Vec<_> = samples
+        .iter()
+        .map(|s| s.labels["device"].as_str())
+        .collect();
+    assert_eq!(devices, ["eth0", "ifb0", "ifb1", "lo"]);
+    let eth0 = with_label(&samples, "device", "eth0");
+    assert_eq!(int(eth0, "receive_bytes"), 213495487);
+    assert_eq!(int(eth0, "receive_packets"), 13266);
+    assert_eq!(int(eth0, "transmit_bytes"), 1028046);
+    assert_eq!(int(eth0, "transmit_packets"), 11129);
+}
+
+#[test]
+fn proc_netstat_and_snmp_as_group_fields() {
+    let samples = read(&mut netstat::reader(&roots().proc.join("net")));
+    let s = &samples[0];
+    assert_eq!(int(s, "TcpExt_ListenDrops"), 0);
+    assert_eq!(int(s, "TcpExt_TCPTimeouts"), 2);
+    assert_eq!(int(s, "IpExt_InOctets"), 213318496);
+    assert_eq!(int(s, "Tcp_ActiveOpens"), 78);
+    assert_eq!(int(s, "Tcp_MaxConn"), -1);
+    assert_eq!(int(s, "Udp_InDatagrams"), 135);
+    assert_eq!(s.fields.len(), 229 + 83);
+}
+
+#[test]
+fn proc_sockstat_with_tcp_mem_limit() {
+    let samples = read(&mut sockstat::reader(
+        &roots().proc.join("net"),
+        &roots().proc,
+    ));
+    let s = &samples[0];
+    assert_eq!(int(s, "sockets_used"), 24);
+    assert_eq!(int(s, "TCP_inuse"), 1);
+    assert_eq!(int(s, "TCP_tw"), 5);
+    assert_eq!(int(s, "TCP_mem"), 315);
+    assert_eq!(int(s, "UDPLITE_inuse"), 0);
+    assert_eq!(int(s, "FRAG_memory"), 0);
+    assert_eq!(int(s, "tcp_mem_limit_pages"), 575796);
+    assert_eq!(int(s, "page_size"), procfs::page_size() as i64);
+}
+
+#[test]
+fn proc_arp_per_device_and_total() {
+    let samples = read(&mut arp::reader(&roots().proc.join("net")));
+    assert_eq!(samples.len(), 3);
+    assert_eq!(int(with_label(&samples, "device", "eth0"), "entries"), 1);
+    assert_eq!(int(with_label(&samples, "device", "docker0"), "entries"), 1);
+    let host = samples.iter().find(|s| s.labels.is_empty()).unwrap();
+    assert_eq!(int(host, "entries"), 2);
+    assert_eq!(int(host, "arp_total"), 2);
+}
+
+#[test]
+fn sys_netdev_hw_skips_virtual_devices() {
+    let mut reader = NetdevHwReader::new(&roots().sys, false);
+    let samples = read(&mut reader);
+    assert_eq!(samples.len(), 1);
+    assert_eq!(samples[0].labels["device"], "eth0");
+    assert_eq!(samples[0].labels["driver"], "virtio_net");
+    assert_eq!(int(&samples[0], "rx_dropped"), 17);
+
+    let mut all = NetdevHwReader::new(&roots().sys, true);
+    let samples = read(&mut all);
+    let lo = with_label(&samples, "device", "lo");
+    assert_eq!(lo.labels["driver"], "");
+    assert_eq!(int(lo, "rx_dropped"), 0);
+}
+
+fn fake_statfs(path: &Path) -> std::io::Result<FsUsage> {
+    match path.to_str() {
+        Some("/") => Ok(FsUsage {
+            fragment_size: 4096,
+            blocks: 1000,
+            blocks_free: 400,
+            blocks_avail: 350,
+            files: 64,
+            files_free: 60,
+        }),
+        Some("/proc") => Ok(FsUsage {
+            fragment_size: 4096,
+            blocks: 0,
+            blocks_free: 0,
+            blocks_avail: 0,
+            files: 0,
+            files_free: 0,
+        }),
+        _ => Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+    }
+}
+
+#[test]
+fn statfs_mounts_from_mountinfo() {
+    let mut reader = MountsReader::new(&roots().proc, Vec::new(), Box::new(fake_statfs));
+    let samples = read(&mut reader);
+    assert_eq!(
+        samples.len(),
+        1,
+        "proc has no blocks, /dev/shm fails statfs"
+    );
+    let root = &samples[0];
+    assert_eq!(root.labels["mountpoint"], "/");
+    assert_eq!(root.labels["fstype"], "ext4");
+    assert_eq!(int(root, "size"), 4096 * 1000);
+    assert_eq!(int(root, "free"), 4096 * 400);
+    assert_eq!(int(root, "avail"), 4096 * 350);
+    assert_eq!(int(root, "files"), 64);
+    assert_eq!(int(root, "files_free"), 60);
+
+    let mut none = MountsReader::new(
+        &roots().proc,
+        vec![PathBuf::from("/work")],
+        Box::new(fake_statfs),
+    );
+    assert!(read(&mut none).is_empty());
+}
+
+#[test]
+fn netns_view_reads_the_process_net_dir() {
+    let view = NetnsView::for_pid_in(&roots().proc, 4242);
+    assert!(view.net_dir().ends_with("proc/4242/net"));
+    let samples = read(&mut view.net_dev());
+    assert_eq!(samples.len(), 2);
+    let eth0 = with_label(&samples, "device", "eth0");
+    assert_eq!(int(eth0, "receive_bytes"), 5000);
+    assert_eq!(int(eth0, "receive_errs"), 1);
+    assert_eq!(int(eth0, "receive_drop"), 2);
+    assert_eq!(int(eth0, "receive_multicast"), 3);
+    assert_eq!(int(eth0, "transmit_drop"), 4);
+    assert_eq!(NetnsView::for_pid(1).net_dir(), Path::new("/proc/1/net"));
+}
+
+#[test]
+fn missing_file_names_its_path_and_others_keep_working() {
+    let view = NetnsView::for_pid_in(&roots().proc, 4242);
+    let err = view.netstat().read(NOW).unwrap_err();
+    assert_eq!(err.source_name, "proc.netstat");
+    assert!(err.path.ends_with("proc/4242/net/netstat"), "{}", err.path);
+    assert!(view.net_dev().read(NOW).is_ok());
+}
+
+#[test]
+fn host_readers_all_read_the_fixture_tree() {
+    let config = huatuo_sources::ReaderConfig::default();
+    let readers = huatuo_sources::host_readers(&roots(), &config);
+    let schemas = huatuo_sources::schemas();
+    assert_eq!(readers.len(), schemas.len());
+    for mut reader in readers {
+        let name = reader.schema().name;
+        assert!(schemas.iter().any(|s| s.name == name));
+        let samples = reader.read(NOW);
+        // statfs.mounts asks the real kernel about the recorded mount points.
+        let samples = samples.unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name != "statfs.mounts" {
+            assert!(!samples.is_empty(), "{name} returned nothing");
+        }
+    }
+}
