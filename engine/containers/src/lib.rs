@@ -1,1 +1,11 @@
-//! Container discovery from cgroupfs and the kubelet, and cgroup readers
+//! Container discovery from cgroupfs and the kubelet, and cgroup readers.
+
+pub mod cgroupfs;
+pub mod classify;
+pub mod container;
+pub mod discovery;
+pub mod kubelet;
+
+pub use classify::{classify, QosClass, Runtime};
+pub use container::{container_labels, CgroupIds, Container, ContainerType, PodInfo};
+pub use discovery::{Discovery, DiscoveryError, DiscoveryOptions, DiscoveryStats, Snapshot};

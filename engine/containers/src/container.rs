@@ -1,0 +1,117 @@
+//! The container model and its Prometheus labels.
+
+use crate::classify::{QosClass, Runtime};
+use std::collections::BTreeMap;
+
+/// Kernfs ids of a container's cgroup: the inode numbers of its cgroup directories, which
+/// are the ids BPF programs report (`bpf_get_current_cgroup_id`, `kn->id`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct CgroupIds {
+    /// Id in the v1 `cpu` hierarchy (what a BPF program reads through the cpu subsystem).
+    pub v1_cpu: Option<u64>,
+    /// Id in the v2 hierarchy (pure v2, or the `unified` mount of a hybrid host).
+    pub v2: Option<u64>,
+}
+
+/// What kind of workload a container is (`container_type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ContainerType {
+    /// An ordinary container.
+    #[default]
+    Normal,
+    /// A sidecar: a native sidecar (init container with `restartPolicy: Always`).
+    Sidecar,
+    /// A container of a DaemonSet pod.
+    DaemonSet,
+}
+
+impl ContainerType {
+    /// Label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            ContainerType::Normal => "normal",
+            ContainerType::Sidecar => "sidecar",
+            ContainerType::DaemonSet => "daemonset",
+        }
+    }
+}
+
+/// What the kubelet tells about the pod a container belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodInfo {
+    /// Pod name (`container_host`).
+    pub pod_name: String,
+    /// Pod namespace (`container_hostnamespace`).
+    pub namespace: String,
+    /// Container name inside the pod (`container_name`); `POD` for the sandbox.
+    pub container_name: String,
+    /// Kind of workload.
+    pub container_type: ContainerType,
+    /// Whether the pod shares the host network namespace (`spec.hostNetwork`).
+    pub host_network: bool,
+}
+
+/// A container found in cgroupfs, enriched from the kubelet when it is reachable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    /// Full container id.
+    pub id: String,
+    /// Display name: the pod's container name when known, else the 12-char short id.
+    pub name: String,
+    /// Runtime named by the cgroup path (or the kubelet's containerID scheme).
+    pub runtime: Runtime,
+    /// Cgroup path relative to the hierarchy root, without a leading `/`.
+    pub cgroup_path: String,
+    /// Kernfs ids of the cgroup directories.
+    pub cgroup_ids: CgroupIds,
+    /// Pod UID for kubepods containers.
+    pub pod_uid: Option<String>,
+    /// QoS class (from the kubelet, else from the kubepods path).
+    pub qos_class: Option<QosClass>,
+    /// First pid in `cgroup.procs`, to enter the container's namespaces.
+    pub init_pid: Option<u32>,
+    /// Pod labels from the kubelet (`metadata.labels`).
+    pub labels: BTreeMap<String, String>,
+    /// Pod details when the kubelet knows the container.
+    pub pod: Option<PodInfo>,
+}
+
+/// The 12-character short form of a container id.
+pub fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// The container labels of FEATURES.md: `container_id`, `container_host` (pod name),
+/// `container_hostnamespace` (pod namespace, as in the seed's examples), `container_level`
+/// (QoS class), `container_name`, `container_type`. Unknown values are empty strings so
+/// every container series has the same label set.
+pub fn container_labels(container: &Container) -> BTreeMap<String, String> {
+    let pod = container.pod.as_ref();
+    let pairs = [
+        ("container_id", container.id.clone()),
+        (
+            "container_host",
+            pod.map(|p| p.pod_name.clone()).unwrap_or_default(),
+        ),
+        (
+            "container_hostnamespace",
+            pod.map(|p| p.namespace.clone()).unwrap_or_default(),
+        ),
+        (
+            "container_level",
+            container
+                .qos_class
+                .map(|q| q.label().to_string())
+                .unwrap_or_default(),
+        ),
+        ("container_name", container.name.clone()),
+        (
+            "container_type",
+            pod.map(|p| p.container_type)
+                .unwrap_or_default()
+                .label()
+                .to_string(),
+        ),
+    ];
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
