@@ -28,7 +28,10 @@ volatile const __u64 l4_proto_eq = HT_IPPROTO_TCP;
 /* When 1, drops with reason NOT_SPECIFIED (plain kfree_skb() callers) are skipped. */
 volatile const __u64 skip_unspecified = 0;
 
+#define DROP_STACK_DEPTH 32
+
 struct drop_event {
+	u64 stack[DROP_STACK_DEPTH];
 	u64 location;
 	u8 saddr[16];
 	u8 daddr[16];
@@ -41,7 +44,7 @@ struct drop_event {
 	u32 ifindex;
 	u32 ack_backlog;
 	u32 max_ack_backlog;
-	s32 stack_id;
+	u32 stack_len;
 	u16 sport;
 	u16 dport;
 	u16 family;
@@ -53,13 +56,6 @@ struct drop_event {
 	char comm[16];
 	char ifname[16];
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, 4096);
-	__uint(key_size, sizeof(u32));
-	__uint(value_size, 127 * sizeof(u64));
-} stacks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -92,6 +88,7 @@ static __always_inline int handle_drop(void *ctx, struct sk_buff *skb, u64 locat
 	struct sock *sk;
 	u32 zero = 0;
 	bool listen_overflow = false;
+	long n;
 
 	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NOT_SPECIFIED) &&
 	    skip_unspecified &&
@@ -144,7 +141,8 @@ static __always_inline int handle_drop(void *ctx, struct sk_buff *skb, u64 locat
 		e->netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
 	e->type = classify(e, listen_overflow);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	e->stack_id = bpf_get_stackid(ctx, &stacks, 0);
+	n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0);
+	e->stack_len = n > 0 ? n / sizeof(u64) : 0;
 	huatuo_count(HUATUO_OUTPUT_RAW(ctx, e, sizeof(*e)) ? HUATUO_CNT_LOST : HUATUO_CNT_EMITTED);
 	return 0;
 }
