@@ -2,7 +2,9 @@
 //! the parser and the checker.
 
 pub mod ast;
+pub mod builtins;
 pub mod catalog;
+pub mod check;
 pub mod diag;
 pub mod output;
 pub mod source;

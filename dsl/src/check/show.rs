@@ -1,0 +1,86 @@
+//! Short renderings of expressions for diagnostics (`offtime`, `45%`, `delta(...)`).
+
+use crate::ast::{Expr, ExprKind, Literal, UnOp};
+use crate::units::{Dim, UNIT_SUFFIXES};
+
+/// How an operator would have written a literal: the value in the largest unit that keeps
+/// it whole (`10ms`, `45%`, `2GiB`).
+pub fn literal(lit: &Literal) -> String {
+    match lit {
+        Literal::Int(value, dim) => with_unit(*value as f64, *dim),
+        Literal::Float(value, dim) => with_unit(*value, *dim),
+        Literal::Str(s) => format!("{s:?}"),
+        Literal::Bool(b) => b.to_string(),
+    }
+}
+
+fn with_unit(value: f64, dim: Dim) -> String {
+    if dim == Dim::Count {
+        return value.to_string();
+    }
+    let best = UNIT_SUFFIXES
+        .iter()
+        .filter(|u| u.dim == dim && u.suffix.is_ascii())
+        .filter(|u| value != 0.0 && (value / u.scale).fract() == 0.0)
+        .max_by(|a, b| a.scale.total_cmp(&b.scale))
+        .or_else(|| {
+            UNIT_SUFFIXES
+                .iter()
+                .find(|u| u.dim == dim && u.scale == 1.0)
+        });
+    match best {
+        Some(unit) => format!("{}{}", value / unit.scale, unit.suffix),
+        None => value.to_string(),
+    }
+}
+
+/// The expression as a short phrase: a name or literal as written, a call by its name.
+pub fn expr(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Literal(lit) => literal(lit),
+        ExprKind::Name(name) => name.clone(),
+        ExprKind::Call(name, _) => format!("{}(...)", name.name),
+        ExprKind::Unary(UnOp::Neg, inner) => match &inner.kind {
+            ExprKind::Literal(_) | ExprKind::Name(_) => format!("-{}", expr(inner)),
+            _ => "this expression".to_string(),
+        },
+        _ => "this expression".to_string(),
+    }
+}
+
+/// The suffix a hint suggests for a unitless number meant to have this dimension.
+pub fn suggested_suffix(dim: Dim) -> &'static str {
+    match dim {
+        Dim::Count => "",
+        Dim::Time => "ms",
+        Dim::Bytes => "MiB",
+        Dim::Percent => "%",
+        Dim::BytesPerSec => "MB/s",
+        Dim::PerSec => "/s",
+    }
+}
+
+/// The plain number a unitless literal holds (through a leading minus), if `e` is one.
+pub fn unitless_number(e: &Expr) -> Option<f64> {
+    match &e.kind {
+        ExprKind::Literal(Literal::Int(v, Dim::Count)) => Some(*v as f64),
+        ExprKind::Literal(Literal::Float(v, Dim::Count)) => Some(*v),
+        ExprKind::Unary(UnOp::Neg, inner) => unitless_number(inner).map(|v| -v),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_render_in_their_natural_unit() {
+        assert_eq!(literal(&Literal::Int(10_000_000, Dim::Time)), "10ms");
+        assert_eq!(literal(&Literal::Int(45, Dim::Percent)), "45%");
+        assert_eq!(literal(&Literal::Int(2 << 30, Dim::Bytes)), "2GiB");
+        assert_eq!(literal(&Literal::Int(0, Dim::Time)), "0ns");
+        assert_eq!(literal(&Literal::Int(7, Dim::Count)), "7");
+        assert_eq!(literal(&Literal::Str("a".into())), "\"a\"");
+    }
+}
