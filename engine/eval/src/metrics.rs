@@ -1,0 +1,160 @@
+//! Turning one evaluated sample of a metric rule into Prometheus points.
+//!
+//! Naming (owned here): family `<rule>_<name>` for host samples and `<rule>_container_<name>`
+//! for samples with a `container_id` label; histogram families are `<rule>_<field>` with one
+//! series per zone, labelled `zone="0".."n"` (or the clause's label).
+
+use crate::bounded::BoundedMap;
+use crate::ops::type_name;
+use crate::plan::{CompiledRule, Emit, HistogramSpec};
+use huatuo_dsl::output::{MetricKind, MetricPoint};
+use huatuo_dsl::value::{Sample, Value};
+use std::collections::BTreeMap;
+
+/// The label that marks a sample as a container's.
+pub const CONTAINER_LABEL: &str = "container_id";
+
+/// Per-series zone counts accumulated from numeric stream samples.
+pub type ZoneCounts = BoundedMap<Vec<u64>>;
+
+/// The points of one sample. `emitted` holds the values of the rule's `Named` emits, in order.
+pub fn points(
+    rule: &CompiledRule,
+    sample: &Sample,
+    emitted: &[Value],
+    zones: &mut ZoneCounts,
+) -> Result<Vec<MetricPoint>, String> {
+    let container = sample.labels.contains_key(CONTAINER_LABEL);
+    if let Some(scopes) = rule.scopes {
+        if (container && !scopes.container) || (!container && !scopes.host) {
+            return Ok(Vec::new());
+        }
+    }
+    let prefix = if container {
+        format!("{}_container_", rule.name)
+    } else {
+        format!("{}_", rule.name)
+    };
+    let labels = series_labels(rule, sample, container);
+    let point = |family: String, help: &str, kind, value| MetricPoint {
+        family,
+        help: help.to_string(),
+        kind,
+        labels: labels.clone(),
+        value,
+    };
+    let mut out = Vec::new();
+    let mut values = emitted.iter();
+    for emit in &rule.emits {
+        match emit {
+            Emit::Named {
+                name, kind, help, ..
+            } => {
+                let value = values.next().unwrap_or(&Value::Null);
+                let number = match value {
+                    Value::Null => continue,
+                    Value::Int(_) | Value::Float(_) | Value::Bool(_) => value.as_f64(),
+                    other => {
+                        return Err(format!(
+                            "emit `{name}`: a metric value must be a number, found {}",
+                            type_name(other)
+                        ))
+                    }
+                };
+                let help = help.as_deref().unwrap_or(&rule.help);
+                out.extend(number.map(|n| point(format!("{prefix}{name}"), help, *kind, n)));
+            }
+            Emit::All {
+                include,
+                exclude,
+                kind,
+            } => {
+                for (field, value) in &sample.fields {
+                    let Some(n) = crate::ops::number(value) else {
+                        continue;
+                    };
+                    let wanted = (include.is_empty()
+                        || include.iter().any(|re| re.is_match(field)))
+                        && !exclude.iter().any(|re| re.is_match(field));
+                    if wanted {
+                        out.push(point(format!("{prefix}{field}"), &rule.help, *kind, n));
+                    }
+                }
+            }
+        }
+    }
+    for hist in &rule.histograms {
+        let family = format!("{prefix}{}", hist.field);
+        let Some(counts) = zone_counts(hist, sample, &family, &labels, zones)? else {
+            continue;
+        };
+        for (zone, count) in counts.into_iter().enumerate() {
+            let mut series = point(
+                family.clone(),
+                &rule.help,
+                MetricKind::Counter,
+                count as f64,
+            );
+            series.labels.insert(hist.label.clone(), zone.to_string());
+            out.push(series);
+        }
+    }
+    Ok(out)
+}
+
+fn series_labels(
+    rule: &CompiledRule,
+    sample: &Sample,
+    container: bool,
+) -> BTreeMap<String, String> {
+    match &rule.labels {
+        None => sample.labels.clone(),
+        Some(keep) => sample
+            .labels
+            .iter()
+            .filter(|(k, _)| keep.contains(k) || (container && k.as_str() == CONTAINER_LABEL))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+/// Zone counts of one histogram clause: from a kernel histogram as is, or accumulated from a
+/// numeric stream value. `None` when the sample has no value for the field.
+fn zone_counts(
+    hist: &HistogramSpec,
+    sample: &Sample,
+    family: &str,
+    labels: &BTreeMap<String, String>,
+    zones: &mut ZoneCounts,
+) -> Result<Option<Vec<u64>>, String> {
+    let n = hist.bounds.len();
+    match sample.fields.get(&hist.field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Hist(h)) => {
+            let mut edges = vec![0u64];
+            edges.extend(hist.bounds.iter().map(|b| *b as u64));
+            edges.push(u64::MAX);
+            Ok(Some(
+                edges
+                    .windows(2)
+                    .map(|w| h.count_between(w[0], w[1]))
+                    .collect(),
+            ))
+        }
+        Some(v @ (Value::Int(_) | Value::Float(_))) => {
+            let x = crate::ops::number(v).unwrap_or(0.0);
+            let zone = hist.bounds.iter().filter(|b| x > **b).count();
+            let key = format!("{family}{labels:?}");
+            let counts = zones.get_or_insert_with(&key, || vec![0; n + 1]);
+            if let Some(c) = counts.get_mut(zone) {
+                *c += 1;
+            }
+            Ok(Some(counts.clone()))
+        }
+        Some(other) => Err(format!(
+            "histogram `{}`: needs a histogram or a number, found {}",
+            hist.field,
+            type_name(other)
+        )),
+    }
+}
