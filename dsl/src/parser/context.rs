@@ -1,0 +1,126 @@
+//! What every step of tree building shares: the file, a line index for spans, and the
+//! diagnostics found so far (bounded; the overflow is counted).
+
+use crate::ast::Span;
+use crate::diag::Diagnostic;
+use std::cell::{Cell, RefCell};
+
+/// Most diagnostics kept for one file; further ones are only counted.
+const MAX_DIAGS: usize = 100;
+
+/// Shared state of one parse.
+pub(super) struct Ctx<'a> {
+    /// Path of the file, for diagnostics.
+    pub path: &'a str,
+    /// The whole file.
+    pub text: &'a str,
+    /// Byte offset of the start of each line.
+    line_starts: Vec<usize>,
+    /// Diagnostics found so far.
+    diags: RefCell<Vec<Diagnostic>>,
+    /// Diagnostics dropped because `MAX_DIAGS` was reached.
+    dropped: Cell<usize>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for `text` read from `path`.
+    pub fn new(path: &'a str, text: &'a str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Ctx {
+            path,
+            text,
+            line_starts,
+            diags: RefCell::new(Vec::new()),
+            dropped: Cell::new(0),
+        }
+    }
+
+    /// The span of bytes `start..end`, with the line and column of `start`.
+    pub fn span_at(&self, start: usize, end: usize) -> Span {
+        let start = start.min(self.text.len());
+        let end = end.clamp(start, self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= start);
+        let line_start = self
+            .line_starts
+            .get(line.wrapping_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let col = self
+            .text
+            .get(line_start..start)
+            .map_or(1, |prefix| prefix.chars().count() + 1);
+        Span {
+            start,
+            end,
+            line: line.max(1),
+            col,
+        }
+    }
+
+    /// The span of a pest span.
+    pub fn span(&self, span: pest::Span<'_>) -> Span {
+        self.span_at(span.start(), span.end())
+    }
+
+    /// An error of this file.
+    pub fn error(&self, code: &'static str, span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(code, self.path, span, message)
+    }
+
+    /// Records a diagnostic.
+    pub fn report(&self, diag: Diagnostic) {
+        let mut diags = self.diags.borrow_mut();
+        if diags.len() < MAX_DIAGS {
+            diags.push(diag);
+        } else {
+            self.dropped.set(self.dropped.get() + 1);
+        }
+    }
+
+    /// The diagnostics found, with a note on how many were dropped.
+    pub fn into_diags(self) -> Vec<Diagnostic> {
+        let dropped = self.dropped.get();
+        let span = self.span_at(self.text.len(), self.text.len());
+        let mut diags = self.diags.into_inner();
+        if dropped > 0 {
+            diags.push(
+                Diagnostic::error(
+                    "too-many-errors",
+                    self.path,
+                    span,
+                    format!("{dropped} more errors not shown"),
+                )
+                .with_help("fix the errors above and run again"),
+            );
+        }
+        diags
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_count_lines_and_characters() {
+        let ctx = Ctx::new("f.hto", "ab\nµx y\n");
+        assert_eq!(ctx.span_at(0, 1).line, 1);
+        let s = ctx.span_at(6, 7); // `y`: µ is two bytes
+        assert_eq!((s.line, s.col), (2, 4));
+        let eof = ctx.span_at(99, 99);
+        assert_eq!((eof.start, eof.line, eof.col), (8, 3, 1));
+    }
+
+    #[test]
+    fn diagnostics_are_bounded_and_counted() {
+        let ctx = Ctx::new("f.hto", "x");
+        for _ in 0..MAX_DIAGS + 5 {
+            ctx.report(ctx.error("syntax", ctx.span_at(0, 1), "bad"));
+        }
+        let diags = ctx.into_diags();
+        assert_eq!(diags.len(), MAX_DIAGS + 1);
+        assert_eq!(diags[MAX_DIAGS].message, "5 more errors not shown");
+    }
+}
