@@ -7,6 +7,8 @@ pub mod catalog;
 pub mod check;
 pub mod diag;
 pub mod output;
+pub mod parser;
+pub mod render;
 pub mod source;
 pub mod units;
 pub mod value;
