@@ -1,0 +1,469 @@
+//! The schema of `huatuo-bamai.conf`: every section and key of seed 001 §4 with its
+//! documented default, the unit it is written in and the check its value must pass.
+//!
+//! Defaults are the seed's `Default:` lines; where a key documents none, the value the seed's
+//! shipped file sets. Line numbers refer to `seeds/001_27d8483b23c9ec1a.txt`.
+
+use crate::field::{FilterRule, KnownIssue};
+use crate::section::section;
+use crate::unit::Check;
+
+/// The log levels HUATUO accepts (seed 001 line 264).
+pub const LOG_LEVELS: &[&str] = &["Debug", "Info", "Warn", "Error", "Panic"];
+/// The Kubernetes QoS classes `ExcludedContainerQos` may name (seed 001 line 848).
+pub const QOS_CLASSES: &[&str] = &["guaranteed", "burstable", "besteffort"];
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+section! {
+    /// The whole `huatuo-bamai.conf`.
+    pub struct Config {
+        /// Tracers and metric collectors disabled globally.
+        "BlackList" => black_list: Vec<String> = strings(&["netdev_hw", "metax_gpu"]), Plain, Check::Any;
+    }
+    sections {
+        /// `[Log]`.
+        "Log" => log: Log;
+        /// `[RuntimeCgroup]`.
+        "RuntimeCgroup" => runtime_cgroup: RuntimeCgroup;
+        /// `[Storage]`.
+        "Storage" => storage: Storage;
+        /// `[AutoTracing]`.
+        "AutoTracing" => auto_tracing: AutoTracing;
+        /// `[EventTracing]`.
+        "EventTracing" => event_tracing: EventTracing;
+        /// `[MetricCollector]`.
+        "MetricCollector" => metric_collector: MetricCollector;
+        /// `[Pod]`.
+        "Pod" => pod: Pod;
+        /// `[EventsWatch]`.
+        "EventsWatch" => events_watch: EventsWatch;
+    }
+}
+
+section! {
+    /// `[Log]`: the agent's own logging.
+    pub struct Log {
+        /// Log level: Debug, Info, Warn, Error or Panic.
+        "Level" => level: String = "Info".to_string(), Plain, Check::OneOf(LOG_LEVELS);
+        /// Log file; empty writes no log file.
+        "File" => file: String = String::new(), Plain, Check::Any;
+    }
+    sections {}
+}
+
+section! {
+    /// `[RuntimeCgroup]`: resource limits on the agent itself.
+    pub struct RuntimeCgroup {
+        /// CPU cores the agent may use while starting.
+        "LimitInitCPU" => limit_init_cpu: f64 = 0.5, Plain, Check::Positive;
+        /// CPU cores the agent may use once started.
+        "LimitCPU" => limit_cpu: f64 = 2.0, Plain, Check::Positive;
+        /// Memory limit of the agent.
+        "LimitMem" => limit_mem: i64 = 2048, Mebibytes, Check::Positive;
+    }
+    sections {}
+}
+
+section! {
+    /// `[Storage]`: where events and autotracing records go.
+    pub struct Storage {}
+    sections {
+        /// `[Storage.ES]`.
+        "ES" => es: EsStorage;
+        /// `[Storage.LocalFile]`.
+        "LocalFile" => local_file: LocalFileStorage;
+    }
+}
+
+section! {
+    /// `[Storage.ES]`: Elasticsearch / OpenSearch; off when Address, Username or Password is empty.
+    pub struct EsStorage {
+        /// Elasticsearch or OpenSearch URL.
+        "Address" => address: String = "http://127.0.0.1:9200".to_string(), Plain, Check::Any;
+        /// Index the records are written to.
+        "Index" => index: String = "huatuo_bamai".to_string(), Plain, Check::Any;
+        /// Basic-auth user name.
+        "Username" => username: String = String::new(), Plain, Check::Any;
+        /// Basic-auth password.
+        "Password" => password: String = String::new(), Plain, Check::Any;
+    }
+    sections {}
+}
+
+section! {
+    /// `[Storage.LocalFile]`: record files per tracer on the host; off when Path is empty.
+    pub struct LocalFileStorage {
+        /// Directory of the record files.
+        "Path" => path: String = "huatuo-local".to_string(), Plain, Check::Any;
+        /// Size at which a tracer's record file is rotated.
+        "RotationSize" => rotation_size: i64 = 100, Mebibytes, Check::Positive;
+        /// Rotated files kept per tracer.
+        "MaxRotation" => max_rotation: i64 = 10, Plain, Check::Any;
+    }
+    sections {}
+}
+
+section! {
+    /// `[AutoTracing]`: threshold-triggered profiling.
+    pub struct AutoTracing {
+        /// Known-issue tags: `[name, regex]` pairs matched against dload stacks.
+        "IssuesList" => issues_list: Vec<KnownIssue> = Vec::new(), Plain, Check::Any;
+    }
+    sections {
+        /// `[AutoTracing.CPUIdle]`.
+        "CPUIdle" => cpu_idle: CpuIdle;
+        /// `[AutoTracing.CPUSys]`.
+        "CPUSys" => cpu_sys: CpuSys;
+        /// `[AutoTracing.Dload]`.
+        "Dload" => dload: Dload;
+        /// `[AutoTracing.IOTracing]`.
+        "IOTracing" => io_tracing: IoTracing;
+        /// `[AutoTracing.MemoryBurst]`.
+        "MemoryBurst" => memory_burst: MemoryBurst;
+    }
+}
+
+section! {
+    /// `[AutoTracing.CPUIdle]`: sudden high CPU usage in containers (seed 001 lines 488-498).
+    pub struct CpuIdle {
+        /// Container user CPU usage threshold.
+        "UserThreshold" => user_threshold: f64 = 75.0, Percent, Check::Any;
+        /// Container system CPU usage threshold.
+        "SysThreshold" => sys_threshold: f64 = 45.0, Percent, Check::Any;
+        /// Container total CPU usage threshold.
+        "UsageThreshold" => usage_threshold: f64 = 90.0, Percent, Check::Any;
+        /// Rise of user CPU usage within one interval.
+        "DeltaUserThreshold" => delta_user_threshold: f64 = 45.0, Percent, Check::Any;
+        /// Rise of system CPU usage within one interval.
+        "DeltaSysThreshold" => delta_sys_threshold: f64 = 20.0, Percent, Check::Any;
+        /// Rise of total CPU usage within one interval.
+        "DeltaUsageThreshold" => delta_usage_threshold: f64 = 55.0, Percent, Check::Any;
+        /// Sampling interval of container CPU usage.
+        "Interval" => interval: i64 = 10, Seconds, Check::Positive;
+        /// Minimum time between two profiling runs.
+        "IntervalTracing" => interval_tracing: i64 = 1800, Seconds, Check::Any;
+        /// Duration of one profiling run.
+        "RunTracingToolTimeout" => run_tracing_tool_timeout: i64 = 10, Seconds, Check::Positive;
+    }
+    sections {
+        /// `[[AutoTracing.CPUIdle.Filter.Included]]` and `Excluded` rules.
+        "Filter" => filter: CpuIdleFilter;
+    }
+}
+
+section! {
+    /// Which containers CPUIdle watches: all when empty; Included is a whitelist, Excluded a blacklist.
+    pub struct CpuIdleFilter {
+        /// Rules a container must match one of.
+        "Included" => included: Vec<FilterRule> = Vec::new(), Plain, Check::Any;
+        /// Rules excluding a container when one matches.
+        "Excluded" => excluded: Vec<FilterRule> = Vec::new(), Plain, Check::Any;
+    }
+    sections {}
+}
+
+section! {
+    /// `[AutoTracing.CPUSys]`: sudden high system CPU on the host (seed 001 lines 585-589).
+    pub struct CpuSys {
+        /// Host system CPU usage threshold.
+        "SysThreshold" => sys_threshold: f64 = 45.0, Percent, Check::Any;
+        /// Rise of host system CPU usage within one interval.
+        "DeltaSysThreshold" => delta_sys_threshold: f64 = 20.0, Percent, Check::Any;
+        /// Sampling interval of host CPU usage.
+        "Interval" => interval: i64 = 10, Seconds, Check::Positive;
+        /// Duration of one profiling run.
+        "RunTracingToolTimeout" => run_tracing_tool_timeout: i64 = 10, Seconds, Check::Positive;
+    }
+    sections {}
+}
+
+section! {
+    /// `[AutoTracing.Dload]`: D-state task profiling in containers (seed 001 lines 626-629).
+    pub struct Dload {
+        /// Container D-state load average that triggers profiling.
+        "ThresholdLoad" => threshold_load: f64 = 5.0, Plain, Check::Any;
+        /// Sampling interval of container load.
+        "Interval" => interval: i64 = 10, Seconds, Check::Positive;
+        /// Minimum time between two profiling runs.
+        "IntervalTracing" => interval_tracing: i64 = 1800, Seconds, Check::Any;
+    }
+    sections {}
+}
+
+section! {
+    /// `[AutoTracing.IOTracing]`: IO profiling of containers (seed 001 lines 681-688).
+    pub struct IoTracing {
+        /// Disk write throughput that triggers IO tracing.
+        "WbpsThreshold" => wbps_threshold: i64 = 1500, MebibytesPerSec, Check::Any;
+        /// Disk read throughput that triggers IO tracing.
+        "RbpsThreshold" => rbps_threshold: i64 = 2000, MebibytesPerSec, Check::Any;
+        /// Disk utilization that triggers IO tracing.
+        "UtilThreshold" => util_threshold: f64 = 90.0, Percent, Check::Any;
+        /// Average IO wait that triggers IO tracing.
+        "AwaitThreshold" => await_threshold: i64 = 100, Millis, Check::Any;
+        /// Duration of one IO tracing run.
+        "RunTracingToolTimeout" => run_tracing_tool_timeout: i64 = 10, Seconds, Check::Positive;
+        /// Processes listed per IO tracing record.
+        "MaxProcDump" => max_proc_dump: i64 = 10, Plain, Check::Positive;
+        /// Files listed per process.
+        "MaxFilesPerProcDump" => max_files_per_proc_dump: i64 = 5, Plain, Check::Positive;
+    }
+    sections {}
+}
+
+section! {
+    /// `[AutoTracing.MemoryBurst]`: sudden memory growth on the host (seed 001 lines 750-756).
+    pub struct MemoryBurst {
+        /// Growth of used memory over the window that counts as a burst.
+        "DeltaMemoryBurst" => delta_memory_burst: f64 = 100.0, Percent, Check::Any;
+        /// Anonymous memory share of RAM that must also be reached.
+        "DeltaAnonThreshold" => delta_anon_threshold: f64 = 70.0, Percent, Check::Any;
+        /// Sampling interval of memory usage.
+        "Interval" => interval: i64 = 10, Seconds, Check::Positive;
+        /// Minimum time between two captures.
+        "IntervalTracing" => interval_tracing: i64 = 1800, Seconds, Check::Any;
+        /// Number of samples in the comparison window.
+        "SlidingWindowLength" => sliding_window_length: i64 = 60, Plain, Check::Positive;
+        /// Processes dumped per record.
+        "DumpProcessMaxNum" => dump_process_max_num: i64 = 10, Plain, Check::Positive;
+    }
+    sections {}
+}
+
+section! {
+    /// `[EventTracing]`: kernel event capture.
+    pub struct EventTracing {
+        /// Known-issue tags: `[name, regex]` pairs matched against net_rx_latency events.
+        "IssuesList" => issues_list: Vec<KnownIssue> = Vec::new(), Plain, Check::Any;
+    }
+    sections {
+        /// `[EventTracing.Softirq]`.
+        "Softirq" => softirq: Softirq;
+        /// `[EventTracing.MemoryReclaim]`.
+        "MemoryReclaim" => memory_reclaim: MemoryReclaim;
+        /// `[EventTracing.NetRxLatency]`.
+        "NetRxLatency" => net_rx_latency: NetRxLatency;
+        /// `[EventTracing.Netdev]`.
+        "Netdev" => netdev: NetdevEvents;
+        /// `[EventTracing.Dropwatch]`.
+        "Dropwatch" => dropwatch: Dropwatch;
+        /// `[EventTracing.Ras]`.
+        "Ras" => ras: Ras;
+    }
+}
+
+section! {
+    /// `[EventTracing.Softirq]`: softirqs disabled for too long (seed 001 lines 814-815).
+    pub struct Softirq {
+        /// Softirq-off duration that triggers a record.
+        "DisabledThreshold" => disabled_threshold: i64 = 10_000_000, Nanos, Check::Any;
+    }
+    sections {}
+}
+
+section! {
+    /// `[EventTracing.MemoryReclaim]`: tasks blocked in direct reclaim (seed 001 lines 829-830).
+    pub struct MemoryReclaim {
+        /// Time blocked in reclaim that triggers a record.
+        "BlockedThreshold" => blocked_threshold: i64 = 900_000_000, Nanos, Check::Any;
+    }
+    sections {}
+}
+
+section! {
+    /// `[EventTracing.NetRxLatency]`: slow TCP receive path (seed 001 lines 860-866).
+    pub struct NetRxLatency {
+        /// Latency from the driver to netif_receive_skb.
+        "Driver2NetRx" => driver2_net_rx: i64 = 5, Millis, Check::Any;
+        /// Latency from the driver to tcp_v4_rcv.
+        "Driver2TCP" => driver2_tcp: i64 = 10, Millis, Check::Any;
+        /// Latency from the driver to the copy to user space.
+        "Driver2Userspace" => driver2_userspace: i64 = 115, Millis, Check::Any;
+        /// Container QoS classes not watched (guaranteed, burstable, besteffort).
+        "ExcludedContainerQos" => excluded_container_qos: Vec<String> = Vec::new(), Plain, Check::OneOf(QOS_CLASSES);
+        /// Ignore packets of the host network namespace.
+        "ExcludedHostNetnamespace" => excluded_host_netnamespace: bool = true, Plain, Check::Any;
+    }
+    sections {}
+}
+
+section! {
+    /// `[EventTracing.Netdev]`: link events of network devices (seed 001 lines 901-902).
+    pub struct NetdevEvents {
+        /// Devices watched; empty watches none.
+        "DeviceList" => device_list: Vec<String> = Vec::new(), Plain, Check::Any;
+    }
+    sections {}
+}
+
+section! {
+    /// `[EventTracing.Dropwatch]`: packet drops in the kernel (seed 001 lines 919-920).
+    pub struct Dropwatch {
+        /// Ignore drops from neigh_invalidate.
+        "ExcludedNeighInvalidate" => excluded_neigh_invalidate: bool = true, Plain, Check::Any;
+    }
+    sections {}
+}
+
+section! {
+    /// `[EventTracing.Ras]`: hardware error events (seed 001 lines 940-941).
+    pub struct Ras {
+        /// Minimum time between two stored MCE threshold events.
+        "MceThrBackoff" => mce_thr_backoff: i64 = 1800, Seconds, Check::Any;
+    }
+    sections {}
+}
+
+section! {
+    /// `[MetricCollector]`: filters of the metric collectors; Included whitelists, Excluded blacklists.
+    pub struct MetricCollector {}
+    sections {
+        /// `[MetricCollector.NetdevStats]`.
+        "NetdevStats" => netdev_stats: NetdevStats;
+        /// `[MetricCollector.NetdevDCB]`.
+        "NetdevDCB" => netdev_dcb: NetdevDcb;
+        /// `[MetricCollector.NetdevHW]`.
+        "NetdevHW" => netdev_hw: NetdevHw;
+        /// `[MetricCollector.Qdisc]`.
+        "Qdisc" => qdisc: Qdisc;
+        /// `[MetricCollector.Vmstat]`.
+        "Vmstat" => vmstat: Vmstat;
+        /// `[MetricCollector.MemoryEvents]`.
+        "MemoryEvents" => memory_events: MemoryEvents;
+        /// `[MetricCollector.Netstat]`.
+        "Netstat" => netstat: Netstat;
+        /// `[MetricCollector.MountPointStat]`.
+        "MountPointStat" => mount_point_stat: MountPointStat;
+    }
+}
+
+section! {
+    /// `[MetricCollector.NetdevStats]`: network device counters (seed 001 lines 988-991).
+    pub struct NetdevStats {
+        /// Read counters over netlink instead of /proc/net/dev (host only).
+        "EnableNetlink" => enable_netlink: bool = false, Plain, Check::Any;
+        /// Regex of devices to collect; empty collects all.
+        "DeviceIncluded" => device_included: String = String::new(), Plain, Check::Regex;
+        /// Regex of devices to skip; empty skips none.
+        "DeviceExcluded" => device_excluded: String = String::new(), Plain, Check::Regex;
+    }
+    sections {}
+}
+
+section! {
+    /// `[MetricCollector.NetdevDCB]`: DCB PFC counters (seed 001 lines 1012-1013).
+    pub struct NetdevDcb {
+        /// Devices collected; empty collects none.
+        "DeviceList" => device_list: Vec<String> = Vec::new(), Plain, Check::Any;
+    }
+    sections {}
+}
+
+section! {
+    /// `[MetricCollector.NetdevHW]`: hardware drop counters (seed 001 lines 1030-1031).
+    pub struct NetdevHw {
+        /// Devices collected; empty collects none.
+        "DeviceList" => device_list: Vec<String> = Vec::new(), Plain, Check::Any;
+    }
+    sections {}
+}
+
+section! {
+    /// `[MetricCollector.Qdisc]`: queueing discipline counters (seed 001 lines 1045-1047).
+    pub struct Qdisc {
+        /// Regex of devices to collect; empty collects all.
+        "DeviceIncluded" => device_included: String = String::new(), Plain, Check::Regex;
+        /// Regex of devices to skip; empty skips none.
+        "DeviceExcluded" => device_excluded: String = String::new(), Plain, Check::Regex;
+    }
+    sections {}
+}
+
+section! {
+    /// `[MetricCollector.Vmstat]`: host /proc/vmstat and container memory.stat (seed 001 lines 1060-1064).
+    pub struct Vmstat {
+        /// Regex of host vmstat keys to collect.
+        "IncludedOnHost" => included_on_host: String = VMSTAT_HOST.to_string(), Plain, Check::Regex;
+        /// Regex of host vmstat keys to skip.
+        "ExcludedOnHost" => excluded_on_host: String = "total".to_string(), Plain, Check::Regex;
+        /// Regex of container memory.stat keys to collect.
+        "IncludedOnContainer" => included_on_container: String = VMSTAT_CONTAINER.to_string(), Plain, Check::Regex;
+        /// Regex of container memory.stat keys to skip.
+        "ExcludedOnContainer" => excluded_on_container: String = "total".to_string(), Plain, Check::Regex;
+    }
+    sections {}
+}
+
+/// The host vmstat keys collected by default (seed 001 line 1061).
+const VMSTAT_HOST: &str = "allocstall|nr_active_anon|nr_active_file|nr_boost_pages|nr_dirty|\
+nr_free_pages|nr_inactive_anon|nr_inactive_file|nr_kswapd_boost|nr_mlock|nr_shmem|\
+nr_slab_reclaimable|nr_slab_unreclaimable|nr_unevictable|nr_writeback|numa_pages_migrated|\
+pgdeactivate|pgrefill|pgscan_direct|pgscan_kswapd|pgsteal_direct|pgsteal_kswapd";
+
+/// The container memory.stat keys collected by default (seed 001 line 1063).
+const VMSTAT_CONTAINER: &str = "active_anon|active_file|dirty|inactive_anon|inactive_file|\
+pgdeactivate|pgrefill|pgscan_direct|pgscan_kswapd|pgsteal_direct|pgsteal_kswapd|shmem|\
+unevictable|writeback|pgscan_globaldirect|pgscan_globalkswapd|pgscan_cswapd|pgsteal_cswapd|\
+pgsteal_globaldirect|pgsteal_globalkswapd";
+
+section! {
+    /// `[MetricCollector.MemoryEvents]`: memory event counters (seed 001 lines 1078-1080).
+    pub struct MemoryEvents {
+        /// Regex of events to collect.
+        "Included" => included: String = "watermark_inc|watermark_dec".to_string(), Plain, Check::Regex;
+        /// Regex of events to skip.
+        "Excluded" => excluded: String = String::new(), Plain, Check::Regex;
+    }
+    sections {}
+}
+
+section! {
+    /// `[MetricCollector.Netstat]`: /proc/net/netstat and snmp counters (seed 001 lines 1081-1083).
+    pub struct Netstat {
+        /// Regex of counters to collect.
+        "Included" => included: String = String::new(), Plain, Check::Regex;
+        /// Regex of counters to skip.
+        "Excluded" => excluded: String = String::new(), Plain, Check::Regex;
+    }
+    sections {}
+}
+
+section! {
+    /// `[MetricCollector.MountPointStat]`: file system usage of mount points (seed 001 lines 1086-1087).
+    pub struct MountPointStat {
+        /// Regex of mount points collected.
+        "MountPointsIncluded" => mount_points_included: String = "(^/home$)|(^/$)|(^/boot$)".to_string(), Plain, Check::Regex;
+    }
+    sections {}
+}
+
+section! {
+    /// `[Pod]`: fetching pods from the kubelet; both ports 0 disables it (seed 001 lines 1096-1124).
+    pub struct Pod {
+        /// Kubelet read-only HTTP port; 0 disables it.
+        "KubeletReadOnlyPort" => kubelet_read_only_port: i64 = 10255, Plain, Check::Port;
+        /// Kubelet authenticated HTTPS port; 0 disables it.
+        "KubeletAuthorizedPort" => kubelet_authorized_port: i64 = 10250, Plain, Check::Port;
+        /// Client certificate and key: `cert,key` or one PEM file.
+        "KubeletClientCertPath" => kubelet_client_cert_path: String = KUBELET_CLIENT_CERT.to_string(), Plain, Check::Any;
+    }
+    sections {}
+}
+
+/// The kubelet client certificate and key of a kubeadm node (seed 001 line 1124).
+const KUBELET_CLIENT_CERT: &str = "/etc/kubernetes/pki/apiserver-kubelet-client.crt,\
+/etc/kubernetes/pki/apiserver-kubelet-client.key";
+
+section! {
+    /// `[EventsWatch]`: the `POST /v1/events/watch` SSE stream (seed 001 lines 1166-1168).
+    pub struct EventsWatch {
+        /// Concurrent watch clients; more are refused with HTTP 429.
+        "MaxClients" => max_clients: i64 = 100, Plain, Check::Positive;
+        /// Interval of the `: ping` keep-alive comment.
+        "KeepAliveInterval" => keep_alive_interval: i64 = 30, Seconds, Check::Positive;
+    }
+    sections {}
+}
