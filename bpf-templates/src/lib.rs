@@ -1,1 +1,60 @@
 //! huatuo's kernel templates: precompiled CO-RE eBPF objects, their schemas and the loader.
+//!
+//! Every folder `bpf-templates/<name>/` holds `<name>.bpf.c` and `schema.toml`; build.rs
+//! compiles and embeds them. `schemas()` registers them into the rule catalog.
+
+pub mod embedded;
+pub mod hist;
+pub mod layout;
+pub mod schema;
+
+pub use embedded::{EmbeddedTemplate, TEMPLATES};
+pub use schema::TemplateSchema;
+
+use huatuo_dsl::catalog::SourceSchema;
+
+/// The parsed schema of every embedded template; a schema that does not parse is reported
+/// in the error list instead (a build with a broken schema.toml fails the unit tests).
+pub fn template_schemas() -> (Vec<(&'static str, TemplateSchema)>, Vec<String>) {
+    let mut schemas = vec![];
+    let mut errors = vec![];
+    for template in TEMPLATES {
+        match TemplateSchema::parse(template.name, template.schema) {
+            Ok(schema) => schemas.push((template.name, schema)),
+            Err(err) => errors.push(err),
+        }
+    }
+    (schemas, errors)
+}
+
+/// The catalog schemas (`bpf.<name>`) of every template, for `Catalog::add_source`.
+pub fn schemas() -> Vec<SourceSchema> {
+    template_schemas()
+        .0
+        .into_iter()
+        .map(|(_, schema)| schema.source)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_embedded_schema_parses() {
+        let (schemas, errors) = template_schemas();
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert_eq!(schemas.len(), TEMPLATES.len());
+        let names: Vec<String> = super::schemas().into_iter().map(|s| s.name).collect();
+        assert!(names.contains(&"bpf.runqlat".to_string()), "{names:?}");
+    }
+
+    #[test]
+    fn every_object_is_a_bpf_elf() {
+        for template in TEMPLATES {
+            assert_eq!(&template.object[..4], b"\x7fELF", "{}", template.name);
+            // e_machine 247 = EM_BPF
+            assert_eq!(template.object[18], 247, "{}", template.name);
+        }
+    }
+}

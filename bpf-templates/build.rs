@@ -1,0 +1,151 @@
+//! Compiles every `<name>/<name>.bpf.c` template with clang (CO-RE, BPF target) into OUT_DIR
+//! and generates `templates.rs`, which embeds each object and its `schema.toml`.
+//!
+//! Templates whose schema has an `[event]` table are built twice: once with a ring buffer
+//! (`-DHUATUO_EVENTS`) and once with a perf event array (`-DHUATUO_EVENTS -DHUATUO_PERFBUF`)
+//! for kernels before 5.8. Test-only programs in `tests/bpf/*.bpf.c` are compiled into
+//! OUT_DIR too (not embedded).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    if let Err(message) = run() {
+        eprintln!("error: {message}");
+        println!("cargo:warning={message}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
+    let out = PathBuf::from(std::env::var("OUT_DIR").map_err(|e| e.to_string())?);
+    let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".to_string());
+    println!("cargo:rerun-if-env-changed=CLANG");
+    println!("cargo:rerun-if-changed=include");
+    println!("cargo:rerun-if-changed=tests/bpf");
+
+    let mut generated = String::from("/// Every template embedded at build time.\npub static TEMPLATES: &[EmbeddedTemplate] = &[\n");
+    for name in template_folders(&root)? {
+        let dir = root.join(&name);
+        let source = dir.join(format!("{name}.bpf.c"));
+        let schema_path = dir.join("schema.toml");
+        println!("cargo:rerun-if-changed={}", dir.display());
+        if !schema_path.is_file() {
+            // A template being written: not embedded until its schema exists.
+            println!("cargo:warning=skipping template `{name}`: no schema.toml yet");
+            continue;
+        }
+        let schema = std::fs::read_to_string(&schema_path)
+            .map_err(|e| format!("{}: {e}", schema_path.display()))?;
+        let is_event = has_event_table(&schema, &schema_path)?;
+        let main_obj = out.join(format!("{name}.bpf.o"));
+        let mut defines = vec![];
+        if is_event {
+            defines.push("-DHUATUO_EVENTS");
+        }
+        compile(&clang, &root, &source, &main_obj, &defines)?;
+        let perf = if is_event {
+            let perf_obj = out.join(format!("{name}.perfbuf.bpf.o"));
+            compile(
+                &clang,
+                &root,
+                &source,
+                &perf_obj,
+                &["-DHUATUO_EVENTS", "-DHUATUO_PERFBUF"],
+            )?;
+            format!("Some(include_bytes!({:?}))", perf_obj.display().to_string())
+        } else {
+            "None".to_string()
+        };
+        writeln!(
+            generated,
+            "    EmbeddedTemplate {{ name: {name:?}, object: include_bytes!({:?}), perfbuf_object: {perf}, schema: include_str!({:?}) }},",
+            main_obj.display().to_string(),
+            schema_path.display().to_string(),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    generated.push_str("];\n");
+    std::fs::write(out.join("templates.rs"), generated).map_err(|e| e.to_string())?;
+
+    let test_dir = root.join("tests/bpf");
+    if let Ok(entries) = std::fs::read_dir(&test_dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
+                continue;
+            };
+            if let Some(stem) = file.strip_suffix(".bpf.c") {
+                let obj = out.join(format!("test_{stem}.bpf.o"));
+                compile(&clang, &root, &path, &obj, &["-DHUATUO_EVENTS"])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Folders `<name>/` that hold `<name>.bpf.c`, sorted.
+fn template_folders(root: &Path) -> Result<Vec<String>, String> {
+    let mut names = vec![];
+    let entries = std::fs::read_dir(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if entry.path().join(format!("{name}.bpf.c")).is_file() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn has_event_table(schema: &str, path: &Path) -> Result<bool, String> {
+    let value: toml::Table =
+        toml::from_str(schema).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(value.contains_key("event"))
+}
+
+fn compile(
+    clang: &str,
+    root: &Path,
+    source: &Path,
+    obj: &Path,
+    defines: &[&str],
+) -> Result<(), String> {
+    let output = Command::new(clang)
+        .args([
+            "-target",
+            "bpf",
+            "-O2",
+            "-g",
+            "-D__TARGET_ARCH_x86",
+            "-Wall",
+        ])
+        .args(["-Wno-unused-function", "-Wno-unused-variable"])
+        .args(defines)
+        .arg("-I")
+        .arg(root.join("include"))
+        .args(["-I", "/usr/include/x86_64-linux-gnu"])
+        .arg("-c")
+        .arg(source)
+        .arg("-o")
+        .arg(obj)
+        .output()
+        .map_err(|e| {
+            format!(
+                "cannot run `{clang}` to compile the BPF templates ({e}); install clang and \
+                 libbpf-dev (Debian: apt-get install clang libbpf-dev) or set CLANG"
+            )
+        })?;
+    if !output.status.success() {
+        return Err(format!(
+            "clang failed on {}:\n{}",
+            source.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
+}

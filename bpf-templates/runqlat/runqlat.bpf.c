@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * runqlat: run queue latency, the time from a task becoming runnable (wakeup, new task,
+ * preemption) to it running on a CPU. One histogram for the host (per-CPU array) and one
+ * per container cgroup (hash map keyed by the cgroup id), read at scrape time.
+ *
+ * Attach variants: tp_btf, raw_tp (both see the task pointers and attribute cgroups) and the
+ * classic tracepoint (pids only: host histogram only).
+ */
+#include "huatuo.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* 1 = also keep the per-cgroup histograms (set by the loader when a rule asks). */
+volatile const __u64 per_cgroup = 1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u64);
+} start SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct huatuo_hist);
+} hist_host SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct huatuo_hist);
+} hist_cgroup SEC(".maps");
+
+/* Value used to create a cgroup's histogram (BPF stack is too small for one). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct huatuo_hist);
+} hist_zero SEC(".maps");
+
+struct task_struct___old {
+	long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline void enqueue(__u32 pid)
+{
+	__u64 ts;
+
+	if (!pid)
+		return;
+	ts = bpf_ktime_get_ns();
+	bpf_map_update_elem(&start, &pid, &ts, BPF_ANY);
+}
+
+static __always_inline long task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return BPF_CORE_READ((struct task_struct___old *)t, state);
+}
+
+static __always_inline void record_cgroup(__u64 cgid, __u64 delta)
+{
+	struct huatuo_hist *h;
+	__u32 zero = 0;
+
+	h = bpf_map_lookup_elem(&hist_cgroup, &cgid);
+	if (!h) {
+		struct huatuo_hist *init = bpf_map_lookup_elem(&hist_zero, &zero);
+
+		if (!init)
+			return;
+		bpf_map_update_elem(&hist_cgroup, &cgid, init, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&hist_cgroup, &cgid);
+		if (!h)
+			return;
+	}
+	huatuo_hist_add_atomic(h, delta);
+}
+
+/* The task `pid` starts running; `next` (may be NULL) gives its cgroup. */
+static __always_inline void dequeue(__u32 pid, struct task_struct *next)
+{
+	struct huatuo_hist *h;
+	__u64 *tsp, delta;
+	__u32 zero = 0;
+
+	tsp = bpf_map_lookup_elem(&start, &pid);
+	if (!tsp)
+		return;
+	delta = bpf_ktime_get_ns() - *tsp;
+	bpf_map_delete_elem(&start, &pid);
+	if ((__s64)delta < 0)
+		return;
+	h = bpf_map_lookup_elem(&hist_host, &zero);
+	if (h)
+		huatuo_hist_add(h, delta);
+	if (next && per_cgroup) {
+		__u64 cgid = huatuo_task_cgroup_id(
+			next, bpf_core_enum_value(enum cgroup_subsys_id, cpu_cgrp_id));
+		if (cgid)
+			record_cgroup(cgid, delta);
+	}
+}
+
+static __always_inline void on_switch(struct task_struct *prev, struct task_struct *next)
+{
+	/* TASK_RUNNING == 0: prev was preempted and stays on the run queue. */
+	if (task_state(prev) == 0)
+		enqueue(BPF_CORE_READ(prev, pid));
+	dequeue(BPF_CORE_READ(next, pid), next);
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(tp_btf_sched_wakeup, struct task_struct *p)
+{
+	enqueue(BPF_CORE_READ(p, pid));
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(tp_btf_sched_wakeup_new, struct task_struct *p)
+{
+	enqueue(BPF_CORE_READ(p, pid));
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(tp_btf_sched_switch, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	on_switch(prev, next);
+	return 0;
+}
+
+SEC("raw_tp/sched_wakeup")
+int BPF_PROG(raw_tp_sched_wakeup, struct task_struct *p)
+{
+	enqueue(BPF_CORE_READ(p, pid));
+	return 0;
+}
+
+SEC("raw_tp/sched_wakeup_new")
+int BPF_PROG(raw_tp_sched_wakeup_new, struct task_struct *p)
+{
+	enqueue(BPF_CORE_READ(p, pid));
+	return 0;
+}
+
+SEC("raw_tp/sched_switch")
+int BPF_PROG(raw_tp_sched_switch, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	on_switch(prev, next);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_wakeup")
+int tp_sched_wakeup(struct trace_event_raw_sched_wakeup_template *ctx)
+{
+	enqueue(ctx->pid);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_wakeup_new")
+int tp_sched_wakeup_new(struct trace_event_raw_sched_wakeup_template *ctx)
+{
+	enqueue(ctx->pid);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_switch")
+int tp_sched_switch(struct trace_event_raw_sched_switch *ctx)
+{
+	if (ctx->prev_state == 0)
+		enqueue(ctx->prev_pid);
+	dequeue(ctx->next_pid, NULL);
+	return 0;
+}

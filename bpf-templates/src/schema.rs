@@ -1,0 +1,353 @@
+//! The `schema.toml` of a template: its catalog schema plus the BPF specifics (event layout,
+//! attach chain, histogram maps, extra globals), parsed and checked.
+
+use crate::layout::{offsets, CType};
+use huatuo_dsl::catalog::SourceSchema;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Everything a template declares about itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSchema {
+    /// The catalog schema (`bpf.<folder>`).
+    pub source: SourceSchema,
+    /// Layout of the records the template writes to `events` (stream templates).
+    #[serde(default)]
+    pub event: Option<EventLayout>,
+    /// Programs to attach, each with its variants in order of preference.
+    #[serde(default)]
+    pub attach: Vec<AttachPoint>,
+    /// Histogram maps read at scrape time (polled templates).
+    #[serde(default)]
+    pub histogram: Vec<HistogramMap>,
+    /// Globals (`volatile const __u64`) a caller may set besides the source's tunables.
+    #[serde(default)]
+    pub global: Vec<GlobalKnob>,
+}
+
+/// The C struct a template emits, member by member, in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventLayout {
+    /// Members in declaration order.
+    pub fields: Vec<EventField>,
+}
+
+/// Whether an event member becomes a field or a label of the sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A sample field.
+    #[default]
+    Field,
+    /// A sample label (rendered as text).
+    Label,
+    /// Padding or internal data: not published (members named `_...` are skipped too).
+    Skip,
+}
+
+/// How an integer member is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// A kernel address: `symbol+0xoff` from /proc/kallsyms.
+    Ksym,
+    /// A `u64[N]` of kernel addresses: a list of `symbol+0xoff` frames (see `len_field`).
+    Kstack,
+    /// A `u8[16]` address: IPv4 when v4-mapped or stored in the first 4 bytes, else IPv6.
+    Ip,
+    /// A kernel `dev_t` (major << 20 | minor): `major:minor`.
+    Dev,
+}
+
+/// One member of an event record.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventField {
+    /// Field or label name in the sample.
+    pub name: String,
+    /// C type of the member.
+    pub c: CType,
+    /// Field, label or skipped.
+    #[serde(default)]
+    pub role: Role,
+    /// Rendering of the value (default: integers as `Int`, `char[N]` as `Str`).
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// Names by value (index) for enumerations; a value past the list stays a number.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// For arrays: the member holding how many elements are valid.
+    #[serde(default)]
+    pub len_field: Option<String>,
+    /// A cgroup id: besides the field, the first one that names a container sets the
+    /// `container_id` label.
+    #[serde(default)]
+    pub cgroup: bool,
+}
+
+impl EventField {
+    /// Whether the member is published at all.
+    pub fn published(&self) -> bool {
+        self.role != Role::Skip && !self.name.starts_with('_')
+    }
+}
+
+/// The kind of a BPF attach point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachKind {
+    /// BTF-typed raw tracepoint (`target` = tracepoint name).
+    TpBtf,
+    /// Raw tracepoint (`target` = tracepoint name).
+    RawTp,
+    /// Classic tracepoint (`target` = `category/name`; needs tracefs).
+    Tracepoint,
+    /// kprobe (`target` = kernel function).
+    Kprobe,
+    /// kretprobe (`target` = kernel function).
+    Kretprobe,
+    /// fentry (`target` = kernel function).
+    Fentry,
+    /// CPU-clock sampling on every online CPU (`target` = frequency in Hz).
+    PerfEvent,
+}
+
+/// One way of attaching a program.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachVariant {
+    /// Attach kind.
+    pub kind: AttachKind,
+    /// What to attach to (see `AttachKind`).
+    pub target: String,
+    /// Name of the BPF program (the C function).
+    pub prog: String,
+}
+
+/// A logical program of a template and the variants that implement it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachPoint {
+    /// Logical name shown in the status.
+    pub program: String,
+    /// Whether the template is unavailable when no variant attaches.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// Variants in order of preference.
+    pub variants: Vec<AttachVariant>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How a histogram key member becomes a label.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyFormat {
+    /// Decimal integer.
+    #[default]
+    Int,
+    /// A kernel `dev_t`: `major:minor`.
+    Dev,
+    /// A cgroup id resolved to a container id; entries of other cgroups are skipped.
+    Cgroup,
+    /// A named value from `names`; other values are skipped.
+    Enum,
+}
+
+/// One member of a histogram map's key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPart {
+    /// Label it becomes.
+    pub label: String,
+    /// C type of the member.
+    pub c: CType,
+    /// How the value is rendered.
+    #[serde(default)]
+    pub format: KeyFormat,
+    /// Names of values for `format = "enum"`, keyed by the decimal value.
+    #[serde(default)]
+    pub names: BTreeMap<String, String>,
+}
+
+/// A map of `struct huatuo_hist` values read at scrape time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistogramMap {
+    /// BPF map name (array, per-CPU array, hash or per-CPU hash).
+    pub map: String,
+    /// Sample field the histogram is published as.
+    pub field: String,
+    /// Key members (empty: the map is an array read at index 0).
+    #[serde(default)]
+    pub key: Vec<KeyPart>,
+    /// For per-CPU maps: publish one sample per CPU with this label instead of summing.
+    #[serde(default)]
+    pub per_cpu_label: Option<String>,
+}
+
+/// A global a caller may set that is not a filter tunable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalKnob {
+    /// Name of the `volatile const __u64` in the object.
+    pub name: String,
+    /// One line for docs.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Globals every event template has (`include/huatuo.h`).
+pub const EVENT_GLOBALS: [&str; 2] = ["rate_per_sec", "burst"];
+
+impl TemplateSchema {
+    /// Parses and checks a schema.toml; `folder` is the template's folder name.
+    pub fn parse(folder: &str, text: &str) -> Result<TemplateSchema, String> {
+        let schema: TemplateSchema =
+            toml::from_str(text).map_err(|e| format!("{folder}/schema.toml: {e}"))?;
+        schema
+            .check(folder)
+            .map_err(|e| format!("{folder}/schema.toml: {e}"))?;
+        Ok(schema)
+    }
+
+    fn check(&self, folder: &str) -> Result<(), String> {
+        let expected = format!("bpf.{folder}");
+        if self.source.name != expected {
+            return Err(format!(
+                "source.name is `{}`, expected `{expected}`",
+                self.source.name
+            ));
+        }
+        if self.attach.is_empty() {
+            return Err("no [[attach]] entry".into());
+        }
+        for point in &self.attach {
+            if point.variants.is_empty() {
+                return Err(format!("attach `{}` has no variants", point.program));
+            }
+        }
+        let has_field = |name: &str| self.source.fields.iter().any(|f| f.name == name);
+        if let Some(event) = &self.event {
+            let lengths: Vec<&str> = event
+                .fields
+                .iter()
+                .filter_map(|f| f.len_field.as_deref())
+                .collect();
+            for len in &lengths {
+                if !event.fields.iter().any(|f| f.name == *len) {
+                    return Err(format!("len_field `{len}` is not an event member"));
+                }
+            }
+            for member in &event.fields {
+                let known = !member.published()
+                    || lengths.contains(&member.name.as_str())
+                    || match member.role {
+                        Role::Field => has_field(&member.name),
+                        Role::Label => self.source.labels.contains(&member.name),
+                        Role::Skip => true,
+                    };
+                if !known {
+                    return Err(format!(
+                        "event member `{}` is not a declared {} of the source",
+                        member.name,
+                        if member.role == Role::Label {
+                            "label"
+                        } else {
+                            "field"
+                        }
+                    ));
+                }
+            }
+        }
+        for hist in &self.histogram {
+            if !has_field(&hist.field) {
+                return Err(format!(
+                    "histogram map `{}` publishes undeclared field `{}`",
+                    hist.map, hist.field
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Names a caller may set through the tunables of `Templates::load`.
+    pub fn settable_globals(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .source
+            .tunables
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        names.extend(self.global.iter().map(|g| g.name.as_str()));
+        if self.event.is_some() {
+            names.extend(EVENT_GLOBALS);
+        }
+        names
+    }
+
+    /// Byte offsets of the event members and the record size (`None` without `[event]`).
+    pub fn event_offsets(&self) -> Option<(Vec<usize>, usize)> {
+        let event = self.event.as_ref()?;
+        let types: Vec<CType> = event.fields.iter().map(|f| f.c).collect();
+        Some(offsets(&types))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[source]
+name = "bpf.demo"
+mode = "stream"
+labels = ["cpu"]
+[[source.fields]]
+name = "offtime"
+type = "int"
+dim = "time"
+[[source.tunables]]
+name = "threshold_ns"
+field = "offtime"
+op = ">"
+[event]
+fields = [ { name = "offtime", c = "u64" }, { name = "cpu", c = "u32", role = "label" } ]
+[[attach]]
+program = "p"
+variants = [ { kind = "raw_tp", target = "softirq_entry", prog = "raw_tp_p" } ]
+"#;
+
+    #[test]
+    fn parses_a_good_schema() {
+        let schema = TemplateSchema::parse("demo", GOOD).unwrap();
+        assert_eq!(schema.source.name, "bpf.demo");
+        assert_eq!(schema.attach[0].variants[0].kind, AttachKind::RawTp);
+        assert_eq!(schema.event_offsets(), Some((vec![0, 8], 16)));
+        assert_eq!(
+            schema.settable_globals(),
+            vec!["threshold_ns", "rate_per_sec", "burst"]
+        );
+    }
+
+    #[test]
+    fn rejects_mistakes_with_the_place() {
+        let err = TemplateSchema::parse("other", GOOD).unwrap_err();
+        assert!(
+            err.contains("other/schema.toml") && err.contains("bpf.other"),
+            "{err}"
+        );
+        let bad_type = GOOD.replace("c = \"u64\"", "c = \"u65\"");
+        let err = TemplateSchema::parse("demo", &bad_type).unwrap_err();
+        assert!(err.contains("u65"), "{err}");
+        let unknown_member = GOOD.replace("{ name = \"offtime\", c", "{ name = \"offtme\", c");
+        let err = TemplateSchema::parse("demo", &unknown_member).unwrap_err();
+        assert!(err.contains("offtme"), "{err}");
+        let bad_kind = GOOD.replace("raw_tp\"", "uprobe\"");
+        assert!(TemplateSchema::parse("demo", &bad_kind).is_err());
+    }
+}
