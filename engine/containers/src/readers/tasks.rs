@@ -1,0 +1,116 @@
+//! `cgroup.load` (running and D-state tasks by a scan of the cgroup's tasks; M5, A3) and
+//! `cgroup.pids` (pids.current, pids.max).
+//!
+//! The task list is `tasks` in the v1 cpu hierarchy, `cgroup.threads` on v2; each task's
+//! state is the field after the command in `/proc/<tid>/stat`. Only the container's own
+//! cgroup is scanned, not nested cgroups below it.
+
+use super::{field, int, one, schema, Ctx, Entity};
+use crate::cgroupfs::{read_text, read_u64, FsError};
+use crate::container::Container;
+use huatuo_dsl::catalog::{FieldType, SourceSchema};
+use huatuo_dsl::units::Dim;
+use std::collections::BTreeMap;
+
+/// Schema of `cgroup.load`.
+pub(crate) fn load_schema() -> SourceSchema {
+    schema(
+        "cgroup.load",
+        "container tasks running (R) and uninterruptible (D), by task scan",
+        vec![
+            field("nr_running", FieldType::Int, Dim::Count, "tasks in state R"),
+            field(
+                "nr_uninterruptible",
+                FieldType::Int,
+                Dim::Count,
+                "tasks in state D",
+            ),
+            field("nr_tasks", FieldType::Int, Dim::Count, "tasks examined"),
+            field(
+                "nr_unscanned",
+                FieldType::Int,
+                Dim::Count,
+                "tasks not examined because of the per-container cap",
+            ),
+        ],
+    )
+}
+
+/// Schema of `cgroup.pids`.
+pub(crate) fn pids_schema() -> SourceSchema {
+    schema(
+        "cgroup.pids",
+        "container task count and limit (pids controller)",
+        vec![
+            field("current", FieldType::Int, Dim::Count, "tasks in the cgroup"),
+            field(
+                "limit",
+                FieldType::Int,
+                Dim::Count,
+                "pids.max; absent when unlimited",
+            ),
+        ],
+    )
+}
+
+/// The state letter of `/proc/<tid>/stat` (after the last `)` of the command).
+fn task_state(stat: &str) -> Option<char> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().next()?.chars().next()
+}
+
+/// Reads `cgroup.load` for one container.
+pub(crate) fn read_load(ctx: &Ctx<'_>, c: &Container) -> Result<Vec<Entity>, FsError> {
+    let list = if ctx.v2() { "cgroup.threads" } else { "tasks" };
+    let text = read_text(&ctx.file("cpu", c, list)?)?;
+    let (mut running, mut blocked, mut scanned, mut unscanned) = (0u64, 0u64, 0u64, 0u64);
+    for tid in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if scanned as usize >= ctx.options.max_tasks {
+            unscanned += 1;
+            continue;
+        }
+        let path = ctx.options.proc_root.join(tid).join("stat");
+        // A task that exited between the two reads is simply not counted.
+        let Ok(stat) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        scanned += 1;
+        match task_state(&stat) {
+            Some('R') => running += 1,
+            Some('D') => blocked += 1,
+            _ => {}
+        }
+    }
+    let fields = BTreeMap::from([
+        ("nr_running".to_string(), int(running)),
+        ("nr_uninterruptible".to_string(), int(blocked)),
+        ("nr_tasks".to_string(), int(scanned)),
+        ("nr_unscanned".to_string(), int(unscanned)),
+    ]);
+    Ok(one(fields))
+}
+
+/// Reads `cgroup.pids` for one container.
+pub(crate) fn read_pids(ctx: &Ctx<'_>, c: &Container) -> Result<Vec<Entity>, FsError> {
+    let mut fields = BTreeMap::new();
+    if let Some(v) = read_u64(&ctx.file("pids", c, "pids.current")?)? {
+        fields.insert("current".to_string(), int(v));
+    }
+    if let Some(v) = read_u64(&ctx.file("pids", c, "pids.max")?)? {
+        fields.insert("limit".to_string(), int(v));
+    }
+    Ok(one(fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::task_state;
+
+    #[test]
+    fn state_after_command_with_parens_and_spaces() {
+        assert_eq!(task_state("42 (a) b) c) D 1 2 3"), Some('D'));
+        assert_eq!(task_state("7 (bash) R 1"), Some('R'));
+        assert_eq!(task_state("garbage"), None);
+        assert_eq!(task_state("1 (x)"), None);
+    }
+}
