@@ -1,0 +1,216 @@
+//! Every problem in a config file is reported, each with its code, `file:line:col` and hint.
+
+use huatuo_config::load_str;
+use huatuo_dsl::diag::Diagnostic;
+
+fn errors(text: &str) -> Vec<Diagnostic> {
+    match load_str("t.conf", text) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(diags) => diags,
+    }
+}
+
+fn only(text: &str) -> Diagnostic {
+    let mut diags = errors(text);
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    diags.remove(0)
+}
+
+#[test]
+fn syntax_error_points_at_its_line_and_column() {
+    let d = only("[Log]\nLevel = \"Info\"\nFile = = \"x\"\n");
+    assert_eq!(d.code, "config-syntax");
+    assert_eq!(d.location(), "t.conf:3:8");
+    assert!(!d.message.contains('\n'), "{}", d.message);
+}
+
+#[test]
+fn unknown_key_names_the_full_path_and_the_nearest_key() {
+    let d = only("[AutoTracing.CPUSys]\n    SysThreshhold = 50\n");
+    assert_eq!(d.code, "unknown-config-key");
+    assert_eq!(d.location(), "t.conf:2:5");
+    assert_eq!(
+        d.message,
+        "unknown config key `AutoTracing.CPUSys.SysThreshhold`"
+    );
+    assert_eq!(
+        d.help.as_deref(),
+        Some("did you mean `AutoTracing.CPUSys.SysThreshold`?")
+    );
+}
+
+#[test]
+fn unknown_section_suggests_the_nearest_section() {
+    let d = only("[Storage.LocalFiles]\nPath = \"x\"\n");
+    assert_eq!(d.code, "unknown-config-key");
+    assert_eq!(d.location(), "t.conf:1:10");
+    assert_eq!(d.message, "unknown config section `[Storage.LocalFiles]`");
+    assert_eq!(d.help.as_deref(), Some("did you mean `Storage.LocalFile`?"));
+}
+
+#[test]
+fn unknown_key_in_a_filter_rule_is_reported() {
+    let d = only("[[AutoTracing.CPUIdle.Filter.Excluded]]\nField = \"container_qos\"\nPatern = \"x\"\nPattern = \"y\"\n");
+    assert_eq!(d.code, "unknown-config-key");
+    assert_eq!(d.location(), "t.conf:3:1");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("did you mean `AutoTracing.CPUIdle.Filter.Excluded.Pattern`?")
+    );
+}
+
+#[test]
+fn wrong_type_names_key_expected_and_found() {
+    let d = only("[AutoTracing.Dload]\nInterval = \"10s\"\n");
+    assert_eq!(d.code, "config-type");
+    assert_eq!(d.location(), "t.conf:2:12");
+    assert_eq!(
+        d.message,
+        "`AutoTracing.Dload.Interval` expects an integer, found a string"
+    );
+
+    let d = only("BlackList = [\"a\", 3]\n");
+    assert_eq!(d.code, "config-type");
+    assert_eq!(d.location(), "t.conf:1:19");
+    assert!(
+        d.message.contains("an integer at position 2"),
+        "{}",
+        d.message
+    );
+
+    let d = only("Log = 3\n");
+    assert_eq!(d.code, "config-type");
+    assert_eq!(
+        d.message,
+        "`Log` is a section and expects a table, found an integer"
+    );
+}
+
+#[test]
+fn a_float_key_accepts_an_integer_but_an_integer_key_rejects_a_float() {
+    assert!(load_str("t.conf", "[AutoTracing.Dload]\nThresholdLoad = 3\n").is_ok());
+    let d = only("[EventsWatch]\nKeepAliveInterval = 2.5\n");
+    assert_eq!(d.code, "config-type");
+    assert!(d.message.contains("found a float"));
+}
+
+#[test]
+fn bad_values_are_config_value_errors() {
+    let d = only("[AutoTracing.CPUSys]\nInterval = -5\n");
+    assert_eq!(d.code, "config-value");
+    assert_eq!(d.location(), "t.conf:2:12");
+    assert!(d.message.contains("must not be negative"), "{}", d.message);
+
+    let d = only("[EventsWatch]\nKeepAliveInterval = 0\n");
+    assert!(d.message.contains("greater than 0"), "{}", d.message);
+
+    let d = only("[Pod]\nKubeletAuthorizedPort = 70000\n");
+    assert!(d.message.contains("port"), "{}", d.message);
+
+    let d = only("[Log]\nLevel = \"Verbose\"\n");
+    assert_eq!(d.code, "config-value");
+    assert!(d.message.contains("Debug, Info"), "{}", d.message);
+
+    // Case-insensitive like HUATUO.
+    assert!(load_str("t.conf", "[Log]\nLevel = \"debug\"\n").is_ok());
+
+    let d =
+        only("[EventTracing.NetRxLatency]\nExcludedContainerQos = [\"besteffort\", \"gold\"]\n");
+    assert_eq!(d.code, "config-value");
+    assert_eq!(d.location(), "t.conf:2:39");
+}
+
+#[test]
+fn invalid_regex_is_a_config_value_error() {
+    let d = only("[MetricCollector.Qdisc]\nDeviceExcluded = \"^(eth\"\n");
+    assert_eq!(d.code, "config-value");
+    assert_eq!(d.location(), "t.conf:2:18");
+    assert_eq!(
+        d.message,
+        "`MetricCollector.Qdisc.DeviceExcluded`: the value is not a valid regular expression: unclosed group"
+    );
+
+    let d = only("[AutoTracing]\nIssuesList = [[\"ok\", \"a\"], [\"bad\", \"(\"]]\n");
+    assert_eq!(d.code, "config-value");
+    assert_eq!(d.location(), "t.conf:2:28");
+    assert!(d.message.contains("`bad`"), "{}", d.message);
+}
+
+#[test]
+fn huge_regex_is_rejected_by_the_size_limit() {
+    let text = format!(
+        "[MetricCollector.Netstat]\nIncluded = \"{}\"\n",
+        "(a|b|c|d){1000}".repeat(20)
+    );
+    let d = only(&text);
+    assert_eq!(d.code, "config-value");
+    assert!(d.message.contains("regular expression"), "{}", d.message);
+}
+
+#[test]
+fn overflowing_durations_are_rejected() {
+    // 10^10 seconds do not fit in i64 nanoseconds.
+    let d = only("[AutoTracing.CPUSys]\nInterval = 10000000000\n");
+    assert_eq!(d.code, "config-value");
+    assert!(d.message.contains("too large"), "{}", d.message);
+}
+
+#[test]
+fn filter_rules_check_field_and_pattern() {
+    let text = "[[AutoTracing.CPUIdle.Filter.Included]]\nField = \"container_name\"\nPattern = \"(\"\n[[AutoTracing.CPUIdle.Filter.Excluded]]\nField = \"container_qos\"\n";
+    let diags = errors(text);
+    let places: Vec<_> = diags.iter().map(|d| (d.location(), d.code)).collect();
+    assert_eq!(
+        places,
+        [
+            ("t.conf:2:9".to_string(), "config-value"),
+            ("t.conf:3:11".to_string(), "config-value"),
+            ("t.conf:4:1".to_string(), "config-value"),
+        ]
+    );
+    assert!(
+        diags[0].message.contains("container_qos"),
+        "{}",
+        diags[0].message
+    );
+    assert!(diags[2].message.contains("both `Field` and `Pattern`"));
+}
+
+#[test]
+fn all_problems_are_reported_in_one_pass_in_file_order() {
+    let text = "\
+BlackList = \"netdev_hw\"
+[Log]
+Levle = \"Info\"
+[AutoTracing.CPUIdle]
+Interval = -1
+UserThreshold = \"high\"
+[MetricCollector.Vmstat]
+IncludedOnHost = \"[\"
+";
+    let diags = errors(text);
+    let got: Vec<_> = diags
+        .iter()
+        .map(|d| format!("{} {}", d.location(), d.code))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "t.conf:1:13 config-type",
+            "t.conf:3:1 unknown-config-key",
+            "t.conf:5:12 config-value",
+            "t.conf:6:17 config-type",
+            "t.conf:8:18 config-value",
+        ]
+    );
+    assert_eq!(diags[1].help.as_deref(), Some("did you mean `Log.Level`?"));
+}
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    let d = only("# 配置\n[Log] # 日志\nLevel = 1\n");
+    assert_eq!(d.location(), "t.conf:3:9");
+    let d = only("Log = { Level = \"Info\", \"Fïle\" = 1 }\n");
+    assert_eq!(d.code, "unknown-config-key");
+    assert_eq!(d.location(), "t.conf:1:25");
+}
