@@ -40,6 +40,8 @@ pub struct Env<'a> {
     pub lets: BTreeMap<String, Ty>,
     /// Record fields the captures add (their own names or aliases).
     pub captured: BTreeMap<String, Ty>,
+    /// Names the rule defines for a later phase (lets, capture results), and what they are.
+    pub later: BTreeMap<String, &'static str>,
     /// The phase of the expression being checked.
     pub phase: Phase,
 }
@@ -55,6 +57,7 @@ impl<'a> Env<'a> {
             params: BTreeMap::new(),
             lets: BTreeMap::new(),
             captured: BTreeMap::new(),
+            later: BTreeMap::new(),
             phase: Phase::Const,
         }
     }
@@ -75,6 +78,9 @@ impl<'a> Env<'a> {
         }
         if let Some(ty) = self.captured.get(name) {
             return self.visible_from(Phase::Output, ty.clone(), "capture result");
+        }
+        if let Some(what) = self.later.get(name) {
+            return Lookup::Later(what);
         }
         if self.source.is_none() {
             return Lookup::Found(Ty::Unknown);

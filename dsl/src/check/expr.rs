@@ -67,8 +67,8 @@ pub fn phase_error(ctx: &mut Ctx, phase: Phase, e: &Expr, what: &str) {
         ),
         Phase::Bindings | Phase::Output => (
             "unknown-name",
-            format!("{what}, which is only available in `emit`"),
-            "capture results can be emitted, not used in conditions",
+            format!("{what} that is not available yet at this point"),
+            "a let can use earlier lets; capture results can only be emitted",
         ),
     };
     ctx.push(

@@ -8,6 +8,7 @@ use super::ty::Ty;
 use super::{show, CONTAINER_ID};
 use crate::ast::{Expr, ExprKind, HistogramClause, Ident, Literal, Rule};
 use crate::catalog::SourceSchema;
+use crate::units::Dim;
 
 /// The words `scope` accepts.
 pub const SCOPES: &[&str] = &["host", "container"];
@@ -159,7 +160,10 @@ fn check_histogram(ctx: &mut Ctx, env: &Env, clause: &HistogramClause) {
         if let Some(dim) = dim {
             need_dim(ctx, bound, &ty, dim, "a histogram bound");
         }
-        let Some(value) = literal_value(bound) else {
+        let Some(value) = literal_value(bound)
+            .filter(|(_, d)| Some(*d) == dim)
+            .map(|(v, _)| v)
+        else {
             continue;
         };
         if let Some((_, prev)) = previous.filter(|(p, _)| value <= *p) {
@@ -177,10 +181,10 @@ fn check_histogram(ctx: &mut Ctx, env: &Env, clause: &HistogramClause) {
     }
 }
 
-fn literal_value(e: &Expr) -> Option<f64> {
+fn literal_value(e: &Expr) -> Option<(f64, Dim)> {
     match &e.kind {
-        ExprKind::Literal(Literal::Int(v, _)) => Some(*v as f64),
-        ExprKind::Literal(Literal::Float(v, _)) => Some(*v),
+        ExprKind::Literal(Literal::Int(v, d)) => Some((*v as f64, *d)),
+        ExprKind::Literal(Literal::Float(v, d)) => Some((*v, *d)),
         _ => None,
     }
 }

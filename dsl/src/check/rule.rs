@@ -13,7 +13,7 @@ use crate::units::Dim;
 pub fn check_rule<'a>(ctx: &mut Ctx<'a>, rule: &Rule) -> Env<'a> {
     let source = source(ctx, rule);
     let mut env = Env::new(source);
-    env.phase = Phase::Const;
+    declare_later(ctx, &mut env, rule);
     for binding in &rule.params {
         bind(ctx, &mut env, binding);
     }
@@ -39,6 +39,27 @@ pub fn check_rule<'a>(ctx: &mut Ctx<'a>, rule: &Rule) -> Env<'a> {
     env.phase = Phase::Output;
     emits(ctx, &env, rule);
     env
+}
+
+/// Records the names the rule defines after the filter: lets and capture results.
+fn declare_later(ctx: &Ctx, env: &mut Env, rule: &Rule) {
+    for binding in &rule.lets {
+        env.later.insert(binding.name.name.clone(), "let binding");
+    }
+    for capture in &rule.captures {
+        let produced = ctx.catalog.capture(&capture.name.name).map(|c| &c.produces);
+        let names = match &capture.alias {
+            Some(alias) => vec![alias.name.clone()],
+            None => produced
+                .into_iter()
+                .flatten()
+                .map(|f| f.name.clone())
+                .collect(),
+        };
+        for name in names {
+            env.later.insert(name, "capture result");
+        }
+    }
 }
 
 fn source<'a>(ctx: &mut Ctx<'a>, rule: &Rule) -> Option<&'a SourceSchema> {
