@@ -37,18 +37,39 @@ fn exported_functions_have_their_arity() {
         ("stats::percentile", 2),
         ("stats::stddev", 1),
     ] {
-        assert!(fns.contains(&(name.to_string(), arity)), "{name}/{arity} missing from {fns:?}");
+        assert!(
+            fns.contains(&(name.to_string(), arity)),
+            "{name}/{arity} missing from {fns:?}"
+        );
     }
-    assert!(!fns.iter().any(|(n, _)| n == "stats::sorted"), "private helpers are not exported");
+    assert!(
+        !fns.iter().any(|(n, _)| n == "stats::sorted"),
+        "private helpers are not exported"
+    );
 }
 
 #[test]
 fn stats_percentile_median_stddev() {
     let host = stdlib();
     let values = ints(&[15, 20, 35, 40, 50]);
-    assert_eq!(float(host.call("stats::percentile", &[values.clone(), Value::Int(40)]).unwrap()), 20.0);
-    assert_eq!(float(host.call("stats::median", std::slice::from_ref(&values)).unwrap()), 35.0);
-    let sd = float(host.call("stats::stddev", &[ints(&[2, 4, 4, 4, 5, 5, 7, 9])]).unwrap());
+    assert_eq!(
+        float(
+            host.call("stats::percentile", &[values.clone(), Value::Int(40)])
+                .unwrap()
+        ),
+        20.0
+    );
+    assert_eq!(
+        float(
+            host.call("stats::median", std::slice::from_ref(&values))
+                .unwrap()
+        ),
+        35.0
+    );
+    let sd = float(
+        host.call("stats::stddev", &[ints(&[2, 4, 4, 4, 5, 5, 7, 9])])
+            .unwrap(),
+    );
     assert!((sd - 2.0).abs() < 1e-9, "{sd}");
     assert_eq!(host.call("stats::mean", &[ints(&[])]).unwrap(), Value::Null);
 }
@@ -57,9 +78,18 @@ fn stats_percentile_median_stddev() {
 fn ema_matches_the_builtin_formula() {
     let host = stdlib();
     // seeded by 10, then 10·4/5 + 0/5 = 8
-    let e = float(host.call("ema::ema", &[ints(&[10, 0]), Value::Int(5)]).unwrap());
+    let e = float(
+        host.call("ema::ema", &[ints(&[10, 0]), Value::Int(5)])
+            .unwrap(),
+    );
     assert!((e - 8.0).abs() < 1e-9, "{e}");
-    assert_eq!(float(host.call("ema::decay", &[Value::Int(7), Value::Float(0.9)]).unwrap()), 7.0);
+    assert_eq!(
+        float(
+            host.call("ema::decay", &[Value::Int(7), Value::Float(0.9)])
+                .unwrap()
+        ),
+        7.0
+    );
 }
 
 #[test]
