@@ -3,8 +3,11 @@
 //! Every folder `bpf-templates/<name>/` holds `<name>.bpf.c` and `schema.toml`; build.rs
 //! compiles and embeds them. `schemas()` registers them into the rule catalog.
 
+pub mod cgroup;
+pub mod decode;
 pub mod embedded;
 pub mod hist;
+pub mod kallsyms;
 pub mod layout;
 pub mod schema;
 

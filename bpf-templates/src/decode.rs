@@ -1,0 +1,301 @@
+//! The one generic event decoder: turns a raw record from `events` into a `Sample`, driven
+//! by the template's `[event]` layout (no per-template Rust code).
+
+use crate::cgroup::CgroupResolver;
+use crate::kallsyms::Kallsyms;
+use crate::layout::{CType, Raw};
+use crate::schema::{EventField, Format, Role, TemplateSchema};
+use huatuo_dsl::value::{Sample, Value};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Decodes records of one template.
+#[derive(Debug, Clone)]
+pub struct EventDecoder {
+    source: String,
+    members: Vec<(EventField, usize)>,
+    /// Members published as fields or labels (others only feed `len_field` or `cgroup`).
+    published: Vec<bool>,
+    size: usize,
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The record is shorter than the layout.
+    #[error("{template}: record of {got} bytes, layout needs {need}")]
+    Short {
+        /// Source name of the template.
+        template: String,
+        /// Bytes received.
+        got: usize,
+        /// Bytes the layout needs.
+        need: usize,
+    },
+}
+
+impl EventDecoder {
+    /// A decoder for a template with an `[event]` table (`None` otherwise).
+    pub fn new(schema: &TemplateSchema) -> Option<EventDecoder> {
+        let (offsets, size) = schema.event_offsets()?;
+        let event = schema.event.as_ref()?;
+        let declared = |name: &str| {
+            schema.source.fields.iter().any(|f| f.name == name)
+                || schema.source.labels.iter().any(|l| l == name)
+        };
+        let lengths: Vec<&str> = event
+            .fields
+            .iter()
+            .filter_map(|f| f.len_field.as_deref())
+            .collect();
+        Some(EventDecoder {
+            source: schema.source.name.clone(),
+            published: event
+                .fields
+                .iter()
+                .map(|f| {
+                    f.published() && (declared(&f.name) || !lengths.contains(&f.name.as_str()))
+                })
+                .collect(),
+            members: event.fields.iter().cloned().zip(offsets).collect(),
+            size,
+        })
+    }
+
+    /// Size of one record in bytes.
+    pub fn record_size(&self) -> usize {
+        self.size
+    }
+
+    /// Decodes one record; `time_ns` is the wall-clock time to stamp.
+    pub fn decode(
+        &self,
+        bytes: &[u8],
+        time_ns: i64,
+        resolver: &dyn CgroupResolver,
+    ) -> Result<Sample, DecodeError> {
+        let need = self
+            .members
+            .iter()
+            .map(|(f, off)| off + f.c.size())
+            .max()
+            .unwrap_or(0);
+        if bytes.len() < need {
+            return Err(DecodeError::Short {
+                template: self.source.clone(),
+                got: bytes.len(),
+                need,
+            });
+        }
+        let raws: BTreeMap<&str, Raw> = self
+            .members
+            .iter()
+            .filter_map(|(f, off)| Some((f.name.as_str(), f.c.decode(&bytes[*off..])?)))
+            .collect();
+        let mut sample = Sample {
+            source: self.source.clone(),
+            time_ns,
+            ..Sample::default()
+        };
+        for ((member, _), published) in self.members.iter().zip(&self.published) {
+            let Some(raw) = raws.get(member.name.as_str()) else {
+                continue;
+            };
+            if member.cgroup && !sample.labels.contains_key("container_id") {
+                if let Raw::Unsigned(id) = raw {
+                    if let Some(container) = resolver.container_id(*id) {
+                        sample.labels.insert("container_id".into(), container);
+                    }
+                }
+            }
+            if !published {
+                continue;
+            }
+            let len = member
+                .len_field
+                .as_deref()
+                .and_then(|name| match raws.get(name) {
+                    Some(Raw::Unsigned(n)) => Some(*n as usize),
+                    _ => None,
+                });
+            let value = render(member, raw, len);
+            match member.role {
+                Role::Label => {
+                    sample
+                        .labels
+                        .insert(member.name.clone(), label_text(&value));
+                }
+                _ => {
+                    sample.fields.insert(member.name.clone(), value);
+                }
+            }
+        }
+        Ok(sample)
+    }
+}
+
+fn label_text(value: &Value) -> String {
+    match value {
+        Value::Str(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The `major:minor` text of a kernel-internal dev_t (major << 20 | minor).
+pub fn dev_text(dev: u64) -> String {
+    format!("{}:{}", dev >> 20, dev & 0xfffff)
+}
+
+fn render(member: &EventField, raw: &Raw, len: Option<usize>) -> Value {
+    match (raw, member.format) {
+        (Raw::Unsigned(v), Some(Format::Ksym)) => Value::Str(Kallsyms::system().symbolize(*v)),
+        (Raw::Unsigned(v), Some(Format::Dev)) => Value::Str(dev_text(*v)),
+        (Raw::Unsigned(v), _) if !member.names.is_empty() => match member.names.get(*v as usize) {
+            Some(name) => Value::Str(name.clone()),
+            None => Value::Str(v.to_string()),
+        },
+        (Raw::Unsigned(v), _) => Value::Int(*v as i64),
+        (Raw::Signed(v), _) => Value::Int(*v),
+        (Raw::Str(s), _) => Value::Str(s.clone()),
+        (Raw::Array(items), Some(Format::Ip)) if member.c == CType::Array(1, 16) => {
+            Value::Str(ip_text(items))
+        }
+        (Raw::Array(items), format) => {
+            let valid = len.unwrap_or(items.len()).min(items.len());
+            let items = &items[..valid];
+            if format == Some(Format::Kstack) {
+                let table = Kallsyms::system();
+                Value::List(
+                    items
+                        .iter()
+                        .take_while(|addr| **addr != 0)
+                        .map(|addr| Value::Str(table.symbolize(*addr)))
+                        .collect(),
+                )
+            } else {
+                Value::List(items.iter().map(|v| Value::Int(*v as i64)).collect())
+            }
+        }
+    }
+}
+
+/// An address stored in 16 bytes: IPv4 when v4-mapped or only the first 4 bytes are set.
+fn ip_text(items: &[u64]) -> String {
+    let mut bytes = [0u8; 16];
+    for (b, v) in bytes.iter_mut().zip(items) {
+        *b = *v as u8;
+    }
+    let v6 = Ipv6Addr::from(bytes);
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return v4.to_string();
+    }
+    if bytes[4..].iter().all(|b| *b == 0) {
+        return Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string();
+    }
+    v6.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str = r#"
+[source]
+name = "bpf.demo"
+mode = "stream"
+labels = ["cpu"]
+fields = [
+  { name = "offtime", type = "int", dim = "time" },
+  { name = "comm", type = "str" },
+  { name = "kind", type = "str" },
+  { name = "cg", type = "int" },
+  { name = "addr", type = "str" },
+  { name = "frames", type = "list" },
+]
+[event]
+fields = [
+  { name = "offtime", c = "u64" },
+  { name = "cg", c = "u64", cgroup = true },
+  { name = "cpu", c = "u32", role = "label" },
+  { name = "kind", c = "u8", names = ["zero", "one"] },
+  { name = "comm", c = "char[16]" },
+  { name = "addr", c = "u8[16]", format = "ip" },
+  { name = "frames", c = "u64[4]", len_field = "n" },
+  { name = "n", c = "u32" },
+]
+[[attach]]
+program = "p"
+variants = [ { kind = "raw_tp", target = "x", prog = "y" } ]
+"#;
+
+    struct OneContainer;
+    impl CgroupResolver for OneContainer {
+        fn container_id(&self, id: u64) -> Option<String> {
+            (id == 77).then(|| "abc123".to_string())
+        }
+    }
+
+    fn record() -> Vec<u8> {
+        // offsets: offtime 0, cg 8, cpu 16, kind 20, comm 21, addr 37, frames 56, n 88; size 96
+        let mut buf = vec![0u8; 96];
+        buf[0..8].copy_from_slice(&12_000_000u64.to_ne_bytes());
+        buf[8..16].copy_from_slice(&77u64.to_ne_bytes());
+        buf[16..20].copy_from_slice(&1u32.to_ne_bytes());
+        buf[20] = 1;
+        buf[21..26].copy_from_slice(b"nginx");
+        buf[37..41].copy_from_slice(&[10, 0, 0, 7]);
+        for (i, v) in [5u64, 6, 7, 8].iter().enumerate() {
+            buf[56 + 8 * i..64 + 8 * i].copy_from_slice(&v.to_ne_bytes());
+        }
+        buf[88..92].copy_from_slice(&2u32.to_ne_bytes());
+        buf
+    }
+
+    #[test]
+    fn decodes_fields_labels_and_containers() {
+        let schema = TemplateSchema::parse("demo", SCHEMA).unwrap();
+        let decoder = EventDecoder::new(&schema).unwrap();
+        assert_eq!(decoder.record_size(), 96);
+        let sample = decoder.decode(&record(), 42, &OneContainer).unwrap();
+        assert_eq!(sample.source, "bpf.demo");
+        assert_eq!(sample.time_ns, 42);
+        assert_eq!(sample.labels["cpu"], "1");
+        assert_eq!(sample.labels["container_id"], "abc123");
+        assert_eq!(sample.fields["offtime"], Value::Int(12_000_000));
+        assert_eq!(sample.fields["cg"], Value::Int(77));
+        assert_eq!(sample.fields["kind"], Value::Str("one".into()));
+        assert_eq!(sample.fields["comm"], Value::Str("nginx".into()));
+        assert_eq!(sample.fields["addr"], Value::Str("10.0.0.7".into()));
+        assert_eq!(
+            sample.fields["frames"],
+            Value::List(vec![Value::Int(5), Value::Int(6)])
+        );
+        assert!(!sample.fields.contains_key("n"));
+    }
+
+    #[test]
+    fn short_records_are_errors_not_panics() {
+        let schema = TemplateSchema::parse("demo", SCHEMA).unwrap();
+        let decoder = EventDecoder::new(&schema).unwrap();
+        let err = decoder
+            .decode(&record()[..40], 0, &OneContainer)
+            .unwrap_err();
+        assert!(err.to_string().contains("bpf.demo"), "{err}");
+    }
+
+    #[test]
+    fn renders_ipv6_and_devices() {
+        let mut v6 = vec![0u64; 16];
+        v6[0] = 0xfe;
+        v6[1] = 0x80;
+        v6[15] = 1;
+        assert_eq!(ip_text(&v6), "fe80::1");
+        let mut mapped = vec![0u64; 16];
+        mapped[10] = 0xff;
+        mapped[11] = 0xff;
+        mapped[12..16].copy_from_slice(&[192, 168, 1, 2]);
+        assert_eq!(ip_text(&mapped), "192.168.1.2");
+        assert_eq!(dev_text((253 << 20) | 1), "253:1");
+    }
+}
