@@ -3,6 +3,7 @@
 //! and values in base units.
 
 mod field;
+mod hint;
 mod load;
 mod model;
 mod section;

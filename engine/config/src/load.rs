@@ -2,11 +2,12 @@
 //! report every syntax, unknown-key, type and value problem at its `file:line:col`.
 
 use crate::field::{describe_item, Field, Problem};
+use crate::hint::unknown_key_help;
 use crate::model::Config;
 use crate::section::{Entry, Section};
 use crate::unit::{Check, Unit};
 use huatuo_dsl::ast::Span;
-use huatuo_dsl::diag::{did_you_mean, Diagnostic};
+use huatuo_dsl::diag::Diagnostic;
 use std::ops::Range;
 use std::path::Path;
 use toml_edit::{ImDocument, Item, TableLike};
@@ -185,12 +186,7 @@ impl<'a> Ctx<'a> {
     /// Records an unknown key or section, with the nearest known one of the same kind.
     pub(crate) fn unknown(&mut self, path: &str, table: &dyn TableLike, key: &str, item: &Item) {
         let is_section = item.is_table_like();
-        let candidates = self
-            .entries
-            .iter()
-            .filter(|entry| entry.key.is_none() == is_section)
-            .map(|entry| entry.path.as_str());
-        let help = did_you_mean(path, candidates).map(|near| format!("did you mean `{near}`?"));
+        let help = unknown_key_help(&self.entries, path, is_section);
         let key_span = table
             .get_key_value(key)
             .and_then(|(k, _)| k.span())

@@ -106,6 +106,20 @@ section! {
     sections {}
 }
 
+impl EsStorage {
+    /// Whether ES/OS storage is on: Address, Username and Password all set (seed 001 line 335).
+    pub fn enabled(&self) -> bool {
+        !(self.address.is_empty() || self.username.is_empty() || self.password.is_empty())
+    }
+}
+
+impl LocalFileStorage {
+    /// Whether local record files are written: Path set (seed 001 line 396).
+    pub fn enabled(&self) -> bool {
+        !self.path.is_empty()
+    }
+}
+
 section! {
     /// `[AutoTracing]`: threshold-triggered profiling.
     pub struct AutoTracing {

@@ -201,3 +201,17 @@ fn load_dir_reads_huatuo_bamai_conf_in_the_directory() {
     assert!(missing[0].path.ends_with(DEFAULT_FILE_NAME));
     assert!(missing[0].message.contains("cannot read config file"));
 }
+
+#[test]
+fn storage_is_on_only_when_configured() {
+    let c = Config::default();
+    assert!(!c.storage.es.enabled(), "no default credentials");
+    assert!(c.storage.local_file.enabled());
+    let c = load_str(
+        "t.conf",
+        "[Storage.ES]\nUsername = \"elastic\"\nPassword = \"pw\"\n[Storage.LocalFile]\nPath = \"\"\n",
+    )
+    .unwrap();
+    assert!(c.storage.es.enabled());
+    assert!(!c.storage.local_file.enabled());
+}

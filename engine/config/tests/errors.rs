@@ -214,3 +214,26 @@ fn columns_count_characters_not_bytes() {
     assert_eq!(d.code, "unknown-config-key");
     assert_eq!(d.location(), "t.conf:1:25");
 }
+
+#[test]
+fn unknown_key_without_a_close_match_lists_the_known_names() {
+    let d = only("[EventsWatch]\nZzz = 1\n");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("known names in `[EventsWatch]`: MaxClients, KeepAliveInterval")
+    );
+    let d = only("Qqq = 1\n");
+    assert!(d
+        .help
+        .as_deref()
+        .is_some_and(|h| h.starts_with("known names in the top level: BlackList, Log,")));
+}
+
+#[test]
+fn a_key_in_the_wrong_section_suggests_where_it_belongs() {
+    let d = only("[AutoTracing.MemoryBurst]\nIssuesList = []\n");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("did you mean `AutoTracing.IssuesList`?")
+    );
+}
