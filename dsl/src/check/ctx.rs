@@ -12,7 +12,12 @@ pub struct Ctx<'a> {
     pub path: &'a str,
     /// Problems found so far.
     pub diags: Vec<Diagnostic>,
+    /// How deep the expression being checked is nested.
+    pub depth: usize,
 }
+
+/// Deepest expression nesting the checker follows; deeper input is reported, not recursed.
+pub const MAX_DEPTH: usize = 128;
 
 impl<'a> Ctx<'a> {
     /// A context for the file at `path`.
@@ -21,6 +26,7 @@ impl<'a> Ctx<'a> {
             catalog,
             path,
             diags: Vec::new(),
+            depth: 0,
         }
     }
 

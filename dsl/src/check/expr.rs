@@ -1,6 +1,6 @@
 //! Type inference of expressions: names, literals, lists and operators.
 
-use super::ctx::{with_suggestion, Ctx};
+use super::ctx::{with_suggestion, Ctx, MAX_DEPTH};
 use super::env::{Env, Lookup, Phase};
 use super::ty::Ty;
 use super::{call, dims, pattern, show};
@@ -9,6 +9,22 @@ use crate::units::Dim;
 
 /// Infers the type of `e`, reporting every problem inside it.
 pub fn infer(ctx: &mut Ctx, env: &Env, e: &Expr) -> Ty {
+    if ctx.depth >= MAX_DEPTH {
+        let message = format!("expression nested deeper than {MAX_DEPTH} levels");
+        ctx.push(
+            ctx.error("too-deep", e.span, message)
+                .with_label("too deep")
+                .with_help("split it into `let` bindings"),
+        );
+        return Ty::Unknown;
+    }
+    ctx.depth += 1;
+    let ty = infer_kind(ctx, env, e);
+    ctx.depth -= 1;
+    ty
+}
+
+fn infer_kind(ctx: &mut Ctx, env: &Env, e: &Expr) -> Ty {
     match &e.kind {
         ExprKind::Literal(lit) => literal_ty(lit),
         ExprKind::Name(name) => name_ty(ctx, env, name, e),

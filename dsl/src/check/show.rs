@@ -62,11 +62,18 @@ pub fn suggested_suffix(dim: Dim) -> &'static str {
 
 /// The plain number a unitless literal holds (through a leading minus), if `e` is one.
 pub fn unitless_number(e: &Expr) -> Option<f64> {
-    match &e.kind {
-        ExprKind::Literal(Literal::Int(v, Dim::Count)) => Some(*v as f64),
-        ExprKind::Literal(Literal::Float(v, Dim::Count)) => Some(*v),
-        ExprKind::Unary(UnOp::Neg, inner) => unitless_number(inner).map(|v| -v),
-        _ => None,
+    let mut sign = 1.0;
+    let mut e = e;
+    loop {
+        match &e.kind {
+            ExprKind::Literal(Literal::Int(v, Dim::Count)) => return Some(sign * *v as f64),
+            ExprKind::Literal(Literal::Float(v, Dim::Count)) => return Some(sign * *v),
+            ExprKind::Unary(UnOp::Neg, inner) => {
+                sign = -sign;
+                e = inner;
+            }
+            _ => return None,
+        }
     }
 }
 
