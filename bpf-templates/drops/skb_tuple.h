@@ -63,17 +63,22 @@ static __always_inline void ht_read_l4(struct skb_tuple *t, unsigned char *l4)
 	}
 }
 
-/* Fills the tuple from the packet headers; returns 0 when an IP header was found. */
-static __always_inline int ht_skb_tuple(const struct sk_buff *skb, struct skb_tuple *t)
+/*
+ * Fills the tuple from the packet headers; returns 0 when an IP header was found.
+ * `at_data`: the network header is at skb->data (receive path before the stack resets the
+ * header offsets, e.g. net:netif_receive_skb); the transport header is then derived too.
+ */
+static __always_inline int ht_skb_tuple_at(const struct sk_buff *skb, struct skb_tuple *t,
+					   bool at_data)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	u16 nh_off = BPF_CORE_READ(skb, network_header);
-	u16 th_off = BPF_CORE_READ(skb, transport_header);
+	u16 th_off = at_data ? (u16)~0U : BPF_CORE_READ(skb, transport_header);
 	u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
-	unsigned char *nh = head + nh_off;
+	unsigned char *nh = at_data ? BPF_CORE_READ(skb, data) : head + nh_off;
 	unsigned char *l4 = 0;
 
-	if (!head || nh_off == (u16)~0U)
+	if (!head || (!at_data && nh_off == (u16)~0U))
 		return -1;
 	if (proto == 0) {
 		/* locally generated before the L2 protocol is set: look at the version nibble */
@@ -104,6 +109,12 @@ static __always_inline int ht_skb_tuple(const struct sk_buff *skb, struct skb_tu
 	}
 	ht_read_l4(t, l4);
 	return 0;
+}
+
+/* Fills the tuple from the recorded network/transport header offsets. */
+static __always_inline int ht_skb_tuple(const struct sk_buff *skb, struct skb_tuple *t)
+{
+	return ht_skb_tuple_at(skb, t, false);
 }
 
 /* Fills the tuple from a socket (local address first); returns 0 for an inet socket. */

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * netrx_latency: how long a received TCP packet took to reach each stage of the receive
+ * path, measured from its receive timestamp skb->tstamp (CLOCK_REALTIME, set when the
+ * packet entered the stack; the kernel only stamps packets while some socket asked for
+ * timestamps, so the agent holds one SO_TIMESTAMPNS socket open):
+ *
+ *   TO_NETIF_RCV   net:netif_receive_skb         (backlog/RPS queueing before the stack)
+ *   TO_TCPV4_RCV / TO_TCPV6_RCV   tcp:tcp_probe  (tcp_rcv_established: the TCP layer)
+ *   TO_USER_COPY   skb:skb_copy_datagram_iovec   (the application reads the data)
+ *
+ * Packets later than `threshold_ns` (the smallest per-stage threshold of the rules) become
+ * events with the stage, the latency and the tuple. BPF has no realtime clock: the loader
+ * sets `mono_to_real_ns` = CLOCK_REALTIME - CLOCK_MONOTONIC at load.
+ */
+#include "huatuo.h"
+#include "../drops/skb_tuple.h"
+
+#define WHERE_NETIF_RCV 0
+#define WHERE_TCPV4_RCV 1
+#define WHERE_TCPV6_RCV 2
+#define WHERE_USER_COPY 3
+#define HT_SKB_CLOCK_MONOTONIC 1
+
+/* Latency that makes an event. */
+volatile const __u64 threshold_ns = 5000000ULL;
+/* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, set by the loader. */
+volatile const __u64 mono_to_real_ns = 0;
+
+struct rx_event {
+	u8 saddr[16];
+	u8 daddr[16];
+	u64 latency;
+	u32 pid;
+	u32 seq;
+	u32 ack_seq;
+	u32 pkt_len;
+	u32 netns;
+	u16 sport;
+	u16 dport;
+	u8 where;
+	u8 state;
+	u8 _pad[2];
+	char comm[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct rx_event);
+} rx_scratch SEC(".maps");
+
+/* The packet's age in ns, 0 when it has no timestamp or is younger than the threshold. */
+static __always_inline u64 skb_age(const struct sk_buff *skb)
+{
+	u64 ts = BPF_CORE_READ(skb, tstamp), now = bpf_ktime_get_ns();
+
+	if (!ts)
+		return 0;
+	if (!bpf_core_field_exists(skb->tstamp_type) ||
+	    BPF_CORE_READ_BITFIELD_PROBED(skb, tstamp_type) != HT_SKB_CLOCK_MONOTONIC)
+		now += mono_to_real_ns;
+	if (now <= ts || now - ts <= threshold_ns)
+		return 0;
+	return now - ts;
+}
+
+static __always_inline int report(void *ctx, const struct sk_buff *skb, const struct sock *sk,
+				  u8 where, bool at_data)
+{
+	struct skb_tuple t = {};
+	struct rx_event *e;
+	u64 age = skb_age(skb);
+	u32 zero = 0;
+
+	if (!age)
+		return 0;
+	if (!sk)
+		sk = BPF_CORE_READ(skb, sk);
+	if (ht_skb_tuple_at(skb, &t, at_data) && (!sk || ht_sock_tuple(sk, &t)))
+		return 0;
+	if (t.l4_proto != HT_IPPROTO_TCP)
+		return 0;
+	e = bpf_map_lookup_elem(&rx_scratch, &zero);
+	if (!e)
+		return 0;
+	__builtin_memcpy(e->saddr, t.saddr, 16);
+	__builtin_memcpy(e->daddr, t.daddr, 16);
+	e->latency = age;
+	e->sport = t.sport;
+	e->dport = t.dport;
+	e->seq = t.seq;
+	e->ack_seq = t.ack_seq;
+	e->pkt_len = BPF_CORE_READ(skb, len);
+	e->where = where == WHERE_TCPV4_RCV && t.family == HT_AF_INET6 ? WHERE_TCPV6_RCV : where;
+	e->state = sk ? BPF_CORE_READ(sk, __sk_common.skc_state) : 0;
+	e->netns = ht_sock_netns(sk);
+	if (!e->netns) {
+		struct net_device *dev = BPF_CORE_READ(skb, dev);
+
+		e->netns = dev ? BPF_CORE_READ(dev, nd_net.net, ns.inum) : 0;
+	}
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	HUATUO_EVENT_OUTPUT(ctx, e, sizeof(*e));
+	return 0;
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(tp_btf_netif_receive_skb, struct sk_buff *skb)
+{
+	return report(ctx, skb, 0, WHERE_NETIF_RCV, true);
+}
+
+SEC("raw_tp/netif_receive_skb")
+int raw_tp_netif_receive_skb(void *ctx)
+{
+	return report(ctx, (struct sk_buff *)((u64 *)ctx)[0], 0, WHERE_NETIF_RCV, true);
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(tp_btf_tcp_probe, struct sock *sk, struct sk_buff *skb)
+{
+	return report(ctx, skb, sk, WHERE_TCPV4_RCV, false);
+}
+
+SEC("raw_tp/tcp_probe")
+int raw_tp_tcp_probe(void *ctx)
+{
+	return report(ctx, (struct sk_buff *)((u64 *)ctx)[1], (struct sock *)((u64 *)ctx)[0],
+		      WHERE_TCPV4_RCV, false);
+}
+
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(tp_btf_skb_copy_datagram_iovec, struct sk_buff *skb)
+{
+	return report(ctx, skb, 0, WHERE_USER_COPY, false);
+}
+
+SEC("raw_tp/skb_copy_datagram_iovec")
+int raw_tp_skb_copy_datagram_iovec(void *ctx)
+{
+	return report(ctx, (struct sk_buff *)((u64 *)ctx)[0], 0, WHERE_USER_COPY, false);
+}
