@@ -12,7 +12,7 @@ mod unit;
 pub use field::{compile_filter, FilterRule, KnownIssue, FILTER_FIELDS};
 pub use load::{
     load_dir, load_file, load_str, CODE_IO, CODE_SYNTAX, CODE_TYPE, CODE_UNKNOWN_KEY, CODE_VALUE,
-    DEFAULT_FILE_NAME,
+    DEFAULT_FILE_NAME, MAX_FILE_BYTES,
 };
 pub use model::*;
 

@@ -56,12 +56,15 @@ pub fn load_str(path: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
     }
 }
 
+/// Largest config file read; anything bigger is refused rather than read into memory.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
+
 /// Reads and validates the config file at `path`.
 pub fn load_file(path: &Path) -> Result<Config, Vec<Diagnostic>> {
     let name = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match read_bounded(path) {
         Ok(text) => load_str(&name, &text),
-        Err(err) => Err(vec![Diagnostic::error(
+        Err(message) => Err(vec![Diagnostic::error(
             CODE_IO,
             &name,
             Span {
@@ -69,9 +72,32 @@ pub fn load_file(path: &Path) -> Result<Config, Vec<Diagnostic>> {
                 col: 1,
                 ..Span::default()
             },
-            format!("cannot read config file: {err}"),
+            message,
         )]),
     }
+}
+
+/// The file's text, if it is readable UTF-8 of at most `MAX_FILE_BYTES`.
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file =
+        std::fs::File::open(path).map_err(|err| format!("cannot read config file: {err}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| format!("cannot read config file: {err}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "config file is larger than {} MiB",
+            MAX_FILE_BYTES >> 20
+        ));
+    }
+    String::from_utf8(bytes).map_err(|err| {
+        format!(
+            "config file is not UTF-8 (invalid byte at offset {})",
+            err.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// HUATUO's `--config-dir`: loads `huatuo-bamai.conf` from the directory `dir`.

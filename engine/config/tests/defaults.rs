@@ -215,3 +215,27 @@ fn storage_is_on_only_when_configured() {
     assert!(c.storage.es.enabled());
     assert!(!c.storage.local_file.enabled());
 }
+
+#[test]
+fn unreadable_files_are_config_io_errors() {
+    let dir = std::env::temp_dir().join(format!("huatuo-config-io-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("big.conf");
+    let line = "# padding\n";
+    let copies = (huatuo_config::MAX_FILE_BYTES as usize) / line.len() + 1;
+    std::fs::write(&big, line.repeat(copies)).unwrap();
+    let d = load_file(&big).unwrap_err();
+    assert_eq!(d[0].code, "config-io");
+    assert!(
+        d[0].message.contains("larger than 4 MiB"),
+        "{}",
+        d[0].message
+    );
+
+    let binary = dir.join("bin.conf");
+    std::fs::write(&binary, b"Log = 1\xff\n").unwrap();
+    let d = load_file(&binary).unwrap_err();
+    assert_eq!(d[0].code, "config-io");
+    assert!(d[0].message.contains("offset 7"), "{}", d[0].message);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
