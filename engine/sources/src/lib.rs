@@ -2,21 +2,28 @@
 //!
 //! Every reader implements [`huatuo_dsl::source::Reader`] and can be rooted at a fixture
 //! tree ([`Roots`]), so the agent runs on recorded files as well as on the live kernel.
+//! Netlink sources read recorded JSON instead when [`ReaderConfig::netlink_recorded`] is
+//! set. Stream sources (`kmsg`, `netlink.link_events`) are started with [`kmsg::spawn`] and
+//! [`netlink::link::spawn_events`] (or their recorded variants) and deliver samples through
+//! a bounded [`stream::SampleStream`].
 
 pub mod arp;
 pub mod buddyinfo;
 pub mod common;
 pub mod diskstats;
 pub mod file_reader;
+pub mod kmsg;
 pub mod loadavg;
 pub mod memory;
 pub mod mounts;
 pub mod net_dev;
 pub mod netdev_hw;
+pub mod netlink;
 pub mod netns;
 pub mod netstat;
 pub mod sockstat;
 pub mod stat;
+pub mod stream;
 
 pub use netns::NetnsView;
 
@@ -62,12 +69,33 @@ pub struct ReaderConfig {
     pub include_virtual_netdev: bool,
     /// Mount points `statfs.mounts` reports; empty means every real filesystem.
     pub mount_points: Vec<PathBuf>,
+    /// Read netlink sources from recorded JSON in this directory (`qdisc.json`,
+    /// `link.json`, `dcb.json`) instead of the kernel; for fixture trees and replay.
+    pub netlink_recorded: Option<PathBuf>,
+}
+
+/// The netlink readers, live or from recorded JSON.
+fn netlink_readers(config: &ReaderConfig) -> Vec<Box<dyn Reader>> {
+    match &config.netlink_recorded {
+        Some(dir) => vec![
+            Box::new(netlink::qdisc::QdiscReader::recorded(
+                dir.join("qdisc.json"),
+            )),
+            Box::new(netlink::link::LinkReader::recorded(dir.join("link.json"))),
+            Box::new(netlink::dcb::DcbReader::recorded(dir.join("dcb.json"))),
+        ],
+        None => vec![
+            Box::new(netlink::qdisc::QdiscReader::live()),
+            Box::new(netlink::link::LinkReader::live()),
+            Box::new(netlink::dcb::DcbReader::live()),
+        ],
+    }
 }
 
 /// Every polled host reader, rooted at `roots`.
 pub fn host_readers(roots: &Roots, config: &ReaderConfig) -> Vec<Box<dyn Reader>> {
     let host_net = NetnsView::host(&roots.proc);
-    vec![
+    let mut readers: Vec<Box<dyn Reader>> = vec![
         Box::new(stat::reader(&roots.proc, config.per_cpu_stat)),
         Box::new(loadavg::reader(&roots.proc)),
         Box::new(memory::vmstat_reader(&roots.proc)),
@@ -87,10 +115,12 @@ pub fn host_readers(roots: &Roots, config: &ReaderConfig) -> Vec<Box<dyn Reader>
             config.mount_points.clone(),
             Box::new(mounts::statvfs),
         )),
-    ]
+    ];
+    readers.extend(netlink_readers(config));
+    readers
 }
 
-/// The schemas of every source of this crate, for the catalog.
+/// The schemas of every source of this crate (polled and stream), for the catalog.
 pub fn schemas() -> Vec<SourceSchema> {
     vec![
         stat::schema(),
@@ -105,5 +135,10 @@ pub fn schemas() -> Vec<SourceSchema> {
         arp::schema(),
         netdev_hw::schema(),
         mounts::schema(),
+        netlink::qdisc::schema(),
+        netlink::link::schema(),
+        netlink::dcb::schema(),
+        netlink::link::events_schema(),
+        kmsg::schema(),
     ]
 }

@@ -292,10 +292,17 @@ fn missing_file_names_its_path_and_others_keep_working() {
 
 #[test]
 fn host_readers_all_read_the_fixture_tree() {
-    let config = huatuo_sources::ReaderConfig::default();
+    let config = huatuo_sources::ReaderConfig {
+        netlink_recorded: Some(roots().proc.with_file_name("netlink")),
+        ..Default::default()
+    };
     let readers = huatuo_sources::host_readers(&roots(), &config);
     let schemas = huatuo_sources::schemas();
-    assert_eq!(readers.len(), schemas.len());
+    let polled = schemas
+        .iter()
+        .filter(|s| s.mode == huatuo_dsl::catalog::SourceMode::Polled)
+        .count();
+    assert_eq!(readers.len(), polled);
     for mut reader in readers {
         let name = reader.schema().name;
         assert!(schemas.iter().any(|s| s.name == name));

@@ -1,0 +1,418 @@
+//! `netlink.link`: link state and counters per device from rtnetlink (or recorded JSON),
+//! and `netlink.link_events`: a stream of link changes (RTNLGRP_LINK) after a baseline
+//! flagged `start: true`.
+
+use super::socket;
+use crate::common::{field, int, polled, read_error, read_text, SampleBuilder};
+use crate::stream::{SampleStream, Sink, DEFAULT_CAPACITY};
+use huatuo_dsl::catalog::{FieldType, SourceMode, SourceSchema};
+use huatuo_dsl::source::{ReadError, Reader};
+use huatuo_dsl::units::Dim;
+use huatuo_dsl::value::{Sample, Value};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::RouteNetlinkMessage;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Catalog name of the polled link source.
+pub const NAME: &str = "netlink.link";
+/// Catalog name of the link change stream.
+pub const EVENTS: &str = "netlink.link_events";
+
+/// rtnetlink multicast group of link changes (`RTNLGRP_LINK`).
+const RTNLGRP_LINK: u32 = 1;
+
+/// Counters of a link, named as in `proc.net_dev`.
+pub const COUNTERS: [&str; 16] = [
+    "receive_bytes",
+    "receive_packets",
+    "receive_errs",
+    "receive_drop",
+    "receive_fifo",
+    "receive_frame",
+    "receive_compressed",
+    "receive_multicast",
+    "transmit_bytes",
+    "transmit_packets",
+    "transmit_errs",
+    "transmit_drop",
+    "transmit_fifo",
+    "transmit_colls",
+    "transmit_carrier",
+    "transmit_compressed",
+];
+
+/// One link as read from netlink and as recorded in fixture JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkInfo {
+    /// Interface name.
+    pub ifname: String,
+    /// Interface index.
+    pub index: u32,
+    /// RFC 2863 operational state (`UP`, `DOWN`, `UNKNOWN`).
+    pub oper_state: String,
+    /// Administratively up (`IFF_UP`).
+    pub admin_up: bool,
+    /// Carrier present.
+    pub carrier: bool,
+    /// Hardware address, `aa:bb:..`.
+    pub mac: String,
+    /// MTU in bytes.
+    pub mtu: u32,
+    /// Counters in [`COUNTERS`] order, empty when the kernel sent none.
+    #[serde(default)]
+    pub counters: Vec<u64>,
+}
+
+impl LinkInfo {
+    /// HUATUO's link status words: `linkStatusAdminUp, linkStatusCarrierDown`.
+    pub fn linkstatus(&self) -> String {
+        let admin = if self.admin_up { "Up" } else { "Down" };
+        let carrier = if self.carrier { "Up" } else { "Down" };
+        format!("linkStatusAdmin{admin}, linkStatusCarrier{carrier}")
+    }
+
+    fn state_fields(&self, builder: SampleBuilder) -> SampleBuilder {
+        let mut b = builder
+            .label("device", self.ifname.clone())
+            .uint("index", self.index.into())
+            .uint("mtu", self.mtu.into());
+        b.set("oper_state", Value::Str(self.oper_state.clone()));
+        b.set("admin_up", Value::Bool(self.admin_up));
+        b.set("carrier", Value::Bool(self.carrier));
+        b.set("mac", Value::Str(self.mac.clone()));
+        b.set("linkstatus", Value::Str(self.linkstatus()));
+        b
+    }
+}
+
+/// Converts one RTM_NEWLINK message.
+pub fn from_message(message: &LinkMessage) -> LinkInfo {
+    let flags = message.header.flags;
+    let mut link = LinkInfo {
+        index: message.header.index,
+        admin_up: flags.contains(LinkFlags::Up),
+        carrier: flags.contains(LinkFlags::LowerUp),
+        ..LinkInfo::default()
+    };
+    for attribute in &message.attributes {
+        match attribute {
+            LinkAttribute::IfName(name) => link.ifname = name.clone(),
+            LinkAttribute::Address(bytes) => {
+                link.mac = bytes
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            }
+            LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
+            LinkAttribute::OperState(state) => link.oper_state = state.to_string(),
+            LinkAttribute::Carrier(carrier) => link.carrier = *carrier != 0,
+            LinkAttribute::Stats64(s) => {
+                link.counters = vec![
+                    s.rx_bytes,
+                    s.rx_packets,
+                    s.rx_errors,
+                    s.rx_dropped,
+                    s.rx_fifo_errors,
+                    s.rx_frame_errors,
+                    s.rx_compressed,
+                    s.multicast,
+                    s.tx_bytes,
+                    s.tx_packets,
+                    s.tx_errors,
+                    s.tx_dropped,
+                    s.tx_fifo_errors,
+                    s.collisions,
+                    s.tx_carrier_errors,
+                    s.tx_compressed,
+                ]
+            }
+            _ => {}
+        }
+    }
+    link
+}
+
+fn links_of(messages: &[RouteNetlinkMessage]) -> Vec<LinkInfo> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewLink(link) => Some(from_message(link)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Dumps every link of the caller's network namespace.
+pub fn dump_live() -> Result<Vec<LinkInfo>, String> {
+    let replies = socket::dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
+    Ok(links_of(&replies))
+}
+
+/// Interface index to name, from a link dump.
+pub fn index_names() -> Result<HashMap<u32, String>, String> {
+    Ok(dump_live()?
+        .into_iter()
+        .map(|l| (l.index, l.ifname))
+        .collect())
+}
+
+fn state_schema_fields() -> Vec<huatuo_dsl::catalog::FieldSchema> {
+    vec![
+        int("index", Dim::Count, "interface index"),
+        int("mtu", Dim::Bytes, "MTU"),
+        field(
+            "oper_state",
+            FieldType::Str,
+            Dim::Count,
+            "operational state",
+        ),
+        field(
+            "admin_up",
+            FieldType::Bool,
+            Dim::Count,
+            "administratively up",
+        ),
+        field("carrier", FieldType::Bool, Dim::Count, "carrier present"),
+        field("mac", FieldType::Str, Dim::Count, "hardware address"),
+        field(
+            "linkstatus",
+            FieldType::Str,
+            Dim::Count,
+            "`linkStatusAdminUp|Down, linkStatusCarrierUp|Down`",
+        ),
+    ]
+}
+
+/// The schema of `netlink.link`.
+pub fn schema() -> SourceSchema {
+    let mut fields = state_schema_fields();
+    fields.extend(COUNTERS.iter().map(|name| {
+        let dim = if name.ends_with("_bytes") {
+            Dim::Bytes
+        } else {
+            Dim::Count
+        };
+        int(name, dim, "a link counter (IFLA_STATS64)")
+    }));
+    polled(
+        NAME,
+        "link state and counters per device from rtnetlink",
+        &["device"],
+        fields,
+    )
+}
+
+/// The schema of `netlink.link_events`.
+pub fn events_schema() -> SourceSchema {
+    let mut fields = state_schema_fields();
+    fields.push(field(
+        "driver",
+        FieldType::Str,
+        Dim::Count,
+        "driver of the device (empty for virtual devices)",
+    ));
+    fields.push(field(
+        "start",
+        FieldType::Bool,
+        Dim::Count,
+        "true for the baseline sent when the stream starts",
+    ));
+    fields.push(field(
+        "removed",
+        FieldType::Bool,
+        Dim::Count,
+        "true when the link was deleted",
+    ));
+    let mut schema = polled(
+        EVENTS,
+        "link changes from rtnetlink (RTNLGRP_LINK), after a baseline of every link",
+        &["device"],
+        fields,
+    );
+    schema.mode = SourceMode::Stream;
+    schema.default_interval_s = None;
+    schema
+}
+
+/// One `netlink.link` sample per link.
+pub fn to_samples(links: &[LinkInfo], now_ns: i64) -> Vec<Sample> {
+    links
+        .iter()
+        .map(|link| {
+            COUNTERS
+                .iter()
+                .zip(&link.counters)
+                .fold(link.state_fields(SampleBuilder::new()), |b, (n, v)| {
+                    b.uint(n, *v)
+                })
+                .build(NAME, now_ns)
+        })
+        .collect()
+}
+
+/// Reads links live, or from a recorded JSON list of [`LinkInfo`].
+pub struct LinkReader {
+    recorded: Option<PathBuf>,
+}
+
+impl LinkReader {
+    /// A reader of the live kernel.
+    pub fn live() -> Self {
+        Self { recorded: None }
+    }
+
+    /// A reader of a recorded JSON list of [`LinkInfo`].
+    pub fn recorded(path: PathBuf) -> Self {
+        Self {
+            recorded: Some(path),
+        }
+    }
+}
+
+/// Reads a recorded JSON list of `T`, naming the file on error.
+pub(crate) fn read_recorded<T: serde::de::DeserializeOwned>(
+    source: &str,
+    path: &Path,
+) -> Result<Vec<T>, ReadError> {
+    let text = read_text(source, path)?;
+    serde_json::from_str(&text).map_err(|e| read_error(source, path, e.to_string()))
+}
+
+impl Reader for LinkReader {
+    fn schema(&self) -> SourceSchema {
+        schema()
+    }
+
+    fn read(&mut self, now_ns: i64) -> Result<Vec<Sample>, ReadError> {
+        let links = match &self.recorded {
+            Some(path) => read_recorded(NAME, path)?,
+            None => dump_live().map_err(|m| netlink_error(NAME, "RTM_GETLINK", m))?,
+        };
+        Ok(to_samples(&links, now_ns))
+    }
+}
+
+/// A `ReadError` for a netlink request.
+pub(crate) fn netlink_error(source: &str, request: &str, message: String) -> ReadError {
+    ReadError {
+        source_name: source.to_string(),
+        path: format!("rtnetlink {request}"),
+        message,
+    }
+}
+
+/// A link change: the link's state, whether it is part of the baseline, whether removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkEvent {
+    /// The link after the change.
+    #[serde(flatten)]
+    pub link: LinkInfo,
+    /// Part of the baseline sent at start.
+    #[serde(default)]
+    pub start: bool,
+    /// The link was deleted.
+    #[serde(default)]
+    pub removed: bool,
+}
+
+/// The driver of a device from `<sys>/class/net/<dev>/device/driver`, empty when none.
+pub fn driver_of(sys: &Path, ifname: &str) -> String {
+    std::fs::read_link(sys.join("class/net").join(ifname).join("device/driver"))
+        .ok()
+        .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default()
+}
+
+/// The `netlink.link_events` sample of one change.
+pub fn event_sample(event: &LinkEvent, driver: &str, now_ns: i64) -> Sample {
+    let mut b = event.link.state_fields(SampleBuilder::new());
+    b.set("driver", Value::Str(driver.to_string()));
+    b.set("start", Value::Bool(event.start));
+    b.set("removed", Value::Bool(event.removed));
+    b.build(EVENTS, now_ns)
+}
+
+fn wall_clock_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+fn push_event(sink: &Sink, sys: &Path, event: LinkEvent) -> bool {
+    let driver = driver_of(sys, &event.link.ifname);
+    sink.push(event_sample(&event, &driver, wall_clock_ns()))
+}
+
+/// Starts the live link event stream: a baseline of every link (`start: true`), then one
+/// sample per RTM_NEWLINK/RTM_DELLINK. `sys` is where drivers are looked up.
+pub fn spawn_events(sys: &Path) -> Result<SampleStream, ReadError> {
+    let subscribed = socket::open()
+        .and_then(|s| {
+            s.add_membership(RTNLGRP_LINK)
+                .map_err(|e| format!("join RTNLGRP_LINK: {e}"))?;
+            Ok(s)
+        })
+        .map_err(|m| netlink_error(EVENTS, "RTNLGRP_LINK", m))?;
+    let baseline = dump_live().map_err(|m| netlink_error(EVENTS, "RTM_GETLINK", m))?;
+    let sys = sys.to_path_buf();
+    SampleStream::spawn("huatuo-link-events", DEFAULT_CAPACITY, move |sink| {
+        for link in baseline {
+            let event = LinkEvent {
+                link,
+                start: true,
+                removed: false,
+            };
+            if !push_event(sink, &sys, event) {
+                return Ok(());
+            }
+        }
+        loop {
+            let bytes = match subscribed.recv_from_full() {
+                Ok((bytes, _)) => bytes,
+                // ENOBUFS: the kernel dropped notifications we were too slow for.
+                Err(e) if e.raw_os_error() == Some(105) => {
+                    sink.count_dropped(1);
+                    continue;
+                }
+                Err(e) => return Err(netlink_error(EVENTS, "recv", e.to_string())),
+            };
+            let datagram = socket::parse_datagram(&bytes)
+                .map_err(|m| netlink_error(EVENTS, "RTNLGRP_LINK", m))?;
+            for message in datagram.messages {
+                let (link, removed) = match &message {
+                    RouteNetlinkMessage::NewLink(l) => (from_message(l), false),
+                    RouteNetlinkMessage::DelLink(l) => (from_message(l), true),
+                    _ => continue,
+                };
+                let event = LinkEvent {
+                    link,
+                    start: false,
+                    removed,
+                };
+                if !push_event(sink, &sys, event) {
+                    return Ok(());
+                }
+            }
+        }
+    })
+    .map_err(|e| netlink_error(EVENTS, "thread", e.to_string()))
+}
+
+/// Replays a recorded JSON list of [`LinkEvent`] as a stream (fixture mode).
+pub fn spawn_recorded_events(path: &Path, sys: &Path) -> Result<SampleStream, ReadError> {
+    let events: Vec<LinkEvent> = read_recorded(EVENTS, path)?;
+    let sys = sys.to_path_buf();
+    SampleStream::spawn("huatuo-link-replay", DEFAULT_CAPACITY, move |sink| {
+        for event in events {
+            if !push_event(sink, &sys, event) {
+                break;
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| read_error(EVENTS, path, e.to_string()))
+}

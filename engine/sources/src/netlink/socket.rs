@@ -1,0 +1,91 @@
+//! A blocking rtnetlink socket: dump requests and group subscriptions.
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+/// Most messages one dump may return; past it the dump is refused (bounded memory).
+pub const MAX_DUMP_MESSAGES: usize = 65_536;
+
+/// What one datagram held.
+#[derive(Debug, Default)]
+pub struct Datagram {
+    /// Route messages in order.
+    pub messages: Vec<RouteNetlinkMessage>,
+    /// True when the datagram ended a dump (`NLMSG_DONE`).
+    pub done: bool,
+}
+
+/// Splits a datagram into route messages; a kernel error reply becomes `Err`.
+pub fn parse_datagram(mut bytes: &[u8]) -> Result<Datagram, String> {
+    let mut out = Datagram::default();
+    while !bytes.is_empty() {
+        let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
+            .map_err(|e| format!("malformed netlink message: {e}"))?;
+        let length = message.header.length as usize;
+        match message.payload {
+            NetlinkPayload::InnerMessage(inner) => out.messages.push(inner),
+            NetlinkPayload::Done(_) => out.done = true,
+            NetlinkPayload::Error(error) => {
+                if let Some(code) = error.code {
+                    return Err(format!(
+                        "kernel error: {}",
+                        std::io::Error::from_raw_os_error(-code.get())
+                    ));
+                }
+            }
+            _ => {}
+        }
+        // Messages are 4-byte aligned inside a datagram.
+        let advance = length.div_ceil(4) * 4;
+        if length == 0 || advance > bytes.len() {
+            break;
+        }
+        bytes = &bytes[advance..];
+    }
+    Ok(out)
+}
+
+/// Opens a route socket bound to the kernel.
+pub fn open() -> Result<Socket, String> {
+    let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| format!("socket: {e}"))?;
+    socket.bind_auto().map_err(|e| format!("bind: {e}"))?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(|e| format!("connect: {e}"))?;
+    Ok(socket)
+}
+
+/// Sends a dump request and collects every reply until `NLMSG_DONE`.
+pub fn dump(request: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, String> {
+    let socket = open()?;
+    dump_on(&socket, request)
+}
+
+/// Like [`dump`], on an already open socket.
+pub fn dump_on(
+    socket: &Socket,
+    request: RouteNetlinkMessage,
+) -> Result<Vec<RouteNetlinkMessage>, String> {
+    let mut packet = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(request));
+    packet.header.flags = NLM_F_DUMP | NLM_F_REQUEST;
+    packet.header.sequence_number = 1;
+    packet.finalize();
+    let mut buf = vec![0; packet.buffer_len()];
+    packet.serialize(&mut buf);
+    socket.send(&buf, 0).map_err(|e| format!("send: {e}"))?;
+    let mut messages = Vec::new();
+    loop {
+        let (bytes, _) = socket.recv_from_full().map_err(|e| format!("recv: {e}"))?;
+        let datagram = parse_datagram(&bytes)?;
+        messages.extend(datagram.messages);
+        if messages.len() > MAX_DUMP_MESSAGES {
+            return Err(format!("dump larger than {MAX_DUMP_MESSAGES} messages"));
+        }
+        if datagram.done || bytes.is_empty() {
+            return Ok(messages);
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Netlink sources on recorded JSON and recorded DCB messages, and live on this machine.
+
+use huatuo_dsl::source::Reader;
+use huatuo_dsl::value::{Sample, Value};
+use huatuo_sources::netlink::{dcb, link, qdisc};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const NOW: i64 = 1_700_000_000_000_000_000;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/netlink")
+        .join(name)
+}
+
+fn sys_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sys")
+}
+
+fn int(sample: &Sample, field: &str) -> i64 {
+    match sample.fields.get(field) {
+        Some(Value::Int(v)) => *v,
+        other => panic!("{field}: {other:?}"),
+    }
+}
+
+fn find<'a>(samples: &'a [Sample], labels: &[(&str, &str)]) -> &'a Sample {
+    samples
+        .iter()
+        .find(|s| {
+            labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .unwrap_or_else(|| panic!("no sample {labels:?}"))
+}
+
+fn hex_fixture(name: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(fixture(name)).unwrap();
+    let text = text.trim();
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn qdisc_recorded_sums_children_per_device_and_kind() {
+    let mut reader = qdisc::QdiscReader::recorded(fixture("qdisc.json"));
+    let samples = reader.read(NOW).unwrap();
+    assert_eq!(samples.len(), 4);
+    let eth0 = find(&samples, &[("device", "eth0"), ("kind", "pfifo_fast")]);
+    assert_eq!(int(eth0, "bytes"), 1182056);
+    assert_eq!(int(eth0, "packets"), 13033);
+    let codel = find(&samples, &[("device", "eth1"), ("kind", "fq_codel")]);
+    assert_eq!(int(codel, "backlog"), 300);
+    assert_eq!(int(codel, "qlen"), 2);
+    assert_eq!(int(codel, "overlimits"), 7);
+    assert_eq!(int(codel, "requeues"), 1);
+    assert_eq!(int(codel, "drops"), 5);
+    assert_eq!(int(codel, "bytes"), 90000);
+    assert_eq!(int(codel, "packets"), 700);
+    let mq = find(&samples, &[("device", "eth1"), ("kind", "mq")]);
+    assert_eq!(int(mq, "drops"), 5);
+}
+
+#[test]
+fn link_recorded_state_and_counters() {
+    let samples = link::LinkReader::recorded(fixture("link.json"))
+        .read(NOW)
+        .unwrap();
+    assert_eq!(samples.len(), 4);
+    let eth0 = find(&samples, &[("device", "eth0")]);
+    assert_eq!(int(eth0, "index"), 4);
+    assert_eq!(int(eth0, "mtu"), 1400);
+    assert_eq!(eth0.fields["oper_state"], Value::Str("UP".into()));
+    assert_eq!(eth0.fields["mac"], Value::Str("02:fc:00:00:00:01".into()));
+    assert_eq!(
+        eth0.fields["linkstatus"],
+        Value::Str("linkStatusAdminUp, linkStatusCarrierUp".into())
+    );
+    assert_eq!(int(eth0, "receive_bytes"), 238561780);
+    assert_eq!(int(eth0, "receive_packets"), 15101);
+    let ifb0 = find(&samples, &[("device", "ifb0")]);
+    assert_eq!(ifb0.fields["oper_state"], Value::Str("DOWN".into()));
+    // Recorded as the kernel reports it: ifb keeps IFLA_CARRIER=1 while admin down.
+    assert_eq!(
+        ifb0.fields["linkstatus"],
+        Value::Str("linkStatusAdminDown, linkStatusCarrierUp".into())
+    );
+}
+
+#[test]
+fn link_events_recorded_baseline_then_change() {
+    let stream = link::spawn_recorded_events(&fixture("link_events.json"), &sys_root()).unwrap();
+    let first = stream.recv_timeout(Duration::from_secs(5)).unwrap();
+    let second = stream.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(stream.recv_timeout(Duration::from_secs(5)).is_none());
+    assert_eq!(first.source, link::EVENTS);
+    assert_eq!(first.labels["device"], "eth0");
+    assert_eq!(first.fields["start"], Value::Bool(true));
+    assert_eq!(first.fields["driver"], Value::Str("virtio_net".into()));
+    assert_eq!(second.fields["start"], Value::Bool(false));
+    assert_eq!(
+        second.fields["linkstatus"],
+        Value::Str("linkStatusAdminDown, linkStatusCarrierDown".into())
+    );
+    assert_eq!(stream.dropped(), 0);
+    assert_eq!(stream.error(), None);
+}
+
+#[test]
+fn dcb_reply_parsed_per_kernel_layout() {
+    let reply = hex_fixture("dcb_ieee_reply.hex");
+    let counters = dcb::parse_reply("eth1", &reply).unwrap().unwrap();
+    assert_eq!(counters.sent, [0, 0, 0, 5, 0, 0, 0, 0]);
+    assert_eq!(counters.received, [0, 0, 0, 42, 0, 0, 0, 7]);
+    let unsupported = hex_fixture("dcb_eopnotsupp_reply.hex");
+    assert_eq!(dcb::parse_reply("eth0", &unsupported).unwrap(), None);
+    let truncated = &reply[..reply.len() - 20];
+    assert!(dcb::parse_reply("eth1", truncated).is_err());
+}
+
+#[test]
+fn dcb_request_encodes_ifname() {
+    let request = dcb::encode_request("eth1", 7);
+    assert_eq!(request.len(), 16 + 4 + 12);
+    assert_eq!(u32::from_ne_bytes(request[0..4].try_into().unwrap()), 32);
+    assert_eq!(u16::from_ne_bytes(request[4..6].try_into().unwrap()), 78);
+    assert_eq!(request[17], 21, "DCB_CMD_IEEE_GET");
+    assert_eq!(&request[24..29], b"eth1\0");
+}
+
+#[test]
+fn dcb_recorded_per_device_and_prio() {
+    let samples = dcb::DcbReader::recorded(fixture("dcb.json"))
+        .read(NOW)
+        .unwrap();
+    assert_eq!(samples.len(), 8);
+    let prio3 = find(&samples, &[("device", "eth1"), ("prio", "3")]);
+    assert_eq!(int(prio3, "pfc_received"), 42);
+    assert_eq!(int(prio3, "pfc_send"), 5);
+    assert_eq!(int(find(&samples, &[("prio", "7")]), "pfc_received"), 7);
+}
+
+#[test]
+fn recorded_file_missing_names_it() {
+    let err = qdisc::QdiscReader::recorded(fixture("nope.json"))
+        .read(NOW)
+        .unwrap_err();
+    assert!(err.path.ends_with("nope.json"));
+    let err = link::LinkReader::recorded(fixture("dcb_ieee_reply.hex"))
+        .read(NOW)
+        .unwrap_err();
+    assert!(err.path.ends_with("dcb_ieee_reply.hex"), "{err}");
+}
+
+#[test]
+fn live_netlink_on_this_machine() {
+    let links = link::LinkReader::live().read(NOW).expect("RTM_GETLINK");
+    let lo = find(&links, &[("device", "lo")]);
+    assert_eq!(int(lo, "index"), 1);
+    let qdiscs = qdisc::QdiscReader::live().read(NOW).expect("RTM_GETQDISC");
+    assert!(!qdiscs.is_empty(), "every up device has a root qdisc");
+    // No DCB-capable device here: the live reader answers with nothing, not an error.
+    let pfc = dcb::DcbReader::live().read(NOW).expect("RTM_GETDCB");
+    assert!(pfc.iter().all(|s| s.labels.contains_key("prio")));
+}
+
+#[test]
+fn live_link_events_start_with_a_baseline() {
+    let stream = link::spawn_events(Path::new("/sys")).expect("RTNLGRP_LINK");
+    let first = stream
+        .recv_timeout(Duration::from_secs(5))
+        .expect("baseline");
+    assert_eq!(first.fields["start"], Value::Bool(true));
+    assert!(first.labels.contains_key("device"));
+}
