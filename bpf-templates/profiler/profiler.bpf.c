@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * profiler: on-demand CPU profile. A CPU-clock perf event on every CPU (99 Hz by default)
+ * counts samples per (pid, comm, kernel stack, user stack) in `counts`; stacks live in the
+ * stack map `stacks`. User space starts it for a duration, then reads, symbolizes and folds.
+ * Optional filter: only samples of tasks in one cgroup (`cgroup_id`, the v1 cpu controller's
+ * cgroup, or the v2 cgroup with `cgroup_v2` = 1); 0 samples everything.
+ */
+#include "huatuo.h"
+
+/* Only count tasks of this cgroup id; 0 counts all. */
+volatile const __u64 cgroup_id = 0;
+
+#define MAX_STACKS 8192
+
+struct profile_key {
+	u32 pid;
+	s32 kstack;
+	s32 ustack;
+	char comm[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, MAX_STACKS);
+	__uint(key_size, sizeof(u32));
+	__uint(value_size, 127 * sizeof(u64));
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_STACKS);
+	__type(key, struct profile_key);
+	__type(value, u64);
+} counts SEC(".maps");
+
+SEC("perf_event")
+int perf_profile(struct bpf_perf_event_data *ctx)
+{
+	struct profile_key key = {};
+	u64 one = 1, *count;
+
+	if (cgroup_id) {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+		if (huatuo_task_cgroup_id(task, bpf_core_enum_value(enum cgroup_subsys_id,
+								      cpu_cgrp_id)) != cgroup_id)
+			return 0;
+	}
+	key.pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(key.comm, sizeof(key.comm));
+	key.kstack = bpf_get_stackid(ctx, &stacks, 0);
+	key.ustack = key.pid ? bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK) : -1;
+	count = bpf_map_lookup_elem(&counts, &key);
+	if (count)
+		__sync_fetch_and_add(count, 1);
+	else if (bpf_map_update_elem(&counts, &key, &one, BPF_NOEXIST))
+		huatuo_count(HUATUO_CNT_LOST);
+	return 0;
+}
