@@ -255,6 +255,32 @@ pub fn builtin(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
 }
 
+impl Builtin {
+    /// The call as a rule reference shows it: `ema(x, n)`, optional parameters with `?`.
+    pub fn signature(&self) -> String {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| format!("{}{}", p.name, if p.optional { "?" } else { "" }))
+            .collect();
+        format!("{}({})", self.name, params.join(", "))
+    }
+}
+
+/// The builtin functions as a Markdown table, for the generated rule reference.
+pub fn reference_markdown() -> String {
+    let mut out = String::from("| function | keeps state | what it does |\n|---|---|---|\n");
+    for b in builtins() {
+        let stateful = if b.stateful { "yes" } else { "" };
+        out.push_str(&format!(
+            "| `{}` | {stateful} | {} |\n",
+            b.signature(),
+            b.description
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +312,14 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn reference_lists_every_function_with_its_signature() {
+        let table = reference_markdown();
+        assert_eq!(table.lines().count(), builtins().len() + 2);
+        assert!(table.contains("| `ema(x, n)` | yes | Exponential moving average"));
+        assert!(table.contains("| `config(key, default?)` |  |"));
     }
 
     #[test]

@@ -320,6 +320,90 @@ proptest! {
     }
 }
 
+/// Valid rules that mutations start from.
+const SEEDS: &[&str] = &[
+    r#"event softirq_tracing { source bpf.softirq_off
+        param threshold = config("EventTracing.Softirq.DisabledThreshold", 10ms)
+        where offtime > threshold and comm !~ "^(ksoftirqd|swapper)"
+        capture stack(kernel) cooldown backoff(10m, factor: 2, max: 3h) limit 10 per 1s
+        emit offtime, threshold, comm, pid, cpu, now, stack }"#,
+    r#"metric runqlat { source bpf.runqlat histogram latency zones [10ms, 20ms, 50ms]
+        scope host, container labels container_id }"#,
+    r#"autotrace cpusys { source proc.stat every 10s
+        let sys = percent(delta(system), delta(total)) let w = window(sys, 5)
+        when sys > 45% and avg(w) > 20% and matches_any("a", ["^a"])
+        capture profile(scope: host, duration: 5s) as fd issues config("IssuesList", [])
+        emit now_sys = sys, fd, x = first(w) * 2 }"#,
+    r#"metric vm { source cgroup.memory_stat emit * include "^anon" counter,
+        r = anon / 1s help "rate" }"#,
+];
+
+const JUNK: &[&str] = &[
+    "45%",
+    "10",
+    "10ms",
+    "\"(\"",
+    "nope",
+    "window::slope(user)",
+    "container",
+    "host",
+    "-",
+    "+",
+    "*",
+    "/",
+    "and",
+    "not",
+    "==",
+    "=~",
+    "[",
+    "]",
+    "(",
+    ")",
+    ",",
+    "emit",
+    "let",
+    "x",
+    "=",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_rule_texts_never_panic(
+        seed in prop::sample::select(SEEDS),
+        edits in prop::collection::vec((0usize..200, 0u8..3, prop::sample::select(JUNK)), 1..4),
+    ) {
+        let mut tokens: Vec<String> = seed.split_whitespace().map(str::to_string).collect();
+        for (at, op, junk) in edits {
+            let at = at % tokens.len().max(1);
+            match op {
+                0 if !tokens.is_empty() => { tokens.remove(at); }
+                1 => tokens.insert(at, junk.to_string()),
+                _ if !tokens.is_empty() => tokens[at] = junk.to_string(),
+                _ => {}
+            }
+        }
+        let text = tokens.join(" ");
+        if let Ok(file) = huatuo_dsl::parser::parse_file("rules/m.hto", &text) {
+            let diags = check(&[file], &check_support::catalog());
+            let places: Vec<_> = diags.iter().map(|d| (d.span.line, d.span.col)).collect();
+            let mut sorted = places.clone();
+            sorted.sort();
+            prop_assert_eq!(places, sorted);
+        }
+    }
+}
+
+#[test]
+fn seeds_are_valid() {
+    for seed in SEEDS {
+        let file = huatuo_dsl::parser::parse_file("rules/m.hto", seed).expect("seed parses");
+        let diags = check(&[file], &check_support::catalog());
+        assert!(diags.is_empty(), "{diags:#?}");
+    }
+}
+
 #[test]
 fn deep_nesting_is_reported_not_recursed() {
     let mut e = Expr {
