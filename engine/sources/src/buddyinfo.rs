@@ -23,6 +23,7 @@ pub fn schema() -> SourceSchema {
 /// Parses `/proc/buddyinfo` (`Node 0, zone   Normal  447 9946 ...`).
 pub fn parse(text: &str, now_ns: i64) -> Result<Vec<Sample>, String> {
     let mut samples = Vec::new();
+    let mut orders: Option<usize> = None;
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -38,7 +39,17 @@ pub fn parse(text: &str, now_ns: i64) -> Result<Vec<Sample>, String> {
             (Some("zone"), Some(zone)) => zone,
             _ => return Err(at("expected `zone NAME`".to_string())),
         };
-        for (order, count) in words.enumerate() {
+        let counts: Vec<_> = words.collect();
+        match orders {
+            Some(n) if n != counts.len() => {
+                return Err(at(format!(
+                    "{} orders where earlier lines have {n} (truncated?)",
+                    counts.len()
+                )))
+            }
+            _ => orders = Some(counts.len()),
+        }
+        for (order, count) in counts.into_iter().enumerate() {
             let blocks = parse_u64(count, "blocks").map_err(at)?;
             samples.push(
                 SampleBuilder::new()

@@ -54,6 +54,11 @@ pub fn schema() -> SourceSchema {
 
 /// Parses `/proc/net/dev`; samples are sorted by device.
 pub fn parse(text: &str, now_ns: i64) -> Result<Vec<Sample>, String> {
+    let mut lines = text.lines();
+    match (lines.next(), lines.next()) {
+        (Some(first), Some(second)) if first.contains('|') && second.contains('|') => {}
+        _ => return Err("expected the two `Inter-|` header lines".to_string()),
+    }
     let devices = InterfaceDeviceStatus::from_read(text.as_bytes()).map_err(|e| e.to_string())?;
     let mut devices: Vec<_> = devices.0.into_values().collect();
     devices.sort_by(|a, b| a.name.cmp(&b.name));
