@@ -38,6 +38,16 @@ const UID2: &str = "66666666-7777-8888-9999-000000000000";
 const UID3: &str = "abcdefab-cdef-abcd-efab-cdefabcdefab";
 
 type Row<'a> = (&'a str, &'a str, Runtime, Option<&'a str>, Option<QosClass>);
+type Expected<'a> = (String, &'a str, Runtime, Option<&'a str>, Option<QosClass>);
+
+/// Asserts path, id, runtime, pod UID and QoS of every container, in order.
+fn assert_rows(found: &[Container], expected: &[Expected<'_>]) {
+    let expected: Vec<Row<'_>> = expected
+        .iter()
+        .map(|(p, id, r, u, q)| (p.as_str(), *id, *r, *u, *q))
+        .collect();
+    assert_eq!(rows(found), expected);
+}
 
 fn rows(found: &[Container]) -> Vec<Row<'_>> {
     found
@@ -57,7 +67,7 @@ fn rows(found: &[Container]) -> Vec<Row<'_>> {
 #[test]
 fn v1_hybrid_tree() {
     let (_, found) = discover("v1", 100);
-    let expected: Vec<(String, &str, Runtime, Option<&str>, Option<QosClass>)> = vec![
+    let expected: Vec<Expected<'_>> = vec![
         (format!("docker/{A}"), A, Runtime::Docker, None, None),
         (
             format!("kubepods/besteffort/pod{UID2}/{D}"),
@@ -95,11 +105,7 @@ fn v1_hybrid_tree() {
             None,
         ),
     ];
-    let expected: Vec<Row<'_>> = expected
-        .iter()
-        .map(|(p, id, r, u, q)| (p.as_str(), *id, *r, *u, *q))
-        .collect();
-    assert_eq!(rows(&found), expected);
+    assert_rows(&found, &expected);
 
     let docker = &found[0];
     assert_eq!(docker.name, "aaaaaaaaaaaa");
@@ -143,7 +149,7 @@ fn v2_tree() {
     let b = UID1.replace('-', "_");
     let e = UID2.replace('-', "_");
     let g = UID3.replace('-', "_");
-    let expected: Vec<(String, &str, Runtime, Option<&str>, Option<QosClass>)> = vec![
+    let expected: Vec<Expected<'_>> = vec![
         (
             format!("kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{e}.slice/crio-{D}.scope"),
             D,
@@ -182,11 +188,7 @@ fn v2_tree() {
         ),
         (format!("system.slice/docker-{B}.scope"), B, Runtime::Docker, None, None),
     ];
-    let expected: Vec<Row<'_>> = expected
-        .iter()
-        .map(|(p, id, r, u, q)| (p.as_str(), *id, *r, *u, *q))
-        .collect();
-    assert_eq!(rows(&found), expected);
+    assert_rows(&found, &expected);
     let docker = &found[6];
     assert_eq!(docker.init_pid, Some(3001));
     assert_eq!(
