@@ -8,8 +8,9 @@ use miette::{
 use serde::Serialize;
 use std::fmt;
 
-/// Width the human rendering wraps at, fixed so that output does not depend on the terminal.
-const WIDTH: usize = 120;
+/// Width the human rendering wraps at: wide enough that a headline stays on one line, and
+/// fixed so that output does not depend on the terminal.
+const WIDTH: usize = 400;
 
 /// Renders `diags` for a terminal, without colour; `text_of` returns a file's text by path
 /// (when it returns `None`, the diagnostic is shown without a source snippet).
@@ -70,6 +71,21 @@ impl<'a> Report<'a> {
     }
 }
 
+impl Report<'_> {
+    /// The byte range to underline: the span, or the last character when the span is empty
+    /// at the very end of the file (miette cannot show a caret past the last character).
+    fn visible_range(&self) -> std::ops::Range<usize> {
+        let s = self.diag.span;
+        let text = self.source.as_ref().map_or("", |src| src.inner().as_str());
+        if s.start == s.end && s.start == text.len() {
+            if let Some(last) = text.chars().next_back() {
+                return s.start - last.len_utf8()..s.start;
+            }
+        }
+        s.start..s.end
+    }
+}
+
 impl fmt::Debug for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.headline())
@@ -105,7 +121,7 @@ impl miette::Diagnostic for Report<'_> {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         self.source.as_ref()?;
-        let span = SourceSpan::from(self.diag.span.start..self.diag.span.end);
+        let span = SourceSpan::from(self.visible_range());
         let label = (!self.diag.label.is_empty()).then(|| self.diag.label.clone());
         Some(Box::new(std::iter::once(
             LabeledSpan::new_primary_with_span(label, span),

@@ -1,8 +1,10 @@
 //! What every step of tree building shares: the file, a line index for spans, and the
 //! diagnostics found so far (bounded; the overflow is counted).
 
+use super::Rule;
 use crate::ast::Span;
 use crate::diag::Diagnostic;
+use pest::iterators::Pair;
 use std::cell::{Cell, RefCell};
 
 /// Most diagnostics kept for one file; further ones are only counted.
@@ -64,6 +66,25 @@ impl<'a> Ctx<'a> {
         self.span_at(span.start(), span.end())
     }
 
+    /// The span of a pair, without the whitespace and comments the grammar skipped after its
+    /// last token.
+    pub fn pair_span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let own = pair.as_span();
+        let end = if own.as_str().ends_with(char::is_whitespace) {
+            pair.clone()
+                .into_inner()
+                .flatten()
+                .map(|p| p.as_span())
+                .filter(|s| !s.as_str().ends_with(char::is_whitespace))
+                .map(|s| s.end())
+                .max()
+                .unwrap_or(own.end())
+        } else {
+            own.end()
+        };
+        self.span_at(own.start(), end)
+    }
+
     /// An error of this file.
     pub fn error(&self, code: &'static str, span: Span, message: impl Into<String>) -> Diagnostic {
         Diagnostic::error(code, self.path, span, message)
@@ -107,10 +128,10 @@ mod tests {
     fn spans_count_lines_and_characters() {
         let ctx = Ctx::new("f.hto", "ab\nµx y\n");
         assert_eq!(ctx.span_at(0, 1).line, 1);
-        let s = ctx.span_at(6, 7); // `y`: µ is two bytes
+        let s = ctx.span_at(7, 8); // `y`: µ is two bytes
         assert_eq!((s.line, s.col), (2, 4));
         let eof = ctx.span_at(99, 99);
-        assert_eq!((eof.start, eof.line, eof.col), (8, 3, 1));
+        assert_eq!((eof.start, eof.line, eof.col), (9, 3, 1));
     }
 
     #[test]

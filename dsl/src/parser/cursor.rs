@@ -6,9 +6,12 @@ use super::Rule;
 use pest::iterators::{Pair, Pairs};
 use std::iter::Peekable;
 
+/// Children of a pair with the uninformative ones filtered out.
+type Meaningful<'i> = std::iter::Filter<Pairs<'i, Rule>, fn(&Pair<'i, Rule>) -> bool>;
+
 /// The meaningful children of one pair.
 pub(super) struct Cursor<'i, 'c> {
-    pairs: Peekable<std::iter::Filter<Pairs<'i, Rule>, fn(&Pair<'i, Rule>) -> bool>>,
+    pairs: Peekable<Meaningful<'i>>,
     parent: pest::Span<'i>,
     ctx: &'c Ctx<'c>,
 }

@@ -58,7 +58,7 @@ impl Folded {
 pub(super) fn expr(ctx: &Ctx<'_>, pair: Pair<'_, Rule>) -> Option<Expr> {
     let pairs = pair.into_inner();
     if longest_prefix_run(pairs.clone()) > MAX_PREFIX_RUN {
-        let span = ctx.span(pairs.peek()?.as_span());
+        let span = ctx.pair_span(&pairs.peek()?);
         ctx.report(
             ctx.error("syntax", span, "too many prefix operators in a row")
                 .with_label(format!("more than {MAX_PREFIX_RUN} in a row")),
@@ -109,7 +109,7 @@ fn fold(ctx: &Ctx<'_>, pairs: Pairs<'_, Rule>) -> Option<Folded> {
                 ctx.report(
                     ctx.error(
                         "syntax",
-                        ctx.span(op.as_span()),
+                        ctx.pair_span(&op),
                         "comparisons cannot be chained",
                     )
                     .with_label("second comparison")
@@ -182,7 +182,7 @@ fn is_comparison(op: BinOp) -> bool {
 
 /// An operand: literal, list, call, name or parenthesized expression.
 fn primary(ctx: &Ctx<'_>, pair: Pair<'_, Rule>) -> Option<Expr> {
-    let span = ctx.span(pair.as_span());
+    let span = ctx.pair_span(&pair);
     let kind = match pair.as_rule() {
         Rule::number => ExprKind::Literal(literal::number(ctx, pair)),
         Rule::string => ExprKind::Literal(Literal::Str(literal::string(ctx, pair))),
@@ -244,6 +244,6 @@ pub(super) fn args(ctx: &Ctx<'_>, pair: Pair<'_, Rule>) -> Option<Vec<Arg>> {
 pub(super) fn ident(ctx: &Ctx<'_>, pair: Pair<'_, Rule>) -> Ident {
     Ident {
         name: pair.as_str().to_string(),
-        span: ctx.span(pair.as_span()),
+        span: ctx.pair_span(&pair),
     }
 }

@@ -33,7 +33,7 @@ pub(super) fn number(ctx: &Ctx<'_>, pair: Pair<'_, Rule>) -> Literal {
         Some(Scaled::Int(v)) => Literal::Int(v, dim),
         Some(Scaled::Float(v)) => Literal::Float(v, dim),
         None => {
-            let span = ctx.span(pair.as_span());
+            let span = ctx.pair_span(&pair);
             ctx.report(
                 ctx.error("syntax", span, "number literal out of range")
                     .with_label("too large"),
@@ -89,6 +89,7 @@ fn unknown_unit(ctx: &Ctx<'_>, unit: Pair<'_, Rule>) -> crate::diag::Diagnostic 
     let suggestion = UNIT_SUFFIXES
         .iter()
         .find(|u| u.suffix.eq_ignore_ascii_case(written))
+        .or_else(|| UNIT_SUFFIXES.iter().find(|u| written.starts_with(u.suffix)))
         .map(|u| u.suffix)
         .or_else(|| did_you_mean(written, UNIT_SUFFIXES.iter().map(|u| u.suffix)));
     let known: Vec<&str> = UNIT_SUFFIXES.iter().map(|u| u.suffix).collect();
@@ -98,7 +99,7 @@ fn unknown_unit(ctx: &Ctx<'_>, unit: Pair<'_, Rule>) -> crate::diag::Diagnostic 
     };
     ctx.error(
         "unknown-unit",
-        ctx.span(unit.as_span()),
+        ctx.pair_span(&unit),
         format!("unknown unit `{written}`"),
     )
     .with_label("not a unit")

@@ -43,7 +43,7 @@ struct Draft {
 
 /// One rule block; `None` when it cannot be built (the reason is reported).
 fn build_rule(ctx: &Ctx<'_>, pair: Pair<'_, R>) -> Option<Rule> {
-    let span = ctx.span(pair.as_span());
+    let span = ctx.pair_span(&pair);
     let mut cursor = Cursor::new(ctx, pair);
     let kind = match cursor.next()?.as_str() {
         "metric" => RuleKind::Metric,
@@ -91,7 +91,7 @@ fn build_rule(ctx: &Ctx<'_>, pair: Pair<'_, R>) -> Option<Rule> {
 
 /// Adds one clause to `draft`; `None` when it could not be built.
 fn add_clause(ctx: &Ctx<'_>, draft: &mut Draft, pair: Pair<'_, R>) -> Option<()> {
-    let span = ctx.span(pair.as_span());
+    let span = ctx.pair_span(&pair);
     let rule = pair.as_rule();
     let mut c = Cursor::new(ctx, pair);
     match rule {
@@ -277,7 +277,7 @@ fn idents(ctx: &Ctx<'_>, c: &mut Cursor<'_, '_>) -> Vec<Ident> {
 
 /// One item of an `emit` list.
 fn emit_item(ctx: &Ctx<'_>, pair: Pair<'_, R>) -> Option<EmitItem> {
-    let span = ctx.span(pair.as_span());
+    let span = ctx.pair_span(&pair);
     let rule = pair.as_rule();
     let mut c = Cursor::new(ctx, pair);
     if rule == R::emit_all {
@@ -325,7 +325,7 @@ fn metric_type(pair: &Pair<'_, R>) -> MetricType {
 
 /// One `ACTION(args) [as NAME]` of a `capture` clause.
 fn capture(ctx: &Ctx<'_>, pair: Pair<'_, R>) -> Option<Capture> {
-    let span = ctx.span(pair.as_span());
+    let span = ctx.pair_span(&pair);
     let alias_pair = pair
         .clone()
         .into_inner()

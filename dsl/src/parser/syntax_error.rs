@@ -7,8 +7,7 @@ use crate::diag::Diagnostic;
 use pest::error::{Error, ErrorVariant, InputLocation};
 
 /// What a syntax error says when a clause keyword or the closing brace was possible.
-const CLAUSE_OR_BRACE: &str =
-    "`}` or a clause keyword (source, help, param, let, script, where, when, emit, ...)";
+const CLAUSE_OR_BRACE: &str = "`}` or a clause keyword (source, where, when, emit, ...)";
 
 /// Every reserved word, for the "cannot be used as a name" hint.
 const KEYWORDS: &[&str] = &[
@@ -63,14 +62,14 @@ fn describe(rule: Rule) -> Option<&'static str> {
             "a rule (`metric`, `event` or `autotrace`)"
         }
         EOI => "end of file",
-        expr | op_not | op_neg | number | digits | string | boolean | list | call | func_name
-        | name | paren => "an expression",
+        expr | op_not | op_neg | number | digits | boolean | list | call | func_name | name
+        | paren => "an expression",
         op_or | op_and | op_eq | op_ne | op_le | op_ge | op_lt | op_gt | op_match | op_notmatch
         | op_add | op_sub | op_mul | op_div | op_rem => "an operator",
         ident | word | arg_name => "a name",
         source_name => "a source name such as `proc.stat`",
         script_fn => "a script function such as `ema::decay`",
-        str_body => "a string",
+        string | str_body => "a string",
         emit_all | star | emit_named | emit_include | emit_exclude => {
             "an emit item (`*` or a name)"
         }
@@ -129,8 +128,12 @@ fn expected_message(positives: &[Rule]) -> String {
             wanted.push(d);
         }
     }
+    // Drop what a broader alternative already covers.
     if wanted.contains(&"an expression") {
-        wanted.retain(|d| *d != "a name" && *d != "a string");
+        wanted.retain(|d| !matches!(*d, "a name" | "a string" | "`(`" | "`[`"));
+    }
+    if wanted.contains(&"an emit item (`*` or a name)") {
+        wanted.retain(|d| *d != "a name");
     }
     if wanted.len() > 1 {
         wanted.retain(|d| *d != "end of file");
@@ -140,6 +143,9 @@ fn expected_message(positives: &[Rule]) -> String {
     match wanted.as_slice() {
         [] => "unexpected input".to_string(),
         [one] => format!("expected {one}"),
+        [init @ .., last] if *last == CLAUSE_OR_BRACE => {
+            format!("expected {}, {last}", init.join(", "))
+        }
         [init @ .., last] => format!("expected {} or {last}", init.join(", ")),
     }
 }
@@ -217,7 +223,7 @@ mod tests {
         assert_eq!(expected_message(&[Rule::expr]), "expected an expression");
         assert_eq!(
             expected_message(&[Rule::op_add, Rule::kw_emit, Rule::rbrace]),
-            format!("expected an operator or {CLAUSE_OR_BRACE}")
+            format!("expected an operator, {CLAUSE_OR_BRACE}")
         );
         assert_eq!(
             expected_message(&[Rule::ident, Rule::number, Rule::string]),
