@@ -1,0 +1,222 @@
+//! The on-demand CPU profiler: loads the `profiler` template, samples every CPU for a
+//! while, then reads the counted stacks, symbolizes them (kernel frames from
+//! /proc/kallsyms, user frames from /proc/<pid>/maps and ELF symbols) and renders folded
+//! stacks and HUATUO's `flamedata`.
+
+pub mod flame;
+pub mod usersym;
+
+use crate::attach::attach_variant;
+use crate::kallsyms::Kallsyms;
+use crate::schema::{AttachKind, TemplateSchema};
+use aya::maps::{HashMap as BpfHashMap, MapData, StackTraceMap};
+use aya::programs::PerfEvent;
+use aya::{Btf, Ebpf, EbpfLoader};
+use flame::{CountedStack, FlameFrame};
+use std::time::Duration;
+use usersym::UserSymbolizer;
+
+/// What to profile and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProfileOptions {
+    /// How long `run` samples.
+    pub duration: Duration,
+    /// Samples per second per CPU.
+    pub frequency_hz: u64,
+    /// Only sample tasks of this cgroup (v1 cpu controller, or v2); 0 samples all.
+    pub cgroup_id: u64,
+    /// `cgroup_id` names a cgroup v2 directory.
+    pub cgroup_v2: bool,
+}
+
+impl Default for ProfileOptions {
+    fn default() -> Self {
+        ProfileOptions {
+            duration: Duration::from_secs(10),
+            frequency_hz: 99,
+            cgroup_id: 0,
+            cgroup_v2: false,
+        }
+    }
+}
+
+/// A finished profile: counted, symbolized stacks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// Stacks with their sample counts.
+    pub stacks: Vec<CountedStack>,
+    /// Total samples counted.
+    pub samples: u64,
+    /// Samples not counted because the count map was full.
+    pub lost: u64,
+}
+
+impl Profile {
+    /// Folded stack lines `comm;frame;...;frame count`, most samples first.
+    pub fn folded(&self) -> Vec<String> {
+        flame::folded(&self.stacks)
+    }
+
+    /// HUATUO's `flamedata`: `[{level, value, self, label}]`.
+    pub fn flamedata(&self) -> Vec<FlameFrame> {
+        flame::flamedata(&self.stacks)
+    }
+}
+
+/// The key of the `counts` map (`struct profile_key` in profiler.bpf.c).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct RawKey {
+    pid: u32,
+    kstack: i32,
+    ustack: i32,
+    comm: [u8; 16],
+}
+
+// SAFETY: plain old data with no padding (4 + 4 + 4 + 16 bytes, align 4).
+unsafe impl aya::Pod for RawKey {}
+
+/// A running profile; `stop` detaches and reads it.
+pub struct Profiler {
+    ebpf: Ebpf,
+}
+
+impl Profiler {
+    /// Loads the profiler template and starts sampling every online CPU.
+    pub fn start(opts: &ProfileOptions) -> Result<Profiler, String> {
+        let template = crate::embedded::find("profiler")
+            .ok_or("the profiler template is not embedded in this build")?;
+        let schema = TemplateSchema::parse(template.name, template.schema)?;
+        let mut variant = schema
+            .attach
+            .iter()
+            .flat_map(|p| p.variants.iter())
+            .find(|v| v.kind == AttachKind::PerfEvent)
+            .cloned()
+            .ok_or("profiler/schema.toml has no perf_event variant")?;
+        if opts.frequency_hz == 0 {
+            return Err("profile frequency must be at least 1 Hz".into());
+        }
+        variant.target = opts.frequency_hz.to_string();
+        let btf = Btf::from_sys_fs().ok();
+        let cgroup_v2 = u64::from(opts.cgroup_v2);
+        let mut ebpf = EbpfLoader::new()
+            .btf(btf.as_ref())
+            .override_global("cgroup_id", &opts.cgroup_id, true)
+            .override_global("cgroup_v2", &cgroup_v2, true)
+            .load(template.object)
+            .map_err(|e| format!("loading the profiler template: {e}"))?;
+        attach_variant(&mut ebpf, &variant, btf.as_ref())
+            .map_err(|e| format!("attaching the profiler ({}): {e}", variant.prog))?;
+        Ok(Profiler { ebpf })
+    }
+
+    /// Stops sampling and returns the symbolized profile.
+    pub fn stop(mut self) -> Result<Profile, String> {
+        // Detach first so the maps stop changing while they are read.
+        if let Some(program) = self.ebpf.program_mut("perf_profile") {
+            let perf: Result<&mut PerfEvent, _> = program.try_into();
+            if let Ok(perf) = perf {
+                let _ = perf.unload();
+            }
+        }
+        let counts: BpfHashMap<&MapData, RawKey, u64> = BpfHashMap::try_from(
+            self.ebpf
+                .map("counts")
+                .ok_or("profiler object has no `counts` map")?,
+        )
+        .map_err(|e| format!("profiler `counts` map: {e}"))?;
+        let stacks = StackTraceMap::try_from(
+            self.ebpf
+                .map("stacks")
+                .ok_or("profiler object has no `stacks` map")?,
+        )
+        .map_err(|e| format!("profiler `stacks` map: {e}"))?;
+        let kernel = Kallsyms::system();
+        let mut user = UserSymbolizer::new();
+        let mut profile = Profile::default();
+        for entry in counts.iter() {
+            let (key, count) = entry.map_err(|e| format!("reading profiler counts: {e}"))?;
+            let mut frames = vec![];
+            if key.ustack >= 0 {
+                if let Ok(trace) = stacks.get(&(key.ustack as u32), 0) {
+                    frames.extend(
+                        trace
+                            .frames()
+                            .iter()
+                            .rev()
+                            .map(|f| user.symbolize(key.pid, f.ip)),
+                    );
+                }
+            }
+            if key.kstack >= 0 {
+                if let Ok(trace) = stacks.get(&(key.kstack as u32), 0) {
+                    frames.extend(
+                        trace
+                            .frames()
+                            .iter()
+                            .rev()
+                            .map(|f| function_name(&kernel.symbolize(f.ip))),
+                    );
+                }
+            }
+            let end = key.comm.iter().position(|b| *b == 0).unwrap_or(16);
+            profile.samples += count;
+            profile.stacks.push(CountedStack {
+                comm: String::from_utf8_lossy(&key.comm[..end]).into_owned(),
+                pid: key.pid,
+                frames,
+                count,
+            });
+        }
+        profile.lost = lost_samples(&self.ebpf);
+        profile
+            .stacks
+            .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.frames.cmp(&b.frames)));
+        Ok(profile)
+    }
+}
+
+/// Samples lost because the count map was full (`huatuo_counters[LOST]`, summed over CPUs).
+fn lost_samples(ebpf: &Ebpf) -> u64 {
+    const LOST: u32 = 2;
+    let Some(map) = ebpf.map("huatuo_counters") else {
+        return 0;
+    };
+    aya::maps::PerCpuArray::<&MapData, u64>::try_from(map)
+        .ok()
+        .and_then(|array| array.get(&LOST, 0).ok())
+        .map(|values| values.iter().sum())
+        .unwrap_or(0)
+}
+
+/// `name+0xoff` -> `name`, so samples in one function merge.
+fn function_name(symbolized: &str) -> String {
+    match symbolized.split_once("+0x") {
+        Some((name, _)) => name.to_string(),
+        None => symbolized.to_string(),
+    }
+}
+
+/// Profiles for `opts.duration` and returns the result (blocking).
+pub fn run(opts: &ProfileOptions) -> Result<Profile, String> {
+    let profiler = Profiler::start(opts)?;
+    std::thread::sleep(opts.duration);
+    profiler.stop()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_frames_merge_by_function() {
+        assert_eq!(function_name("do_syscall_64+0x5a"), "do_syscall_64");
+        assert_eq!(function_name("0xffffffff81000000"), "0xffffffff81000000");
+    }
+
+    #[test]
+    fn key_layout_matches_the_bpf_struct() {
+        assert_eq!(std::mem::size_of::<RawKey>(), 28);
+    }
+}
