@@ -579,3 +579,15 @@ fn diagnostics_are_sorted_by_place() {
     assert_eq!(places, sorted);
     assert_eq!(diags.len(), 3, "{diags:#?}");
 }
+
+#[test]
+fn script_bindings_must_call_a_script() {
+    let text = "\nautotrace a {\n    source proc.stat\n    script s = window::slope(user)\n    emit s\n}\n";
+    let mut file = huatuo_dsl::parser::parse_file("rules/test.hto", text).expect("parses");
+    // The grammar only lets `file::fn(...)` through; a tree built by other means may not.
+    let binding = &mut file.rules[0].lets[0];
+    binding.value.kind = huatuo_dsl::ast::ExprKind::Name("user".into());
+    let diags = huatuo_dsl::check::check(&[file], &check_support::catalog());
+    let codes: Vec<_> = diags.iter().map(|d| (d.code, d.span.line)).collect();
+    assert_eq!(codes, [("not-a-script", 4)]);
+}

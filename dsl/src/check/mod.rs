@@ -24,6 +24,96 @@ use std::collections::HashMap;
 /// The label every per-container sample carries.
 pub const CONTAINER_ID: &str = "container_id";
 
+/// Every diagnostic code the checker emits, with what it means, for the rule reference.
+pub const CODES: &[(&str, &str)] = &[
+    (
+        "arity",
+        "wrong number of arguments, an unknown or repeated named argument",
+    ),
+    (
+        "bad-choice",
+        "a capture argument that is not one of its allowed words",
+    ),
+    (
+        "bad-histogram",
+        "histogram bounds missing or not strictly increasing",
+    ),
+    (
+        "bad-regex",
+        "a regex literal that does not compile within the size limits",
+    ),
+    (
+        "bad-scope",
+        "a scope other than host/container, or container on a host-only source",
+    ),
+    (
+        "capture-unsupported",
+        "a source-specific capture the rule's source cannot supply",
+    ),
+    (
+        "duplicate-binding",
+        "a param, let or script bound twice in one rule",
+    ),
+    ("duplicate-emit", "the same output name emitted twice"),
+    (
+        "duplicate-rule",
+        "two rules with one name across the rule set",
+    ),
+    ("every-on-stream", "a poll interval on a stream source"),
+    (
+        "missing-output",
+        "a rule without emit (or histogram for metrics)",
+    ),
+    (
+        "not-a-script",
+        "a `script` binding that does not call file::function",
+    ),
+    (
+        "not-constant",
+        "a field, binding or stateful call in a value computed once at load",
+    ),
+    ("not-for-kind", "a clause this kind of rule does not take"),
+    (
+        "shadowing",
+        "warning: a binding hides a field of the source or `now`",
+    ),
+    (
+        "stateful-in-where",
+        "a let binding or stateful call in the stateless `where` filter",
+    ),
+    (
+        "too-deep",
+        "an expression nested deeper than the checker follows",
+    ),
+    (
+        "type-mismatch",
+        "strings vs numbers, lists or histograms where a single value is needed",
+    ),
+    (
+        "unit-mismatch",
+        "operands or arguments of different dimensions (`offtime > 45%`)",
+    ),
+    ("unknown-capture", "a capture action not in the catalog"),
+    (
+        "unknown-config-key",
+        "a config(...) key huatuo-bamai.conf does not have",
+    ),
+    (
+        "unknown-function",
+        "a call of a function that is not a builtin",
+    ),
+    ("unknown-label", "a label the source does not have"),
+    (
+        "unknown-name",
+        "a name that is not a field, param, binding or capture result here",
+    ),
+    (
+        "unknown-script-fn",
+        "a file::function call not registered from stdlib/",
+    ),
+    ("unknown-source", "a source not in the catalog"),
+];
+
 /// What the checker inferred about one rule, for the compiler and evaluator.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleTypes {
@@ -90,4 +180,46 @@ pub fn infer_file(
         );
     }
     (types, ctx.diags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CODES;
+
+    const SOURCES: &[&str] = &[
+        include_str!("actions.rs"),
+        include_str!("call.rs"),
+        include_str!("expr.rs"),
+        include_str!("metric.rs"),
+        include_str!("mod.rs"),
+        include_str!("pattern.rs"),
+        include_str!("rule.rs"),
+    ];
+
+    #[test]
+    fn every_code_is_documented_and_used() {
+        for (code, meaning) in CODES {
+            let quoted = format!("\"{code}\"");
+            let uses = SOURCES
+                .iter()
+                .map(|s| s.matches(&quoted).count())
+                .sum::<usize>();
+            assert!(uses >= 2, "{code} is documented but never emitted");
+            assert!(!meaning.is_empty());
+        }
+        let kebab = regex::Regex::new(r#""([a-z]+(?:-[a-z]+)+)""#).unwrap();
+        for source in SOURCES {
+            for found in kebab.captures_iter(source) {
+                let code = &found[1];
+                assert!(
+                    CODES.iter().any(|(c, _)| *c == code),
+                    "{code} is not in CODES"
+                );
+            }
+        }
+        let mut sorted: Vec<_> = CODES.iter().map(|(c, _)| *c).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), CODES.len());
+    }
 }
