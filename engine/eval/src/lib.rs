@@ -9,6 +9,10 @@
 //! - Stateful state is kept per (rule, call site, entity), bounded per rule.
 //! - A runtime error (type error, script failure) disables only its rule.
 
+// `Diagnostic` (huatuo-dsl) is the shared error type of the rule language and is returned
+// as is on the cold compile path; boxing it here would only differ from every other user.
+#![allow(clippy::result_large_err)]
+
 pub mod bounded;
 pub mod capture;
 pub mod compile;

@@ -18,6 +18,9 @@ pub const MAX_OPERATIONS: u64 = 100_000;
 pub struct ScriptHost {
     engine: Engine,
     files: BTreeMap<String, (PathBuf, AST)>,
+    /// Line of each `fn` definition by qualified name, for errors rhai reports without a
+    /// position (it drops the position of limit errors such as too many operations).
+    def_lines: BTreeMap<String, usize>,
 }
 
 impl std::fmt::Debug for ScriptHost {
@@ -72,6 +75,7 @@ impl ScriptHost {
             .collect();
         paths.sort();
         let mut files = BTreeMap::new();
+        let mut def_lines = BTreeMap::new();
         for path in paths {
             let stem = path
                 .file_stem()
@@ -83,9 +87,18 @@ impl ScriptHost {
             let ast = engine.compile(&text).map_err(|e| {
                 script_diag(&path, e.1, format!("script does not compile: {}", e.0))
             })?;
+            for (i, line) in text.lines().enumerate() {
+                if let Some(name) = fn_name(line) {
+                    def_lines.insert(format!("{stem}::{name}"), i + 1);
+                }
+            }
             files.insert(stem, (path, ast));
         }
-        Ok(ScriptHost { engine, files })
+        Ok(ScriptHost {
+            engine,
+            files,
+            def_lines,
+        })
     }
 
     /// Every public function as (`file::fn`, arity), sorted.
@@ -123,19 +136,36 @@ impl ScriptHost {
         self.engine
             .call_fn::<Dynamic>(&mut scope, ast, func, dyn_args)
             .map(|d| from_dynamic(&d))
-            .map_err(|e| describe_error(path, qualified, &e))
+            .map_err(|e| describe_error(path, qualified, self.def_lines.get(qualified), &e))
     }
 }
 
-fn describe_error(path: &Path, qualified: &str, err: &EvalAltResult) -> String {
+/// The function name a line defines (`fn name(` or `private fn name(`), if any.
+fn fn_name(line: &str) -> Option<&str> {
+    let rest = line.trim_start();
+    let rest = rest.strip_prefix("private ").map_or(rest, str::trim_start);
+    let rest = rest.strip_prefix("fn ")?.trim_start();
+    let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_'))?;
+    rest[end..]
+        .trim_start()
+        .starts_with('(')
+        .then_some(&rest[..end])
+}
+
+fn describe_error(
+    path: &Path,
+    qualified: &str,
+    def_line: Option<&usize>,
+    err: &EvalAltResult,
+) -> String {
     let mut inner = err;
     while let EvalAltResult::ErrorInFunctionCall(_, _, next, _) = inner {
         inner = next;
     }
     let pos = inner.position();
-    let place = match (pos.line(), pos.position()) {
-        (Some(line), Some(col)) => format!("{}:{line}:{col}", path.display()),
-        (Some(line), None) => format!("{}:{line}", path.display()),
+    let place = match (pos.line(), pos.position(), def_line) {
+        (Some(line), Some(col), _) => format!("{}:{line}:{col}", path.display()),
+        (Some(line), None, _) | (None, _, Some(&line)) => format!("{}:{line}", path.display()),
         _ => path.display().to_string(),
     };
     let mut message = inner.to_string();
@@ -296,8 +326,27 @@ mod tests {
             host_with(&[("spin.rhai", "fn spin(x) {\n  loop {\n    x += 1;\n  }\n}\n")]);
         let err = host.call("spin::spin", &[Value::Int(0)]).unwrap_err();
         let file = dir.join("spin.rhai").display().to_string();
-        assert!(err.starts_with(&format!("{file}:")), "{err}");
+        assert!(err.starts_with(&format!("{file}:1: spin::spin: ")), "{err}");
         assert!(err.to_lowercase().contains("too many operations"), "{err}");
+    }
+
+    #[test]
+    fn runtime_error_inside_a_function_names_its_line() {
+        let (host, dir) = host_with(&[(
+            "typo.rhai",
+            "fn f(x) {\n  let y = 1;\n  y + undefined_var\n}\n",
+        )]);
+        let err = host.call("typo::f", &[Value::Int(0)]).unwrap_err();
+        let file = dir.join("typo.rhai").display().to_string();
+        assert!(err.starts_with(&format!("{file}:3:")), "{err}");
+        assert!(err.contains("undefined_var"), "{err}");
+    }
+
+    #[test]
+    fn definition_lines_are_found() {
+        assert_eq!(fn_name("fn spin(x) {"), Some("spin"));
+        assert_eq!(fn_name("  private fn sorted (v) {"), Some("sorted"));
+        assert_eq!(fn_name("let fn_x = 1;"), None);
     }
 
     #[test]

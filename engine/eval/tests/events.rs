@@ -65,7 +65,9 @@ fn softlockup_backoff_resets_after_three_quiet_hours() {
 fn where_filters_before_anything_else() {
     let mut ev = evaluator(SOFTLOCKUP);
     let other = sample("kmsg", 0, &[], &[("kind", Value::Str("hungtask".into()))]);
-    assert!(ev.push(&other, &mut RecordingCaptureRunner::default()).is_empty());
+    assert!(ev
+        .push(&other, &mut RecordingCaptureRunner::default())
+        .is_empty());
     let stats = &ev.stats().rules["softlockup"];
     assert_eq!((stats.samples, stats.fired), (1, 0));
 }
@@ -86,7 +88,12 @@ event drops {
     let mut fired = 0;
     // 10 drops in the same instant: the burst of 3 passes; 1.5 s later 3 more tokens.
     for t in [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1500, 1500, 1500, 1500] {
-        let s = sample("bpf.drops", t * 1_000_000, &[], &[("reason", Value::Str("NO_SOCKET".into()))]);
+        let s = sample(
+            "bpf.drops",
+            t * 1_000_000,
+            &[],
+            &[("reason", Value::Str("NO_SOCKET".into()))],
+        );
         fired += records(&ev.push(&s, &mut runner)).len();
     }
     assert_eq!(fired, 6);
@@ -108,11 +115,24 @@ event oom {
     );
     let mut runner = RecordingCaptureRunner::default();
     let oom = |t: i64, pid: &str, memcg: &str| {
-        sample("bpf.oom", t * MIN, &[("pid", pid)], &[("memcg", Value::Str(memcg.into())), ("comm", Value::Str("x".into()))])
+        sample(
+            "bpf.oom",
+            t * MIN,
+            &[("pid", pid)],
+            &[
+                ("memcg", Value::Str(memcg.into())),
+                ("comm", Value::Str("x".into())),
+            ],
+        )
     };
     let mut n = 0;
     // Different entities (pid labels) in the same memcg share one cooldown.
-    for s in [oom(0, "1", "/a"), oom(1, "2", "/a"), oom(2, "3", "/b"), oom(11, "4", "/a")] {
+    for s in [
+        oom(0, "1", "/a"),
+        oom(1, "2", "/a"),
+        oom(2, "3", "/b"),
+        oom(11, "4", "/a"),
+    ] {
         n += records(&ev.push(&s, &mut runner)).len();
     }
     assert_eq!(n, 3);
@@ -148,7 +168,13 @@ fn runtime_error_disables_only_that_rule_and_names_the_place() {
     let disabled = ev.disabled_rules();
     assert_eq!(disabled.len(), 1);
     assert_eq!(disabled[0].0, "bad");
-    assert!(disabled[0].1.starts_with("test.hto:3:12: rule `bad`: cannot compare string with int"), "{}", disabled[0].1);
+    assert!(
+        disabled[0]
+            .1
+            .starts_with("test.hto:3:12: rule `bad`: cannot compare string with int"),
+        "{}",
+        disabled[0].1
+    );
     // The disabled rule no longer sees samples; the other keeps running.
     ev.push(&s, &mut runner);
     let stats = ev.stats();
@@ -164,7 +190,10 @@ fn entity_state_is_bounded_and_evictions_counted() {
     let n = huatuo_eval::evaluator::MAX_ENTITIES_PER_RULE + 5;
     for i in 0..n {
         let id = i.to_string();
-        ev.push(&sample("s", 0, &[("cpu", id.as_str())], &[("x", Value::Int(1))]), &mut runner);
+        ev.push(
+            &sample("s", 0, &[("cpu", id.as_str())], &[("x", Value::Int(1))]),
+            &mut runner,
+        );
     }
     assert_eq!(ev.stats().rules["e"].evicted, 5);
 }

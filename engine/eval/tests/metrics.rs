@@ -31,23 +31,45 @@ fn zones(points: &[&MetricPoint], family: &str) -> Vec<(String, f64)> {
 fn histogram_zones_from_a_kernel_histogram() {
     let mut ev = evaluator(RUNQLAT);
     let hist = Histogram {
-        buckets: vec![(MS, 5), (8 * MS, 2), (16 * MS, 3), (32 * MS, 4), (64 * MS, 1), (u64::MAX, 7)],
+        buckets: vec![
+            (MS, 5),
+            (8 * MS, 2),
+            (16 * MS, 3),
+            (32 * MS, 4),
+            (64 * MS, 1),
+            (u64::MAX, 7),
+        ],
     };
-    let host = sample("bpf.runqlat", 0, &[], &[("latency", Value::Hist(hist.clone()))]);
-    let cont = sample("bpf.runqlat", 0, &[("container_id", "c1")], &[("latency", Value::Hist(hist))]);
+    let host = sample(
+        "bpf.runqlat",
+        0,
+        &[],
+        &[("latency", Value::Hist(hist.clone()))],
+    );
+    let cont = sample(
+        "bpf.runqlat",
+        0,
+        &[("container_id", "c1")],
+        &[("latency", Value::Hist(hist))],
+    );
     let mut runner = RecordingCaptureRunner::default();
     let mut out = ev.push(&host, &mut runner);
     out.extend(ev.push(&cont, &mut runner));
     let points = metrics(&out);
     // ≤10ms: 5+2; (10,20]: 3; (20,50]: 4; >50ms: 1+7
-    let expected: Vec<(String, f64)> =
-        [("0", 7.0), ("1", 3.0), ("2", 4.0), ("3", 8.0)].iter().map(|(z, v)| (z.to_string(), *v)).collect();
+    let expected: Vec<(String, f64)> = [("0", 7.0), ("1", 3.0), ("2", 4.0), ("3", 8.0)]
+        .iter()
+        .map(|(z, v)| (z.to_string(), *v))
+        .collect();
     assert_eq!(zones(&points, "runqlat_latency"), expected);
     assert_eq!(zones(&points, "runqlat_container_latency"), expected);
     let p = points[0];
     assert_eq!(p.kind, MetricKind::Counter);
     assert_eq!(p.help, "cpu run queue latency");
-    assert_eq!(points[4].labels.get("container_id").map(String::as_str), Some("c1"));
+    assert_eq!(
+        points[4].labels.get("container_id").map(String::as_str),
+        Some("c1")
+    );
 }
 
 #[test]
@@ -56,13 +78,20 @@ fn histogram_zones_accumulate_from_a_stream() {
     let mut runner = RecordingCaptureRunner::default();
     let mut last = Vec::new();
     for ms in [5, 15, 15, 100, 10] {
-        let s = sample("bpf.runqlat", 0, &[], &[("latency", Value::Int(ms * 1_000_000))]);
+        let s = sample(
+            "bpf.runqlat",
+            0,
+            &[],
+            &[("latency", Value::Int(ms * 1_000_000))],
+        );
         last = ev.push(&s, &mut runner);
     }
     let points = metrics(&last);
     // 10ms is "≤ 10ms": zone 0.
-    let expected: Vec<(String, f64)> =
-        [("0", 2.0), ("1", 2.0), ("2", 0.0), ("3", 1.0)].iter().map(|(z, v)| (z.to_string(), *v)).collect();
+    let expected: Vec<(String, f64)> = [("0", 2.0), ("1", 2.0), ("2", 0.0), ("3", 1.0)]
+        .iter()
+        .map(|(z, v)| (z.to_string(), *v))
+        .collect();
     assert_eq!(zones(&points, "runqlat_latency"), expected);
 }
 
@@ -89,7 +118,10 @@ metric memory_vmstat {
         ],
     );
     let out = ev.push(&s, &mut RecordingCaptureRunner::default());
-    let got: BTreeMap<String, f64> = metrics(&out).iter().map(|p| (p.family.clone(), p.value)).collect();
+    let got: BTreeMap<String, f64> = metrics(&out)
+        .iter()
+        .map(|p| (p.family.clone(), p.value))
+        .collect();
     let want = BTreeMap::from([
         ("memory_vmstat_nr_dirty".to_string(), 3.5),
         ("memory_vmstat_pgfault".to_string(), 10.0),
@@ -119,7 +151,11 @@ fn default_scope_follows_the_sample_and_labels_are_restricted() {
             "cgroup.cpuacct",
             t * 10 * SEC,
             &labels,
-            &[("system", Value::Int(sys)), ("user", Value::Int(user)), ("wall", Value::Int(t * 1000))],
+            &[
+                ("system", Value::Int(sys)),
+                ("user", Value::Int(user)),
+                ("wall", Value::Int(t * 1000)),
+            ],
         )
     };
     // First samples: delta undefined, no points.
@@ -129,13 +165,32 @@ fn default_scope_follows_the_sample_and_labels_are_restricted() {
     let cont = ev.push(&s(1, Some("c1"), 100, 50), &mut runner);
     let host = metrics(&host);
     let cont = metrics(&cont);
-    assert_eq!(host.iter().map(|p| (p.family.as_str(), p.value)).collect::<Vec<_>>(), [("cpu_util_sys", 25.0), ("cpu_util_usr", 50.0)]);
+    assert_eq!(
+        host.iter()
+            .map(|p| (p.family.as_str(), p.value))
+            .collect::<Vec<_>>(),
+        [("cpu_util_sys", 25.0), ("cpu_util_usr", 50.0)]
+    );
     assert_eq!(host[0].help, "sys share");
-    assert_eq!(host[0].labels, BTreeMap::from([("cpu".to_string(), "all".to_string())]));
-    assert_eq!(cont.iter().map(|p| (p.family.as_str(), p.value)).collect::<Vec<_>>(), [("cpu_util_container_sys", 10.0), ("cpu_util_container_usr", 5.0)]);
+    assert_eq!(
+        host[0].labels,
+        BTreeMap::from([("cpu".to_string(), "all".to_string())])
+    );
+    assert_eq!(
+        cont.iter()
+            .map(|p| (p.family.as_str(), p.value))
+            .collect::<Vec<_>>(),
+        [
+            ("cpu_util_container_sys", 10.0),
+            ("cpu_util_container_usr", 5.0)
+        ]
+    );
     assert_eq!(
         cont[0].labels,
-        BTreeMap::from([("container_id".to_string(), "c1".to_string()), ("cpu".to_string(), "all".to_string())])
+        BTreeMap::from([
+            ("container_id".to_string(), "c1".to_string()),
+            ("cpu".to_string(), "all".to_string())
+        ])
     );
 }
 
@@ -144,7 +199,12 @@ fn explicit_scope_drops_the_other_kind_of_sample() {
     let mut ev = evaluator("metric loadavg {\n source proc.loadavg\n scope host\n emit load1\n}\n");
     let mut runner = RecordingCaptureRunner::default();
     let host = sample("proc.loadavg", 0, &[], &[("load1", Value::Float(0.5))]);
-    let cont = sample("proc.loadavg", 0, &[("container_id", "c")], &[("load1", Value::Float(0.7))]);
+    let cont = sample(
+        "proc.loadavg",
+        0,
+        &[("container_id", "c")],
+        &[("load1", Value::Float(0.7))],
+    );
     assert_eq!(metrics(&ev.push(&host, &mut runner)).len(), 1);
     assert!(ev.push(&cont, &mut runner).is_empty());
 }
@@ -159,5 +219,8 @@ fn interval_keeps_a_rule_at_its_own_pace_on_a_faster_source() {
         points.extend(ev.push(&s, &mut runner));
     }
     // Accepted at 0, 30, 60 s: deltas of 30 each.
-    assert_eq!(metrics(&points).iter().map(|p| p.value).collect::<Vec<_>>(), [30.0, 30.0]);
+    assert_eq!(
+        metrics(&points).iter().map(|p| p.value).collect::<Vec<_>>(),
+        [30.0, 30.0]
+    );
 }

@@ -1,0 +1,112 @@
+//! rhai scripts in rules: results used in triggers, runaway scripts stopped and isolated.
+
+mod common;
+
+use common::*;
+use huatuo_dsl::value::Value;
+use huatuo_eval::{compile, Evaluator, RecordingCaptureRunner};
+use std::path::PathBuf;
+
+#[test]
+fn script_result_drives_the_trigger() {
+    let text = r#"
+event slow_p90 {
+    source bpf.latency
+    script p90 = stats::percentile(window(latency, 5), 90)
+    when   p90 > 50ms
+    emit   p90
+}
+"#;
+    let dir = stdlib_dir();
+    let mut ev = Evaluator::new(plan_with(text, &MapConfig::default(), Some(&dir)));
+    let mut runner = RecordingCaptureRunner::default();
+    let mut fired = Vec::new();
+    for (i, ms) in [10, 20, 30, 40, 45, 90, 95].iter().enumerate() {
+        let s = sample(
+            "bpf.latency",
+            i as i64 * SEC,
+            &[],
+            &[("latency", Value::Int(ms * 1_000_000))],
+        );
+        for r in records(&ev.push(&s, &mut runner)) {
+            fired.push((i, num(&r.data["p90"])));
+        }
+    }
+    // Window [20,30,40,45,90]: p90 = 90ms at index 5; [30,40,45,90,95]: 95ms.
+    assert_eq!(fired, vec![(5, 90e6), (6, 95e6)]);
+}
+
+fn temp_stdlib(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("huatuo-eval-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn runaway_script_is_stopped_and_disables_only_its_rule() {
+    let dir = temp_stdlib(
+        "spin",
+        &[(
+            "spin.rhai",
+            "fn forever(x) {\n    let n = 0;\n    loop {\n        n += x;\n    }\n}\n",
+        )],
+    );
+    let text = r#"
+event spinning {
+    source s
+    script v = spin::forever(x)
+    when   v > 0
+    emit   v
+}
+event steady {
+    source s
+    emit   x
+}
+"#;
+    let mut ev = Evaluator::new(plan_with(text, &MapConfig::default(), Some(&dir)));
+    let mut runner = RecordingCaptureRunner::default();
+    let s = sample("s", 0, &[], &[("x", Value::Int(1))]);
+    let out = ev.push(&s, &mut runner);
+    assert_eq!(
+        records(&out)
+            .iter()
+            .map(|r| r.tracer_name.as_str())
+            .collect::<Vec<_>>(),
+        ["steady"]
+    );
+    let disabled = ev.disabled_rules();
+    assert_eq!(disabled.len(), 1);
+    let (rule, reason) = &disabled[0];
+    assert_eq!(rule, "spinning");
+    let file = dir.join("spin.rhai").display().to_string();
+    assert!(
+        reason.starts_with("test.hto:4:16: rule `spinning`: "),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(&format!("{file}:1: spin::forever: ")),
+        "{reason}"
+    );
+    assert!(
+        reason.to_lowercase().contains("too many operations"),
+        "{reason}"
+    );
+    // Later samples: the steady rule still runs.
+    assert_eq!(records(&ev.push(&s, &mut runner)).len(), 1);
+    assert_eq!(ev.stats().rules["steady"].fired, 2);
+}
+
+#[test]
+fn unknown_script_or_wrong_arity_is_a_compile_error() {
+    let dir = stdlib_dir();
+    let text = "event e {\n    source s\n    script v = stats::percentile(x)\n    emit v\n}\n";
+    let diags = compile(&[parse(text)], &MapConfig::default(), Some(&dir)).unwrap_err();
+    assert_eq!(diags[0].code, "unknown-script");
+    assert_eq!(diags[0].location(), "test.hto:3:16");
+    let no_lib = compile(&[parse(text)], &MapConfig::default(), None).unwrap_err();
+    assert_eq!(no_lib[0].code, "unknown-script");
+}
