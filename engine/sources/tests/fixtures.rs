@@ -314,3 +314,29 @@ fn host_readers_all_read_the_fixture_tree() {
         }
     }
 }
+
+#[test]
+fn sys_netdev_hw_garbage_counter_names_the_file() {
+    let root = std::env::temp_dir().join(format!("huatuo-sources-sys-{}", std::process::id()));
+    let dev = root.join("class/net/eth9");
+    std::fs::create_dir_all(dev.join("statistics")).unwrap();
+    std::fs::create_dir_all(dev.join("device")).unwrap();
+    std::fs::write(dev.join("statistics/rx_dropped"), "not a number\n").unwrap();
+    let err = NetdevHwReader::new(&root, false).read(NOW).unwrap_err();
+    std::fs::remove_dir_all(&root).unwrap();
+    assert_eq!(err.source_name, "sys.netdev_hw");
+    assert!(
+        err.path.ends_with("eth9/statistics/rx_dropped"),
+        "{}",
+        err.path
+    );
+    assert!(err.message.contains("rx_dropped"), "{}", err.message);
+}
+
+#[test]
+fn sys_netdev_hw_missing_class_dir_is_an_error() {
+    let err = NetdevHwReader::new(Path::new("/nonexistent"), false)
+        .read(NOW)
+        .unwrap_err();
+    assert_eq!(err.path, "/nonexistent/class/net");
+}

@@ -177,3 +177,58 @@ fn live_link_events_start_with_a_baseline() {
     assert_eq!(first.fields["start"], Value::Bool(true));
     assert!(first.labels.contains_key("device"));
 }
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn ip(args: &[&str]) -> bool {
+    std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Waits for a non-baseline event of `device` matching `check`.
+fn wait_for(
+    stream: &huatuo_sources::stream::SampleStream,
+    device: &str,
+    check: fn(&Sample) -> bool,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Some(s) = stream.recv_timeout(Duration::from_millis(500)) {
+            if s.labels["device"] == device && s.fields["start"] == Value::Bool(false) && check(&s)
+            {
+                return;
+            }
+        }
+    }
+    panic!("no matching event for {device}");
+}
+
+#[test]
+fn live_link_events_see_a_new_and_a_deleted_link() {
+    if !is_root() && std::env::var("CI").as_deref() != Ok("true") {
+        println!("skipping: creating a veth pair needs root");
+        return;
+    }
+    let stream = link::spawn_events(Path::new("/sys")).expect("RTNLGRP_LINK");
+    let _ = ip(&["link", "del", "htosrc0"]);
+    assert!(ip(&[
+        "link", "add", "htosrc0", "type", "veth", "peer", "name", "htosrc1"
+    ]));
+    wait_for(&stream, "htosrc0", |s| {
+        s.fields["removed"] == Value::Bool(false)
+    });
+    assert!(ip(&["link", "del", "htosrc0"]));
+    wait_for(&stream, "htosrc0", |s| {
+        s.fields["removed"] == Value::Bool(true)
+    });
+}
