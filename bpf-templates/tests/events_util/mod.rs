@@ -1,0 +1,101 @@
+//! Helpers of the event-template kernel tests: waiting for a matching event, child
+//! processes killed on drop.
+#![allow(dead_code)]
+
+use huatuo_dsl::value::{Sample, Value};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::mpsc::Receiver;
+
+/// Receives samples until one matches `pred` or `timeout` passes; returns it and every
+/// sample seen (for failure messages).
+pub fn wait_for(
+    rx: &mut Receiver<Sample>,
+    timeout: Duration,
+    pred: impl Fn(&Sample) -> bool,
+) -> (Option<Sample>, Vec<Sample>) {
+    let deadline = Instant::now() + timeout;
+    let mut seen = vec![];
+    while Instant::now() < deadline {
+        match rx.try_recv() {
+            Ok(sample) => {
+                if pred(&sample) {
+                    return (Some(sample), seen);
+                }
+                if seen.len() < 10_000 {
+                    seen.push(sample);
+                }
+            }
+            Err(TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(10)),
+            Err(TryRecvError::Disconnected) => break,
+        }
+    }
+    (None, seen)
+}
+
+/// An integer field of a sample.
+pub fn int(sample: &Sample, field: &str) -> Option<i64> {
+    match sample.fields.get(field) {
+        Some(Value::Int(v)) => Some(*v),
+        _ => None,
+    }
+}
+
+/// A string field of a sample.
+pub fn text<'a>(sample: &'a Sample, field: &str) -> Option<&'a str> {
+    sample.fields.get(field).and_then(Value::as_str)
+}
+
+/// A child process killed and reaped on drop.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    /// Spawns `sh -c script`.
+    pub fn shell(script: &str) -> ChildGuard {
+        ChildGuard(
+            Command::new("sh")
+                .args(["-c", script])
+                .spawn()
+                .expect("spawn sh"),
+        )
+    }
+
+    /// Pid of the child.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Waits up to `timeout` for the child to exit; true when it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The value of an enumerator of the running kernel's BTF (`bpftool` dump), for asserting
+/// kernel-specific numbering such as `enum skb_drop_reason`.
+pub fn kernel_enum_value(name: &str) -> Option<i64> {
+    let out = Command::new("bpftool")
+        .args(["btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().find_map(|line| {
+        let (lhs, rhs) = line.trim().trim_end_matches(',').split_once(" = ")?;
+        (lhs == name).then(|| rhs.parse().ok())?
+    })
+}
