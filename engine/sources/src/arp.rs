@@ -9,27 +9,35 @@ use huatuo_dsl::value::Sample;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Catalog name.
+/// Catalog name of the namespace-wide counts.
 pub const NAME: &str = "proc.arp";
+/// Catalog name of the per-device counts.
+pub const DEVICES: &str = "proc.arp_devices";
 
-/// The schema of `proc.arp`.
+/// The schema of `proc.arp`: one sample per network namespace.
 pub fn schema() -> SourceSchema {
     polled(
         NAME,
-        "ARP entries per device (label `device`) and in total (sample without labels)",
-        &["device"],
+        "ARP entries of a network namespace (/proc/net/arp) and the kernel's ARP table size",
+        &[],
         vec![
-            int(
-                "entries",
-                Dim::Count,
-                "ARP entries of the device, or of all devices",
-            ),
+            int("entries", Dim::Count, "entries listed in /proc/net/arp"),
             int(
                 "arp_total",
                 Dim::Count,
-                "entries of the kernel's ARP table (arp_cache), else the sum of entries",
+                "entries of the kernel's ARP table (stat/arp_cache), else `entries`",
             ),
         ],
+    )
+}
+
+/// The schema of `proc.arp_devices`: one sample per device.
+pub fn devices_schema() -> SourceSchema {
+    polled(
+        DEVICES,
+        "ARP entries per device from /proc/net/arp",
+        &["device"],
+        vec![int("entries", Dim::Count, "ARP entries of the device")],
     )
 }
 
@@ -75,32 +83,35 @@ pub fn parse_arp_cache(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("line 2: entries: expected a hex number, found {first:?}"))
 }
 
-/// Parses the texts of `arp` and `stat/arp_cache` (which may be missing).
+/// Parses the texts of `arp` and `stat/arp_cache` (which may be missing) into the
+/// namespace-wide sample.
 pub fn parse(texts: &[Option<String>], now_ns: i64) -> Result<Vec<Sample>, ParseFailure> {
     let arp = texts.first().and_then(|t| t.as_deref()).unwrap_or_default();
-    let per_device = count_entries(arp).map_err(|m| ParseFailure::new(0, m))?;
-    let sum: u64 = per_device.values().sum();
+    let entries: u64 = count_entries(arp)
+        .map_err(|m| ParseFailure::new(0, m))?
+        .values()
+        .sum();
     let total = match texts.get(1).and_then(|t| t.as_deref()) {
         Some(text) => parse_arp_cache(text).map_err(|m| ParseFailure::new(1, m))?,
-        None => sum,
+        None => entries,
     };
-    let mut samples: Vec<_> = per_device
+    Ok(vec![SampleBuilder::new()
+        .uint("entries", entries)
+        .uint("arp_total", total)
+        .build(NAME, now_ns)])
+}
+
+/// Parses `arp` into one sample per device.
+pub fn parse_devices(text: &str, now_ns: i64) -> Result<Vec<Sample>, String> {
+    Ok(count_entries(text)?
         .into_iter()
         .map(|(device, entries)| {
             SampleBuilder::new()
                 .label("device", device)
                 .uint("entries", entries)
-                .uint("arp_total", total)
-                .build(NAME, now_ns)
+                .build(DEVICES, now_ns)
         })
-        .collect();
-    samples.push(
-        SampleBuilder::new()
-            .uint("entries", sum)
-            .uint("arp_total", total)
-            .build(NAME, now_ns),
-    );
-    Ok(samples)
+        .collect())
 }
 
 /// A reader of `<net>/arp` and `<net>/stat/arp_cache`.
@@ -119,4 +130,9 @@ pub fn reader(net: &Path) -> FileReader {
         ],
         Box::new(parse),
     )
+}
+
+/// A reader of `<net>/arp`, per device.
+pub fn devices_reader(net: &Path) -> FileReader {
+    FileReader::single(devices_schema(), net.join("arp"), parse_devices)
 }

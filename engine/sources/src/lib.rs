@@ -106,6 +106,7 @@ pub fn host_readers(roots: &Roots, config: &ReaderConfig) -> Vec<Box<dyn Reader>
         Box::new(host_net.netstat()),
         Box::new(host_net.sockstat()),
         Box::new(host_net.arp()),
+        Box::new(host_net.arp_devices()),
         Box::new(netdev_hw::NetdevHwReader::new(
             &roots.sys,
             config.include_virtual_netdev,
@@ -133,6 +134,7 @@ pub fn schemas() -> Vec<SourceSchema> {
         netstat::schema(),
         sockstat::schema(),
         arp::schema(),
+        arp::devices_schema(),
         netdev_hw::schema(),
         mounts::schema(),
         netlink::qdisc::schema(),

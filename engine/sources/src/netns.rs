@@ -57,4 +57,9 @@ impl NetnsView {
     pub fn arp(&self) -> FileReader {
         arp::reader(&self.net)
     }
+
+    /// `proc.arp_devices` of this namespace.
+    pub fn arp_devices(&self) -> FileReader {
+        arp::devices_reader(&self.net)
+    }
 }

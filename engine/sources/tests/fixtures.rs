@@ -192,14 +192,30 @@ fn proc_sockstat_with_tcp_mem_limit() {
 }
 
 #[test]
-fn proc_arp_per_device_and_total() {
-    let samples = read(&mut arp::reader(&roots().proc.join("net")));
-    assert_eq!(samples.len(), 3);
-    assert_eq!(int(with_label(&samples, "device", "eth0"), "entries"), 1);
-    assert_eq!(int(with_label(&samples, "device", "docker0"), "entries"), 1);
-    let host = samples.iter().find(|s| s.labels.is_empty()).unwrap();
-    assert_eq!(int(host, "entries"), 2);
-    assert_eq!(int(host, "arp_total"), 2);
+fn proc_arp_total_and_per_device() {
+    let net = roots().proc.join("net");
+    let samples = read(&mut arp::reader(&net));
+    assert_eq!(samples.len(), 1);
+    assert!(samples[0].labels.is_empty());
+    assert_eq!(int(&samples[0], "entries"), 2);
+    assert_eq!(int(&samples[0], "arp_total"), 2);
+
+    let devices = read(&mut arp::devices_reader(&net));
+    assert_eq!(devices.len(), 2);
+    assert_eq!(int(with_label(&devices, "device", "eth0"), "entries"), 1);
+    assert_eq!(int(with_label(&devices, "device", "docker0"), "entries"), 1);
+}
+
+#[test]
+fn proc_arp_total_falls_back_to_entries_without_arp_cache() {
+    let arp = std::fs::read_to_string(roots().proc.join("net/arp")).unwrap();
+    let samples = arp::parse(&[Some(arp), None], NOW).unwrap();
+    assert_eq!(int(&samples[0], "arp_total"), 2);
+    let cache = "entries  allocs\n0000000c 00000002\n".to_string();
+    let arp = std::fs::read_to_string(roots().proc.join("net/arp")).unwrap();
+    let samples = arp::parse(&[Some(arp), Some(cache)], NOW).unwrap();
+    assert_eq!(int(&samples[0], "arp_total"), 12);
+    assert_eq!(int(&samples[0], "entries"), 2);
 }
 
 #[test]
