@@ -56,7 +56,7 @@ pub struct PodInfo {
 pub struct Container {
     /// Full container id.
     pub id: String,
-    /// Display name: the pod's container name when known, else the 12-char short id.
+    /// Display name: the pod's container name, else Docker's name, else the 12-char short id.
     pub name: String,
     /// Runtime named by the cgroup path (or the kubelet's containerID scheme).
     pub runtime: Runtime,
@@ -70,8 +70,10 @@ pub struct Container {
     pub qos_class: Option<QosClass>,
     /// First pid in `cgroup.procs`, to enter the container's namespaces.
     pub init_pid: Option<u32>,
-    /// Pod labels from the kubelet (`metadata.labels`).
+    /// Pod labels from the kubelet (`metadata.labels`), or Docker container labels.
     pub labels: BTreeMap<String, String>,
+    /// The container's hostname, when Docker's state directory tells it.
+    pub hostname: Option<String>,
     /// Pod details when the kubelet knows the container.
     pub pod: Option<PodInfo>,
 }
@@ -81,7 +83,8 @@ pub fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-/// The container labels of FEATURES.md: `container_id`, `container_host` (pod name),
+/// The container labels of FEATURES.md: `container_id`, `container_host` (pod name, else
+/// the Docker hostname),
 /// `container_hostnamespace` (pod namespace, as in the seed's examples), `container_level`
 /// (QoS class), `container_name`, `container_type`. Unknown values are empty strings so
 /// every container series has the same label set.
@@ -91,7 +94,9 @@ pub fn container_labels(container: &Container) -> BTreeMap<String, String> {
         ("container_id", container.id.clone()),
         (
             "container_host",
-            pod.map(|p| p.pod_name.clone()).unwrap_or_default(),
+            pod.map(|p| p.pod_name.clone())
+                .or_else(|| container.hostname.clone())
+                .unwrap_or_default(),
         ),
         (
             "container_hostnamespace",

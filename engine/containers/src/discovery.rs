@@ -2,8 +2,9 @@
 //! bounded, periodically refreshed snapshot that readers and enrichers share.
 
 use crate::cgroupfs::{CgroupVersion, Layout};
-use crate::classify::classify;
+use crate::classify::{classify, Runtime};
 use crate::container::{short_id, CgroupIds, Container};
+use crate::docker::docker_details;
 use crate::kubelet::PodStore;
 use std::collections::BTreeMap;
 use std::fs;
@@ -25,6 +26,8 @@ pub struct DiscoveryOptions {
     pub max_depth: usize,
     /// At most this many directories are visited per scan.
     pub max_dirs: usize,
+    /// Docker's state directory for names of plain Docker containers; `None` disables it.
+    pub docker_root: Option<PathBuf>,
 }
 
 impl Default for DiscoveryOptions {
@@ -35,6 +38,7 @@ impl Default for DiscoveryOptions {
             max_containers: 4096,
             max_depth: 10,
             max_dirs: 200_000,
+            docker_root: Some(PathBuf::from("/var/lib/docker")),
         }
     }
 }
@@ -68,6 +72,8 @@ pub struct DiscoveryStats {
     pub skipped_dirs: u64,
     /// Directories that could not be listed (vanished, permission), summed over scans.
     pub unreadable_dirs: u64,
+    /// Docker `config.v2.json` files that could not be read or parsed, summed over scans.
+    pub docker_config_errors: u64,
 }
 
 /// One scan's result: the layout it saw and the containers, sorted by cgroup path.
@@ -146,6 +152,7 @@ impl Discovery {
                 state.stats.dropped_containers += walk.dropped;
                 state.stats.skipped_dirs += walk.skipped;
                 state.stats.unreadable_dirs += walk.unreadable;
+                state.stats.docker_config_errors += walk.docker_errors;
                 let snapshot = Arc::new(snapshot);
                 state.snapshot = Some((snapshot.clone(), Instant::now()));
                 Ok(snapshot)
@@ -217,7 +224,9 @@ impl Discovery {
                 };
                 if let Some(info) = classify(&child_rel) {
                     if found.len() < self.options.max_containers {
-                        found.push(self.build(&layout, &entry.path(), child_rel, info));
+                        let mut c = self.build(&layout, &entry.path(), child_rel, info);
+                        self.docker_names(&mut c, &mut counters);
+                        found.push(c);
                     } else {
                         counters.dropped += 1;
                     }
@@ -271,8 +280,33 @@ impl Discovery {
             qos_class: info.qos,
             init_pid: first_pid(dir),
             labels: BTreeMap::new(),
+            hostname: None,
             pod: None,
             cgroup_path,
+        }
+    }
+
+    /// Name, hostname and labels of a Docker container outside Kubernetes.
+    fn docker_names(&self, c: &mut Container, counters: &mut WalkCounters) {
+        let Some(docker_root) = &self.options.docker_root else {
+            return;
+        };
+        if c.runtime != Runtime::Docker || c.pod_uid.is_some() {
+            return;
+        }
+        match docker_details(docker_root, &c.id) {
+            Ok(Some(details)) => {
+                if !details.name.is_empty() {
+                    c.name = details.name;
+                }
+                c.hostname = Some(details.hostname).filter(|h| !h.is_empty());
+                c.labels = details.labels;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                log::debug!("docker config: {e}");
+                counters.docker_errors += 1;
+            }
         }
     }
 }
@@ -282,6 +316,7 @@ struct WalkCounters {
     dropped: u64,
     skipped: u64,
     unreadable: u64,
+    docker_errors: u64,
 }
 
 /// The first pid listed in a cgroup's `cgroup.procs`.

@@ -4,6 +4,7 @@ pub mod cgroupfs;
 pub mod classify;
 pub mod container;
 pub mod discovery;
+pub mod docker;
 pub mod kubelet;
 pub mod readers;
 

@@ -16,6 +16,7 @@ fn discover(rel: &str, max_containers: usize) -> (Discovery, Vec<Container>) {
     let d = Discovery::new(DiscoveryOptions {
         root: fixture(rel),
         max_containers,
+        docker_root: Some(fixture("docker")),
         ..DiscoveryOptions::default()
     });
     let found = d.scan().expect("fixture scan");
@@ -66,7 +67,7 @@ fn rows(found: &[Container]) -> Vec<Row<'_>> {
 
 #[test]
 fn v1_hybrid_tree() {
-    let (_, found) = discover("v1", 100);
+    let (d, found) = discover("v1", 100);
     let expected: Vec<Expected<'_>> = vec![
         (format!("docker/{A}"), A, Runtime::Docker, None, None),
         (
@@ -108,7 +109,12 @@ fn v1_hybrid_tree() {
     assert_rows(&found, &expected);
 
     let docker = &found[0];
-    assert_eq!(docker.name, "aaaaaaaaaaaa");
+    assert_eq!(docker.name, "web-frontend", "from Docker's config.v2.json");
+    assert_eq!(docker.hostname.as_deref(), Some("web-frontend.docker"));
+    assert_eq!(
+        docker.labels.get("com.example.team").map(String::as_str),
+        Some("shop")
+    );
     assert_eq!(docker.init_pid, Some(1234));
     assert_eq!(
         docker.cgroup_ids.v1_cpu,
@@ -121,6 +127,11 @@ fn v1_hybrid_tree() {
     let scope = &found[5];
     assert_eq!(scope.init_pid, Some(2001));
     assert_eq!(
+        scope.name, "bbbbbbbbbbbb",
+        "malformed config.v2.json: short id"
+    );
+    assert_eq!(d.stats().docker_config_errors, 1);
+    assert_eq!(
         scope.cgroup_ids.v2,
         Some(ino(&format!("v1/unified/system.slice/docker-{B}.scope")))
     );
@@ -128,11 +139,11 @@ fn v1_hybrid_tree() {
 
     let labels = container_labels(docker);
     let expected: Vec<(&str, &str)> = vec![
-        ("container_host", ""),
+        ("container_host", "web-frontend.docker"),
         ("container_hostnamespace", ""),
         ("container_id", A),
         ("container_level", ""),
-        ("container_name", "aaaaaaaaaaaa"),
+        ("container_name", "web-frontend"),
         ("container_type", "normal"),
     ];
     let got: Vec<(&str, &str)> = labels

@@ -80,6 +80,7 @@ fn closed_port() -> u16 {
 fn scan_v2(store: &Arc<PodStore>) -> Vec<Container> {
     Discovery::new(DiscoveryOptions {
         root: fixture("v2"),
+        docker_root: None,
         ..DiscoveryOptions::default()
     })
     .with_pods(store.clone())
