@@ -1,9 +1,11 @@
 //! Record storage: local rotating files and Elasticsearch/OpenSearch with an on-disk spool.
 
 pub mod document;
+pub mod es;
 pub mod local;
 
 pub use document::{Document, HostInfo};
+pub use es::{EsCounters, EsError, EsSettings, EsSink};
 pub use local::{LocalFileSettings, LocalFileStore};
 
 use std::path::Path;
@@ -45,6 +47,7 @@ pub struct StorageCounters {
 #[derive(Debug, Default)]
 pub struct Storage {
     local: Option<LocalFileStore>,
+    es: Option<EsSink>,
     counters: StorageCounters,
 }
 
@@ -54,8 +57,15 @@ impl Storage {
     pub fn new(local: Option<LocalFileStore>) -> Self {
         Storage {
             local,
+            es: None,
             counters: StorageCounters::default(),
         }
+    }
+
+    /// Adds the Elasticsearch/OpenSearch sink (`[Storage.ES]` enabled).
+    pub fn with_es(mut self, es: EsSink) -> Self {
+        self.es = Some(es);
+        self
     }
 
     /// Stores one document in every sink.
@@ -69,10 +79,18 @@ impl Storage {
                 }
             };
         }
+        if let Some(es) = &self.es {
+            es.store(doc);
+        }
     }
 
     /// What storage has done so far.
     pub fn counters(&self) -> &StorageCounters {
         &self.counters
+    }
+
+    /// What the Elasticsearch sink has done so far, when there is one.
+    pub fn es_counters(&self) -> Option<&EsCounters> {
+        self.es.as_ref().map(EsSink::counters)
     }
 }

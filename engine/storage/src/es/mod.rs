@@ -1,0 +1,233 @@
+//! Elasticsearch 7/8 and OpenSearch 2 storage (`[Storage.ES]`) with a bounded on-disk spool.
+//!
+//! [`EsSink::store`] never waits: it queues the document in a bounded channel; a worker
+//! thread batches documents into `_bulk` requests (basic auth, http or https). Documents the
+//! cluster cannot take now (connection errors, 5xx, 429) go to the spool on disk and are
+//! replayed in order with exponential backoff; a document leaves the spool only once the
+//! bulk response confirms it. Documents the cluster refuses (4xx) are counted, not retried.
+//! When the queue is full, `store` appends the document to the spool directly, so a slow
+//! cluster costs disk space, not documents (at the price of ordering against the queue).
+
+mod bulk;
+mod client;
+mod counters;
+mod spool;
+mod worker;
+
+pub use counters::EsCounters;
+
+use crate::document::Document;
+use bulk::Pending;
+use client::{BulkClient, ClientSettings};
+use spool::Spool;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use worker::{lock, Worker, WorkerSettings};
+
+/// Why the Elasticsearch sink could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EsError {
+    /// `Address` is not a usable http(s) address.
+    #[error("Storage.ES Address {0:?}: {1}")]
+    Address(String, String),
+    /// The HTTP client could not be built (TLS setup).
+    #[error("Storage.ES: HTTP client: {0}")]
+    Client(String),
+    /// The spool directory could not be opened.
+    #[error("Storage.ES spool: {0}")]
+    Spool(#[from] crate::StorageError),
+    /// The worker thread or its runtime could not start.
+    #[error("Storage.ES: worker: {0}")]
+    Worker(std::io::Error),
+}
+
+/// Settings of the sink: `[Storage.ES]` plus the spool and batching knobs.
+#[derive(Debug, Clone)]
+pub struct EsSettings {
+    /// `Address`: `http(s)://host:port`; `:9200` means localhost, no scheme means http.
+    pub address: String,
+    /// `Index`.
+    pub index: String,
+    /// `Username` (basic auth).
+    pub username: String,
+    /// `Password` (basic auth).
+    pub password: String,
+    /// Directory of the on-disk spool.
+    pub spool_dir: PathBuf,
+    /// Cap on the spool's size on disk, in bytes.
+    pub spool_max_bytes: u64,
+    /// Size at which a spool segment is closed (the unit dropped when the spool is full).
+    pub spool_segment_bytes: u64,
+    /// Documents per bulk request at most.
+    pub batch_docs: usize,
+    /// Approximate bytes per bulk request at most.
+    pub batch_bytes: usize,
+    /// How long a document may wait for its batch to fill.
+    pub batch_interval: Duration,
+    /// Documents the in-memory queue holds before `store` writes to the spool directly.
+    pub queue_capacity: usize,
+    /// Timeout of one bulk request.
+    pub request_timeout: Duration,
+    /// First replay delay after a failure (doubling up to `retry_max`).
+    pub retry_initial: Duration,
+    /// Longest replay delay.
+    pub retry_max: Duration,
+    /// Accept TLS certificates that do not verify. HUATUO's documented setup talks https to
+    /// OpenSearch's self-signed demo certificate with no CA setting, so this defaults to true.
+    pub accept_invalid_certs: bool,
+}
+
+impl EsSettings {
+    /// Settings with the given `[Storage.ES]` values and spool, and default batching:
+    /// 500 documents or 5 MiB or 1 s per request, retries 1 s doubling to 60 s.
+    pub fn new(
+        address: &str,
+        index: &str,
+        username: &str,
+        password: &str,
+        spool_dir: impl Into<PathBuf>,
+        spool_max_bytes: u64,
+    ) -> EsSettings {
+        EsSettings {
+            address: address.to_string(),
+            index: index.to_string(),
+            username: username.to_string(),
+            password: password.to_string(),
+            spool_dir: spool_dir.into(),
+            spool_max_bytes,
+            spool_segment_bytes: (spool_max_bytes / 16).clamp(64 * 1024, 16 * 1024 * 1024),
+            batch_docs: 500,
+            batch_bytes: 5 * 1024 * 1024,
+            batch_interval: Duration::from_secs(1),
+            queue_capacity: 4096,
+            request_timeout: Duration::from_secs(10),
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+            accept_invalid_certs: true,
+        }
+    }
+}
+
+/// The Elasticsearch/OpenSearch sink: a queue in front of a worker thread (see the module
+/// documentation). Dropping it (or [`EsSink::close`]) moves what is still in memory to the
+/// spool, to be replayed by the next run.
+pub struct EsSink {
+    tx: Option<mpsc::Sender<Pending>>,
+    stop: watch::Sender<bool>,
+    worker: Option<JoinHandle<()>>,
+    spool: Arc<Mutex<Spool>>,
+    counters: Arc<EsCounters>,
+}
+
+impl std::fmt::Debug for EsSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EsSink")
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+impl EsSink {
+    /// Opens the spool (taking over an earlier run's) and starts the worker thread.
+    pub fn start(settings: EsSettings) -> Result<EsSink, EsError> {
+        let client = BulkClient::new(&ClientSettings {
+            address: &settings.address,
+            index: &settings.index,
+            username: &settings.username,
+            password: &settings.password,
+            timeout: settings.request_timeout,
+            accept_invalid_certs: settings.accept_invalid_certs,
+        })?;
+        let counters = Arc::new(EsCounters::default());
+        let spool = Spool::open(
+            &settings.spool_dir,
+            settings.spool_max_bytes,
+            settings.spool_segment_bytes,
+            Arc::clone(&counters),
+        )?;
+        let spool = Arc::new(Mutex::new(spool));
+        let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
+        let (stop, stop_rx) = watch::channel(false);
+        let worker = Worker::new(
+            client,
+            Arc::clone(&spool),
+            Arc::clone(&counters),
+            WorkerSettings {
+                batch_docs: settings.batch_docs.max(1),
+                batch_bytes: settings.batch_bytes,
+                batch_interval: settings.batch_interval,
+                retry_initial: settings.retry_initial,
+                retry_max: settings.retry_max,
+            },
+            rx,
+            stop_rx,
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(EsError::Worker)?;
+        let handle = std::thread::Builder::new()
+            .name("huatuo-es".into())
+            .spawn(move || runtime.block_on(worker.run()))
+            .map_err(EsError::Worker)?;
+        Ok(EsSink {
+            tx: Some(tx),
+            stop,
+            worker: Some(handle),
+            spool,
+            counters,
+        })
+    }
+
+    /// Queues one document for indexing; never waits for the network.
+    pub fn store(&self, doc: &Document) {
+        let pending = Pending {
+            id: Some(doc.tracer_id.clone()),
+            line: doc.body.to_string(),
+        };
+        let Some(tx) = &self.tx else {
+            return lock(&self.spool).append(&[pending]);
+        };
+        if let Err(e) = tx.try_send(pending) {
+            let pending = match e {
+                mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => p,
+            };
+            lock(&self.spool).append(&[pending]);
+        }
+    }
+
+    /// What the sink has done so far.
+    pub fn counters(&self) -> &EsCounters {
+        &self.counters
+    }
+
+    /// A handle on the counters that outlives the sink.
+    pub fn counters_handle(&self) -> Arc<EsCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// Stops the worker (interrupting a request in flight) and spools what is in memory.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    /// Signals the worker and waits for it to spool its queue and exit.
+    fn shutdown(&mut self) {
+        let _ = self.stop.send(true);
+        self.tx = None;
+        if let Some(worker) = self.worker.take() {
+            if worker.join().is_err() {
+                log::error!("Storage.ES worker panicked");
+            }
+        }
+    }
+}
+
+impl Drop for EsSink {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,384 @@
+//! The bounded on-disk spool: documents the cluster could not take yet, replayed in order.
+//!
+//! Layout: `<dir>/<seq>.ndjson` segment files holding one document source per line, oldest
+//! first by sequence number, and `<dir>/cursor` (`<seq> <offset>`) marking how much of the
+//! oldest segment the cluster has already confirmed. A segment is deleted once fully
+//! confirmed; when the spool would exceed its byte cap, the oldest segment is deleted and
+//! its unconfirmed documents are counted in `spool_dropped`. A torn last line (a crash in
+//! the middle of a write) is cut off when the spool is opened.
+
+use super::bulk::Pending;
+use super::counters::EsCounters;
+use crate::StorageError;
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Suffix of segment files.
+const SEGMENT_SUFFIX: &str = ".ndjson";
+/// Name of the file recording the confirmed prefix of the oldest segment.
+const CURSOR_FILE: &str = "cursor";
+
+/// One segment file: its sequence number, size and number of documents.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    seq: u64,
+    bytes: u64,
+    docs: u64,
+}
+
+/// Documents read from the head of the spool for one replay request.
+#[derive(Debug)]
+pub struct Chunk {
+    /// The segment they were read from.
+    seq: u64,
+    /// The byte offset just after the last line read.
+    end: u64,
+    /// The lines read, unreadable ones included, in order.
+    lines: u64,
+    /// The documents to send.
+    pub docs: Vec<Pending>,
+}
+
+/// The on-disk spool (see the module documentation).
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    segment_bytes: u64,
+    segments: VecDeque<Segment>,
+    /// Confirmed bytes and lines at the start of the oldest segment.
+    head_offset: u64,
+    head_lines: u64,
+    /// The newest segment, open for appending, when one is.
+    active: Option<(u64, File)>,
+    next_seq: u64,
+    total_bytes: u64,
+    counters: Arc<EsCounters>,
+}
+
+impl Spool {
+    /// Opens (creating) the spool in `dir`, taking over whatever an earlier run left there.
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        segment_bytes: u64,
+        counters: Arc<EsCounters>,
+    ) -> Result<Spool, StorageError> {
+        fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+        let mut seqs = Vec::new();
+        for entry in fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
+            let entry = entry.map_err(|e| StorageError::io(dir, e))?;
+            let name = entry.file_name();
+            let seq = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(SEGMENT_SUFFIX))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(seq) = seq {
+                seqs.push(seq);
+            }
+        }
+        seqs.sort_unstable();
+        let mut spool = Spool {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            segment_bytes: segment_bytes.max(1),
+            segments: VecDeque::new(),
+            head_offset: 0,
+            head_lines: 0,
+            active: None,
+            next_seq: seqs.last().map_or(1, |s| s + 1),
+            total_bytes: 0,
+            counters,
+        };
+        for seq in seqs {
+            let path = spool.segment_path(seq);
+            let (bytes, docs) = scan(&path, u64::MAX).map_err(|e| StorageError::io(&path, e))?;
+            if docs == 0 {
+                remove(&path);
+                continue;
+            }
+            truncate_to(&path, bytes).map_err(|e| StorageError::io(&path, e))?;
+            spool.segments.push_back(Segment { seq, bytes, docs });
+            spool.total_bytes += bytes;
+        }
+        spool.restore_cursor();
+        spool.publish();
+        Ok(spool)
+    }
+
+    /// Documents waiting in the spool.
+    pub fn pending_docs(&self) -> u64 {
+        self.segments.iter().map(|s| s.docs).sum::<u64>() - self.head_lines
+    }
+
+    /// Whether nothing waits in the spool.
+    pub fn is_empty(&self) -> bool {
+        self.pending_docs() == 0
+    }
+
+    /// Appends documents at the tail, dropping the oldest segments to stay within the cap.
+    pub fn append(&mut self, docs: &[Pending]) {
+        for doc in docs {
+            let len = doc.line.len() as u64 + 1;
+            if len > self.max_bytes {
+                log::warn!(
+                    "Storage.ES spool: a {len}-byte document is larger than the whole spool ({} bytes); dropped",
+                    self.max_bytes
+                );
+                EsCounters::add(&self.counters.spool_dropped, 1);
+                continue;
+            }
+            while self.total_bytes + len > self.max_bytes && !self.segments.is_empty() {
+                self.drop_oldest();
+            }
+            match self.write_line(doc, len) {
+                Ok(()) => EsCounters::add(&self.counters.spooled, 1),
+                Err(e) => {
+                    log::warn!(
+                        "Storage.ES spool {}: {e}; document lost",
+                        self.dir.display()
+                    );
+                    EsCounters::add(&self.counters.lost, 1);
+                }
+            }
+        }
+        self.publish();
+    }
+
+    /// Reads up to `max_docs` documents (and about `max_bytes`) from the head of the spool.
+    pub fn peek(&self, max_docs: usize, max_bytes: usize) -> Result<Option<Chunk>, StorageError> {
+        let Some(head) = self.segments.front() else {
+            return Ok(None);
+        };
+        let path = self.segment_path(head.seq);
+        let io = |e| StorageError::io(&path, e);
+        let mut file = File::open(&path).map_err(io)?;
+        file.seek(SeekFrom::Start(self.head_offset)).map_err(io)?;
+        let mut reader = BufReader::new(file.take(head.bytes.saturating_sub(self.head_offset)));
+        let mut chunk = Chunk {
+            seq: head.seq,
+            end: self.head_offset,
+            lines: 0,
+            docs: Vec::new(),
+        };
+        let mut bytes = 0usize;
+        let mut buf = Vec::new();
+        while chunk.docs.len() < max_docs && (bytes < max_bytes || chunk.docs.is_empty()) {
+            buf.clear();
+            let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
+            if n == 0 || buf.last() != Some(&b'\n') {
+                break;
+            }
+            chunk.end += n as u64;
+            chunk.lines += 1;
+            bytes += n;
+            buf.pop();
+            let line = String::from_utf8(std::mem::take(&mut buf)).ok();
+            match line.and_then(Pending::from_line) {
+                Some(doc) => chunk.docs.push(doc),
+                None => {
+                    log::warn!(
+                        "Storage.ES spool {}: unreadable line dropped",
+                        path.display()
+                    );
+                    EsCounters::add(&self.counters.spool_dropped, 1);
+                }
+            }
+        }
+        Ok(Some(chunk))
+    }
+
+    /// Marks a chunk as confirmed: its documents leave the spool.
+    pub fn commit(&mut self, chunk: &Chunk) {
+        let Some(head) = self.segments.front().copied() else {
+            return;
+        };
+        if head.seq != chunk.seq || chunk.end < self.head_offset {
+            // The segment was dropped (spool full) while the chunk was in flight.
+            return;
+        }
+        self.head_offset = chunk.end;
+        self.head_lines += chunk.lines;
+        if self.head_offset >= head.bytes {
+            self.remove_head();
+        } else if let Err(e) = self.save_cursor() {
+            log::warn!("Storage.ES spool cursor: {e}; confirmed documents may be sent again");
+        }
+        self.publish();
+    }
+
+    /// Appends one line, starting a new segment when the current one is full.
+    fn write_line(&mut self, doc: &Pending, len: u64) -> std::io::Result<()> {
+        let active_bytes = match (&self.active, self.segments.back()) {
+            (Some((seq, _)), Some(last)) if *seq == last.seq => Some(last.bytes),
+            _ => None,
+        };
+        if active_bytes.is_none_or(|b| b > 0 && b + len > self.segment_bytes) {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.segment_path(seq))?;
+            self.active = Some((seq, file));
+            self.segments.push_back(Segment {
+                seq,
+                bytes: 0,
+                docs: 0,
+            });
+        }
+        let (Some((_, file)), Some(last)) = (self.active.as_mut(), self.segments.back_mut()) else {
+            return Err(std::io::Error::other("no active spool segment"));
+        };
+        let mut line = Vec::with_capacity(len as usize);
+        line.extend_from_slice(doc.line.as_bytes());
+        line.push(b'\n');
+        if let Err(e) = file.write_all(&line) {
+            // Cut a partial write so the segment stays whole lines.
+            let _ = file.set_len(last.bytes);
+            self.active = None;
+            return Err(e);
+        }
+        last.bytes += len;
+        last.docs += 1;
+        self.total_bytes += len;
+        Ok(())
+    }
+
+    /// Deletes the oldest segment, counting its unconfirmed documents as dropped.
+    fn drop_oldest(&mut self) {
+        if let Some(head) = self.segments.front() {
+            let dropped = head.docs - self.head_lines;
+            log::warn!(
+                "Storage.ES spool full ({} bytes): dropped the oldest {dropped} documents",
+                self.max_bytes
+            );
+            EsCounters::add(&self.counters.spool_dropped, dropped);
+        }
+        self.remove_head();
+    }
+
+    /// Deletes the oldest segment file and resets the cursor.
+    fn remove_head(&mut self) {
+        let Some(head) = self.segments.pop_front() else {
+            return;
+        };
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|(seq, _)| *seq == head.seq)
+        {
+            self.active = None;
+        }
+        remove(&self.segment_path(head.seq));
+        remove(&self.dir.join(CURSOR_FILE));
+        self.total_bytes -= head.bytes;
+        self.head_offset = 0;
+        self.head_lines = 0;
+    }
+
+    /// Writes the cursor atomically (temporary file, then rename).
+    fn save_cursor(&self) -> std::io::Result<()> {
+        let Some(head) = self.segments.front() else {
+            return Ok(());
+        };
+        let tmp = self.dir.join(format!("{CURSOR_FILE}.tmp"));
+        fs::write(&tmp, format!("{} {}\n", head.seq, self.head_offset))?;
+        fs::rename(&tmp, self.dir.join(CURSOR_FILE))
+    }
+
+    /// Reads the cursor left by an earlier run; a stale or damaged one is ignored.
+    fn restore_cursor(&mut self) {
+        let path = self.dir.join(CURSOR_FILE);
+        let Ok(text) = fs::read_to_string(&path) else {
+            return;
+        };
+        let mut parts = text.split_whitespace().map(str::parse::<u64>);
+        let (Some(Ok(seq)), Some(Ok(offset))) = (parts.next(), parts.next()) else {
+            log::warn!(
+                "Storage.ES spool: damaged cursor {} ignored",
+                path.display()
+            );
+            return;
+        };
+        let Some(head) = self.segments.front().copied() else {
+            return;
+        };
+        if head.seq != seq || offset > head.bytes {
+            return;
+        }
+        let segment = self.segment_path(seq);
+        match scan(&segment, offset) {
+            Ok((bytes, lines)) if bytes == offset => {
+                self.head_offset = offset;
+                self.head_lines = lines;
+                if offset == head.bytes {
+                    self.remove_head();
+                }
+            }
+            Ok(_) => log::warn!("Storage.ES spool: cursor not on a line boundary, ignored"),
+            Err(e) => log::warn!("Storage.ES spool {}: {e}", segment.display()),
+        }
+    }
+
+    /// Publishes the spool's size to the counters.
+    fn publish(&self) {
+        let counters = &self.counters;
+        counters
+            .spool_bytes
+            .store(self.total_bytes, Ordering::Relaxed);
+        counters
+            .spool_docs
+            .store(self.pending_docs(), Ordering::Relaxed);
+    }
+
+    /// The file of segment `seq`.
+    fn segment_path(&self, seq: u64) -> PathBuf {
+        self.dir.join(format!("{seq:020}{SEGMENT_SUFFIX}"))
+    }
+}
+
+/// Within the first `limit` bytes of a file: the length up to the last newline and the
+/// number of newlines.
+fn scan(path: &Path, limit: u64) -> std::io::Result<(u64, u64)> {
+    let mut reader = BufReader::new(File::open(path)?.take(limit));
+    let (mut pos, mut whole, mut lines) = (0u64, 0u64, 0u64);
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok((whole, lines));
+        }
+        for (i, b) in buf.iter().enumerate() {
+            if *b == b'\n' {
+                lines += 1;
+                whole = pos + i as u64 + 1;
+            }
+        }
+        let n = buf.len();
+        pos += n as u64;
+        reader.consume(n);
+    }
+}
+
+/// Cuts a file to `len` bytes when it is longer (a torn last line).
+fn truncate_to(path: &Path, len: u64) -> std::io::Result<()> {
+    let file = OpenOptions::new().write(true).open(path)?;
+    if file.metadata()?.len() > len {
+        log::warn!("Storage.ES spool {}: torn last line cut", path.display());
+        file.set_len(len)?;
+    }
+    Ok(())
+}
+
+/// Removes a file, logging (not failing) when it cannot be removed.
+fn remove(path: &Path) {
+    if let Err(e) = fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            log::warn!("Storage.ES spool {}: {e}", path.display());
+        }
+    }
+}

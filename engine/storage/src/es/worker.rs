@@ -1,0 +1,298 @@
+//! The background task: batches live documents, sends them, spools what cannot be delivered
+//! and replays the spool with exponential backoff.
+//!
+//! Ordering: while the spool holds anything (or a retry is pending), live batches are
+//! appended to the spool instead of being sent, so documents reach the cluster in the order
+//! they were stored (except per-item retries, which go back to the spool's tail).
+
+use super::bulk::{Failure, ItemOutcome, Pending};
+use super::client::BulkClient;
+use super::counters::EsCounters;
+use super::spool::Spool;
+use std::fmt::Display;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep_until, Instant};
+
+/// Batching and retry knobs of the worker.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Documents per bulk request at most.
+    pub batch_docs: usize,
+    /// Approximate bytes per bulk request at most.
+    pub batch_bytes: usize,
+    /// How long a document may wait for its batch to fill.
+    pub batch_interval: Duration,
+    /// First replay delay after a failure.
+    pub retry_initial: Duration,
+    /// Longest replay delay.
+    pub retry_max: Duration,
+}
+
+/// Exponential backoff between `initial` and `max`.
+#[derive(Debug)]
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    /// The delay to wait now; the following one doubles, up to `max`.
+    fn fail(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        delay
+    }
+
+    /// Back to the initial delay after a success.
+    fn reset(&mut self) {
+        self.next = self.initial;
+    }
+}
+
+/// A warning logged at most once per period, with a count of what was held back.
+#[derive(Debug)]
+struct RateLog {
+    what: &'static str,
+    last: Option<Instant>,
+    held: u64,
+}
+
+impl RateLog {
+    /// A limiter for warnings about `what`.
+    fn new(what: &'static str) -> Self {
+        RateLog {
+            what,
+            last: None,
+            held: 0,
+        }
+    }
+
+    /// Logs `message` unless one was logged in the last minute.
+    fn warn(&mut self, message: impl Display) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(60))
+        {
+            self.held += 1;
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        log::warn!(
+            "Storage.ES {}: {message} ({held} more since the last report)",
+            self.what
+        );
+        self.last = Some(now);
+    }
+}
+
+/// The state of the background task.
+pub struct Worker {
+    client: BulkClient,
+    spool: Arc<Mutex<Spool>>,
+    counters: Arc<EsCounters>,
+    settings: WorkerSettings,
+    rx: mpsc::Receiver<Pending>,
+    stop: watch::Receiver<bool>,
+    backoff: Backoff,
+    /// No live send and no replay before this instant.
+    quiet_until: Instant,
+    rejected_log: RateLog,
+    delivery_log: RateLog,
+}
+
+/// Locks the spool; a panic elsewhere while it was held leaves it usable.
+pub fn lock(spool: &Mutex<Spool>) -> MutexGuard<'_, Spool> {
+    spool.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Worker {
+    /// A worker taking documents from `rx` until `stop` turns true or every sender is gone.
+    pub fn new(
+        client: BulkClient,
+        spool: Arc<Mutex<Spool>>,
+        counters: Arc<EsCounters>,
+        settings: WorkerSettings,
+        rx: mpsc::Receiver<Pending>,
+        stop: watch::Receiver<bool>,
+    ) -> Worker {
+        let backoff = Backoff {
+            initial: settings.retry_initial,
+            max: settings.retry_max.max(settings.retry_initial),
+            next: settings.retry_initial,
+        };
+        Worker {
+            client,
+            spool,
+            counters,
+            settings,
+            rx,
+            stop,
+            backoff,
+            quiet_until: Instant::now(),
+            rejected_log: RateLog::new("rejected documents"),
+            delivery_log: RateLog::new("delivery"),
+        }
+    }
+
+    /// Runs until stopped; what is still in memory then goes to the spool.
+    pub async fn run(mut self) {
+        let mut batch: Vec<Pending> = Vec::new();
+        let mut batch_bytes = 0usize;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let replay_due = !lock(&self.spool).is_empty();
+            let full = !batch.is_empty()
+                && (batch.len() >= self.settings.batch_docs
+                    || batch_bytes >= self.settings.batch_bytes);
+            let stopped = tokio::select! {
+                biased;
+                _ = self.stop.changed() => true,
+                _ = std::future::ready(()), if full => {
+                    deadline = None;
+                    batch_bytes = 0;
+                    !self.flush(std::mem::take(&mut batch)).await
+                }
+                doc = self.rx.recv() => match doc {
+                    Some(doc) => {
+                        batch_bytes += doc.line.len();
+                        batch.push(doc);
+                        deadline.get_or_insert_with(|| Instant::now() + self.settings.batch_interval);
+                        false
+                    }
+                    None => true,
+                },
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    deadline = None;
+                    batch_bytes = 0;
+                    !self.flush(std::mem::take(&mut batch)).await
+                }
+                _ = sleep_until(self.quiet_until), if replay_due => !self.replay().await,
+            };
+            if stopped {
+                break;
+            }
+        }
+        while let Ok(doc) = self.rx.try_recv() {
+            batch.push(doc);
+        }
+        lock(&self.spool).append(&batch);
+    }
+
+    /// Sends a live batch, or spools it while the spool is draining or the cluster is down.
+    /// Returns false when the worker was stopped meanwhile.
+    async fn flush(&mut self, batch: Vec<Pending>) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        if !lock(&self.spool).is_empty() || Instant::now() < self.quiet_until {
+            lock(&self.spool).append(&batch);
+            return true;
+        }
+        let Some(result) = self.send(&batch).await else {
+            lock(&self.spool).append(&batch);
+            return false;
+        };
+        let retry = self.settle(&batch, result, false);
+        lock(&self.spool).append(&retry);
+        true
+    }
+
+    /// Sends the head of the spool; confirmed documents leave it. Returns false when stopped.
+    async fn replay(&mut self) -> bool {
+        let chunk =
+            lock(&self.spool).peek(self.settings.batch_docs.max(1), self.settings.batch_bytes);
+        let chunk = match chunk {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => return true,
+            Err(e) => {
+                self.delivery_log
+                    .warn(format!("cannot read the spool: {e}"));
+                self.quiet_until = Instant::now() + self.backoff.fail();
+                return true;
+            }
+        };
+        if chunk.docs.is_empty() {
+            lock(&self.spool).commit(&chunk);
+            return true;
+        }
+        let Some(result) = self.send(&chunk.docs).await else {
+            return false;
+        };
+        if matches!(result, Err(Failure::Retryable(_))) {
+            self.settle(&chunk.docs, result, true);
+            return true;
+        }
+        let retry = self.settle(&chunk.docs, result, true);
+        let mut spool = lock(&self.spool);
+        spool.commit(&chunk);
+        spool.append(&retry);
+        true
+    }
+
+    /// Sends one bulk request; `None` when the worker is stopped before the answer.
+    async fn send(&mut self, docs: &[Pending]) -> Option<Result<Vec<ItemOutcome>, Failure>> {
+        tokio::select! {
+            biased;
+            _ = self.stop.changed() => None,
+            result = self.client.send(docs) => Some(result),
+        }
+    }
+
+    /// Counts the outcome of a request and sets the next replay time; returns the documents
+    /// to retry (all of them when the whole request is to be retried from a live batch).
+    fn settle(
+        &mut self,
+        docs: &[Pending],
+        result: Result<Vec<ItemOutcome>, Failure>,
+        replayed: bool,
+    ) -> Vec<Pending> {
+        let n = docs.len() as u64;
+        let items = match result {
+            Ok(items) => items,
+            Err(Failure::Retryable(reason)) => {
+                let delay = self.backoff.fail();
+                self.quiet_until = Instant::now() + delay;
+                self.delivery_log.warn(format!(
+                    "{n} documents not delivered ({reason}); spooled, next try in {delay:?}"
+                ));
+                return if replayed { Vec::new() } else { docs.to_vec() };
+            }
+            Err(Failure::Permanent(reason)) => {
+                EsCounters::add(&self.counters.failed, n);
+                self.rejected_log
+                    .warn(format!("{n} documents refused: {reason}"));
+                self.backoff.reset();
+                return Vec::new();
+            }
+        };
+        let mut retry = Vec::new();
+        let (mut indexed, mut failed) = (0u64, 0u64);
+        for (doc, outcome) in docs.iter().zip(items) {
+            match outcome {
+                ItemOutcome::Indexed => indexed += 1,
+                ItemOutcome::Rejected(status, reason) => {
+                    failed += 1;
+                    self.rejected_log
+                        .warn(format!("document refused with {status}: {reason}"));
+                }
+                ItemOutcome::Retry => retry.push(doc.clone()),
+            }
+        }
+        EsCounters::add(&self.counters.indexed, indexed);
+        EsCounters::add(&self.counters.failed, failed);
+        if replayed {
+            EsCounters::add(&self.counters.replayed, indexed);
+        }
+        if retry.is_empty() {
+            self.backoff.reset();
+            self.quiet_until = Instant::now();
+        } else {
+            self.quiet_until = Instant::now() + self.backoff.fail();
+        }
+        retry
+    }
+}
