@@ -79,8 +79,10 @@ struct huatuo_hist {
 /* Adds one observation to a histogram shared between CPUs (hash map values). */
 HUATUO_INLINE void huatuo_hist_add_atomic(struct huatuo_hist *h, __u64 ns)
 {
-	__u32 slot = huatuo_log10l_bucket(ns);
+	__u64 slot = huatuo_log10l_bucket(ns);
 
+	/* the barrier keeps the bounds check on the register used for the access */
+	asm volatile("" : "+r"(slot));
 	if (slot < HUATUO_HIST_SLOTS)
 		__sync_fetch_and_add(&h->slots[slot], 1);
 }
@@ -88,8 +90,9 @@ HUATUO_INLINE void huatuo_hist_add_atomic(struct huatuo_hist *h, __u64 ns)
 /* Adds one observation to a per-CPU histogram (no atomics needed). */
 HUATUO_INLINE void huatuo_hist_add(struct huatuo_hist *h, __u64 ns)
 {
-	__u32 slot = huatuo_log10l_bucket(ns);
+	__u64 slot = huatuo_log10l_bucket(ns);
 
+	asm volatile("" : "+r"(slot));
 	if (slot < HUATUO_HIST_SLOTS)
 		h->slots[slot]++;
 }

@@ -3,16 +3,25 @@
 //! Every folder `bpf-templates/<name>/` holds `<name>.bpf.c` and `schema.toml`; build.rs
 //! compiles and embeds them. `schemas()` registers them into the rule catalog.
 
+pub mod attach;
 pub mod cgroup;
 pub mod decode;
 pub mod embedded;
 pub mod hist;
+pub mod histread;
 pub mod kallsyms;
 pub mod layout;
+pub mod loader;
+pub mod profiler;
 pub mod schema;
+pub mod status;
+pub mod transport;
 
+pub use cgroup::{CgroupResolver, NoContainers};
 pub use embedded::{EmbeddedTemplate, TEMPLATES};
+pub use loader::{LoadOptions, Templates};
 pub use schema::TemplateSchema;
+pub use status::{Counters, ProgramStatus, TemplateStatus, VariantOutcome};
 
 use huatuo_dsl::catalog::SourceSchema;
 

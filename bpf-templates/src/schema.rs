@@ -95,7 +95,7 @@ impl EventField {
 }
 
 /// The kind of a BPF attach point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttachKind {
     /// BTF-typed raw tracepoint (`target` = tracepoint name).

@@ -1,0 +1,361 @@
+//! `Templates`: loads the templates the rules need, walks each program's attach chain,
+//! starts the event transport, and answers status and histogram reads. Never fails as a
+//! whole: every problem is recorded in the template's status.
+
+use crate::attach::attach_variant;
+use crate::cgroup::{unified_hierarchy, CgroupResolver, NoContainers};
+use crate::decode::EventDecoder;
+use crate::embedded;
+use crate::histread::read_histograms;
+use crate::schema::TemplateSchema;
+use crate::status::{Counters, ProgramStatus, TemplateStatus, VariantOutcome};
+use crate::transport::{spawn_perfbuf, spawn_ringbuf, EventStats, Sink};
+use aya::maps::{MapData, MapType, PerCpuArray};
+use aya::{Btf, Ebpf, EbpfLoader};
+use huatuo_dsl::value::Sample;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc::{channel, Receiver, Sender};
+
+/// How templates are loaded; `Default` suits the daemon.
+#[derive(Clone)]
+pub struct LoadOptions {
+    /// Attributes cgroup ids to containers.
+    pub resolver: Arc<dyn CgroupResolver>,
+    /// Capacity of the event channel (samples waiting for the consumer).
+    pub channel_capacity: usize,
+    /// Ring buffer size in bytes (a power of two, multiple of the page size).
+    pub ringbuf_bytes: Option<u32>,
+    /// Pages per CPU of each perf buffer (a power of two).
+    pub perf_pages: usize,
+    /// Use perf event arrays even where ring buffers exist.
+    pub force_perfbuf: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            resolver: Arc::new(NoContainers),
+            channel_capacity: 4096,
+            ringbuf_bytes: None,
+            perf_pages: 16,
+            force_perfbuf: false,
+        }
+    }
+}
+
+struct Loaded {
+    schema: Option<TemplateSchema>,
+    ebpf: Option<Ebpf>,
+    status: TemplateStatus,
+    stats: Arc<EventStats>,
+}
+
+/// The loaded templates, their status and their event stream.
+pub struct Templates {
+    templates: Vec<Loaded>,
+    resolver: Arc<dyn CgroupResolver>,
+    events: Option<Receiver<Sample>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Templates {
+    /// Loads the named templates (folder names, `runqlat`, or catalog names `bpf.runqlat`)
+    /// with their tunables (`template -> global -> value`), default options.
+    pub fn load(needed: &[&str], tunables: &BTreeMap<String, BTreeMap<String, u64>>) -> Templates {
+        Templates::load_with(needed, tunables, LoadOptions::default())
+    }
+
+    /// Like `load`, with explicit options.
+    pub fn load_with(
+        needed: &[&str],
+        tunables: &BTreeMap<String, BTreeMap<String, u64>>,
+        options: LoadOptions,
+    ) -> Templates {
+        let (tx, rx) = channel(options.channel_capacity.max(1));
+        let mut templates = Templates {
+            templates: vec![],
+            resolver: options.resolver.clone(),
+            events: Some(rx),
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: vec![],
+        };
+        let btf = Btf::from_sys_fs().ok();
+        let ringbuf =
+            !options.force_perfbuf && aya::sys::is_map_supported(MapType::RingBuf).unwrap_or(false);
+        let v2 = unified_hierarchy();
+        let mut seen = vec![];
+        for raw in needed {
+            let name = raw.strip_prefix("bpf.").unwrap_or(raw);
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            let empty = BTreeMap::new();
+            let values = tunables
+                .get(name)
+                .or_else(|| tunables.get(*raw))
+                .unwrap_or(&empty);
+            let loaded = templates.load_one(name, values, &options, btf.as_ref(), ringbuf, v2, &tx);
+            templates.templates.push(loaded);
+        }
+        // `btf` is dropped here: aya keeps no reference, so the parsed kernel BTF is freed.
+        templates
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn load_one(
+        &mut self,
+        name: &str,
+        values: &BTreeMap<String, u64>,
+        options: &LoadOptions,
+        btf: Option<&Btf>,
+        ringbuf: bool,
+        v2: bool,
+        tx: &Sender<Sample>,
+    ) -> Loaded {
+        let mut loaded = Loaded {
+            schema: None,
+            ebpf: None,
+            status: TemplateStatus {
+                name: name.to_string(),
+                loaded: false,
+                transport: None,
+                error: None,
+                programs: vec![],
+                counters: Counters::default(),
+                notes: vec![],
+            },
+            stats: Arc::new(EventStats::default()),
+        };
+        if let Err(e) = self.try_load(&mut loaded, values, options, btf, ringbuf, v2, tx) {
+            loaded.status.error = Some(e);
+            loaded.status.loaded = false;
+            loaded.ebpf = None;
+        }
+        loaded
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn try_load(
+        &mut self,
+        loaded: &mut Loaded,
+        values: &BTreeMap<String, u64>,
+        options: &LoadOptions,
+        btf: Option<&Btf>,
+        ringbuf: bool,
+        v2: bool,
+        tx: &Sender<Sample>,
+    ) -> Result<(), String> {
+        let name = loaded.status.name.clone();
+        let embedded = embedded::find(&name).ok_or_else(|| {
+            let known: Vec<&str> = embedded::TEMPLATES.iter().map(|t| t.name).collect();
+            format!("unknown template `{name}` (known: {})", known.join(", "))
+        })?;
+        let schema = TemplateSchema::parse(embedded.name, embedded.schema)?;
+        let settable = schema.settable_globals();
+        for key in values.keys() {
+            if !settable.contains(&key.as_str()) {
+                return Err(format!(
+                    "unknown tunable `{key}` for template `{name}` (settable: {})",
+                    settable.join(", ")
+                ));
+            }
+        }
+        let is_event = schema.event.is_some();
+        let object = match (is_event, ringbuf, embedded.perfbuf_object) {
+            (true, false, Some(perf)) => {
+                loaded.status.transport = Some("perfbuf");
+                perf
+            }
+            (true, _, _) => {
+                loaded.status.transport = Some("ringbuf");
+                embedded.object
+            }
+            (false, _, _) => embedded.object,
+        };
+        if btf.is_none() {
+            loaded
+                .status
+                .notes
+                .push("kernel BTF not found: CO-RE and tp_btf variants cannot load".into());
+        }
+        let v2_flag: u64 = u64::from(v2);
+        let mut loader = EbpfLoader::new();
+        loader.btf(btf);
+        loader.override_global("cgroup_v2", &v2_flag, false);
+        for (key, value) in values {
+            loader.override_global(key.as_str(), value, true);
+        }
+        if let (Some(bytes), Some("ringbuf")) = (options.ringbuf_bytes, loaded.status.transport) {
+            loader.map_max_entries("events", bytes);
+        }
+        let mut ebpf = loader
+            .load(object)
+            .map_err(|e| format!("cannot load template `{name}`: {e}"))?;
+
+        let mut missing = vec![];
+        for point in &schema.attach {
+            let mut program = ProgramStatus {
+                program: point.program.clone(),
+                required: point.required,
+                attached: None,
+                tried: vec![],
+                run_count: 0,
+                run_time_ns: 0,
+            };
+            for variant in &point.variants {
+                let result = attach_variant(&mut ebpf, variant, btf);
+                let ok = result.is_ok();
+                program.tried.push(VariantOutcome {
+                    kind: variant.kind,
+                    target: variant.target.clone(),
+                    prog: variant.prog.clone(),
+                    error: result.err(),
+                });
+                if ok {
+                    program.attached = Some(program.tried.len() - 1);
+                    break;
+                }
+            }
+            if program.attached.is_none() && point.required {
+                missing.push(point.program.clone());
+            }
+            loaded.status.programs.push(program);
+        }
+        if !missing.is_empty() {
+            return Err(format!(
+                "template `{name}` is unavailable: no variant of {} attached",
+                missing.join(", ")
+            ));
+        }
+        if is_event {
+            let decoder = EventDecoder::new(&schema)
+                .ok_or_else(|| format!("template `{name}`: [event] layout is empty"))?;
+            let map = ebpf
+                .take_map("events")
+                .ok_or_else(|| format!("template `{name}` has no `events` map"))?;
+            let sink = Sink {
+                name: name.clone(),
+                decoder,
+                resolver: self.resolver.clone(),
+                tx: tx.clone(),
+                stats: loaded.stats.clone(),
+                stop: self.stop.clone(),
+            };
+            let handle = if loaded.status.transport == Some("perfbuf") {
+                spawn_perfbuf(map, options.perf_pages, sink)?
+            } else {
+                spawn_ringbuf(map, sink)?
+            };
+            self.threads.push(handle);
+        }
+        loaded.status.loaded = true;
+        loaded.schema = Some(schema);
+        loaded.ebpf = Some(ebpf);
+        Ok(())
+    }
+
+    /// Takes the stream of decoded event samples of every event template (once).
+    pub fn take_events(&mut self) -> Option<Receiver<Sample>> {
+        self.events.take()
+    }
+
+    /// Names of the templates that loaded.
+    pub fn loaded(&self) -> Vec<&str> {
+        self.templates
+            .iter()
+            .filter(|t| t.status.loaded)
+            .map(|t| t.status.name.as_str())
+            .collect()
+    }
+
+    /// Status of every requested template, with current counters and run statistics.
+    pub fn status(&self) -> Vec<TemplateStatus> {
+        self.templates
+            .iter()
+            .map(|t| {
+                let mut status = t.status.clone();
+                if let Some(ebpf) = &t.ebpf {
+                    for program in &mut status.programs {
+                        let Some(prog) = program
+                            .attached_variant()
+                            .and_then(|v| ebpf.program(&v.prog))
+                        else {
+                            continue;
+                        };
+                        if let Ok(info) = prog.info() {
+                            program.run_count = info.run_count();
+                            program.run_time_ns = info.run_time().as_nanos() as u64;
+                        }
+                    }
+                    let kernel = kernel_counters(ebpf);
+                    status.counters.emitted = kernel[0];
+                    status.counters.shed = kernel[1];
+                    status.counters.lost = kernel[2];
+                }
+                status.counters.received = t.stats.received.load(Ordering::Relaxed);
+                status.counters.dropped = t.stats.dropped.load(Ordering::Relaxed);
+                status.counters.decode_errors = t.stats.decode_errors.load(Ordering::Relaxed);
+                status
+            })
+            .collect()
+    }
+
+    /// Reads the histograms of every loaded polled template into samples.
+    pub fn read_histograms(&self) -> Vec<Sample> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        let mut samples = vec![];
+        for t in &self.templates {
+            let (Some(schema), Some(ebpf)) = (&t.schema, &t.ebpf) else {
+                continue;
+            };
+            match read_histograms(schema, ebpf, self.resolver.as_ref(), now) {
+                Ok(mut s) => samples.append(&mut s),
+                Err(e) => log::warn!("template `{}`: {e}", t.status.name),
+            }
+        }
+        samples
+    }
+
+    /// The loaded object of a template, for tests and tools that read its maps directly.
+    pub fn object(&self, name: &str) -> Option<&Ebpf> {
+        self.templates
+            .iter()
+            .find(|t| t.status.name == name)
+            .and_then(|t| t.ebpf.as_ref())
+    }
+}
+
+impl Drop for Templates {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for handle in self.threads.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Sums `huatuo_counters` over CPUs: [emitted, shed, lost].
+fn kernel_counters(ebpf: &Ebpf) -> [u64; 3] {
+    let mut out = [0u64; 3];
+    let Some(map) = ebpf.map("huatuo_counters") else {
+        return out;
+    };
+    let Ok(array) = PerCpuArray::<&MapData, u64>::try_from(map) else {
+        return out;
+    };
+    for (idx, slot) in out.iter_mut().enumerate() {
+        if let Ok(values) = array.get(&(idx as u32), 0) {
+            *slot = values.iter().sum();
+        }
+    }
+    out
+}
