@@ -183,3 +183,29 @@ autotrace cpusys {
     assert_eq!(rule.lets["sys"], Ty::Num(Dim::Percent));
     assert_eq!(rule.captured["flamedata"], Ty::Json);
 }
+
+#[test]
+fn labels_read_as_strings() {
+    assert_clean(
+        r#"
+event slow_disk {
+    source proc.diskstats
+    where  disk =~ "^(sd|nvme)"
+    when   rate(reads) > 1000/s
+    emit   disk, reads
+}
+
+event cpu_hog {
+    source cgroup.cpu
+    when   container_id != "" and delta(usage) > 1s
+    emit   container_id, usage
+}
+"#,
+    );
+    let diags = check_text(
+        "\nevent e {\n    source proc.diskstats\n    where disk > 5\n    emit disk\n}\n",
+    );
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    assert_eq!(diags[0].code, "type-mismatch");
+    assert_eq!(diags[0].message, "disk is a string, 5 is a plain number");
+}

@@ -1,6 +1,7 @@
 //! The names visible to an expression, by the phase of the rule it is evaluated in.
 
 use super::ty::Ty;
+use super::CONTAINER_ID;
 use crate::catalog::SourceSchema;
 use crate::units::Dim;
 use std::collections::BTreeMap;
@@ -46,6 +47,11 @@ pub struct Env<'a> {
     pub phase: Phase,
 }
 
+/// Whether samples of `source` carry the label `name` (readable as a string).
+pub fn has_label(source: &SourceSchema, name: &str) -> bool {
+    source.labels.iter().any(|l| l == name) || (name == CONTAINER_ID && source.per_container)
+}
+
 /// The built-in name for the sample's time.
 pub const NOW: &str = "now";
 
@@ -62,7 +68,8 @@ impl<'a> Env<'a> {
         }
     }
 
-    /// Resolves a name in the current phase.
+    /// Resolves a name in the current phase, in the evaluator's order: bindings, params,
+    /// source fields, labels (strings), `now`, capture results.
     pub fn lookup(&self, name: &str) -> Lookup {
         if let Some(ty) = self.lets.get(name) {
             return self.visible_from(Phase::Bindings, ty.clone(), "let binding");
@@ -70,11 +77,14 @@ impl<'a> Env<'a> {
         if let Some(ty) = self.params.get(name) {
             return Lookup::Found(ty.clone());
         }
-        if name == NOW {
-            return self.visible_from(Phase::Filter, Ty::Num(Dim::Time), "sample time");
-        }
         if let Some(field) = self.source.and_then(|s| s.field(name)) {
             return self.visible_from(Phase::Filter, Ty::from_field(field.ty, field.dim), "field");
+        }
+        if self.source.is_some_and(|s| has_label(s, name)) {
+            return self.visible_from(Phase::Filter, Ty::Str, "label");
+        }
+        if name == NOW {
+            return self.visible_from(Phase::Filter, Ty::Num(Dim::Time), "sample time");
         }
         if let Some(ty) = self.captured.get(name) {
             return self.visible_from(Phase::Output, ty.clone(), "capture result");
@@ -103,6 +113,7 @@ impl<'a> Env<'a> {
             names.push(NOW);
             if let Some(source) = self.source {
                 names.extend(source.fields.iter().map(|f| f.name.as_str()));
+                names.extend(source.labels.iter().map(String::as_str));
             }
         }
         if self.phase >= Phase::Bindings {
