@@ -63,8 +63,6 @@ impl Roots {
 /// Options of the host readers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReaderConfig {
-    /// Emit per-CPU `proc.stat` samples (label `cpu`) besides the host sample.
-    pub per_cpu_stat: bool,
     /// Include virtual network devices (no `device` link in sysfs) in `sys.netdev_hw`.
     pub include_virtual_netdev: bool,
     /// Mount points `statfs.mounts` reports; empty means every real filesystem.
@@ -96,7 +94,8 @@ fn netlink_readers(config: &ReaderConfig) -> Vec<Box<dyn Reader>> {
 pub fn host_readers(roots: &Roots, config: &ReaderConfig) -> Vec<Box<dyn Reader>> {
     let host_net = NetnsView::host(&roots.proc);
     let mut readers: Vec<Box<dyn Reader>> = vec![
-        Box::new(stat::reader(&roots.proc, config.per_cpu_stat)),
+        Box::new(stat::reader(&roots.proc)),
+        Box::new(stat::cpu_reader(&roots.proc)),
         Box::new(loadavg::reader(&roots.proc)),
         Box::new(memory::vmstat_reader(&roots.proc)),
         Box::new(memory::meminfo_reader(&roots.proc)),
@@ -125,6 +124,7 @@ pub fn host_readers(roots: &Roots, config: &ReaderConfig) -> Vec<Box<dyn Reader>
 pub fn schemas() -> Vec<SourceSchema> {
     vec![
         stat::schema(),
+        stat::cpu_schema(),
         loadavg::schema(),
         memory::vmstat_schema(),
         memory::meminfo_schema(),

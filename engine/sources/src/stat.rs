@@ -28,58 +28,82 @@ const TIME_FIELDS: [(&str, &str); 11] = [
     ),
 ];
 
-/// The schema of `proc.stat`.
-pub fn schema() -> SourceSchema {
-    let mut fields: Vec<_> = TIME_FIELDS
+/// Catalog name of the per-CPU source.
+pub const CPUS: &str = "proc.stat_cpu";
+
+fn time_fields() -> Vec<huatuo_dsl::catalog::FieldSchema> {
+    TIME_FIELDS
         .iter()
         .map(|(name, doc)| int(name, Dim::Time, doc))
-        .collect();
+        .collect()
+}
+
+/// The schema of `proc.stat`: the host's CPU time and scheduler counters.
+pub fn schema() -> SourceSchema {
+    let mut fields = time_fields();
     fields.push(int("ctxt", Dim::Count, "context switches since boot"));
     fields.push(int("processes", Dim::Count, "forks since boot"));
     fields.push(int("procs_running", Dim::Count, "runnable tasks"));
     fields.push(int("procs_blocked", Dim::Count, "tasks blocked on I/O"));
+    polled(NAME, "CPU time of the host from /proc/stat", &[], fields)
+}
+
+/// The schema of `proc.stat_cpu`: CPU time per CPU (label `cpu`).
+pub fn cpu_schema() -> SourceSchema {
     polled(
-        NAME,
-        "CPU time of the host from /proc/stat; per-CPU samples carry label `cpu` when enabled",
+        CPUS,
+        "CPU time per CPU from the cpuN lines of /proc/stat",
         &["cpu"],
-        fields,
+        time_fields(),
     )
 }
 
-/// Parses `/proc/stat`; `ticks_per_second` is USER_HZ; per-CPU samples when `per_cpu`.
-pub fn parse(
-    text: &str,
-    now_ns: i64,
-    ticks_per_second: u64,
-    per_cpu: bool,
-) -> Result<Vec<Sample>, String> {
+fn kernel_stats(text: &str, ticks_per_second: u64) -> Result<KernelStats, String> {
     let info = ExplicitSystemInfo {
         boot_time_secs: 0,
         ticks_per_second,
         page_size: 4096,
         is_little_endian: cfg!(target_endian = "little"),
     };
-    let stats = KernelStats::from_read(text.as_bytes(), &info).map_err(|e| e.to_string())?;
-    let ns_per_tick = 1_000_000_000 / ticks_per_second.max(1);
-    let mut host = cpu_fields(SampleBuilder::new(), &stats.total, ns_per_tick)
-        .uint("ctxt", stats.ctxt)
-        .uint("processes", stats.processes);
+    KernelStats::from_read(text.as_bytes(), &info).map_err(|e| e.to_string())
+}
+
+fn ns_per_tick(ticks_per_second: u64) -> u64 {
+    1_000_000_000 / ticks_per_second.max(1)
+}
+
+/// Parses `/proc/stat` into the host sample; `ticks_per_second` is USER_HZ.
+pub fn parse(text: &str, now_ns: i64, ticks_per_second: u64) -> Result<Vec<Sample>, String> {
+    let stats = kernel_stats(text, ticks_per_second)?;
+    let mut host = cpu_fields(
+        SampleBuilder::new(),
+        &stats.total,
+        ns_per_tick(ticks_per_second),
+    )
+    .uint("ctxt", stats.ctxt)
+    .uint("processes", stats.processes);
     if let Some(running) = stats.procs_running {
         host = host.uint("procs_running", running.into());
     }
     if let Some(blocked) = stats.procs_blocked {
         host = host.uint("procs_blocked", blocked.into());
     }
-    let mut samples = vec![host.build(NAME, now_ns)];
-    if per_cpu {
-        for (index, cpu) in stats.cpu_time.iter().enumerate() {
-            let builder = SampleBuilder::new().label("cpu", index.to_string());
-            samples.push(cpu_fields(builder, cpu, ns_per_tick).build(NAME, now_ns));
-        }
-    }
-    Ok(samples)
+    Ok(vec![host.build(NAME, now_ns)])
 }
 
+/// Parses `/proc/stat` into one sample per CPU.
+pub fn parse_cpus(text: &str, now_ns: i64, ticks_per_second: u64) -> Result<Vec<Sample>, String> {
+    let stats = kernel_stats(text, ticks_per_second)?;
+    Ok(stats
+        .cpu_time
+        .iter()
+        .enumerate()
+        .map(|(index, cpu)| {
+            let builder = SampleBuilder::new().label("cpu", index.to_string());
+            cpu_fields(builder, cpu, ns_per_tick(ticks_per_second)).build(CPUS, now_ns)
+        })
+        .collect())
+}
 fn cpu_fields(builder: SampleBuilder, cpu: &CpuTime, ns_per_tick: u64) -> SampleBuilder {
     let optional = [
         cpu.iowait,
@@ -106,10 +130,18 @@ fn cpu_fields(builder: SampleBuilder, cpu: &CpuTime, ns_per_tick: u64) -> Sample
         })
 }
 
-/// A reader of `<proc>/stat`.
-pub fn reader(proc: &Path, per_cpu: bool) -> FileReader {
+/// A reader of `<proc>/stat` for the host sample.
+pub fn reader(proc: &Path) -> FileReader {
     let tps = procfs::ticks_per_second();
     FileReader::single(schema(), proc.join("stat"), move |text, now| {
-        parse(text, now, tps, per_cpu)
+        parse(text, now, tps)
+    })
+}
+
+/// A reader of `<proc>/stat` for per-CPU samples.
+pub fn cpu_reader(proc: &Path) -> FileReader {
+    let tps = procfs::ticks_per_second();
+    FileReader::single(cpu_schema(), proc.join("stat"), move |text, now| {
+        parse_cpus(text, now, tps)
     })
 }

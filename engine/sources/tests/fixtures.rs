@@ -54,7 +54,7 @@ fn with_label<'a>(samples: &'a [Sample], label: &str, value: &str) -> &'a Sample
 #[test]
 fn proc_stat_host_in_nanoseconds() {
     let text = std::fs::read_to_string(roots().proc.join("stat")).unwrap();
-    let samples = stat::parse(&text, NOW, 100, false).unwrap();
+    let samples = stat::parse(&text, NOW, 100).unwrap();
     assert_eq!(samples.len(), 1);
     let host = &samples[0];
     assert!(host.labels.is_empty());
@@ -72,10 +72,10 @@ fn proc_stat_host_in_nanoseconds() {
 }
 
 #[test]
-fn proc_stat_per_cpu_when_enabled() {
-    let mut reader = stat::reader(&roots().proc, true);
+fn proc_stat_cpu_per_cpu() {
+    let mut reader = stat::cpu_reader(&roots().proc);
     let samples = read(&mut reader);
-    assert_eq!(samples.len(), 3);
+    assert_eq!(samples.len(), 2);
     let cpu1 = with_label(&samples, "cpu", "1");
     let tick = 1_000_000_000 / procfs::ticks_per_second() as i64;
     assert_eq!(int(cpu1, "user"), 17313 * tick);

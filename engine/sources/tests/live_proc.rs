@@ -4,10 +4,7 @@ use huatuo_sources::{host_readers, NetnsView, ReaderConfig, Roots};
 
 #[test]
 fn every_host_reader_returns_samples_on_this_machine() {
-    let config = ReaderConfig {
-        per_cpu_stat: true,
-        ..Default::default()
-    };
+    let config = ReaderConfig::default();
     for mut reader in host_readers(&Roots::default(), &config) {
         let name = reader.schema().name;
         let samples = reader
