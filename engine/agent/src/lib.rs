@@ -1,1 +1,7 @@
-//! The huatuo agent binary: CLI, daemon, storage and HTTP API
+//! The huatuo agent: CLI, catalog assembly, capture actions and the daemon.
+
+pub mod capture;
+pub mod catalog;
+pub mod cli;
+pub mod daemon;
+pub mod rules;

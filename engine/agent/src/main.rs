@@ -1,5 +1,46 @@
-//! The `huatuo` command.
+//! The `huatuo` command: run the agent, check rules, replay recordings, show status.
 
-fn main() {
-    println!("huatuo {}", env!("CARGO_PKG_VERSION"));
+use clap::{Parser, Subcommand};
+use huatuo::cli;
+use std::process::ExitCode;
+
+/// huatuo: a Linux kernel observability agent whose detectors are rule files.
+#[derive(Debug, Parser)]
+#[command(
+    name = "huatuo",
+    version,
+    about = "huatuo: a Linux kernel observability agent whose detectors are rule files",
+    long_about = None
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent: load rules, attach kernel templates, serve /metrics and store events.
+    Run(cli::run::RunArgs),
+    /// Validate rule files and the config; exit 1 when anything is wrong.
+    Check(cli::check::CheckArgs),
+    /// Run rules offline over recorded samples (JSON lines) and print what they emit.
+    Replay(cli::replay::ReplayArgs),
+    /// Show what is loaded and attached, from a running agent or by probing this kernel.
+    Status(cli::status::StatusArgs),
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    match args.command {
+        Command::Run(run) => cli::run::run(run),
+        Command::Check(check) => cli::check::run(check),
+        Command::Replay(replay) => cli::replay::run(replay),
+        Command::Status(status) => cli::status::run(status),
+        Command::Version => {
+            println!("huatuo {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
 }

@@ -1,0 +1,5 @@
+//! Capture actions: their schemas and the code that runs them when a rule fires.
+
+pub mod procscan;
+pub mod runner;
+pub mod schemas;

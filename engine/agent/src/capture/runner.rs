@@ -1,0 +1,124 @@
+//! The daemon's capture runner: quick captures inline, profiles deferred off the evaluator.
+
+use super::procscan::{file_snapshot, tasks, top, ProcRoot, TopBy};
+use huatuo_dsl::value::{Sample, Value};
+use huatuo_eval::{CaptureRequest, CaptureRunner};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Key of the placeholder a deferred capture leaves in a record until it has run.
+pub const DEFERRED: &str = "deferred_capture";
+
+/// Runs captures for the daemon.
+#[derive(Debug, Default)]
+pub struct DaemonCaptures {
+    /// Where process information is read.
+    pub proc_root: ProcRoot,
+}
+
+fn word(req: &CaptureRequest, name: &str, index: usize) -> Option<String> {
+    req.named
+        .get(name)
+        .or_else(|| req.positional.get(index))
+        .and_then(|v| v.as_str().map(str::to_string))
+}
+
+fn number(req: &CaptureRequest, name: &str, index: usize) -> Option<f64> {
+    req.named
+        .get(name)
+        .or_else(|| req.positional.get(index))
+        .and_then(Value::as_f64)
+}
+
+impl CaptureRunner for DaemonCaptures {
+    fn run(
+        &mut self,
+        req: &CaptureRequest,
+        sample: &Sample,
+    ) -> Result<BTreeMap<String, Value>, String> {
+        let container = sample.labels.get("container_id").map(String::as_str);
+        let scoped = |scope: Option<String>| match scope.as_deref() {
+            Some("host") => None,
+            _ => container,
+        };
+        let value = match req.name.as_str() {
+            "tasks" => {
+                let state = word(req, "state", 0).unwrap_or_else(|| "D".into());
+                let state = state.chars().next().unwrap_or('D');
+                let max = number(req, "max", 2).unwrap_or(64.0) as usize;
+                Value::Json(tasks(
+                    &self.proc_root,
+                    state,
+                    scoped(word(req, "scope", 1)),
+                    max,
+                )?)
+            }
+            "top" => {
+                let by = word(req, "by", 0)
+                    .and_then(|w| TopBy::parse(&w))
+                    .ok_or("top: `by` must be rss, cpu or io")?;
+                let n = number(req, "n", 1).unwrap_or(10.0) as usize;
+                let files = number(req, "files", 2).unwrap_or(0.0) as usize;
+                Value::Json(top(&self.proc_root, by, n, files, container)?)
+            }
+            "file" => {
+                let path = word(req, "path", 0).ok_or("file: `path` is required")?;
+                Value::Str(file_snapshot(Path::new(&path))?)
+            }
+            "stack" => sample.fields.get("stack").cloned().unwrap_or(Value::Null),
+            "profile" => {
+                let scope = word(req, "scope", 0).unwrap_or_else(|| "host".into());
+                let duration_ns = number(req, "duration", 1).unwrap_or(10e9);
+                Value::Json(json!({ DEFERRED: {
+                    "capture": "profile",
+                    "scope": scope,
+                    "duration_ns": duration_ns,
+                    "container_id": container,
+                }}))
+            }
+            other => return Err(format!("unknown capture `{other}`")),
+        };
+        Ok(BTreeMap::from([(req.field_name().to_string(), value)]))
+    }
+}
+
+/// A profile a record is waiting for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingProfile {
+    /// The record field to fill.
+    pub field: String,
+    /// How long to sample.
+    pub duration: Duration,
+    /// The container to limit sampling to, when the scope is `container`.
+    pub container_id: Option<String>,
+}
+
+/// The profiles a record's placeholders ask for.
+pub fn pending_profiles(data: &BTreeMap<String, Value>) -> Vec<PendingProfile> {
+    data.iter()
+        .filter_map(|(field, value)| {
+            let Value::Json(json) = value else {
+                return None;
+            };
+            let spec = json.get(DEFERRED)?;
+            let duration_ns = spec
+                .get("duration_ns")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(10e9);
+            let container_id = (spec.get("scope").and_then(|v| v.as_str()) == Some("container"))
+                .then(|| {
+                    spec.get("container_id")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                })
+                .flatten();
+            Some(PendingProfile {
+                field: field.clone(),
+                duration: Duration::from_nanos(duration_ns.clamp(1e8, 600e9) as u64),
+                container_id,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,79 @@
+//! The capture actions the engine provides to every rule, as catalog schemas.
+
+use huatuo_dsl::catalog::{CaptureArg, CaptureSchema, FieldSchema, FieldType};
+use huatuo_dsl::units::Dim;
+
+fn arg(name: &str, ty: FieldType, dim: Dim, choices: &[&str], required: bool) -> CaptureArg {
+    CaptureArg {
+        name: name.into(),
+        ty,
+        dim,
+        choices: choices.iter().map(|c| c.to_string()).collect(),
+        required,
+    }
+}
+
+fn produces(name: &str, ty: FieldType, description: &str) -> FieldSchema {
+    FieldSchema {
+        name: name.into(),
+        ty,
+        dim: Dim::Count,
+        description: description.into(),
+    }
+}
+
+/// Every capture action: the engine-wide ones and `stack`, which templates supply.
+pub fn capture_schemas() -> Vec<CaptureSchema> {
+    vec![
+        CaptureSchema {
+            name: "stack".into(),
+            description: "the kernel and/or user stack the template recorded with the event".into(),
+            args: vec![arg("kind", FieldType::Str, Dim::Count, &["kernel", "user", "both"], false)],
+            produces: vec![produces("stack", FieldType::List, "stack frames, innermost first")],
+            source_specific: true,
+        },
+        CaptureSchema {
+            name: "profile".into(),
+            description: "samples on-CPU stacks with perf_event for a duration, host-wide or for the sample's container".into(),
+            args: vec![
+                arg("scope", FieldType::Str, Dim::Count, &["host", "container"], false),
+                arg("duration", FieldType::Int, Dim::Time, &[], false),
+            ],
+            produces: vec![produces(
+                "flamedata",
+                FieldType::Json,
+                "flame graph frames [{level, value, self, label}] plus folded stacks",
+            )],
+            source_specific: false,
+        },
+        CaptureSchema {
+            name: "tasks".into(),
+            description: "tasks in a given state (D, R) on the host or in the sample's container, with their kernel stacks".into(),
+            args: vec![
+                arg("state", FieldType::Str, Dim::Count, &[], false),
+                arg("scope", FieldType::Str, Dim::Count, &["host", "container"], false),
+                arg("max", FieldType::Int, Dim::Count, &[], false),
+            ],
+            produces: vec![produces("tasks", FieldType::Json, "[{pid, comm, state, stack}]")],
+            source_specific: false,
+        },
+        CaptureSchema {
+            name: "top".into(),
+            description: "the top processes by resident memory, CPU time or IO bytes".into(),
+            args: vec![
+                arg("by", FieldType::Str, Dim::Count, &["rss", "cpu", "io"], true),
+                arg("n", FieldType::Int, Dim::Count, &[], false),
+                arg("files", FieldType::Int, Dim::Count, &[], false),
+            ],
+            produces: vec![produces("top", FieldType::Json, "[{pid, comm, value, files?}] sorted descending")],
+            source_specific: false,
+        },
+        CaptureSchema {
+            name: "file".into(),
+            description: "a snapshot of a /proc or /sys file (at most 64 KiB)".into(),
+            args: vec![arg("path", FieldType::Str, Dim::Count, &[], true)],
+            produces: vec![produces("file", FieldType::Str, "the file's content")],
+            source_specific: false,
+        },
+    ]
+}

@@ -1,0 +1,29 @@
+//! Assembles the catalog every rule is checked against, from what each layer registers.
+
+use crate::capture::schemas::capture_schemas;
+use huatuo_dsl::catalog::Catalog;
+use huatuo_dsl::diag::Diagnostic;
+use std::path::Path;
+
+/// The full catalog: kernel templates, host readers, cgroup readers, captures, config keys
+/// and the stdlib script functions found in `stdlib_dir`.
+pub fn build_catalog(stdlib_dir: &Path) -> Result<Catalog, Vec<Diagnostic>> {
+    let mut catalog = Catalog::new();
+    for schema in huatuo_bpf::schemas()
+        .into_iter()
+        .chain(huatuo_sources::schemas())
+        .chain(huatuo_containers::schemas())
+    {
+        catalog.add_source(schema);
+    }
+    for capture in capture_schemas() {
+        catalog.add_capture(capture);
+    }
+    for key in huatuo_config::key_schemas() {
+        catalog.add_config_key(key);
+    }
+    for (name, arity) in huatuo_eval::script_functions(stdlib_dir).map_err(|d| vec![d])? {
+        catalog.add_script_fn(&name, arity);
+    }
+    Ok(catalog)
+}

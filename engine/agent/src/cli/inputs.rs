@@ -1,0 +1,146 @@
+//! What every subcommand loads: config, rule files and stdlib scripts, from flags or defaults.
+
+use crate::rules::{
+    embedded_rule_files, embedded_script_files, read_rule_files, read_script_files, SourceText,
+};
+use clap::Args;
+use huatuo_config::Config;
+use huatuo_dsl::diag::Diagnostic;
+use std::path::PathBuf;
+
+/// Flags naming the config, rules and scripts to use.
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    /// huatuo-bamai.conf to use (the built-in defaults when absent).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory holding huatuo-bamai.conf (HUATUO's --config-dir).
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// Rule files or directories (the rules built into the binary when absent).
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// Directory of rhai scripts (the built-in stdlib when absent).
+    #[arg(long, value_name = "DIR")]
+    pub stdlib: Option<PathBuf>,
+}
+
+/// Everything loaded, or every problem found while loading.
+#[derive(Debug)]
+pub struct Inputs {
+    /// The effective config.
+    pub config: Config,
+    /// Config text by path, for rendering diagnostics.
+    pub config_text: Option<SourceText>,
+    /// Rule file texts.
+    pub rule_files: Vec<SourceText>,
+    /// Script texts.
+    pub scripts: Vec<SourceText>,
+    /// Directory the scripts are loaded from by the evaluator.
+    pub stdlib_dir: PathBuf,
+}
+
+impl InputArgs {
+    /// The config file the flags name, if any.
+    pub fn config_path(&self) -> Option<PathBuf> {
+        self.config.clone().or_else(|| {
+            self.config_dir
+                .as_ref()
+                .map(|d| d.join("huatuo-bamai.conf"))
+        })
+    }
+
+    /// Loads config, rules and scripts; `extra_rules` (positional paths) win over `--rules`.
+    pub fn load(
+        &self,
+        extra_rules: &[PathBuf],
+    ) -> Result<Inputs, (Vec<Diagnostic>, Vec<SourceText>)> {
+        let mut texts = Vec::new();
+        let (config, config_text) = match self.config_path() {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    (
+                        vec![Diagnostic::error(
+                            "io",
+                            &path.display().to_string(),
+                            Default::default(),
+                            e.to_string(),
+                        )],
+                        Vec::new(),
+                    )
+                })?;
+                let shown = path.display().to_string();
+                let source = SourceText {
+                    path: shown.clone(),
+                    text: text.clone(),
+                };
+                texts.push(source.clone());
+                match huatuo_config::load_str(&shown, &text) {
+                    Ok(config) => (config, Some(source)),
+                    Err(diags) => return Err((diags, texts)),
+                }
+            }
+            None => (Config::default(), None),
+        };
+        let rule_paths: Vec<PathBuf> = if extra_rules.is_empty() {
+            self.rules.clone()
+        } else {
+            extra_rules.to_vec()
+        };
+        let rule_files = if rule_paths.is_empty() {
+            embedded_rule_files()
+        } else {
+            read_rule_files(&rule_paths).map_err(|d| (d, texts.clone()))?
+        };
+        let (scripts, stdlib_dir) = match &self.stdlib {
+            Some(dir) => (
+                read_script_files(dir).map_err(|d| (d, texts.clone()))?,
+                dir.clone(),
+            ),
+            None => {
+                let scripts = embedded_script_files();
+                let dir = materialize_scripts(&scripts).map_err(|d| (d, texts.clone()))?;
+                (scripts, dir)
+            }
+        };
+        Ok(Inputs {
+            config,
+            config_text,
+            rule_files,
+            scripts,
+            stdlib_dir,
+        })
+    }
+}
+
+impl Inputs {
+    /// The text of a file diagnostics may point into.
+    pub fn text_of(&self, path: &str) -> Option<String> {
+        self.rule_files
+            .iter()
+            .chain(self.scripts.iter())
+            .chain(self.config_text.iter())
+            .find(|f| f.path == path)
+            .map(|f| f.text.clone())
+    }
+}
+
+/// Writes the built-in scripts to a private directory the script host can load from.
+fn materialize_scripts(scripts: &[SourceText]) -> Result<PathBuf, Vec<Diagnostic>> {
+    let dir = std::env::temp_dir().join(format!("huatuo-stdlib-{}", std::process::id()));
+    let io = |e: std::io::Error| {
+        Diagnostic::error(
+            "io",
+            &dir.display().to_string(),
+            Default::default(),
+            e.to_string(),
+        )
+    };
+    let io = |e: std::io::Error| vec![io(e)];
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    for script in scripts {
+        let name = script.path.rsplit('/').next().unwrap_or("script.rhai");
+        std::fs::write(dir.join(name), &script.text).map_err(io)?;
+    }
+    Ok(dir)
+}

@@ -1,0 +1,7 @@
+//! The subcommands of the `huatuo` binary.
+
+pub mod check;
+pub mod inputs;
+pub mod replay;
+pub mod run;
+pub mod status;

@@ -1,0 +1,96 @@
+//! `huatuo run`: the daemon.
+
+use super::check::diagnose;
+use super::inputs::InputArgs;
+use crate::daemon::{self, DaemonOptions};
+use crate::rules::parse_all;
+use clap::Args;
+use huatuo_dsl::diag::Severity;
+use huatuo_dsl::render::render_human;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Flags of `huatuo run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    inputs: InputArgs,
+    /// Region reported with every record and series.
+    #[arg(long, default_value = "")]
+    region: String,
+    /// Address of the HTTP API (/metrics, /healthz, /status, /v1/events/watch).
+    #[arg(long, default_value = "0.0.0.0:19704")]
+    listen: SocketAddr,
+    /// Read procfs from this directory (a recorded fixture tree).
+    #[arg(long, default_value = "/proc", value_name = "DIR")]
+    procfs_root: PathBuf,
+    /// Read sysfs from this directory.
+    #[arg(long, default_value = "/sys", value_name = "DIR")]
+    sysfs_root: PathBuf,
+    /// Read cgroupfs from this directory.
+    #[arg(long, default_value = "/sys/fs/cgroup", value_name = "DIR")]
+    cgroup_root: PathBuf,
+    /// Read netlink sources from recorded JSON in this directory.
+    #[arg(long, value_name = "DIR")]
+    netlink_recorded: Option<PathBuf>,
+    /// The kernel log device, or a recorded kmsg file.
+    #[arg(long, default_value = "/dev/kmsg", value_name = "FILE")]
+    kmsg: PathBuf,
+    /// Do not load kernel templates (rules that need them get nothing).
+    #[arg(long)]
+    no_bpf: bool,
+    /// Stop after this many seconds (tests and benchmarks).
+    #[arg(long, value_name = "SECONDS")]
+    run_for: Option<f64>,
+}
+
+/// Runs the daemon until SIGINT/SIGTERM; exit 1 when the rules or config are invalid or the
+/// agent cannot start.
+pub fn run(args: RunArgs) -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let inputs = match args.inputs.load(&[]) {
+        Ok(inputs) => inputs,
+        Err((diags, texts)) => {
+            let text_of = |p: &str| texts.iter().find(|t| t.path == p).map(|t| t.text.clone());
+            eprint!("{}", render_human(&diags, &text_of));
+            return ExitCode::from(1);
+        }
+    };
+    let (_, diags) = diagnose(&inputs);
+    if !diags.is_empty() {
+        eprint!("{}", render_human(&diags, &|p| inputs.text_of(p)));
+    }
+    if diags.iter().any(|d| d.severity == Severity::Error) {
+        return ExitCode::from(1);
+    }
+    let (files, _) = parse_all(&inputs.rule_files);
+    let plan = match huatuo_eval::compile(&files, &inputs.config, Some(&inputs.stdlib_dir)) {
+        Ok(plan) => plan,
+        Err(diags) => {
+            eprint!("{}", render_human(&diags, &|p| inputs.text_of(p)));
+            return ExitCode::from(1);
+        }
+    };
+    let options = DaemonOptions {
+        region: args.region,
+        listen: args.listen,
+        roots: huatuo_sources::Roots {
+            proc: args.procfs_root,
+            sys: args.sysfs_root,
+        },
+        cgroup_root: args.cgroup_root,
+        netlink_recorded: args.netlink_recorded,
+        kmsg: args.kmsg,
+        bpf: !args.no_bpf,
+        run_for: args.run_for.map(|s| Duration::from_secs_f64(s.max(0.0))),
+    };
+    match daemon::run(inputs, files, plan, options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

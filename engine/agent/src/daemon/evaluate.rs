@@ -1,0 +1,67 @@
+//! The evaluator thread: samples in, metric points to the store, records to the sink.
+
+use super::enrich::Enricher;
+use crate::capture::runner::DaemonCaptures;
+use huatuo_dsl::output::Record;
+use huatuo_dsl::value::Sample;
+use huatuo_eval::{EvalStats, Evaluator, Output};
+use huatuo_http::metric_store::MetricStore;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What the evaluator thread shares with the rest of the daemon.
+#[derive(Debug, Default)]
+pub struct EvalShared {
+    /// Latest per-rule counters.
+    pub stats: Mutex<EvalStats>,
+    /// Rules disabled at run time, with the reason.
+    pub disabled: Mutex<Vec<(String, String)>>,
+    /// Records dropped because the record sink fell behind.
+    pub records_dropped: AtomicU64,
+}
+
+/// Starts the evaluator on its own thread; it ends when the sample queue closes.
+pub fn spawn_evaluator(
+    mut evaluator: Evaluator,
+    mut samples: mpsc::Receiver<Sample>,
+    mut captures: DaemonCaptures,
+    enricher: Arc<Enricher>,
+    metrics: Arc<MetricStore>,
+    records: mpsc::Sender<Record>,
+    shared: Arc<EvalShared>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("huatuo-eval".into())
+        .spawn(move || {
+            let mut last_publish = Instant::now();
+            let mut points = Vec::new();
+            while let Some(mut sample) = samples.blocking_recv() {
+                enricher.enrich(&mut sample);
+                for output in evaluator.push(&sample, &mut captures) {
+                    match output {
+                        Output::Metric(point) => points.push(point),
+                        Output::Record(record) => {
+                            if records.try_send(record).is_err() {
+                                shared.records_dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+                if !points.is_empty() {
+                    metrics.update(&points);
+                    points.clear();
+                }
+                if last_publish.elapsed() >= Duration::from_secs(1) {
+                    last_publish = Instant::now();
+                    if let Ok(mut stats) = shared.stats.lock() {
+                        *stats = evaluator.stats();
+                    }
+                    if let Ok(mut disabled) = shared.disabled.lock() {
+                        *disabled = evaluator.disabled_rules();
+                    }
+                }
+            }
+        })
+}

@@ -1,0 +1,133 @@
+//! Kernel pushdown: conditions of `where` clauses and `limit` clauses that a template can
+//! evaluate itself, turned into the template's tunables.
+//!
+//! A tunable is set only when every rule reading the template constrains it, and then to the
+//! loosest value among them: the kernel emits a superset and each rule still filters exactly
+//! in user space.
+
+use huatuo_dsl::ast::{BinOp, BindingKind, Expr, ExprKind, Literal, Rule, RuleFile};
+use huatuo_dsl::catalog::SourceSchema;
+use huatuo_dsl::source::ConfigValues;
+use huatuo_dsl::value::Value;
+use std::collections::BTreeMap;
+
+/// Tunables per template (folder name) per global variable.
+pub type Tunables = BTreeMap<String, BTreeMap<String, u64>>;
+
+fn op_text(op: BinOp) -> Option<&'static str> {
+    match op {
+        BinOp::Gt => Some(">"),
+        BinOp::Ge => Some(">="),
+        BinOp::Eq => Some("=="),
+        BinOp::Ne => Some("!="),
+        _ => None,
+    }
+}
+
+fn conjuncts<'e>(expr: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match &expr.kind {
+        ExprKind::Binary(BinOp::And, l, r) => {
+            conjuncts(l, out);
+            conjuncts(r, out);
+        }
+        _ => out.push(expr),
+    }
+}
+
+/// The value of a constant expression: a literal, a param bound to one, or `config(k, d)`.
+fn constant(expr: &Expr, rule: &Rule, config: &dyn ConfigValues) -> Option<f64> {
+    match &expr.kind {
+        ExprKind::Literal(Literal::Int(v, _)) => Some(*v as f64),
+        ExprKind::Literal(Literal::Float(v, _)) => Some(*v),
+        ExprKind::Name(name) => rule
+            .params
+            .iter()
+            .find(|b| b.kind == BindingKind::Param && b.name.name == *name)
+            .and_then(|b| constant(&b.value, rule, config)),
+        ExprKind::Call(name, args) if name.name == "config" => {
+            let key = match &args.first()?.value.kind {
+                ExprKind::Literal(Literal::Str(key)) => key,
+                _ => return None,
+            };
+            match config.value(key) {
+                Some(Value::Int(v)) => Some(v as f64),
+                Some(Value::Float(v)) => Some(v),
+                _ => constant(&args.get(1)?.value, rule, config),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The bound a rule's filter puts on `field` with `op`, when it has one.
+fn rule_bound(rule: &Rule, field: &str, op: &str, config: &dyn ConfigValues) -> Option<f64> {
+    let mut parts = Vec::new();
+    conjuncts(rule.filter.as_ref()?, &mut parts);
+    parts.iter().find_map(|part| match &part.kind {
+        ExprKind::Binary(bin, lhs, rhs) if op_text(*bin) == Some(op) => match &lhs.kind {
+            ExprKind::Name(name) if name == field => constant(rhs, rule, config),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// Events per second a rule's `limit` allows, and its burst.
+fn rule_limit(rule: &Rule, config: &dyn ConfigValues) -> Option<(f64, f64)> {
+    let limit = rule.limit.as_ref()?;
+    let rate = constant(&limit.rate, rule, config)?;
+    let per_ns = constant(&limit.per, rule, config)?;
+    let burst = limit
+        .burst
+        .as_ref()
+        .and_then(|b| constant(b, rule, config))
+        .unwrap_or(rate);
+    (per_ns > 0.0).then(|| (rate * 1e9 / per_ns, burst))
+}
+
+/// Computes the tunables of every template the rules read.
+pub fn tunables(
+    files: &[RuleFile],
+    templates: &[SourceSchema],
+    config: &dyn ConfigValues,
+) -> Tunables {
+    let mut out = Tunables::new();
+    for schema in templates {
+        let rules: Vec<&Rule> = files
+            .iter()
+            .flat_map(|f| f.rules.iter())
+            .filter(|r| r.source.name.name == schema.name)
+            .collect();
+        if rules.is_empty() {
+            continue;
+        }
+        let folder = schema.name.trim_start_matches("bpf.").to_string();
+        let mut values = BTreeMap::new();
+        for tunable in &schema.tunables {
+            let bounds: Option<Vec<f64>> = rules
+                .iter()
+                .map(|r| rule_bound(r, &tunable.field, &tunable.op, config))
+                .collect();
+            let loosest = match tunable.op.as_str() {
+                ">" | ">=" => bounds.and_then(|b| b.into_iter().reduce(f64::min)),
+                _ => bounds
+                    .filter(|b| b.windows(2).all(|w| w[0] == w[1]))
+                    .and_then(|b| b.first().copied()),
+            };
+            if let Some(value) = loosest.filter(|v| *v >= 0.0) {
+                values.insert(tunable.name.clone(), value as u64);
+            }
+        }
+        let limits: Option<Vec<(f64, f64)>> = rules.iter().map(|r| rule_limit(r, config)).collect();
+        if let Some(limits) = limits {
+            let rate: f64 = limits.iter().map(|l| l.0).fold(0.0, f64::max);
+            let burst: f64 = limits.iter().map(|l| l.1).fold(0.0, f64::max);
+            if rate > 0.0 {
+                values.insert("rate_per_sec".into(), rate.ceil() as u64);
+                values.insert("burst".into(), burst.ceil().max(1.0) as u64);
+            }
+        }
+        out.insert(folder, values);
+    }
+    out
+}

@@ -1,0 +1,83 @@
+//! The record sink: finishes deferred captures, stores records and publishes them to watchers.
+
+use crate::capture::runner::pending_profiles;
+use huatuo_containers::Discovery;
+use huatuo_dsl::output::Record;
+use huatuo_dsl::value::Value;
+use huatuo_http::watch::WatchHub;
+use huatuo_storage::{Document, HostInfo, Storage};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Everything the sink needs.
+pub struct RecordSink {
+    /// Host and region of every document.
+    pub host: HostInfo,
+    /// Where records are stored.
+    pub storage: Arc<Storage>,
+    /// Event subscribers.
+    pub watch: Arc<WatchHub>,
+    /// Container lookup for container-scoped profiles.
+    pub discovery: Option<Arc<Discovery>>,
+    /// Profiles that failed (the record is still stored, with the error).
+    pub capture_errors: Arc<AtomicU64>,
+}
+
+impl RecordSink {
+    /// Consumes records until the channel closes.
+    pub async fn run(self, mut records: mpsc::Receiver<Record>) {
+        let sink = Arc::new(self);
+        while let Some(record) = records.recv().await {
+            let sink = sink.clone();
+            if pending_profiles(&record.data).is_empty() {
+                sink.finish(record).await;
+            } else {
+                // Profiles take seconds: finish those records concurrently.
+                tokio::spawn(async move { sink.finish(record).await });
+            }
+        }
+    }
+
+    async fn finish(self: Arc<Self>, mut record: Record) {
+        for pending in pending_profiles(&record.data) {
+            let cgroup = pending.container_id.as_ref().and_then(|id| {
+                let snapshot = self.discovery.as_ref()?.snapshot().ok()?;
+                let ids = snapshot.by_id(id)?.cgroup_ids;
+                ids.v2
+                    .map(|v2| (v2, true))
+                    .or(ids.v1_cpu.map(|v1| (v1, false)))
+            });
+            let options = huatuo_bpf::profiler::ProfileOptions {
+                duration: pending.duration,
+                cgroup_id: cgroup.map_or(0, |c| c.0),
+                cgroup_v2: cgroup.is_some_and(|c| c.1),
+                ..Default::default()
+            };
+            let result =
+                tokio::task::spawn_blocking(move || huatuo_bpf::profiler::run(&options)).await;
+            let value = match result {
+                Ok(Ok(profile)) => Value::Json(serde_json::json!({
+                    "flamedata": profile.flamedata(),
+                    "folded": profile.folded(),
+                    "samples": profile.samples,
+                    "lost": profile.lost,
+                })),
+                Ok(Err(e)) => {
+                    self.capture_errors.fetch_add(1, Ordering::Relaxed);
+                    Value::Json(serde_json::json!({ "error": e }))
+                }
+                Err(e) => {
+                    self.capture_errors.fetch_add(1, Ordering::Relaxed);
+                    Value::Json(serde_json::json!({ "error": e.to_string() }))
+                }
+            };
+            record.data.insert(pending.field, value);
+        }
+        let doc = Document::new(&record, &self.host, chrono::Local::now());
+        let storage = self.storage.clone();
+        let body = doc.body.clone();
+        let _ = tokio::task::spawn_blocking(move || storage.store(&doc)).await;
+        self.watch.publish(body);
+    }
+}

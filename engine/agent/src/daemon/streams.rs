@@ -1,0 +1,111 @@
+//! Stream sources feeding the sample queue: template events, kmsg, link notifications, and
+//! the templates' histograms presented as one polled reader.
+
+use super::channel::SampleSender;
+use super::DaemonOptions;
+use huatuo_bpf::Templates;
+use huatuo_dsl::catalog::{SourceMode, SourceSchema};
+use huatuo_dsl::source::{ReadError, Reader};
+use huatuo_dsl::value::Sample;
+use huatuo_sources::stream::SampleStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Forwards decoded template events into the sample queue.
+pub fn forward_bpf(mut events: mpsc::Receiver<Sample>, sender: SampleSender) {
+    tokio::spawn(async move {
+        while let Some(sample) = events.recv().await {
+            sender.send(sample);
+        }
+    });
+}
+
+/// Moves samples of a stream into the queue until `stop`.
+fn pump(
+    name: &str,
+    stream: SampleStream,
+    sender: SampleSender,
+    stop: Arc<AtomicBool>,
+) -> Option<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("huatuo-{name}"))
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(sample) = stream.recv_timeout(Duration::from_millis(200)) {
+                    sender.send(sample);
+                } else if let Some(error) = stream.error() {
+                    log::warn!("stream stopped: {error}");
+                    break;
+                }
+            }
+        })
+        .map_err(|e| log::warn!("cannot start stream thread: {e}"))
+        .ok()
+}
+
+/// The kernel log as a stream (`/dev/kmsg`, or a recorded file).
+pub fn kmsg(path: &Path, sender: SampleSender, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+    let recorded = !path.starts_with("/dev");
+    match huatuo_sources::kmsg::spawn(path, recorded) {
+        Ok(stream) => pump("kmsg", stream, sender, stop),
+        Err(e) => {
+            log::warn!("kmsg unavailable, rules reading it get nothing: {e}");
+            None
+        }
+    }
+}
+
+/// Link change notifications (with a baseline at start).
+pub fn link_events(
+    options: &DaemonOptions,
+    sender: SampleSender,
+    stop: Arc<AtomicBool>,
+) -> Option<JoinHandle<()>> {
+    let stream = match &options.netlink_recorded {
+        Some(dir) => huatuo_sources::netlink::link::spawn_recorded_events(
+            &dir.join("link_events.json"),
+            &options.roots.sys,
+        ),
+        None => huatuo_sources::netlink::link::spawn_events(&options.roots.sys),
+    };
+    match stream {
+        Ok(stream) => pump("link-events", stream, sender, stop),
+        Err(e) => {
+            log::warn!("link events unavailable: {e}");
+            None
+        }
+    }
+}
+
+/// The histograms of every loaded template, read as one polled source.
+pub struct HistogramReader(pub Arc<Mutex<Templates>>);
+
+impl Reader for HistogramReader {
+    fn schema(&self) -> SourceSchema {
+        SourceSchema {
+            name: "bpf.histograms".into(),
+            description: "histogram maps of the loaded templates".into(),
+            mode: SourceMode::Polled,
+            default_interval_s: Some(10),
+            per_container: false,
+            labels: Vec::new(),
+            fields: Vec::new(),
+            open_fields: None,
+            captures: Vec::new(),
+            tunables: Vec::new(),
+        }
+    }
+
+    fn read(&mut self, _now_ns: i64) -> Result<Vec<Sample>, ReadError> {
+        let templates = self.0.lock().map_err(|_| ReadError {
+            source_name: "bpf.histograms".into(),
+            path: "templates".into(),
+            message: "template state poisoned".into(),
+        })?;
+        Ok(templates.read_histograms())
+    }
+}
