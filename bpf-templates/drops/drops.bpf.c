@@ -8,8 +8,9 @@
  *     - a SYN without ACK: listen_overflow_handshake1 when the accept queue is full
  *       (sk_ack_backlog > sk_max_ack_backlog) or the reason is TCP_LISTEN_OVERFLOW,
  *       otherwise syn_flood (the SYN queue overflowed and no syncookie was sent);
- *     - an ACK without SYN: listen_overflow_handshake3 (the 3rd handshake packet dropped
- *       because the accept queue is full);
+ *     - an ACK without SYN while the accept queue is full (or reason TCP_LISTEN_OVERFLOW):
+ *       listen_overflow_handshake3 (the 3rd handshake packet, or the first data of a
+ *       deferred-accept connection, refused because the accept queue is full);
  *   everything else is common_drop.
  * Note: kernels >= 5.x release a SYN refused by a full queue with consume_skb(), so
  * handshake1 and syn_flood are only seen where the kernel frees them with kfree_skb.
@@ -74,7 +75,7 @@ static __always_inline u8 classify(const struct drop_event *e, bool listen_overf
 		return (listen_overflow || e->ack_backlog > e->max_ack_backlog)
 			       ? TYPE_LISTEN_OVERFLOW_HANDSHAKE1
 			       : TYPE_SYN_FLOOD;
-	if (ack && !syn)
+	if (ack && !syn && (listen_overflow || e->ack_backlog > e->max_ack_backlog))
 		return TYPE_LISTEN_OVERFLOW_HANDSHAKE3;
 	return TYPE_COMMON_DROP;
 }

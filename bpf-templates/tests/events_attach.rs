@@ -34,9 +34,12 @@ fn event_templates_load_and_attach() {
             if st.name == "ras" {
                 continue;
             }
-            let variant = program
-                .attached_variant()
-                .unwrap_or_else(|| panic!("{}: {} did not attach: {program:#?}", st.name, program.program));
+            let variant = program.attached_variant().unwrap_or_else(|| {
+                panic!(
+                    "{}: {} did not attach: {program:#?}",
+                    st.name, program.program
+                )
+            });
             // tp_btf (or the perf sampler) is the first choice and works on this kernel
             assert!(
                 matches!(variant.kind, AttachKind::TpBtf | AttachKind::PerfEvent),

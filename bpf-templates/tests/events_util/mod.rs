@@ -90,7 +90,14 @@ impl Drop for ChildGuard {
 /// kernel-specific numbering such as `enum skb_drop_reason`.
 pub fn kernel_enum_value(name: &str) -> Option<i64> {
     let out = Command::new("bpftool")
-        .args(["btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"])
+        .args([
+            "btf",
+            "dump",
+            "file",
+            "/sys/kernel/btf/vmlinux",
+            "format",
+            "c",
+        ])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
