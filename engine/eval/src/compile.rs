@@ -166,24 +166,17 @@ impl<'a> Scope<'a> {
         if name.contains("::") {
             return self.script_call(name, name_span, args);
         }
-        let Some((builtin, min, max)) = funcs::lookup(name) else {
+        let (Some(def), Some(builtin)) =
+            (huatuo_dsl::builtins::builtin(name), funcs::dispatch(name))
+        else {
             return Err(self.err(
                 "unknown-function",
                 name_span,
                 format!("unknown function `{name}`"),
             ));
         };
-        if args.len() < min || args.len() > max {
-            return Err(self.err(
-                "wrong-arity",
-                span,
-                format!(
-                    "`{name}` takes {min}{} arguments, found {}",
-                    if max > min { " or more" } else { "" },
-                    args.len()
-                ),
-            ));
-        }
+        let args = self.order_args(name, def.params, args, span)?;
+        let args = args.as_slice();
         match builtin {
             Builtin::Config => self.config_call(args),
             Builtin::Stateful(func) => self.stateful_call(name, func, args, span),
@@ -209,7 +202,65 @@ impl<'a> Scope<'a> {
         }
     }
 
-    fn config_call(&mut self, args: &[huatuo_dsl::ast::Arg]) -> Result<CExpr, Diagnostic> {
+    /// Puts named arguments (`n: 5`) in parameter order and checks the count.
+    fn order_args<'e>(
+        &self,
+        name: &str,
+        params: &[huatuo_dsl::builtins::Param],
+        args: &'e [huatuo_dsl::ast::Arg],
+        span: Span,
+    ) -> Result<Vec<&'e huatuo_dsl::ast::Arg>, Diagnostic> {
+        let mut slots: Vec<Option<&huatuo_dsl::ast::Arg>> = vec![None; params.len()];
+        for (i, arg) in args.iter().enumerate() {
+            let index = match &arg.name {
+                Some(n) => params
+                    .iter()
+                    .position(|p| p.name == n.name)
+                    .ok_or_else(|| {
+                        self.err(
+                            "unknown-argument",
+                            n.span,
+                            format!("`{name}` has no argument `{}`", n.name),
+                        )
+                    })?,
+                None => i,
+            };
+            match slots.get_mut(index) {
+                Some(slot @ None) => *slot = Some(arg),
+                Some(Some(_)) => {
+                    return Err(self.err(
+                        "wrong-arity",
+                        arg.value.span,
+                        format!("argument {} of `{name}` is given twice", index + 1),
+                    ))
+                }
+                None => {
+                    return Err(self.err(
+                        "wrong-arity",
+                        span,
+                        format!("`{name}` takes at most {} arguments", params.len()),
+                    ))
+                }
+            }
+        }
+        let mut ordered = Vec::new();
+        for (slot, param) in slots.into_iter().zip(params) {
+            match slot {
+                Some(arg) => ordered.push(arg),
+                None if param.optional => break,
+                None => {
+                    return Err(self.err(
+                        "wrong-arity",
+                        span,
+                        format!("`{name}` needs its `{}` argument", param.name),
+                    ))
+                }
+            }
+        }
+        Ok(ordered)
+    }
+
+    fn config_call(&mut self, args: &[&huatuo_dsl::ast::Arg]) -> Result<CExpr, Diagnostic> {
         let key_arg = &args[0].value;
         let key = match self.constant(key_arg, "a config key")? {
             Value::Str(s) => s,
@@ -232,7 +283,7 @@ impl<'a> Scope<'a> {
         &mut self,
         name: &str,
         func: Stateful,
-        args: &[huatuo_dsl::ast::Arg],
+        args: &[&huatuo_dsl::ast::Arg],
         span: Span,
     ) -> Result<CExpr, Diagnostic> {
         if !self.allow_stateful {

@@ -19,9 +19,9 @@ pub enum Pure {
     First,
     /// `last(list)`: the newest element.
     Last,
-    /// `min(list)` or `min(a, b, ...)`.
+    /// `min(list)`.
     Min,
-    /// `max(list)` or `max(a, b, ...)`.
+    /// `max(list)`.
     Max,
     /// `avg(list)`.
     Avg,
@@ -54,7 +54,7 @@ pub enum Stateful {
     Changed,
 }
 
-/// Looks up a built-in by name.
+/// How the evaluator runs a builtin.
 pub enum Builtin {
     /// A stateless function.
     Pure(Pure),
@@ -64,29 +64,29 @@ pub enum Builtin {
     Config,
 }
 
-/// Resolves a function name used in a rule, with its accepted argument counts.
-pub fn lookup(name: &str) -> Option<(Builtin, usize, usize)> {
+/// How the evaluator runs the builtin called `name` (a name of `huatuo_dsl::builtins`).
+pub fn dispatch(name: &str) -> Option<Builtin> {
     use Builtin::{Config, Pure as P, Stateful as S};
     Some(match name {
-        "config" => (Config, 1, 2),
-        "delta" => (S(Stateful::Delta), 1, 1),
-        "rate" => (S(Stateful::Rate), 1, 1),
-        "ema" => (S(Stateful::Ema), 2, 2),
-        "window" => (S(Stateful::Window), 2, 2),
-        "changed" => (S(Stateful::Changed), 1, 1),
-        "all" => (P(Pure::All), 1, 1),
-        "any" => (P(Pure::Any), 1, 1),
-        "percent" => (P(Pure::Percent), 2, 2),
-        "abs" => (P(Pure::Abs), 1, 1),
-        "first" => (P(Pure::First), 1, 1),
-        "last" => (P(Pure::Last), 1, 1),
-        "min" => (P(Pure::Min), 1, usize::MAX),
-        "max" => (P(Pure::Max), 1, usize::MAX),
-        "avg" => (P(Pure::Avg), 1, 1),
-        "sum" => (P(Pure::Sum), 1, 1),
-        "len" => (P(Pure::Len), 1, 1),
-        "contains" => (P(Pure::Contains), 2, 2),
-        "matches_any" => (P(Pure::MatchesAny), 2, 2),
+        "config" => Config,
+        "delta" => S(Stateful::Delta),
+        "rate" => S(Stateful::Rate),
+        "ema" => S(Stateful::Ema),
+        "window" => S(Stateful::Window),
+        "changed" => S(Stateful::Changed),
+        "percent" => P(Pure::Percent),
+        "abs" => P(Pure::Abs),
+        "first" => P(Pure::First),
+        "last" => P(Pure::Last),
+        "min" => P(Pure::Min),
+        "max" => P(Pure::Max),
+        "avg" => P(Pure::Avg),
+        "sum" => P(Pure::Sum),
+        "len" => P(Pure::Len),
+        "all" => P(Pure::All),
+        "any" => P(Pure::Any),
+        "contains" => P(Pure::Contains),
+        "matches_any" => P(Pure::MatchesAny),
         _ => return None,
     })
 }
@@ -115,7 +115,7 @@ pub fn call_pure(func: Pure, args: &[Value]) -> Result<Value, String> {
         },
         Pure::First => Ok(list(arg(0))?.first().cloned().unwrap_or(Value::Null)),
         Pure::Last => Ok(list(arg(0))?.last().cloned().unwrap_or(Value::Null)),
-        Pure::Min | Pure::Max => extreme(func == Pure::Max, spread(args)?),
+        Pure::Min | Pure::Max => extreme(func == Pure::Max, list(arg(0))?),
         Pure::Sum => sum(list(arg(0))?),
         Pure::Avg => {
             let items = list(arg(0))?;
@@ -176,15 +176,6 @@ fn list(value: &Value) -> Result<&[Value], String> {
     match value {
         Value::List(items) => Ok(items),
         other => Err(format!("expected a list, found {}", type_name(other))),
-    }
-}
-
-/// One list argument, or several scalar arguments, as a slice of values.
-fn spread(args: &[Value]) -> Result<&[Value], String> {
-    match args {
-        [Value::List(items)] => Ok(items),
-        [single] => Err(format!("expected a list, found {}", type_name(single))),
-        many => Ok(many),
     }
 }
 
@@ -392,6 +383,19 @@ mod tests {
     }
 
     #[test]
+    fn every_language_builtin_runs_here_with_the_same_statefulness() {
+        for b in huatuo_dsl::builtins::builtins() {
+            match dispatch(b.name) {
+                Some(Builtin::Stateful(_)) => {
+                    assert!(b.stateful, "{} is stateful here only", b.name)
+                }
+                Some(_) => assert!(!b.stateful, "{} is stateful in the language", b.name),
+                None => panic!("builtin `{}` has no implementation", b.name),
+            }
+        }
+    }
+
+    #[test]
     fn pure_functions() {
         assert_eq!(
             call_pure(Pure::Percent, &[Value::Int(1), Value::Int(0)]),
@@ -407,8 +411,12 @@ mod tests {
             Ok(Value::Int(1))
         );
         assert_eq!(
-            call_pure(Pure::Max, &[Value::Int(1), Value::Int(7)]),
-            Ok(Value::Int(7))
+            call_pure(Pure::Max, std::slice::from_ref(&l)),
+            Ok(Value::Int(3))
+        );
+        assert_eq!(
+            call_pure(Pure::Max, &[Value::List(vec![])]),
+            Ok(Value::Null)
         );
         assert_eq!(
             call_pure(Pure::Sum, std::slice::from_ref(&l)),

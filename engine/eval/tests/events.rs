@@ -197,3 +197,21 @@ fn entity_state_is_bounded_and_evictions_counted() {
     }
     assert_eq!(ev.stats().rules["e"].evicted, 5);
 }
+
+#[test]
+fn named_arguments_follow_the_parameter_names() {
+    let mut ev =
+        evaluator("event e {\n source s\n let a = ema(n: 4, x: v)\n when a < 10\n emit a\n}\n");
+    let mut runner = RecordingCaptureRunner::default();
+    let mut values = Vec::new();
+    for (t, v) in [(0, 8), (1, 0)] {
+        let s = sample("s", t * SEC, &[], &[("v", Value::Int(v))]);
+        values.extend(
+            records(&ev.push(&s, &mut runner))
+                .iter()
+                .map(|r| num(&r.data["a"])),
+        );
+    }
+    // seeded 8, then 8·3/4 + 0/4 = 6
+    assert_eq!(values, [8.0, 6.0]);
+}
