@@ -82,6 +82,9 @@ fn key_labels(
     let (offs, _) = offsets(&types);
     let mut labels = BTreeMap::new();
     for (part, off) in parts.iter().zip(offs) {
+        if part.label.starts_with('_') {
+            continue; // padding
+        }
         let value = match part.c.decode(key.get(off..)?)? {
             Raw::Unsigned(v) => v,
             Raw::Signed(v) => v as u64,

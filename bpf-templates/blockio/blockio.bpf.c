@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * blockio: block request latency per disk and per container cgroup.
+ *   q2c: queued (block_rq_insert, else the request's start time, else issue) -> complete
+ *   d2c: issued to the driver (block_rq_issue) -> complete
+ * Histograms live in hash maps keyed by the disk (kernel dev_t) and by (cgroup, disk).
+ * The cgroup is the request's blkcg (bio->bi_blkg), else the cgroup of the issuing task.
+ * Needs the single-argument block_rq_insert/issue tracepoints (kernel >= 5.11).
+ */
+#include "huatuo.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* 1 = also keep the per-cgroup histograms. */
+volatile const __u64 per_cgroup = 1;
+
+struct rq_info {
+	__u64 insert_ns;
+	__u64 issue_ns;
+	__u64 cgroup;
+};
+
+struct cg_key {
+	__u64 cgroup;
+	__u32 dev;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct rq_info);
+} inflight SEC(".maps");
+
+#define HIST_HASH(name, key_type, entries)                 \
+	struct {                                           \
+		__uint(type, BPF_MAP_TYPE_HASH);           \
+		__uint(max_entries, entries);              \
+		__type(key, key_type);                     \
+		__type(value, struct huatuo_hist);         \
+	} name SEC(".maps")
+
+HIST_HASH(q2c_disk, __u32, 256);
+HIST_HASH(d2c_disk, __u32, 256);
+HIST_HASH(q2c_cgroup, struct cg_key, 4096);
+HIST_HASH(d2c_cgroup, struct cg_key, 4096);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct huatuo_hist);
+} hist_zero SEC(".maps");
+
+struct request___old {
+	struct gendisk *rq_disk;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u32 rq_dev(struct request *rq)
+{
+	struct gendisk *disk;
+
+	if (bpf_core_field_exists(((struct request___old *)0)->rq_disk))
+		disk = BPF_CORE_READ((struct request___old *)rq, rq_disk);
+	else
+		disk = BPF_CORE_READ(rq, q, disk);
+	if (!disk)
+		return 0;
+	return ((__u32)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor);
+}
+
+static __always_inline __u64 rq_cgroup(struct request *rq)
+{
+	struct cgroup *cgrp = NULL;
+
+	if (bpf_core_field_exists(((struct bio *)0)->bi_blkg))
+		cgrp = BPF_CORE_READ(rq, bio, bi_blkg, blkcg, css.cgroup);
+	if (cgrp)
+		return huatuo_cgroup_kn_id(cgrp);
+	return huatuo_task_cgroup_id((struct task_struct *)bpf_get_current_task(),
+				     bpf_core_enum_value(enum cgroup_subsys_id, io_cgrp_id));
+}
+
+static __always_inline struct rq_info *track(struct request *rq)
+{
+	__u64 key = (__u64)rq;
+	struct rq_info *info = bpf_map_lookup_elem(&inflight, &key);
+
+	if (info)
+		return info;
+	struct rq_info fresh = {};
+	if (per_cgroup)
+		fresh.cgroup = rq_cgroup(rq);
+	bpf_map_update_elem(&inflight, &key, &fresh, BPF_ANY);
+	return bpf_map_lookup_elem(&inflight, &key);
+}
+
+static __always_inline void on_insert(struct request *rq)
+{
+	struct rq_info *info = track(rq);
+
+	if (info)
+		info->insert_ns = bpf_ktime_get_ns();
+}
+
+static __always_inline void on_issue(struct request *rq)
+{
+	struct rq_info *info = track(rq);
+
+	if (info)
+		info->issue_ns = bpf_ktime_get_ns();
+}
+
+static __always_inline struct huatuo_hist *hist_of(void *map, void *key)
+{
+	struct huatuo_hist *h = bpf_map_lookup_elem(map, key);
+	__u32 zero = 0;
+
+	if (h)
+		return h;
+	h = bpf_map_lookup_elem(&hist_zero, &zero);
+	if (!h)
+		return NULL;
+	bpf_map_update_elem(map, key, h, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
+static __always_inline void observe(void *disk_map, void *cg_map, __u32 dev, __u64 cgroup,
+				    __u64 ns)
+{
+	struct huatuo_hist *h = hist_of(disk_map, &dev);
+
+	if (h)
+		huatuo_hist_add_atomic(h, ns);
+	if (cgroup) {
+		struct cg_key key = { .cgroup = cgroup, .dev = dev };
+
+		h = hist_of(cg_map, &key);
+		if (h)
+			huatuo_hist_add_atomic(h, ns);
+	}
+}
+
+static __always_inline void on_complete(struct request *rq)
+{
+	__u64 key = (__u64)rq, now = bpf_ktime_get_ns(), queued;
+	struct rq_info *info = bpf_map_lookup_elem(&inflight, &key);
+	__u32 dev;
+
+	if (!info)
+		return;
+	dev = rq_dev(rq);
+	queued = info->insert_ns;
+	if (!queued) {
+		queued = BPF_CORE_READ(rq, start_time_ns);
+		if (!queued || queued > now)
+			queued = info->issue_ns;
+	}
+	if (queued && queued <= now)
+		observe(&q2c_disk, &q2c_cgroup, dev, info->cgroup, now - queued);
+	if (info->issue_ns && info->issue_ns <= now)
+		observe(&d2c_disk, &d2c_cgroup, dev, info->cgroup, now - info->issue_ns);
+	bpf_map_delete_elem(&inflight, &key);
+}
+
+SEC("tp_btf/block_rq_insert")
+int BPF_PROG(tp_btf_block_rq_insert, struct request *rq)
+{
+	on_insert(rq);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_issue")
+int BPF_PROG(tp_btf_block_rq_issue, struct request *rq)
+{
+	on_issue(rq);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(tp_btf_block_rq_complete, struct request *rq)
+{
+	on_complete(rq);
+	return 0;
+}
+
+SEC("raw_tp/block_rq_insert")
+int BPF_PROG(raw_tp_block_rq_insert, struct request *rq)
+{
+	on_insert(rq);
+	return 0;
+}
+
+SEC("raw_tp/block_rq_issue")
+int BPF_PROG(raw_tp_block_rq_issue, struct request *rq)
+{
+	on_issue(rq);
+	return 0;
+}
+
+SEC("raw_tp/block_rq_complete")
+int BPF_PROG(raw_tp_block_rq_complete, struct request *rq)
+{
+	on_complete(rq);
+	return 0;
+}
