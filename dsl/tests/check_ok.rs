@@ -209,3 +209,16 @@ event cpu_hog {
     assert_eq!(diags[0].code, "type-mismatch");
     assert_eq!(diags[0].message, "disk is a string, 5 is a plain number");
 }
+
+#[test]
+fn structured_config_fits_regex_lists() {
+    assert_clean(
+        r#"
+event cpuidle_filter {
+    source cgroup.cpu
+    where  matches_any(container_id, config("AutoTracing.CPUIdle.Filter.Included", []))
+    emit   usage
+}
+"#,
+    );
+}

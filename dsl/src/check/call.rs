@@ -311,7 +311,7 @@ fn config_call(ctx: &mut Ctx, bound: &[Option<&Expr>], types: &[Option<Ty>]) -> 
 fn default_fits(ctx: &mut Ctx, path: &str, key_ty: &Ty, default: &Expr, default_ty: &Ty) {
     let context = format!("the default of {path:?}");
     match (key_ty, default_ty) {
-        (_, Ty::Unknown) | (Ty::Unknown, _) => {}
+        (_, Ty::Unknown) | (Ty::Unknown | Ty::Json, _) => {}
         (Ty::Num(dim), _) => need_dim(ctx, default, default_ty, *dim, &context),
         (Ty::List(_), Ty::List(_)) => {}
         (want, got) if want == got => {}

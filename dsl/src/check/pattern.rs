@@ -30,8 +30,8 @@ pub fn check_literal(ctx: &mut Ctx, pattern: &str, e: &Expr) {
 }
 
 /// Checks an expression that must be a regex or a list of regexes (`matches_any`, `emit *
-/// include`): literal patterns must compile, other expressions must be strings or lists of
-/// strings.
+/// include`): literal patterns must compile, other expressions must be strings, lists of
+/// strings, or structured config (checked when the evaluator loads it).
 pub fn check_regexes(ctx: &mut Ctx, e: &Expr, ty: &Ty) {
     match &e.kind {
         ExprKind::Literal(Literal::Str(p)) => check_literal(ctx, p, e),
@@ -45,7 +45,7 @@ pub fn check_regexes(ctx: &mut Ctx, e: &Expr, ty: &Ty) {
         _ => {}
     }
     let fits = match ty {
-        Ty::Str | Ty::Unknown => true,
+        Ty::Str | Ty::Json | Ty::Unknown => true,
         Ty::List(inner) => matches!(**inner, Ty::Str | Ty::Unknown),
         _ => false,
     };
