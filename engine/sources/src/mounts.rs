@@ -62,6 +62,41 @@ pub fn schema() -> SourceSchema {
     )
 }
 
+/// Filesystems not asked about unless listed explicitly: pseudo filesystems (no blocks),
+/// autofs (statfs would trigger the automount) and network or FUSE filesystems (statfs can
+/// hang on an unreachable server).
+const SKIPPED_FSTYPES: [&str; 24] = [
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "devpts",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "bpf",
+    "pstore",
+    "mqueue",
+    "configfs",
+    "hugetlbfs",
+    "autofs",
+    "binfmt_misc",
+    "fusectl",
+    "nsfs",
+    "rpc_pipefs",
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "ceph",
+    "glusterfs",
+];
+
+/// True for filesystems `statfs.mounts` leaves out when no mount points are configured.
+pub fn skipped_by_default(fstype: &str) -> bool {
+    SKIPPED_FSTYPES.contains(&fstype) || fstype == "fuse" || fstype.starts_with("fuse.")
+}
+
 /// Parses mountinfo into `(mount point, fstype)` pairs, first mount of each point kept.
 pub fn parse_mountinfo(text: &str) -> Result<Vec<(PathBuf, String)>, String> {
     let infos = MountInfos::from_read(text.as_bytes()).map_err(|e| e.to_string())?;
@@ -74,8 +109,9 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<(PathBuf, String)>, String> {
         .collect())
 }
 
-/// Reads `<proc>/self/mountinfo` and statfs's each mount point; filesystems with zero
-/// blocks (proc, sysfs, cgroup) and mount points that fail statfs are left out.
+/// Reads `<proc>/self/mountinfo` and statfs's each mount point. Without configured mount
+/// points, [`skipped_by_default`] filesystems are not asked; filesystems with zero blocks
+/// and mount points that fail statfs are left out.
 pub struct MountsReader {
     mountinfo: PathBuf,
     included: Vec<PathBuf>,
@@ -103,7 +139,12 @@ impl Reader for MountsReader {
         let mounts = parse_mountinfo(&text).map_err(|m| read_error(NAME, &self.mountinfo, m))?;
         let mut samples = Vec::new();
         for (point, fstype) in mounts {
-            if !self.included.is_empty() && !self.included.contains(&point) {
+            let wanted = if self.included.is_empty() {
+                !skipped_by_default(&fstype)
+            } else {
+                self.included.contains(&point)
+            };
+            if !wanted {
                 continue;
             }
             let usage = match (self.stat)(&point) {

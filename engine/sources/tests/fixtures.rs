@@ -280,6 +280,31 @@ fn statfs_mounts_from_mountinfo() {
         Box::new(fake_statfs),
     );
     assert!(read(&mut none).is_empty());
+
+    // An explicitly listed pseudo filesystem is asked, and dropped for having no blocks.
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    let mut proc_only = MountsReader::new(
+        &roots().proc,
+        vec![PathBuf::from("/proc")],
+        Box::new(move |p: &Path| {
+            log.lock().unwrap().push(p.to_path_buf());
+            fake_statfs(p)
+        }),
+    );
+    assert!(read(&mut proc_only).is_empty());
+    assert_eq!(*asked.lock().unwrap(), [PathBuf::from("/proc")]);
+}
+
+#[test]
+fn statfs_skips_remote_and_pseudo_filesystems_by_default() {
+    use huatuo_sources::mounts::skipped_by_default;
+    for fstype in ["proc", "cgroup2", "nfs4", "fuse.sshfs", "autofs"] {
+        assert!(skipped_by_default(fstype), "{fstype}");
+    }
+    for fstype in ["ext4", "xfs", "tmpfs", "overlay", "btrfs"] {
+        assert!(!skipped_by_default(fstype), "{fstype}");
+    }
 }
 
 #[test]

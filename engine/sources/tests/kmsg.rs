@@ -76,3 +76,29 @@ fn live_dev_kmsg_from_start() {
     assert!(matches!(first.fields["seq"], Value::Int(_)));
     assert!(matches!(first.fields["message"], Value::Str(_)));
 }
+
+#[test]
+fn live_dev_kmsg_follows_new_records() {
+    let path = Path::new("/dev/kmsg");
+    let writable = std::fs::OpenOptions::new().write(true).open(path).is_ok();
+    if !writable && std::env::var("CI").as_deref() != Ok("true") {
+        println!("skipping: writing /dev/kmsg needs root");
+        return;
+    }
+    let stream = kmsg::spawn(path, false).expect("/dev/kmsg opens");
+    let marker = format!("huatuo-sources kmsg test {}", std::process::id());
+    // Priority 4 (warning), facility 1 (user) as `<12>` asks.
+    std::fs::write(path, format!("<12>{marker}\n")).expect("write /dev/kmsg");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let Some(sample) = stream.recv_timeout(Duration::from_millis(500)) else {
+            continue;
+        };
+        if sample.fields["message"] == Value::Str(marker.clone()) {
+            assert_eq!(sample.fields["priority"], Value::Int(4));
+            assert_eq!(sample.fields["facility"], Value::Int(1));
+            return;
+        }
+    }
+    panic!("the record written to /dev/kmsg was not streamed");
+}
