@@ -189,7 +189,7 @@ fn unknown_kubelet_ca_fails_unless_verification_is_off() {
 }
 
 #[test]
-fn missing_client_certificate_is_an_error_naming_the_file() {
+fn missing_client_certificate_is_a_counted_fetch_error_naming_the_file() {
     let config = https_config(
         10250,
         PathBuf::from("/nonexistent/kubelet-client.crt"),
@@ -197,10 +197,13 @@ fn missing_client_certificate_is_an_error_naming_the_file() {
         None,
         false,
     );
-    let err = KubeletClient::new(config).err().expect("no such file");
+    let client = KubeletClient::new(config).expect("files are read at fetch time");
+    let store = PodStore::new();
+    let err = store.refresh(&client).expect_err("no such file");
     assert!(matches!(err, KubeletError::Tls(_)), "{err}");
     assert!(
         err.to_string().contains("/nonexistent/kubelet-client.crt"),
         "{err}"
     );
+    assert_eq!(store.stats().unreachable, 1);
 }

@@ -153,9 +153,12 @@ pub enum KubeletError {
 }
 
 /// One way to reach `/pods`.
-struct Endpoint {
-    url: String,
-    agent: ureq::Agent,
+enum Endpoint {
+    /// The read-only port.
+    Plain { url: String, agent: ureq::Agent },
+    /// The HTTPS port; the TLS material is loaded at each fetch, so rotated client
+    /// certificates (`kubelet-client-current.pem`) are picked up.
+    Tls { url: String },
 }
 
 /// Fetches `/pods` from the first kubelet endpoint that answers.
@@ -166,30 +169,19 @@ pub struct KubeletClient {
 
 impl KubeletClient {
     /// Prepares the endpoints: the read-only port first, then the HTTPS port when a client
-    /// certificate is configured. TLS material is loaded here, so errors name the file.
+    /// certificate is configured. Fails only when both ports are disabled.
     pub fn new(config: KubeletConfig) -> Result<Self, KubeletError> {
-        if !config.enabled() {
-            return Err(KubeletError::Disabled);
-        }
-        let builder = || ureq::AgentBuilder::new().timeout(config.timeout);
         let mut endpoints = Vec::new();
         if config.read_only_port != 0 {
-            endpoints.push(Endpoint {
+            endpoints.push(Endpoint::Plain {
                 url: format!("http://{}:{}/pods", config.host, config.read_only_port),
-                agent: builder().build(),
+                agent: ureq::AgentBuilder::new().timeout(config.timeout).build(),
             });
         }
         if config.authorized_port != 0 {
-            if let (Some(cert), Some(key)) = (&config.client_cert, &config.client_key) {
-                let tls = client_tls(
-                    cert,
-                    key,
-                    config.ca_cert.as_deref(),
-                    config.insecure_skip_verify,
-                )?;
-                endpoints.push(Endpoint {
+            if config.client_cert.is_some() && config.client_key.is_some() {
+                endpoints.push(Endpoint::Tls {
                     url: format!("https://{}:{}/pods", config.host, config.authorized_port),
-                    agent: builder().tls_config(Arc::new(tls)).build(),
                 });
             } else {
                 log::info!("kubelet HTTPS port configured without a client certificate: skipped");
@@ -199,6 +191,24 @@ impl KubeletClient {
             return Err(KubeletError::Disabled);
         }
         Ok(Self { config, endpoints })
+    }
+
+    fn tls_agent(&self) -> Result<ureq::Agent, KubeletError> {
+        let (Some(cert), Some(key)) = (&self.config.client_cert, &self.config.client_key) else {
+            return Err(KubeletError::Tls(
+                "no client certificate configured".to_string(),
+            ));
+        };
+        let tls = client_tls(
+            cert,
+            key,
+            self.config.ca_cert.as_deref(),
+            self.config.insecure_skip_verify,
+        )?;
+        Ok(ureq::AgentBuilder::new()
+            .timeout(self.config.timeout)
+            .tls_config(Arc::new(tls))
+            .build())
     }
 
     /// GETs `/pods`, trying each endpoint in turn; the last error is returned when all fail.
@@ -219,8 +229,11 @@ impl KubeletClient {
     }
 
     fn fetch_from(&self, endpoint: &Endpoint) -> Result<PodSnapshot, KubeletError> {
-        let url = endpoint.url.clone();
-        let response = endpoint.agent.get(&url).call().map_err(|e| match e {
+        let (url, agent) = match endpoint {
+            Endpoint::Plain { url, agent } => (url.clone(), agent.clone()),
+            Endpoint::Tls { url } => (url.clone(), self.tls_agent()?),
+        };
+        let response = agent.get(&url).call().map_err(|e| match e {
             ureq::Error::Status(status, _) => KubeletError::Status {
                 url: url.clone(),
                 status,

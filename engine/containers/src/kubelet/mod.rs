@@ -19,7 +19,7 @@ use std::time::Duration;
 pub struct PodStoreStats {
     /// Successful fetches.
     pub fetches: u64,
-    /// Fetches that found no kubelet (refused, timeout, TLS, HTTP status).
+    /// Fetches that found no kubelet (refused, timeout, TLS handshake or files, HTTP status).
     pub unreachable: u64,
     /// Answers that were not a pod list (or too large).
     pub malformed: u64,
@@ -133,7 +133,7 @@ pub struct KubeletWatcher {
 
 impl KubeletWatcher {
     /// Starts refreshing `store` from the kubelet. Returns `Ok(None)` when the kubelet is
-    /// disabled (both ports 0); a TLS file that cannot be loaded is an error.
+    /// disabled (both ports 0); fails only when the thread cannot be started.
     pub fn spawn(
         config: KubeletConfig,
         policy: RefreshPolicy,
