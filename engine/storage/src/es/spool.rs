@@ -382,3 +382,138 @@ fn remove(path: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(n: u32) -> Pending {
+        Pending {
+            id: Some(format!("id{n:04}")),
+            line: format!(r#"{{"tracer_id":"id{n:04}","n":"{n:04}"}}"#),
+        }
+    }
+
+    /// Bytes one `doc(n)` takes in a segment.
+    fn line_len() -> u64 {
+        doc(0).line.len() as u64 + 1
+    }
+
+    fn open(dir: &Path, max: u64, segment: u64) -> (Spool, Arc<EsCounters>) {
+        let counters = Arc::new(EsCounters::default());
+        (
+            Spool::open(dir, max, segment, Arc::clone(&counters)).unwrap(),
+            counters,
+        )
+    }
+
+    fn ids(chunk: &Chunk) -> Vec<String> {
+        chunk.docs.iter().filter_map(|d| d.id.clone()).collect()
+    }
+
+    #[test]
+    fn documents_come_back_in_order_and_leave_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut spool, counters) = open(dir.path(), 1 << 20, 3 * line_len());
+        spool.append(&(0..7).map(doc).collect::<Vec<_>>());
+        assert_eq!(spool.pending_docs(), 7);
+        assert_eq!(EsCounters::get(&counters.spool_bytes), 7 * line_len());
+        let mut seen = Vec::new();
+        while let Some(chunk) = spool.peek(2, usize::MAX).unwrap() {
+            seen.extend(ids(&chunk));
+            spool.commit(&chunk);
+        }
+        let expected: Vec<String> = (0..7).map(|n| format!("id{n:04}")).collect();
+        assert_eq!(seen, expected);
+        assert!(spool.is_empty());
+        assert_eq!(EsCounters::get(&counters.spool_bytes), 0);
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn an_uncommitted_chunk_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut spool, _) = open(dir.path(), 1 << 20, 1 << 20);
+        spool.append(&[doc(1), doc(2)]);
+        let first = spool.peek(1, usize::MAX).unwrap().unwrap();
+        let again = spool.peek(1, usize::MAX).unwrap().unwrap();
+        assert_eq!(ids(&first), ids(&again));
+    }
+
+    #[test]
+    fn the_cursor_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut spool, _) = open(dir.path(), 1 << 20, 1 << 20);
+            spool.append(&(0..5).map(doc).collect::<Vec<_>>());
+            let chunk = spool.peek(2, usize::MAX).unwrap().unwrap();
+            spool.commit(&chunk);
+        }
+        let (mut spool, counters) = open(dir.path(), 1 << 20, 1 << 20);
+        assert_eq!(spool.pending_docs(), 3);
+        assert_eq!(EsCounters::get(&counters.spool_docs), 3);
+        let chunk = spool.peek(10, usize::MAX).unwrap().unwrap();
+        assert_eq!(ids(&chunk), ["id0002", "id0003", "id0004"]);
+        // New documents go to a new segment, after the old ones.
+        spool.append(&[doc(9)]);
+        spool.commit(&chunk);
+        let chunk = spool.peek(10, usize::MAX).unwrap().unwrap();
+        assert_eq!(ids(&chunk), ["id0009"]);
+    }
+
+    #[test]
+    fn a_full_spool_drops_its_oldest_segment_and_counts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = line_len();
+        let (mut spool, counters) = open(dir.path(), 9 * l, 3 * l);
+        spool.append(&(0..20).map(doc).collect::<Vec<_>>());
+        // Segments of 3; at 9 documents the next one drops the oldest 3: drops at 9, 12, 15, 18.
+        assert_eq!(EsCounters::get(&counters.spool_dropped), 12);
+        assert_eq!(EsCounters::get(&counters.spooled), 20);
+        assert_eq!(spool.pending_docs(), 8);
+        assert!(EsCounters::get(&counters.spool_bytes) <= 9 * l);
+        let chunk = spool.peek(100, usize::MAX).unwrap().unwrap();
+        assert_eq!(ids(&chunk), ["id0012", "id0013", "id0014"]);
+    }
+
+    #[test]
+    fn a_document_larger_than_the_spool_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut spool, counters) = open(dir.path(), 10, 10);
+        spool.append(&[doc(1)]);
+        assert_eq!(EsCounters::get(&counters.spool_dropped), 1);
+        assert!(spool.is_empty());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_and_a_bad_line_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = format!("{}\nnot json\n{}\n", doc(1).line, doc(2).line);
+        fs::write(
+            dir.path().join("00000000000000000007.ndjson"),
+            format!("{good}{{\"tracer_id\":\"to"),
+        )
+        .unwrap();
+        fs::write(dir.path().join("stray.txt"), "ignored").unwrap();
+        let (spool, counters) = open(dir.path(), 1 << 20, 1 << 20);
+        assert_eq!(spool.pending_docs(), 3);
+        let path = dir.path().join("00000000000000000007.ndjson");
+        assert_eq!(fs::read_to_string(path).unwrap(), good);
+        let chunk = spool.peek(10, usize::MAX).unwrap().unwrap();
+        assert_eq!(ids(&chunk), ["id0001", "id0002"]);
+        assert_eq!(EsCounters::get(&counters.spool_dropped), 1);
+    }
+
+    #[test]
+    fn a_damaged_cursor_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut spool, _) = open(dir.path(), 1 << 20, 1 << 20);
+            spool.append(&[doc(1), doc(2)]);
+        }
+        fs::write(dir.path().join(CURSOR_FILE), "1 5\n").unwrap();
+        let (spool, _) = open(dir.path(), 1 << 20, 1 << 20);
+        assert_eq!(spool.pending_docs(), 2);
+    }
+}
