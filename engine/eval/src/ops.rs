@@ -68,7 +68,9 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, String> {
         BinOp::Eq => Ok(Value::Bool(equal(a, b))),
         BinOp::Ne => Ok(Value::Bool(!equal(a, b))),
         BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-            let ord = compare(a, b)?;
+            let Some(ord) = compare(a, b)? else {
+                return Ok(Value::Null);
+            };
             Ok(Value::Bool(match op {
                 BinOp::Lt => ord == Ordering::Less,
                 BinOp::Le => ord != Ordering::Greater,
@@ -142,14 +144,13 @@ fn equal(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn compare(a: &Value, b: &Value) -> Result<Ordering, String> {
+/// The order of two values; `None` when a NaN makes it undefined.
+fn compare(a: &Value, b: &Value) -> Result<Option<Ordering>, String> {
     match (a, b) {
-        (Value::Int(x), Value::Int(y)) => Ok(x.cmp(y)),
-        (Value::Str(x), Value::Str(y)) => Ok(x.cmp(y)),
+        (Value::Int(x), Value::Int(y)) => Ok(Some(x.cmp(y))),
+        (Value::Str(x), Value::Str(y)) => Ok(Some(x.cmp(y))),
         _ => match (number(a), number(b)) {
-            (Some(x), Some(y)) => x
-                .partial_cmp(&y)
-                .ok_or_else(|| "cannot compare NaN".to_string()),
+            (Some(x), Some(y)) => Ok(x.partial_cmp(&y)),
             _ => Err(format!(
                 "cannot compare {} with {}",
                 type_name(a),
