@@ -6,7 +6,7 @@ use crate::classify::{classify, Runtime};
 use crate::container::{short_id, CgroupIds, Container};
 use crate::docker::docker_details;
 use crate::kubelet::PodStore;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -76,26 +76,47 @@ pub struct DiscoveryStats {
     pub docker_config_errors: u64,
 }
 
-/// One scan's result: the layout it saw and the containers, sorted by cgroup path.
+/// One scan's result: the layout it saw and the containers, sorted by cgroup path, with
+/// indexes for constant-time lookups by container id and cgroup id.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// The cgroup layout of the scan.
     pub layout: Arc<Layout>,
     /// Containers found (at most `max_containers`).
     pub containers: Vec<Container>,
+    by_id: HashMap<String, usize>,
+    by_cgroup_id: HashMap<u64, usize>,
 }
 
 impl Snapshot {
+    /// Builds a snapshot and its indexes.
+    pub fn new(layout: Arc<Layout>, containers: Vec<Container>) -> Self {
+        let mut by_id = HashMap::with_capacity(containers.len());
+        let mut by_cgroup_id = HashMap::with_capacity(containers.len() * 2);
+        for (i, c) in containers.iter().enumerate() {
+            by_id.insert(c.id.clone(), i);
+            for id in [c.cgroup_ids.v1_cpu, c.cgroup_ids.v2].into_iter().flatten() {
+                by_cgroup_id.insert(id, i);
+            }
+        }
+        Self {
+            layout,
+            containers,
+            by_id,
+            by_cgroup_id,
+        }
+    }
+
     /// The container whose v1 cpu or v2 cgroup has this kernfs id.
     pub fn by_cgroup_id(&self, id: u64) -> Option<&Container> {
-        self.containers
-            .iter()
-            .find(|c| c.cgroup_ids.v1_cpu == Some(id) || c.cgroup_ids.v2 == Some(id))
+        self.by_cgroup_id
+            .get(&id)
+            .and_then(|i| self.containers.get(*i))
     }
 
     /// The container with this id.
     pub fn by_id(&self, id: &str) -> Option<&Container> {
-        self.containers.iter().find(|c| c.id == id)
+        self.by_id.get(id).and_then(|i| self.containers.get(*i))
     }
 }
 
@@ -244,13 +265,7 @@ impl Discovery {
                 pods.enrich(container);
             }
         }
-        Ok((
-            Snapshot {
-                layout: Arc::new(layout),
-                containers: found,
-            },
-            counters,
-        ))
+        Ok((Snapshot::new(Arc::new(layout), found), counters))
     }
 
     fn build(
