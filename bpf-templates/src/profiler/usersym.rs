@@ -1,6 +1,7 @@
 //! User-space frame symbolization: the mapping of an address from /proc/<pid>/maps, then the
 //! nearest ELF symbol (`.symtab`, else `.dynsym`) of the mapped file. Files are parsed once
-//! per profile; an address no symbol covers renders as `file+0xoffset`.
+//! per profile; Rust names are demangled; an address no symbol covers renders as
+//! `file+0xoffset`.
 
 use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
 use std::collections::HashMap;
@@ -64,7 +65,14 @@ impl ElfSymbols {
             .symbols()
             .chain(file.dynamic_symbols())
             .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
-            .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_string())))
+            .filter_map(|s| {
+                let name = s.name().ok()?;
+                Some((
+                    s.address(),
+                    s.size(),
+                    format!("{:#}", rustc_demangle::demangle(name)),
+                ))
+            })
             .collect();
         symbols.sort_by_key(|(addr, _, _)| *addr);
         symbols.dedup_by_key(|(addr, _, _)| *addr);

@@ -1,0 +1,99 @@
+//! Kernel test of the profiler: a thread spinning in a known function is the top folded
+//! stack, symbolized from this test binary's ELF symbols, and flamedata accounts for it.
+
+mod common;
+
+use common::kernel_ready;
+use huatuo_bpf::profiler::{run, ProfileOptions};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[inline(never)]
+#[no_mangle]
+extern "C" fn huatuo_profiler_spin_target(stop: &AtomicBool) -> u64 {
+    let mut x = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+    x
+}
+
+/// Stops the spinning thread on drop, even when an assertion fails.
+struct Spinner(Arc<AtomicBool>, Option<std::thread::JoinHandle<u64>>);
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.1.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+#[test]
+fn a_busy_loop_is_the_top_folded_stack() {
+    if !kernel_ready("a_busy_loop_is_the_top_folded_stack") {
+        return;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name("huatuo-spin".into())
+        .spawn(move || huatuo_profiler_spin_target(&flag))
+        .expect("spawn");
+    let _spinner = Spinner(stop, Some(handle));
+    std::thread::sleep(Duration::from_millis(100));
+
+    let options = ProfileOptions {
+        duration: Duration::from_secs(2),
+        ..ProfileOptions::default()
+    };
+    let profile = run(&options).expect("profile");
+    let folded = profile.folded();
+    let shown = &folded[..folded.len().min(10)];
+    let top = folded.first().expect("no samples");
+    assert!(
+        top.starts_with("huatuo-spin;"),
+        "top stack: {top}\n{shown:#?}"
+    );
+    let count = |line: &String| -> u64 {
+        line.rsplit(' ')
+            .next()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    };
+    // 99 Hz for 2 s on the CPU the loop occupies: most of ~198 samples. Without frame
+    // pointers only the leaf is reliable, so the loop's samples split over the function and
+    // the helpers it calls (not inlined in debug builds).
+    let spin_samples: u64 = folded
+        .iter()
+        .filter(|l| l.starts_with("huatuo-spin;"))
+        .map(count)
+        .sum();
+    assert!(
+        spin_samples > 100,
+        "spin samples {spin_samples}\n{shown:#?}"
+    );
+    let in_target: u64 = folded
+        .iter()
+        .filter(|l| l.starts_with("huatuo-spin;") && l.contains("huatuo_profiler_spin_target"))
+        .map(count)
+        .sum();
+    assert!(
+        in_target >= 20,
+        "{in_target} samples name the function\n{shown:#?}"
+    );
+    // Rust frames are demangled
+    assert!(!folded.iter().any(|l| l.contains("_ZN4core")), "{shown:#?}");
+    assert_eq!(profile.lost, 0);
+
+    let flame = profile.flamedata();
+    assert_eq!(flame[0].label, "total");
+    assert_eq!(flame[0].value, profile.samples);
+    let spin = flame
+        .iter()
+        .find(|f| f.label == "huatuo-spin" && f.level == 1)
+        .expect("comm frame");
+    assert_eq!(spin.value, spin_samples);
+}
