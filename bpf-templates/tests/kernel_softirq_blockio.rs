@@ -147,8 +147,8 @@ fn blockio_sees_q2c_and_d2c_of_direct_writes() {
     let d2c = hist_total(&samples, &[("disk", &disk)], "d2c");
     // Each 4 KiB O_DIRECT write is one request (merges can only lower the count).
     assert!(
-        q2c >= 20 && q2c <= 220,
+        (20..=220).contains(&q2c),
         "q2c count {q2c} for {disk}: {samples:?}"
     );
-    assert!(d2c >= 20 && d2c <= 220, "d2c count {d2c} for {disk}");
+    assert!((20..=220).contains(&d2c), "d2c count {d2c} for {disk}");
 }
