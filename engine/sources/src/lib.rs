@@ -11,6 +11,7 @@ pub mod arp;
 pub mod buddyinfo;
 pub mod common;
 pub mod diskstats;
+pub mod ethtool;
 pub mod file_reader;
 pub mod kmsg;
 pub mod loadavg;

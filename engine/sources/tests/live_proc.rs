@@ -32,3 +32,24 @@ fn statvfs_of_root_is_consistent() {
     assert!(usage.blocks_avail <= usage.blocks_free);
     assert!(usage.blocks_free <= usage.blocks);
 }
+
+#[test]
+fn ethtool_driver_info_of_this_machine() {
+    use huatuo_sources::ethtool::driver_info;
+    // Every physical device here has a driver that answers; loopback has none.
+    let sys = std::path::Path::new("/sys/class/net");
+    let mut asked = 0;
+    for entry in std::fs::read_dir(sys).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(link) = std::fs::read_link(entry.path().join("device/driver")) else {
+            continue;
+        };
+        let info = driver_info(&name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(info.driver, link.file_name().unwrap().to_string_lossy());
+        asked += 1;
+    }
+    assert!(asked > 0, "no physical network device to ask");
+    assert!(driver_info("lo").is_err());
+    assert!(driver_info("no-such-dev0").is_err());
+    assert!(driver_info("a-name-longer-than-ifnamsiz").is_err());
+}

@@ -101,7 +101,9 @@ fn link_events_recorded_baseline_then_change() {
     assert_eq!(first.labels["device"], "eth0");
     assert_eq!(first.fields["start"], Value::Bool(true));
     assert_eq!(first.fields["driver"], Value::Str("virtio_net".into()));
+    assert_eq!(first.fields["driver_version"], Value::Str(String::new()));
     assert_eq!(second.fields["start"], Value::Bool(false));
+    assert_eq!(second.fields["driver_version"], Value::Str("1.0.0".into()));
     assert_eq!(
         second.fields["linkstatus"],
         Value::Str("linkStatusAdminDown, linkStatusCarrierDown".into())

@@ -212,7 +212,19 @@ pub fn events_schema() -> SourceSchema {
         "driver",
         FieldType::Str,
         Dim::Count,
-        "driver of the device (empty for virtual devices)",
+        "driver of the device (empty when none answers)",
+    ));
+    fields.push(field(
+        "driver_version",
+        FieldType::Str,
+        Dim::Count,
+        "driver version (ethtool)",
+    ));
+    fields.push(field(
+        "firmware_version",
+        FieldType::Str,
+        Dim::Count,
+        "firmware version (ethtool)",
     ));
     fields.push(field(
         "start",
@@ -316,6 +328,43 @@ pub struct LinkEvent {
     /// The link was deleted.
     #[serde(default)]
     pub removed: bool,
+    /// Driver name (ethtool, else the sysfs `device/driver` link).
+    #[serde(default)]
+    pub driver: String,
+    /// Driver version (ethtool).
+    #[serde(default)]
+    pub driver_version: String,
+    /// Firmware version (ethtool).
+    #[serde(default)]
+    pub firmware_version: String,
+}
+
+impl LinkEvent {
+    /// A change of `link`, without driver details yet.
+    pub fn new(link: LinkInfo, start: bool, removed: bool) -> Self {
+        Self {
+            link,
+            start,
+            removed,
+            ..Self::default()
+        }
+    }
+
+    /// Fills driver details: from ethtool when `ask_driver`, else (or when it does not
+    /// answer) the driver name from sysfs under `sys`.
+    pub fn with_driver(mut self, sys: &Path, ask_driver: bool) -> Self {
+        if ask_driver && !self.removed {
+            if let Ok(info) = crate::ethtool::driver_info(&self.link.ifname) {
+                self.driver = info.driver;
+                self.driver_version = info.version;
+                self.firmware_version = info.firmware_version;
+            }
+        }
+        if self.driver.is_empty() {
+            self.driver = driver_of(sys, &self.link.ifname);
+        }
+        self
+    }
 }
 
 /// The driver of a device from `<sys>/class/net/<dev>/device/driver`, empty when none.
@@ -327,9 +376,14 @@ pub fn driver_of(sys: &Path, ifname: &str) -> String {
 }
 
 /// The `netlink.link_events` sample of one change.
-pub fn event_sample(event: &LinkEvent, driver: &str, now_ns: i64) -> Sample {
+pub fn event_sample(event: &LinkEvent, now_ns: i64) -> Sample {
     let mut b = event.link.state_fields(SampleBuilder::new());
-    b.set("driver", Value::Str(driver.to_string()));
+    b.set("driver", Value::Str(event.driver.clone()));
+    b.set("driver_version", Value::Str(event.driver_version.clone()));
+    b.set(
+        "firmware_version",
+        Value::Str(event.firmware_version.clone()),
+    );
     b.set("start", Value::Bool(event.start));
     b.set("removed", Value::Bool(event.removed));
     b.build(EVENTS, now_ns)
@@ -342,9 +396,8 @@ fn wall_clock_ns() -> i64 {
         .unwrap_or_default()
 }
 
-fn push_event(sink: &Sink, sys: &Path, event: LinkEvent) -> bool {
-    let driver = driver_of(sys, &event.link.ifname);
-    sink.push(event_sample(&event, &driver, wall_clock_ns()))
+fn push_event(sink: &Sink, event: &LinkEvent) -> bool {
+    sink.push(event_sample(event, wall_clock_ns()))
 }
 
 /// Starts the live link event stream: a baseline of every link (`start: true`), then one
@@ -361,12 +414,8 @@ pub fn spawn_events(sys: &Path) -> Result<SampleStream, ReadError> {
     let sys = sys.to_path_buf();
     SampleStream::spawn("huatuo-link-events", DEFAULT_CAPACITY, move |sink| {
         for link in baseline {
-            let event = LinkEvent {
-                link,
-                start: true,
-                removed: false,
-            };
-            if !push_event(sink, &sys, event) {
+            let event = LinkEvent::new(link, true, false).with_driver(&sys, true);
+            if !push_event(sink, &event) {
                 return Ok(());
             }
         }
@@ -388,12 +437,8 @@ pub fn spawn_events(sys: &Path) -> Result<SampleStream, ReadError> {
                     RouteNetlinkMessage::DelLink(l) => (from_message(l), true),
                     _ => continue,
                 };
-                let event = LinkEvent {
-                    link,
-                    start: false,
-                    removed,
-                };
-                if !push_event(sink, &sys, event) {
+                let event = LinkEvent::new(link, false, removed).with_driver(&sys, true);
+                if !push_event(sink, &event) {
                     return Ok(());
                 }
             }
@@ -408,7 +453,7 @@ pub fn spawn_recorded_events(path: &Path, sys: &Path) -> Result<SampleStream, Re
     let sys = sys.to_path_buf();
     SampleStream::spawn("huatuo-link-replay", DEFAULT_CAPACITY, move |sink| {
         for event in events {
-            if !push_event(sink, &sys, event) {
+            if !push_event(sink, &event.with_driver(&sys, false)) {
                 break;
             }
         }
