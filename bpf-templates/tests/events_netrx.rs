@@ -1,0 +1,85 @@
+//! Kernel test of netrx_latency: data left unread in a TCP socket for 80 ms is reported at
+//! the user-copy stage with its tuple and a latency of at least that long.
+
+mod common;
+mod events_util;
+
+use common::kernel_ready;
+use events_util::{int, text, wait_for};
+use huatuo_bpf::Templates;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock id and a valid timespec to fill.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[test]
+fn data_read_late_is_a_user_copy_latency_event() {
+    if !kernel_ready("data_read_late_is_a_user_copy_latency_event") {
+        return;
+    }
+    let offset = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC);
+    let tunables = BTreeMap::from([(
+        "netrx_latency".to_string(),
+        BTreeMap::from([
+            ("threshold_ns".to_string(), 40_000_000u64),
+            ("mono_to_real_ns".to_string(), offset),
+        ]),
+    )]);
+    let mut templates = Templates::load(&["netrx_latency"], &tunables);
+    let status = templates.status();
+    assert!(status[0].loaded, "netrx_latency did not load: {status:#?}");
+    let mut rx = templates.take_events().expect("event stream");
+
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let server_port = listener.local_addr().expect("addr").port();
+    let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, server_port)).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    // receive timestamps are only taken while some socket asks for them
+    let on: libc::c_int = 1;
+    // SAFETY: valid socket fd and a c_int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            server.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            &on as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_TIMESTAMPNS: {}", std::io::Error::last_os_error());
+
+    client.write_all(b"late data").expect("write");
+    std::thread::sleep(Duration::from_millis(80));
+    let mut buf = [0u8; 64];
+    let n = server.read(&mut buf).expect("read");
+    assert_eq!(&buf[..n], b"late data");
+
+    let client_port = client.local_addr().expect("addr").port() as i64;
+    let (event, seen) = wait_for(&mut rx, Duration::from_secs(5), |s| {
+        text(s, "where") == Some("TO_USER_COPY") && int(s, "sport") == Some(client_port)
+    });
+    let event = event.unwrap_or_else(|| panic!("no TO_USER_COPY event; saw {seen:#?}"));
+    assert_eq!(int(&event, "dport"), Some(server_port as i64));
+    assert_eq!(text(&event, "saddr"), Some("127.0.0.1"));
+    assert_eq!(text(&event, "state"), Some("ESTABLISHED"));
+    let latency = int(&event, "latency").unwrap_or(0);
+    assert!(
+        (80_000_000..5_000_000_000).contains(&latency),
+        "latency {latency} ns for data left 80 ms"
+    );
+    // nothing on the earlier stages: they ran long before the threshold
+    assert!(!seen
+        .iter()
+        .any(|s| int(s, "sport") == Some(client_port) && text(s, "where") != Some("TO_USER_COPY")));
+}
