@@ -143,7 +143,7 @@ const BUILTINS: &[Builtin] = &[
         params: &[req("x", Accepts::Number), req("n", Accepts::NumberOf(Dim::Count))],
         returns: Returns::SameAs(0),
         stateful: true,
-        description: "Exponential moving average of x over n samples, as the kernel's load average (weight e^(-1/n)).",
+        description: "Exponential moving average of x over n samples in the load-average form ema·(n−1)/n + x/n, seeded by the first x.",
     },
     Builtin {
         name: "window",

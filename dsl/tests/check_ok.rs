@@ -132,16 +132,26 @@ event busy_softirq {
 
 #[test]
 fn unit_arithmetic_follows_dimensions() {
-    // Bytes / Time is a byte rate, Time / Time a plain number, Count / Time a rate.
+    // Time / Time is a plain number, D / Count keeps D, rate() gives per-second values.
     assert_clean(
         r#"
 metric disk {
     source proc.diskstats
-    emit   bw = write_bytes / 5s, busy = io_ticks / 5s, iops = reads / 5s,
-           again = (write_bytes / 5s) * 5s, half = io_ticks / 2, left = io_ticks % 1s
+    emit   bw = rate(write_bytes), busy = io_ticks / 5s, iops = rate(reads),
+           half = io_ticks / 2, left = io_ticks % 1s
 }
 "#,
     );
+    // Mixing a size and a duration in `/` would need a scale: rejected, rate() instead.
+    let diags = check_text(
+        r#"
+metric disk {
+    source proc.diskstats
+    emit   bw = write_bytes / 5s
+}
+"#,
+    );
+    assert_eq!(errors(&diags).len(), 1, "{diags:#?}");
 }
 
 #[test]

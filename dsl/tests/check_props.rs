@@ -335,7 +335,7 @@ const SEEDS: &[&str] = &[
         capture profile(scope: host, duration: 5s) as fd issues config("IssuesList", [])
         emit now_sys = sys, fd, x = first(w) * 2 }"#,
     r#"metric vm { source cgroup.memory_stat emit * include "^anon" counter,
-        r = anon / 1s help "rate" }"#,
+        r = anon / 2 help "half" }"#,
 ];
 
 const JUNK: &[&str] = &[

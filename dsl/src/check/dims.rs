@@ -1,34 +1,27 @@
 //! Dimensional rules of `*` and `/`, shared with the evaluator.
 //!
-//! Values are stored in base units (time in ns), while rates are per second, so a division of
-//! a size by a duration must be scaled by 1e9 to land in bytes per second. [`product`] and
-//! [`quotient`] return that factor alongside the result's dimension.
+//! Values are stored in base units (time in ns) while rates are per second, so mixing a
+//! rate with a duration in `*` or `/` would need a scale the evaluator does not apply: such
+//! expressions are rejected, and `rate(x)` is the way to get a per-second value.
 
 use crate::units::Dim;
 
-const NS_PER_S: f64 = 1e9;
-
-/// The dimension of `l * r` and the factor the raw product must be multiplied by.
+/// The dimension of `l * r` and the factor the raw product must be multiplied by (always 1:
+/// only scale-free combinations are accepted).
 pub fn product(l: Dim, r: Dim) -> Option<(Dim, f64)> {
     use Dim::*;
     match (l, r) {
         (Count, d) | (d, Count) => Some((d, 1.0)),
-        (PerSec, Time) | (Time, PerSec) => Some((Count, 1.0 / NS_PER_S)),
-        (BytesPerSec, Time) | (Time, BytesPerSec) => Some((Bytes, 1.0 / NS_PER_S)),
         _ => None,
     }
 }
 
-/// The dimension of `l / r` and the factor the raw quotient must be multiplied by.
+/// The dimension of `l / r` and the factor the raw quotient must be multiplied by (always 1).
 pub fn quotient(l: Dim, r: Dim) -> Option<(Dim, f64)> {
     use Dim::*;
     match (l, r) {
         (a, b) if a == b => Some((Count, 1.0)),
         (d, Count) => Some((d, 1.0)),
-        (Bytes, Time) => Some((BytesPerSec, NS_PER_S)),
-        (Count, Time) => Some((PerSec, NS_PER_S)),
-        (Bytes, BytesPerSec) => Some((Time, NS_PER_S)),
-        (Count, PerSec) => Some((Time, NS_PER_S)),
         _ => None,
     }
 }
@@ -49,26 +42,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_over_durations_are_byte_rates_per_second() {
-        let (dim, scale) = quotient(Dim::Bytes, Dim::Time).unwrap_or((Dim::Count, 0.0));
-        assert_eq!(dim, Dim::BytesPerSec);
-        // 1000 bytes over 2 s (2e9 ns) is 500 B/s.
-        assert_eq!(1000.0 / 2e9 * scale, 500.0);
-    }
-
-    #[test]
-    fn rates_times_durations_are_amounts() {
-        let (dim, scale) = product(Dim::PerSec, Dim::Time).unwrap_or((Dim::Time, 0.0));
-        assert_eq!(dim, Dim::Count);
-        // 10 /s during 3 s (3e9 ns) is 30 events.
-        assert!((10.0 * 3e9 * scale - 30.0_f64).abs() < 1e-9);
+    fn scale_free_combinations_only() {
         assert_eq!(quotient(Dim::Time, Dim::Time), Some((Dim::Count, 1.0)));
-        assert_eq!(
-            quotient(Dim::Percent, Dim::Count),
-            Some((Dim::Percent, 1.0))
-        );
-        assert_eq!(product(Dim::Time, Dim::Time), None);
-        assert_eq!(quotient(Dim::Count, Dim::Bytes), None);
-        assert_eq!(rate_of(Dim::Percent), None);
+        assert_eq!(quotient(Dim::Bytes, Dim::Count), Some((Dim::Bytes, 1.0)));
+        assert_eq!(product(Dim::Count, Dim::Percent), Some((Dim::Percent, 1.0)));
+        assert_eq!(quotient(Dim::Bytes, Dim::Time), None);
+        assert_eq!(product(Dim::BytesPerSec, Dim::Time), None);
     }
 }
