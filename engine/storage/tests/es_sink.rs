@@ -3,9 +3,11 @@
 //! and restarts. Every wait is bounded.
 
 use huatuo_storage::{Document, EsCounters, EsSettings, EsSink, Storage};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use serde_json::{json, Value as Json};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -16,6 +18,8 @@ use std::time::{Duration, Instant};
 enum Mode {
     /// Bulk items answered by the item rule.
     Up,
+    /// Like `Up`, after a delay.
+    Slow(Duration),
     /// Every request answered 503.
     Unavailable,
 }
@@ -51,6 +55,27 @@ struct FakeEs {
 impl FakeEs {
     /// Listens on `port` (0: any free port), answering every item 201.
     fn bind(port: u16) -> FakeEs {
+        FakeEs::start(port, None)
+    }
+
+    /// Listens on a free port over TLS with a self-signed certificate for 127.0.0.1.
+    fn bind_tls() -> FakeEs {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+        let cert = params.self_signed(&key).expect("self-signed");
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocols")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .expect("server config");
+        FakeEs::start(0, Some(Arc::new(config)))
+    }
+
+    /// Serves plain HTTP, or HTTPS with `tls`.
+    fn start(port: u16, tls: Option<Arc<ServerConfig>>) -> FakeEs {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind fake ES");
         let port = listener.local_addr().expect("local addr").port();
         let state = Arc::new(Mutex::new(FakeState {
@@ -61,7 +86,14 @@ impl FakeEs {
         let shared = Arc::clone(&state);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                serve(stream, &shared);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                match &tls {
+                    None => serve(stream, &shared),
+                    Some(config) => match ServerConnection::new(Arc::clone(config)) {
+                        Ok(conn) => serve(StreamOwned::new(conn, stream), &shared),
+                        Err(e) => panic!("TLS session: {e}"),
+                    },
+                }
             }
         });
         FakeEs { port, state }
@@ -69,6 +101,10 @@ impl FakeEs {
 
     fn address(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn tls_address(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
     }
 
     fn set_mode(&self, mode: Mode) {
@@ -98,8 +134,7 @@ impl FakeEs {
 }
 
 /// Answers one HTTP request on `stream`, then closes it.
-fn serve(stream: TcpStream, state: &Mutex<FakeState>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+fn serve(stream: impl Read + Write, state: &Mutex<FakeState>) {
     let mut reader = BufReader::new(stream);
     let mut head = String::new();
     let (mut length, mut authorization, mut content_type) = (0usize, String::new(), String::new());
@@ -139,8 +174,12 @@ fn serve(stream: TcpStream, state: &Mutex<FakeState>) {
         .chunks(2)
         .map(|p| (p[0].clone(), p[1].clone()))
         .collect();
+    let mode = state.lock().unwrap().mode;
+    if let Mode::Slow(delay) = mode {
+        std::thread::sleep(delay);
+    }
     let mut state = state.lock().unwrap();
-    let (status, answer, statuses) = if state.mode == Mode::Unavailable {
+    let (status, answer, statuses) = if mode == Mode::Unavailable {
         (503, json!({"error": "unavailable"}), Vec::new())
     } else {
         let statuses: Vec<u16> = pairs.iter().map(|(_, s)| (state.rule)(s)).collect();
@@ -173,6 +212,7 @@ fn serve(stream: TcpStream, state: &Mutex<FakeState>) {
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
         answer.len()
     );
+    let _ = stream.flush();
 }
 
 /// A document with a fixed-width body: `n` orders it, `bad` marks one the cluster refuses.
@@ -421,4 +461,55 @@ fn a_bad_address_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = EsSink::start(settings("ftp://es:21", dir.path())).unwrap_err();
     assert!(err.to_string().contains("Storage.ES Address"), "{err}");
+}
+
+#[test]
+fn a_full_queue_spools_directly_and_nothing_is_lost() {
+    let es = FakeEs::bind(0);
+    es.set_mode(Mode::Slow(Duration::from_millis(300)));
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&es.address(), dir.path());
+    s.queue_capacity = 2;
+    s.batch_docs = 2;
+    let sink = EsSink::start(s).unwrap();
+    for n in 0..20 {
+        sink.store(&doc(n, false));
+    }
+    let c = sink.counters();
+    // The worker holds at most a batch in flight and the queue two more: the rest went
+    // to the spool without waiting.
+    assert!(get(&c.spooled) >= 14, "{c:?}");
+    es.set_mode(Mode::Up);
+    wait_for("20 indexed", c, |c| {
+        get(&c.indexed) == 20 && get(&c.spool_docs) == 0
+    });
+    assert_eq!(get(&c.spool_dropped) + get(&c.lost) + get(&c.failed), 0);
+    let mut accepted = es.accepted();
+    accepted.sort_unstable();
+    assert_eq!(accepted, (0..20).collect::<Vec<_>>());
+}
+
+#[test]
+fn https_with_a_self_signed_certificate_is_accepted_by_default() {
+    let es = FakeEs::bind_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = EsSink::start(settings(&es.tls_address(), dir.path())).unwrap();
+    sink.store(&doc(1, false));
+    wait_for("1 indexed over TLS", sink.counters(), |c| {
+        get(&c.indexed) == 1
+    });
+    assert_eq!(es.requests()[0].authorization, "Basic ZWxhc3RpYzoxMjM0NTY=");
+}
+
+#[test]
+fn https_with_verification_refuses_an_unknown_certificate_and_spools() {
+    let es = FakeEs::bind_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&es.tls_address(), dir.path());
+    s.accept_invalid_certs = false;
+    let sink = EsSink::start(s).unwrap();
+    sink.store(&doc(1, false));
+    wait_for("1 spooled", sink.counters(), |c| get(&c.spool_docs) == 1);
+    assert_eq!(get(&sink.counters().indexed), 0);
+    assert!(es.requests().is_empty());
 }

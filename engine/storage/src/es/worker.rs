@@ -89,6 +89,38 @@ impl RateLog {
     }
 }
 
+/// Live documents gathered for one bulk request.
+#[derive(Debug, Default)]
+struct Batch {
+    docs: Vec<Pending>,
+    bytes: usize,
+    /// When the batch is sent even if not full (set by its first document).
+    deadline: Option<Instant>,
+}
+
+impl Batch {
+    /// Adds a document, starting the batch's clock when it is the first.
+    fn push(&mut self, doc: Pending, settings: &WorkerSettings) {
+        self.bytes += doc.line.len();
+        self.docs.push(doc);
+        self.deadline
+            .get_or_insert_with(|| Instant::now() + settings.batch_interval);
+    }
+
+    /// Whether the batch has reached its document or byte limit.
+    fn is_full(&self, settings: &WorkerSettings) -> bool {
+        !self.docs.is_empty()
+            && (self.docs.len() >= settings.batch_docs || self.bytes >= settings.batch_bytes)
+    }
+
+    /// Takes the documents out, leaving an empty batch.
+    fn take(&mut self) -> Vec<Pending> {
+        self.bytes = 0;
+        self.deadline = None;
+        std::mem::take(&mut self.docs)
+    }
+}
+
 /// The state of the background task.
 pub struct Worker {
     client: BulkClient,
@@ -139,47 +171,45 @@ impl Worker {
     }
 
     /// Runs until stopped; what is still in memory then goes to the spool.
+    ///
+    /// A due replay goes before new intake, and intake takes up to a whole batch at a time,
+    /// so a steady stream of documents cannot starve the replay of the spool.
     pub async fn run(mut self) {
-        let mut batch: Vec<Pending> = Vec::new();
-        let mut batch_bytes = 0usize;
-        let mut deadline: Option<Instant> = None;
+        let mut batch = Batch::default();
         loop {
             let replay_due = !lock(&self.spool).is_empty();
-            let full = !batch.is_empty()
-                && (batch.len() >= self.settings.batch_docs
-                    || batch_bytes >= self.settings.batch_bytes);
+            let full = batch.is_full(&self.settings);
             let stopped = tokio::select! {
                 biased;
                 _ = self.stop.changed() => true,
-                _ = std::future::ready(()), if full => {
-                    deadline = None;
-                    batch_bytes = 0;
-                    !self.flush(std::mem::take(&mut batch)).await
-                }
+                _ = std::future::ready(()), if full => !self.flush(batch.take()).await,
+                _ = sleep_until(self.quiet_until), if replay_due => !self.replay().await,
                 doc = self.rx.recv() => match doc {
                     Some(doc) => {
-                        batch_bytes += doc.line.len();
-                        batch.push(doc);
-                        deadline.get_or_insert_with(|| Instant::now() + self.settings.batch_interval);
+                        batch.push(doc, &self.settings);
+                        while !batch.is_full(&self.settings) {
+                            match self.rx.try_recv() {
+                                Ok(doc) => batch.push(doc, &self.settings),
+                                Err(_) => break,
+                            }
+                        }
                         false
                     }
                     None => true,
                 },
-                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    deadline = None;
-                    batch_bytes = 0;
-                    !self.flush(std::mem::take(&mut batch)).await
+                _ = sleep_until(batch.deadline.unwrap_or_else(Instant::now)), if batch.deadline.is_some() => {
+                    !self.flush(batch.take()).await
                 }
-                _ = sleep_until(self.quiet_until), if replay_due => !self.replay().await,
             };
             if stopped {
                 break;
             }
         }
+        let mut rest = batch.take();
         while let Ok(doc) = self.rx.try_recv() {
-            batch.push(doc);
+            rest.push(doc);
         }
-        lock(&self.spool).append(&batch);
+        lock(&self.spool).append(&rest);
     }
 
     /// Sends a live batch, or spools it while the spool is draining or the cluster is down.
