@@ -24,10 +24,11 @@
 #define TYPE_LISTEN_OVERFLOW_HANDSHAKE3 3
 #define TCP_LISTEN_STATE 10
 
-/* Only report this IP protocol (6 = TCP); 0 reports every protocol. */
-volatile const __u64 l4_proto_eq = HT_IPPROTO_TCP;
-/* When 1, drops with reason NOT_SPECIFIED (plain kfree_skb() callers) are skipped. */
-volatile const __u64 skip_unspecified = 0;
+/* Only report this IP protocol (6 = TCP, HUATUO's dropwatch); 0 reports every protocol. */
+volatile const __u64 l4_proto_eq = 0;
+/* Skip drops with this reason code (e.g. NOT_SPECIFIED, plain kfree_skb() callers); 0 skips
+ * none (0 is SKB_NOT_DROPPED_YET, never a drop). */
+volatile const __u64 reason_code_ne = 0;
 
 #define DROP_STACK_DEPTH 32
 
@@ -91,9 +92,7 @@ static __always_inline int handle_drop(void *ctx, struct sk_buff *skb, u64 locat
 	bool listen_overflow = false;
 	long n;
 
-	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NOT_SPECIFIED) &&
-	    skip_unspecified &&
-	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NOT_SPECIFIED))
+	if (reason_code_ne && reason == reason_code_ne)
 		return 0;
 	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
 		listen_overflow =

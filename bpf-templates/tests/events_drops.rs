@@ -138,3 +138,63 @@ fn full_accept_queue_drops_are_listen_overflows() {
         assert_eq!(int(&event, "reason_code"), Some(overflow), "{event:#?}");
     }
 }
+
+#[test]
+fn tunables_filter_drops_in_the_kernel() {
+    if !kernel_ready("tunables_filter_drops_in_the_kernel") {
+        return;
+    }
+    let free_port = || {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let (tcp_port, udp_port) = (free_port(), free_port());
+    // l4_proto_eq = 17: only UDP drops reach user space
+    let tunables = BTreeMap::from([(
+        "drops".to_string(),
+        BTreeMap::from([("l4_proto_eq".to_string(), 17u64)]),
+    )]);
+    let mut templates = Templates::load(&["drops"], &tunables);
+    assert!(templates.status()[0].loaded);
+    let mut rx = templates.take_events().expect("event stream");
+    let _ = TcpStream::connect_timeout(
+        &SocketAddr::from((Ipv4Addr::LOCALHOST, tcp_port)),
+        Duration::from_secs(2),
+    );
+    let udp = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("udp bind");
+    udp.send_to(b"x", (Ipv4Addr::LOCALHOST, udp_port))
+        .expect("send");
+
+    let (event, seen) = wait_for(&mut rx, Duration::from_secs(5), |s| {
+        int(s, "dport") == Some(udp_port as i64)
+    });
+    let event = event.unwrap_or_else(|| panic!("no UDP drop to {udp_port}; saw {seen:#?}"));
+    assert_eq!(int(&event, "l4_proto"), Some(17));
+    let (tcp, _) = wait_for(&mut rx, Duration::from_millis(500), |s| {
+        int(s, "dport") == Some(tcp_port as i64)
+    });
+    assert!(
+        tcp.is_none(),
+        "TCP drop passed the l4_proto_eq = 17 filter: {tcp:#?}"
+    );
+    assert!(
+        !seen.iter().any(|s| int(s, "l4_proto") != Some(17)),
+        "{seen:#?}"
+    );
+    drop(templates);
+
+    // reason_code_ne = NO_SOCKET: the same UDP drop is filtered
+    let no_socket = kernel_enum_value("SKB_DROP_REASON_NO_SOCKET").expect("enum in BTF") as u64;
+    let tunables = BTreeMap::from([(
+        "drops".to_string(),
+        BTreeMap::from([("reason_code_ne".to_string(), no_socket)]),
+    )]);
+    let mut templates = Templates::load(&["drops"], &tunables);
+    let mut rx = templates.take_events().expect("event stream");
+    udp.send_to(b"x", (Ipv4Addr::LOCALHOST, udp_port))
+        .expect("send");
+    let (filtered, _) = wait_for(&mut rx, Duration::from_secs(1), |s| {
+        int(s, "dport") == Some(udp_port as i64)
+    });
+    assert!(filtered.is_none(), "{filtered:#?}");
+}
