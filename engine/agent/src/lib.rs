@@ -2,6 +2,7 @@
 
 pub mod capture;
 pub mod catalog;
+pub mod catalog_doc;
 pub mod cli;
 pub mod daemon;
 pub mod rules;

@@ -27,6 +27,8 @@ enum Command {
     Replay(cli::replay::ReplayArgs),
     /// Show what is loaded and attached, from a running agent or by probing this kernel.
     Status(cli::status::StatusArgs),
+    /// Print the catalog of sources, captures, functions and config keys (Markdown).
+    Catalog(cli::catalog::CatalogArgs),
     /// Print the version.
     Version,
 }
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Check(check) => cli::check::run(check),
         Command::Replay(replay) => cli::replay::run(replay),
         Command::Status(status) => cli::status::run(status),
+        Command::Catalog(catalog) => cli::catalog::run(catalog),
         Command::Version => {
             println!("huatuo {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -1,5 +1,6 @@
 //! The subcommands of the `huatuo` binary.
 
+pub mod catalog;
 pub mod check;
 pub mod inputs;
 pub mod replay;

@@ -1,9 +1,9 @@
 //! `huatuo replay`: the daemon's evaluator over recorded samples, deterministic.
 
 use super::check::diagnose;
-use super::inputs::InputArgs;
+use super::inputs::{InputArgs, Inputs};
 use clap::Args;
-use huatuo_dsl::diag::Severity;
+use huatuo_dsl::diag::{Diagnostic, Severity};
 use huatuo_dsl::render::render_human;
 use huatuo_dsl::value::Sample;
 use huatuo_eval::{Evaluator, Output, RecordingCaptureRunner};
@@ -24,6 +24,53 @@ pub struct ReplayArgs {
     metrics: bool,
 }
 
+/// The outputs of replaying `samples` through the checked and compiled rules of `inputs`,
+/// and the rules disabled on the way; diagnostics when the rules do not check or compile.
+pub fn replay_samples(
+    inputs: &Inputs,
+    samples: impl IntoIterator<Item = Sample>,
+) -> Result<(Vec<Output>, Vec<(String, String)>), Vec<Diagnostic>> {
+    let (_, diags) = diagnose(inputs);
+    if diags.iter().any(|d| d.severity == Severity::Error) {
+        return Err(diags);
+    }
+    let (files, _) = crate::rules::parse_all(&inputs.rule_files);
+    let plan = huatuo_eval::compile(&files, &inputs.config, Some(&inputs.stdlib_dir))?;
+    let mut evaluator = Evaluator::new(plan);
+    let mut captures = RecordingCaptureRunner::default();
+    let mut outputs = Vec::new();
+    for sample in samples {
+        outputs.extend(evaluator.push(&sample, &mut captures));
+    }
+    Ok((outputs, evaluator.disabled_rules()))
+}
+
+/// Reads samples from JSON lines; the error names the line and column.
+pub fn read_samples(path: &str, reader: impl BufRead) -> Result<Vec<Sample>, String> {
+    let mut samples = Vec::new();
+    for (index, line) in reader.lines().enumerate() {
+        let line_no = index + 1;
+        let line = line.map_err(|e| format!("{path}:{line_no}: {e}"))?;
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let sample: Sample = serde_json::from_str(trimmed)
+            .map_err(|e| format!("{path}:{line_no}:{}: {e}", e.column()))?;
+        samples.push(sample);
+    }
+    Ok(samples)
+}
+
+/// One output as a JSON line: records as they are stored in `tracer_data` terms, metric
+/// points with their family.
+pub fn output_json(output: &Output) -> serde_json::Result<String> {
+    match output {
+        Output::Record(record) => serde_json::to_string(record),
+        Output::Metric(point) => serde_json::to_string(point),
+    }
+}
+
 /// Runs the subcommand: prints records (and metric points) as JSON lines.
 pub fn run(args: ReplayArgs) -> ExitCode {
     let inputs = match args.inputs.load(&[]) {
@@ -34,74 +81,45 @@ pub fn run(args: ReplayArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let (_, diags) = diagnose(&inputs);
-    if diags.iter().any(|d| d.severity == Severity::Error) {
-        eprint!("{}", render_human(&diags, &|p| inputs.text_of(p)));
-        return ExitCode::from(1);
-    }
-    let (files, _) = crate::rules::parse_all(&inputs.rule_files);
-    let plan = match huatuo_eval::compile(&files, &inputs.config, Some(&inputs.stdlib_dir)) {
-        Ok(plan) => plan,
+    let shown = args.input.display().to_string();
+    let samples = if args.input.as_os_str() == "-" {
+        read_samples(&shown, std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(&args.input) {
+            Ok(file) => read_samples(&shown, std::io::BufReader::new(file)),
+            Err(e) => Err(format!("{shown}: {e}")),
+        }
+    };
+    let samples = match samples {
+        Ok(samples) => samples,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (outputs, disabled) = match replay_samples(&inputs, samples) {
+        Ok(result) => result,
         Err(diags) => {
             eprint!("{}", render_human(&diags, &|p| inputs.text_of(p)));
             return ExitCode::from(1);
         }
     };
-    let reader: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        match std::fs::File::open(&args.input) {
-            Ok(file) => Box::new(std::io::BufReader::new(file)),
-            Err(e) => {
-                eprintln!("error: {}: {e}", args.input.display());
-                return ExitCode::from(1);
-            }
-        }
-    };
-    let mut evaluator = Evaluator::new(plan);
-    let mut captures = RecordingCaptureRunner::default();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    for (index, line) in reader.lines().enumerate() {
-        let line_no = index + 1;
-        let line = match line {
-            Ok(line) => line,
-            Err(e) => {
-                eprintln!("error: {}:{line_no}: {e}", args.input.display());
-                return ExitCode::from(1);
-            }
-        };
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+    for output in outputs {
+        if matches!(output, Output::Metric(_)) && !args.metrics {
             continue;
         }
-        let sample: Sample = match serde_json::from_str(&line) {
-            Ok(sample) => sample,
-            Err(e) => {
-                eprintln!(
-                    "error: {}:{line_no}:{}: {e}",
-                    args.input.display(),
-                    e.column()
-                );
-                return ExitCode::from(1);
-            }
-        };
-        for output in evaluator.push(&sample, &mut captures) {
-            let json = match output {
-                Output::Record(record) => serde_json::to_string(&record),
-                Output::Metric(point) if args.metrics => serde_json::to_string(&point),
-                Output::Metric(_) => continue,
-            };
-            match json {
-                Ok(text) => {
-                    if writeln!(out, "{text}").is_err() {
-                        return ExitCode::from(1);
-                    }
+        match output_json(&output) {
+            Ok(text) => {
+                if writeln!(out, "{text}").is_err() {
+                    return ExitCode::from(1);
                 }
-                Err(e) => eprintln!("error: encoding output: {e}"),
             }
+            Err(e) => eprintln!("error: encoding output: {e}"),
         }
     }
-    for (rule, reason) in evaluator.disabled_rules() {
+    for (rule, reason) in disabled {
         eprintln!("warning: rule `{rule}` was disabled: {reason}");
     }
     ExitCode::SUCCESS
