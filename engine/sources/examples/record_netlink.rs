@@ -18,6 +18,6 @@ fn main() -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     write(&dir, "qdisc.json", &qdisc::dump_live()?)?;
     write(&dir, "link.json", &link::dump_live()?)?;
-    write(&dir, "dcb.json", &dcb::dump_live()?)?;
+    write(&dir, "dcb.json", &dcb::dump_live(&[])?)?;
     Ok(())
 }

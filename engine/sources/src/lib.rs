@@ -66,6 +66,10 @@ impl Roots {
 pub struct ReaderConfig {
     /// Include virtual network devices (no `device` link in sysfs) in `sys.netdev_hw`.
     pub include_virtual_netdev: bool,
+    /// Devices `sys.netdev_hw` reads; when not empty, replaces the physical-device rule.
+    pub netdev_hw_devices: Vec<String>,
+    /// Devices `netlink.dcb` asks; empty means every link.
+    pub dcb_devices: Vec<String>,
     /// Mount points `statfs.mounts` reports; empty means every real filesystem.
     pub mount_points: Vec<PathBuf>,
     /// Read netlink sources from recorded JSON in this directory (`qdisc.json`,
@@ -86,7 +90,7 @@ fn netlink_readers(config: &ReaderConfig) -> Vec<Box<dyn Reader>> {
         None => vec![
             Box::new(netlink::qdisc::QdiscReader::live()),
             Box::new(netlink::link::LinkReader::live()),
-            Box::new(netlink::dcb::DcbReader::live()),
+            Box::new(netlink::dcb::DcbReader::live(config.dcb_devices.clone())),
         ],
     }
 }
@@ -107,10 +111,10 @@ pub fn host_readers(roots: &Roots, config: &ReaderConfig) -> Vec<Box<dyn Reader>
         Box::new(host_net.sockstat()),
         Box::new(host_net.arp()),
         Box::new(host_net.arp_devices()),
-        Box::new(netdev_hw::NetdevHwReader::new(
-            &roots.sys,
-            config.include_virtual_netdev,
-        )),
+        Box::new(
+            netdev_hw::NetdevHwReader::new(&roots.sys, config.include_virtual_netdev)
+                .only(config.netdev_hw_devices.clone()),
+        ),
         Box::new(mounts::MountsReader::new(
             &roots.proc,
             config.mount_points.clone(),

@@ -25,10 +25,11 @@ pub fn schema() -> SourceSchema {
 }
 
 /// Reads `<sys>/class/net/*`; devices without a `device` link (virtual) are skipped
-/// unless `include_virtual`.
+/// unless `include_virtual`; a device list, when given, selects devices by name instead.
 pub struct NetdevHwReader {
     class_net: PathBuf,
     include_virtual: bool,
+    devices: Vec<String>,
 }
 
 impl NetdevHwReader {
@@ -37,7 +38,14 @@ impl NetdevHwReader {
         Self {
             class_net: sys.join("class/net"),
             include_virtual,
+            devices: Vec::new(),
         }
+    }
+
+    /// Reads only the named devices, virtual or not (HUATUO's `NetdevHW.DeviceList`).
+    pub fn only(mut self, devices: Vec<String>) -> Self {
+        self.devices = devices;
+        self
     }
 
     fn device_sample(
@@ -48,7 +56,12 @@ impl NetdevHwReader {
     ) -> Result<Option<Sample>, ReadError> {
         let device_link = dir.join("device");
         let physical = device_link.symlink_metadata().is_ok();
-        if !physical && !self.include_virtual {
+        let wanted = if self.devices.is_empty() {
+            physical || self.include_virtual
+        } else {
+            self.devices.iter().any(|d| d == name)
+        };
+        if !wanted {
             return Ok(None);
         }
         let counter = dir.join("statistics/rx_dropped");

@@ -227,6 +227,11 @@ fn sys_netdev_hw_skips_virtual_devices() {
     assert_eq!(samples[0].labels["driver"], "virtio_net");
     assert_eq!(int(&samples[0], "rx_dropped"), 17);
 
+    let mut listed = NetdevHwReader::new(&roots().sys, false).only(vec!["lo".to_string()]);
+    let samples = read(&mut listed);
+    assert_eq!(samples.len(), 1);
+    assert_eq!(samples[0].labels["device"], "lo");
+
     let mut all = NetdevHwReader::new(&roots().sys, true);
     let samples = read(&mut all);
     let lo = with_label(&samples, "device", "lo");

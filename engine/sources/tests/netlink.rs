@@ -166,7 +166,14 @@ fn live_netlink_on_this_machine() {
     let qdiscs = qdisc::QdiscReader::live().read(NOW).expect("RTM_GETQDISC");
     assert!(!qdiscs.is_empty(), "every up device has a root qdisc");
     // No DCB-capable device here: the live reader answers with nothing, not an error.
-    let pfc = dcb::DcbReader::live().read(NOW).expect("RTM_GETDCB");
+    let pfc = dcb::DcbReader::live(Vec::new())
+        .read(NOW)
+        .expect("RTM_GETDCB");
+    // Asking a device by name that has no DCB answers with nothing as well.
+    let named = dcb::DcbReader::live(vec!["lo".to_string()])
+        .read(NOW)
+        .expect("RTM_GETDCB lo");
+    assert!(named.is_empty());
     assert!(pfc.iter().all(|s| s.labels.contains_key("prio")));
 }
 

@@ -136,15 +136,21 @@ pub fn parse_reply(device: &str, bytes: &[u8]) -> Result<Option<PfcCounters>, St
     Ok(None)
 }
 
-/// Asks the kernel for the PFC counters of every link; links without DCB are skipped.
-pub fn dump_live() -> Result<Vec<PfcCounters>, String> {
+/// Asks the kernel for the PFC counters of `devices` (every link when empty); devices
+/// without DCB are skipped.
+pub fn dump_live(devices: &[String]) -> Result<Vec<PfcCounters>, String> {
+    let names: Vec<String> = if devices.is_empty() {
+        link::dump_live()?.into_iter().map(|l| l.ifname).collect()
+    } else {
+        devices.to_vec()
+    };
     let socket = socket::open()?;
     let mut out = Vec::new();
-    for (sequence, link) in (1u32..).zip(link::dump_live()?) {
-        let request = encode_request(&link.ifname, sequence);
+    for (sequence, name) in (1u32..).zip(names) {
+        let request = encode_request(&name, sequence);
         socket.send(&request, 0).map_err(|e| format!("send: {e}"))?;
         let (reply, _) = socket.recv_from_full().map_err(|e| format!("recv: {e}"))?;
-        if let Some(counters) = parse_reply(&link.ifname, &reply)? {
+        if let Some(counters) = parse_reply(&name, &reply)? {
             out.push(counters);
         }
     }
@@ -171,18 +177,24 @@ pub fn to_samples(counters: &[PfcCounters], now_ns: i64) -> Vec<Sample> {
 /// Reads PFC counters live, or from a recorded JSON list of [`PfcCounters`].
 pub struct DcbReader {
     recorded: Option<PathBuf>,
+    devices: Vec<String>,
 }
 
 impl DcbReader {
-    /// A reader of the live kernel.
-    pub fn live() -> Self {
-        Self { recorded: None }
+    /// A reader of the live kernel asking `devices` (every link when empty;
+    /// HUATUO's `NetdevDCB.DeviceList`).
+    pub fn live(devices: Vec<String>) -> Self {
+        Self {
+            recorded: None,
+            devices,
+        }
     }
 
     /// A reader of a recorded JSON list of [`PfcCounters`].
     pub fn recorded(path: PathBuf) -> Self {
         Self {
             recorded: Some(path),
+            devices: Vec::new(),
         }
     }
 }
@@ -195,7 +207,7 @@ impl Reader for DcbReader {
     fn read(&mut self, now_ns: i64) -> Result<Vec<Sample>, ReadError> {
         let counters = match &self.recorded {
             Some(path) => read_recorded(NAME, path)?,
-            None => dump_live().map_err(|m| netlink_error(NAME, "RTM_GETDCB", m))?,
+            None => dump_live(&self.devices).map_err(|m| netlink_error(NAME, "RTM_GETDCB", m))?,
         };
         Ok(to_samples(&counters, now_ns))
     }
