@@ -168,6 +168,15 @@ pub fn read_kv(path: &Path) -> Result<BTreeMap<String, u64>, FsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn kv_parser_never_panics(text in "[a-z_0-9 \n-]{0,300}") {
+            let _ = parse_kv(Path::new("f"), &text);
+        }
+    }
 
     #[test]
     fn kv_parsing_names_the_bad_line() {

@@ -122,6 +122,8 @@ impl Snapshot {
 
 struct State {
     snapshot: Option<(Arc<Snapshot>, Instant)>,
+    /// A caller is rescanning a stale snapshot; others keep serving the stale one.
+    refreshing: bool,
     stats: DiscoveryStats,
 }
 
@@ -143,6 +145,7 @@ impl Discovery {
             pods: None,
             state: Mutex::new(State {
                 snapshot: None,
+                refreshing: false,
                 stats: DiscoveryStats::default(),
             }),
         }
@@ -185,23 +188,36 @@ impl Discovery {
         }
     }
 
-    /// The cached snapshot, rescanned when older than the refresh interval. A failed
-    /// rescan keeps serving the last good snapshot (the failure is counted).
+    /// The cached snapshot, rescanned when older than the refresh interval. While one caller
+    /// rescans, concurrent callers get the stale snapshot instead of walking too. A failed
+    /// rescan keeps serving the last good snapshot (counted) and is retried after another
+    /// interval.
     pub fn snapshot(&self) -> Result<Arc<Snapshot>, DiscoveryError> {
-        let cached = {
-            let state = self.lock();
-            state.snapshot.clone()
-        };
-        match cached {
-            Some((snap, at)) if at.elapsed() < self.options.refresh_interval => Ok(snap),
-            Some((snap, _)) => match self.rescan() {
-                Ok(fresh) => Ok(fresh),
-                Err(e) => {
-                    log::warn!("container discovery failed, serving last snapshot: {e}");
-                    Ok(snap)
+        let stale = {
+            let mut state = self.lock();
+            match state.snapshot.clone() {
+                Some((snap, at)) if at.elapsed() < self.options.refresh_interval => {
+                    return Ok(snap)
                 }
-            },
-            None => self.rescan(),
+                Some((snap, _)) if state.refreshing => return Ok(snap),
+                Some((snap, _)) => {
+                    state.refreshing = true;
+                    Some(snap)
+                }
+                None => None,
+            }
+        };
+        let result = self.rescan();
+        let mut state = self.lock();
+        state.refreshing = false;
+        match (result, stale) {
+            (Ok(fresh), _) => Ok(fresh),
+            (Err(e), Some(snap)) => {
+                log::warn!("container discovery failed, serving last snapshot: {e}");
+                state.snapshot = Some((snap.clone(), Instant::now()));
+                Ok(snap)
+            }
+            (Err(e), None) => Err(e),
         }
     }
 

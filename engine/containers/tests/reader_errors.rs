@@ -162,3 +162,41 @@ fn pod_section_from_config_values() {
     let err = KubeletConfig::from_values(&bad).expect_err("wrong type");
     assert!(err.starts_with("Pod.KubeletClientCertPath"), "{err}");
 }
+
+#[test]
+fn failed_rescan_serves_the_last_good_snapshot() {
+    let tree = Tree::new("stale");
+    tree.container(B, GOOD);
+    let discovery = Discovery::new(DiscoveryOptions {
+        root: tree.0.clone(),
+        refresh_interval: Duration::ZERO,
+        ..DiscoveryOptions::default()
+    });
+    assert_eq!(discovery.snapshot().expect("first").containers.len(), 1);
+    // The whole root disappears: the rescan fails, the last snapshot is served.
+    fs::remove_dir_all(&tree.0).expect("remove root");
+    let snap = discovery.snapshot().expect("stale snapshot served");
+    assert_eq!(snap.containers[0].id, B);
+    assert_eq!(discovery.stats().scan_errors, 1);
+}
+
+#[test]
+fn start_without_kubelet_discovers_cgroup_only() {
+    let tree = Tree::new("start");
+    tree.container(B, GOOD);
+    let kubelet = KubeletConfig {
+        read_only_port: 0,
+        authorized_port: 0,
+        ..KubeletConfig::default()
+    };
+    let options = DiscoveryOptions {
+        root: tree.0.clone(),
+        ..DiscoveryOptions::default()
+    };
+    let (discovery, watcher) =
+        huatuo_containers::start(options, kubelet, Default::default()).expect("start");
+    assert!(watcher.is_none());
+    let found = discovery.scan().expect("scan");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].name, "bbbbbbbbbbbb");
+}

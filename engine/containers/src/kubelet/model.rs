@@ -206,3 +206,27 @@ fn split_container_id(text: &str) -> Option<(Runtime, &str)> {
     };
     (!id.is_empty()).then_some((runtime, id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn missing_optional_parts_are_tolerated() {
+        let snap = PodSnapshot::from_json(
+            br#"{"items":[{"metadata":{"name":"p"}},{"status":{"containerStatuses":[{"name":"c"}]}}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(snap.len(), 2);
+        assert!(PodSnapshot::from_json(br#"{"items":{}}"#).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn pod_list_parser_never_panics(body in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = PodSnapshot::from_json(&body);
+        }
+    }
+}
