@@ -24,12 +24,15 @@ pub struct ReplayArgs {
     metrics: bool,
 }
 
+/// Outputs of a replay and the rules disabled on the way (`(rule, reason)`).
+pub type Replayed = (Vec<Output>, Vec<(String, String)>);
+
 /// The outputs of replaying `samples` through the checked and compiled rules of `inputs`,
 /// and the rules disabled on the way; diagnostics when the rules do not check or compile.
 pub fn replay_samples(
     inputs: &Inputs,
     samples: impl IntoIterator<Item = Sample>,
-) -> Result<(Vec<Output>, Vec<(String, String)>), Vec<Diagnostic>> {
+) -> Result<Replayed, Vec<Diagnostic>> {
     let (_, diags) = diagnose(inputs);
     if diags.iter().any(|d| d.severity == Severity::Error) {
         return Err(diags);
