@@ -513,3 +513,26 @@ fn https_with_verification_refuses_an_unknown_certificate_and_spools() {
     assert_eq!(get(&sink.counters().indexed), 0);
     assert!(es.requests().is_empty());
 }
+
+#[test]
+fn closing_interrupts_a_request_in_flight_and_keeps_its_documents() {
+    let es = FakeEs::bind(0);
+    es.set_mode(Mode::Slow(Duration::from_secs(3)));
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&es.address(), dir.path());
+    s.request_timeout = Duration::from_secs(8);
+    let sink = EsSink::start(s).unwrap();
+    let counters = sink.counters_handle();
+    sink.store(&doc(1, false));
+    // Let the batch leave for the (slow) cluster.
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    sink.close();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "close took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(get(&counters.spool_docs), 1);
+    assert_eq!(get(&counters.indexed), 0);
+}

@@ -13,6 +13,7 @@ use crate::StorageError;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -68,7 +69,12 @@ impl Spool {
         segment_bytes: u64,
         counters: Arc<EsCounters>,
     ) -> Result<Spool, StorageError> {
-        fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+        // Documents can carry process names and paths: keep the spool private to the agent.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| StorageError::io(dir, e))?;
         let mut seqs = Vec::new();
         for entry in fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
             let entry = entry.map_err(|e| StorageError::io(dir, e))?;
@@ -106,6 +112,10 @@ impl Spool {
             spool.total_bytes += bytes;
         }
         spool.restore_cursor();
+        // The cap may have been lowered since the last run.
+        while spool.total_bytes > spool.max_bytes {
+            spool.drop_oldest();
+        }
         spool.publish();
         Ok(spool)
     }
@@ -475,6 +485,31 @@ mod tests {
         assert!(EsCounters::get(&counters.spool_bytes) <= 9 * l);
         let chunk = spool.peek(100, usize::MAX).unwrap().unwrap();
         assert_eq!(ids(&chunk), ["id0012", "id0013", "id0014"]);
+    }
+
+    #[test]
+    fn a_lowered_cap_is_enforced_when_the_spool_is_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = line_len();
+        {
+            let (mut spool, _) = open(dir.path(), 1 << 20, 2 * l);
+            spool.append(&(0..6).map(doc).collect::<Vec<_>>());
+        }
+        let (spool, counters) = open(dir.path(), 4 * l, 2 * l);
+        assert_eq!(EsCounters::get(&counters.spool_dropped), 2);
+        assert_eq!(spool.pending_docs(), 4);
+        let chunk = spool.peek(1, usize::MAX).unwrap().unwrap();
+        assert_eq!(ids(&chunk), ["id0002"]);
+    }
+
+    #[test]
+    fn the_spool_directory_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let spool_dir = dir.path().join("es-spool");
+        open(&spool_dir, 1 << 20, 1 << 20);
+        let mode = fs::metadata(&spool_dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]
