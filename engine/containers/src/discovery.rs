@@ -107,10 +107,12 @@ impl Snapshot {
         }
     }
 
-    /// The container whose v1 cpu or v2 cgroup has this kernfs id.
+    /// The container whose v1 cpu or v2 cgroup has this kernfs id. Kernels before 5.5
+    /// report `generation << 32 | inode`; the inode half is tried when the full id is unknown.
     pub fn by_cgroup_id(&self, id: u64) -> Option<&Container> {
         self.by_cgroup_id
             .get(&id)
+            .or_else(|| self.by_cgroup_id.get(&(id & 0xffff_ffff)))
             .and_then(|i| self.containers.get(*i))
     }
 

@@ -1,7 +1,8 @@
 //! Discovery on the fixture cgroup trees (v1 hybrid and pure v2).
 
 use huatuo_containers::{
-    container_labels, Container, Discovery, DiscoveryOptions, QosClass, Runtime,
+    container_labels, CgroupIds, Container, Discovery, DiscoveryOptions, QosClass, Runtime,
+    Snapshot,
 };
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -233,6 +234,18 @@ fn snapshot_is_cached_and_lookup_by_cgroup_id_works() {
     let id = found[0].cgroup_ids.v1_cpu.expect("id");
     assert_eq!(snap.by_cgroup_id(id).map(|c| c.id.as_str()), Some(A));
     assert_eq!(snap.by_cgroup_id(1), None);
+    // Pre-5.5 kernels put the kernfs generation in the high 32 bits of the id.
+    let mut c = found[0].clone();
+    c.cgroup_ids = CgroupIds {
+        v1_cpu: Some(4242),
+        v2: None,
+    };
+    let old = Snapshot::new(snap.layout.clone(), vec![c]);
+    assert_eq!(
+        old.by_cgroup_id((7u64 << 32) | 4242).map(|c| c.id.as_str()),
+        Some(A)
+    );
+    assert_eq!(old.by_cgroup_id(4243), None);
     assert_eq!(snap.by_id(B).map(|c| c.init_pid), Some(Some(2001)));
 }
 
