@@ -1,6 +1,9 @@
-//! Readers of one network namespace, seen through `/proc/<pid>/net` of a process in it.
+//! Readers of one network namespace, seen through `/proc/<pid>/net` of a process in it
+//! (procfs readers) or entered through `/proc/<pid>/ns/net` (netlink readers).
 
 use crate::file_reader::FileReader;
+use crate::netlink::link::{LinkReader, Origin};
+use crate::netlink::qdisc::QdiscReader;
 use crate::{arp, net_dev, netstat, sockstat};
 use std::path::{Path, PathBuf};
 
@@ -9,6 +12,7 @@ use std::path::{Path, PathBuf};
 pub struct NetnsView {
     proc: PathBuf,
     net: PathBuf,
+    ns: Option<PathBuf>,
 }
 
 impl NetnsView {
@@ -22,6 +26,7 @@ impl NetnsView {
         Self {
             proc: proc.to_path_buf(),
             net: proc.join(pid.to_string()).join("net"),
+            ns: Some(proc.join(pid.to_string()).join("ns/net")),
         }
     }
 
@@ -30,6 +35,7 @@ impl NetnsView {
         Self {
             proc: proc.to_path_buf(),
             net: proc.join("net"),
+            ns: None,
         }
     }
 
@@ -56,6 +62,20 @@ impl NetnsView {
     /// `proc.arp` of this namespace.
     pub fn arp(&self) -> FileReader {
         arp::reader(&self.net)
+    }
+
+    /// `netlink.link` of this namespace (entering another namespace needs CAP_SYS_ADMIN).
+    pub fn link(&self) -> LinkReader {
+        LinkReader::new(self.origin())
+    }
+
+    /// `netlink.qdisc` of this namespace (entering another namespace needs CAP_SYS_ADMIN).
+    pub fn qdisc(&self) -> QdiscReader {
+        QdiscReader::new(self.origin())
+    }
+
+    fn origin(&self) -> Origin {
+        self.ns.clone().map_or(Origin::Live, Origin::Netns)
     }
 
     /// `proc.arp_devices` of this namespace.

@@ -204,6 +204,14 @@ fn ip(args: &[&str]) -> bool {
         .unwrap_or(false)
 }
 
+/// Removes what an earlier, interrupted run may have left; failure is expected.
+fn ip_cleanup(args: &[&str]) {
+    let _ = std::process::Command::new("ip")
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
 /// Waits for a non-baseline event of `device` matching `check`.
 fn wait_for(
     stream: &huatuo_sources::stream::SampleStream,
@@ -229,7 +237,7 @@ fn live_link_events_see_a_new_and_a_deleted_link() {
         return;
     }
     let stream = link::spawn_events(Path::new("/sys")).expect("RTNLGRP_LINK");
-    let _ = ip(&["link", "del", "htosrc0"]);
+    ip_cleanup(&["link", "del", "htosrc0"]);
     assert!(ip(&[
         "link", "add", "htosrc0", "type", "veth", "peer", "name", "htosrc1"
     ]));
@@ -240,4 +248,55 @@ fn live_link_events_see_a_new_and_a_deleted_link() {
     wait_for(&stream, "htosrc0", |s| {
         s.fields["removed"] == Value::Bool(true)
     });
+}
+
+#[test]
+fn live_netlink_inside_another_network_namespace() {
+    if !is_root() && std::env::var("CI").as_deref() != Ok("true") {
+        println!("skipping: creating a network namespace needs root");
+        return;
+    }
+    let ns = "htosrc-ns";
+    ip_cleanup(&["netns", "del", ns]);
+    assert!(ip(&["netns", "add", ns]));
+    assert!(ip(&[
+        "-n", ns, "link", "add", "htons0", "type", "veth", "peer", "name", "htons1"
+    ]));
+    assert!(ip(&["-n", ns, "link", "set", "htons0", "up"]));
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "sleep", "30"])
+        .spawn()
+        .expect("spawn a process in the namespace");
+    // Wait until the child has entered the namespace (`ip netns exec` does setns, then exec).
+    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let child_ns = format!("/proc/{}/ns/net", child.id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::fs::read_link(&child_ns).map_or(true, |l| l == own) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "child never entered {ns}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let view = huatuo_sources::NetnsView::for_pid(child.id());
+    let links = view.link().read(NOW);
+    let qdiscs = view.qdisc().read(NOW);
+    let net_dev = view.net_dev().read(NOW);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = ip(&["netns", "del", ns]);
+
+    let names = |samples: &[Sample]| {
+        let mut n: Vec<String> = samples.iter().map(|s| s.labels["device"].clone()).collect();
+        n.sort();
+        n
+    };
+    let links = links.expect("RTM_GETLINK in the namespace");
+    assert_eq!(names(&links), ["htons0", "htons1", "lo"]);
+    let net_dev = net_dev.expect("/proc/<pid>/net/dev");
+    assert_eq!(names(&net_dev), ["htons0", "htons1", "lo"]);
+    let qdiscs = qdiscs.expect("RTM_GETQDISC in the namespace");
+    assert!(qdiscs.iter().any(|s| s.labels["device"] == "htons0"));
+    assert!(qdiscs.iter().all(|s| s.labels["device"] != "eth0"));
 }

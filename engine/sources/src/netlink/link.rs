@@ -147,13 +147,18 @@ fn links_of(messages: &[RouteNetlinkMessage]) -> Vec<LinkInfo> {
 
 /// Dumps every link of the caller's network namespace.
 pub fn dump_live() -> Result<Vec<LinkInfo>, String> {
-    let replies = socket::dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
+    dump_live_in(None)
+}
+
+/// Dumps every link of the namespace at `netns` (the caller's when `None`).
+pub fn dump_live_in(netns: Option<&Path>) -> Result<Vec<LinkInfo>, String> {
+    let replies = socket::dump(netns, RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
     Ok(links_of(&replies))
 }
 
-/// Interface index to name, from a link dump.
-pub fn index_names() -> Result<HashMap<u32, String>, String> {
-    Ok(dump_live()?
+/// Interface index to name, from a link dump of `netns` (the caller's when `None`).
+pub fn index_names(netns: Option<&Path>) -> Result<HashMap<u32, String>, String> {
+    Ok(dump_live_in(netns)?
         .into_iter()
         .map(|l| (l.index, l.ifname))
         .collect())
@@ -265,22 +270,46 @@ pub fn to_samples(links: &[LinkInfo], now_ns: i64) -> Vec<Sample> {
         .collect()
 }
 
+/// Where a netlink reader gets its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The kernel, in the agent's network namespace.
+    Live,
+    /// The kernel, in the network namespace at this path (`/proc/<pid>/ns/net`).
+    Netns(PathBuf),
+    /// A recorded JSON file.
+    Recorded(PathBuf),
+}
+
+impl Origin {
+    /// The namespace path of a live origin in another namespace.
+    pub fn netns(&self) -> Option<&Path> {
+        match self {
+            Origin::Netns(path) => Some(path),
+            _ => None,
+        }
+    }
+}
+
 /// Reads links live, or from a recorded JSON list of [`LinkInfo`].
 pub struct LinkReader {
-    recorded: Option<PathBuf>,
+    origin: Origin,
 }
 
 impl LinkReader {
     /// A reader of the live kernel.
     pub fn live() -> Self {
-        Self { recorded: None }
+        Self::new(Origin::Live)
     }
 
     /// A reader of a recorded JSON list of [`LinkInfo`].
     pub fn recorded(path: PathBuf) -> Self {
-        Self {
-            recorded: Some(path),
-        }
+        Self::new(Origin::Recorded(path))
+    }
+
+    /// A reader of the given origin.
+    pub fn new(origin: Origin) -> Self {
+        Self { origin }
     }
 }
 
@@ -299,9 +328,11 @@ impl Reader for LinkReader {
     }
 
     fn read(&mut self, now_ns: i64) -> Result<Vec<Sample>, ReadError> {
-        let links = match &self.recorded {
-            Some(path) => read_recorded(NAME, path)?,
-            None => dump_live().map_err(|m| netlink_error(NAME, "RTM_GETLINK", m))?,
+        let links = match &self.origin {
+            Origin::Recorded(path) => read_recorded(NAME, path)?,
+            live => {
+                dump_live_in(live.netns()).map_err(|m| netlink_error(NAME, "RTM_GETLINK", m))?
+            }
         };
         Ok(to_samples(&links, now_ns))
     }

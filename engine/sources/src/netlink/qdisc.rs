@@ -1,8 +1,9 @@
 //! `netlink.qdisc`: queueing discipline statistics per (device, kind) from rtnetlink, or
 //! from a recorded JSON file (a list of [`QdiscStats`]) on fixture trees.
 
-use super::{link, socket};
-use crate::common::{int, polled, read_error, read_text, SampleBuilder};
+use super::link::{self, netlink_error, read_recorded, Origin};
+use super::socket;
+use crate::common::{int, polled, SampleBuilder};
 use huatuo_dsl::catalog::SourceSchema;
 use huatuo_dsl::source::{ReadError, Reader};
 use huatuo_dsl::units::Dim;
@@ -11,7 +12,7 @@ use netlink_packet_route::tc::{TcAttribute, TcMessage, TcStats2};
 use netlink_packet_route::RouteNetlinkMessage;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Catalog name.
 pub const NAME: &str = "netlink.qdisc";
@@ -111,8 +112,16 @@ pub fn from_message(message: &TcMessage, names: &HashMap<u32, String>) -> QdiscS
 
 /// Dumps every qdisc of the host through rtnetlink.
 pub fn dump_live() -> Result<Vec<QdiscStats>, String> {
-    let names = link::index_names()?;
-    let replies = socket::dump(RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()))?;
+    dump_live_in(None)
+}
+
+/// Dumps every qdisc of the namespace at `netns` (the caller's when `None`).
+pub fn dump_live_in(netns: Option<&Path>) -> Result<Vec<QdiscStats>, String> {
+    let names = link::index_names(netns)?;
+    let replies = socket::dump(
+        netns,
+        RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()),
+    )?;
     Ok(replies
         .iter()
         .filter_map(|m| match m {
@@ -158,20 +167,23 @@ pub fn to_samples(stats: &[QdiscStats], now_ns: i64) -> Vec<Sample> {
 
 /// Reads qdisc statistics live, or from a recorded JSON file.
 pub struct QdiscReader {
-    recorded: Option<PathBuf>,
+    origin: Origin,
 }
 
 impl QdiscReader {
     /// A reader of the live kernel.
     pub fn live() -> Self {
-        Self { recorded: None }
+        Self::new(Origin::Live)
     }
 
     /// A reader of a recorded JSON list of [`QdiscStats`].
     pub fn recorded(path: PathBuf) -> Self {
-        Self {
-            recorded: Some(path),
-        }
+        Self::new(Origin::Recorded(path))
+    }
+
+    /// A reader of the given origin.
+    pub fn new(origin: Origin) -> Self {
+        Self { origin }
     }
 }
 
@@ -181,17 +193,11 @@ impl Reader for QdiscReader {
     }
 
     fn read(&mut self, now_ns: i64) -> Result<Vec<Sample>, ReadError> {
-        let stats = match &self.recorded {
-            Some(path) => {
-                let text = read_text(NAME, path)?;
-                serde_json::from_str::<Vec<QdiscStats>>(&text)
-                    .map_err(|e| read_error(NAME, path, e.to_string()))?
+        let stats = match &self.origin {
+            Origin::Recorded(path) => read_recorded(NAME, path)?,
+            live => {
+                dump_live_in(live.netns()).map_err(|m| netlink_error(NAME, "RTM_GETQDISC", m))?
             }
-            None => dump_live().map_err(|m| ReadError {
-                source_name: NAME.to_string(),
-                path: "rtnetlink RTM_GETQDISC".to_string(),
-                message: m,
-            })?,
         };
         Ok(to_samples(&stats, now_ns))
     }

@@ -5,6 +5,9 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
+use std::os::fd::AsFd;
+use std::path::Path;
 
 /// Most messages one dump may return; past it the dump is refused (bounded memory).
 pub const MAX_DUMP_MESSAGES: usize = 65_536;
@@ -58,9 +61,33 @@ pub fn open() -> Result<Socket, String> {
     Ok(socket)
 }
 
-/// Sends a dump request and collects every reply until `NLMSG_DONE`.
-pub fn dump(request: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, String> {
-    let socket = open()?;
+/// Opens a route socket inside the network namespace at `netns` (`/proc/<pid>/ns/net`,
+/// `/run/netns/NAME`), or in the caller's when `None`. Entering a namespace needs
+/// CAP_SYS_ADMIN; it happens on a short-lived thread, the socket stays in that namespace.
+pub fn open_in(netns: Option<&Path>) -> Result<Socket, String> {
+    let Some(netns) = netns else {
+        return open();
+    };
+    let file = std::fs::File::open(netns).map_err(|e| format!("{}: {e}", netns.display()))?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                move_into_link_name_space(file.as_fd(), Some(LinkNameSpaceType::Network))
+                    .map_err(|e| format!("setns {}: {e}", netns.display()))?;
+                open()
+            })
+            .join()
+            .unwrap_or_else(|_| Err("netns thread panicked".to_string()))
+    })
+}
+
+/// Sends a dump request in the namespace `netns` (the caller's when `None`) and collects
+/// every reply until `NLMSG_DONE`.
+pub fn dump(
+    netns: Option<&Path>,
+    request: RouteNetlinkMessage,
+) -> Result<Vec<RouteNetlinkMessage>, String> {
+    let socket = open_in(netns)?;
     dump_on(&socket, request)
 }
 
