@@ -11,6 +11,7 @@
 mod bulk;
 mod client;
 mod counters;
+mod ratelog;
 mod spool;
 mod worker;
 

@@ -9,6 +9,7 @@
 
 use super::bulk::Pending;
 use super::counters::EsCounters;
+use super::ratelog::RateLog;
 use crate::StorageError;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -59,6 +60,7 @@ pub struct Spool {
     next_seq: u64,
     total_bytes: u64,
     counters: Arc<EsCounters>,
+    drop_log: RateLog,
 }
 
 impl Spool {
@@ -99,6 +101,7 @@ impl Spool {
             next_seq: seqs.last().map_or(1, |s| s + 1),
             total_bytes: 0,
             counters,
+            drop_log: RateLog::new("spool"),
         };
         for seq in seqs {
             let path = spool.segment_path(seq);
@@ -135,10 +138,10 @@ impl Spool {
         for doc in docs {
             let len = doc.line.len() as u64 + 1;
             if len > self.max_bytes {
-                log::warn!(
-                    "Storage.ES spool: a {len}-byte document is larger than the whole spool ({} bytes); dropped",
+                self.drop_log.warn(format_args!(
+                    "a {len}-byte document is larger than the whole spool ({} bytes); dropped",
                     self.max_bytes
-                );
+                ));
                 EsCounters::add(&self.counters.spool_dropped, 1);
                 continue;
             }
@@ -148,10 +151,9 @@ impl Spool {
             match self.write_line(doc, len) {
                 Ok(()) => EsCounters::add(&self.counters.spooled, 1),
                 Err(e) => {
-                    log::warn!(
-                        "Storage.ES spool {}: {e}; document lost",
-                        self.dir.display()
-                    );
+                    let dir = self.dir.display();
+                    self.drop_log
+                        .warn(format_args!("{dir}: {e}; document lost"));
                     EsCounters::add(&self.counters.lost, 1);
                 }
             }
@@ -260,16 +262,17 @@ impl Spool {
     }
 
     /// Deletes the oldest segment, counting its unconfirmed documents as dropped.
-    fn drop_oldest(&mut self) {
+    pub fn drop_oldest(&mut self) {
         if let Some(head) = self.segments.front() {
             let dropped = head.docs - self.head_lines;
-            log::warn!(
-                "Storage.ES spool full ({} bytes): dropped the oldest {dropped} documents",
+            self.drop_log.warn(format_args!(
+                "dropped the oldest {dropped} documents (cap {} bytes or unreadable)",
                 self.max_bytes
-            );
+            ));
             EsCounters::add(&self.counters.spool_dropped, dropped);
         }
         self.remove_head();
+        self.publish();
     }
 
     /// Deletes the oldest segment file and resets the cursor.
@@ -499,6 +502,20 @@ mod tests {
         assert_eq!(EsCounters::get(&counters.spool_dropped), 2);
         assert_eq!(spool.pending_docs(), 4);
         let chunk = spool.peek(1, usize::MAX).unwrap().unwrap();
+        assert_eq!(ids(&chunk), ["id0002"]);
+    }
+
+    #[test]
+    fn a_vanished_segment_is_an_error_and_can_be_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut spool, counters) = open(dir.path(), 1 << 20, 2 * line_len());
+        spool.append(&(0..3).map(doc).collect::<Vec<_>>());
+        fs::remove_file(spool.segment_path(1)).unwrap();
+        let err = spool.peek(10, usize::MAX).unwrap_err().to_string();
+        assert!(err.contains("00000000000000000001.ndjson"), "{err}");
+        spool.drop_oldest();
+        assert_eq!(EsCounters::get(&counters.spool_dropped), 2);
+        let chunk = spool.peek(10, usize::MAX).unwrap().unwrap();
         assert_eq!(ids(&chunk), ["id0002"]);
     }
 

@@ -8,8 +8,8 @@
 use super::bulk::{Failure, ItemOutcome, Pending};
 use super::client::BulkClient;
 use super::counters::EsCounters;
+use super::ratelog::RateLog;
 use super::spool::Spool;
-use std::fmt::Display;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -49,43 +49,6 @@ impl Backoff {
     /// Back to the initial delay after a success.
     fn reset(&mut self) {
         self.next = self.initial;
-    }
-}
-
-/// A warning logged at most once per period, with a count of what was held back.
-#[derive(Debug)]
-struct RateLog {
-    what: &'static str,
-    last: Option<Instant>,
-    held: u64,
-}
-
-impl RateLog {
-    /// A limiter for warnings about `what`.
-    fn new(what: &'static str) -> Self {
-        RateLog {
-            what,
-            last: None,
-            held: 0,
-        }
-    }
-
-    /// Logs `message` unless one was logged in the last minute.
-    fn warn(&mut self, message: impl Display) {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(60))
-        {
-            self.held += 1;
-            return;
-        }
-        let held = std::mem::take(&mut self.held);
-        log::warn!(
-            "Storage.ES {}: {message} ({held} more since the last report)",
-            self.what
-        );
-        self.last = Some(now);
     }
 }
 
@@ -239,9 +202,9 @@ impl Worker {
             Ok(Some(chunk)) => chunk,
             Ok(None) => return true,
             Err(e) => {
-                self.delivery_log
-                    .warn(format!("cannot read the spool: {e}"));
-                self.quiet_until = Instant::now() + self.backoff.fail();
+                // A segment that cannot be read would block every later document.
+                log::warn!("Storage.ES spool: {e}; dropping the unreadable segment");
+                lock(&self.spool).drop_oldest();
                 return true;
             }
         };
@@ -252,14 +215,13 @@ impl Worker {
         let Some(result) = self.send(&chunk.docs).await else {
             return false;
         };
-        if matches!(result, Err(Failure::Retryable(_))) {
-            self.settle(&chunk.docs, result, true);
-            return true;
-        }
+        let keep_chunk = matches!(result, Err(Failure::Retryable(_)));
         let retry = self.settle(&chunk.docs, result, true);
-        let mut spool = lock(&self.spool);
-        spool.commit(&chunk);
-        spool.append(&retry);
+        if !keep_chunk {
+            let mut spool = lock(&self.spool);
+            spool.commit(&chunk);
+            spool.append(&retry);
+        }
         true
     }
 
@@ -273,7 +235,7 @@ impl Worker {
     }
 
     /// Counts the outcome of a request and sets the next replay time; returns the documents
-    /// to retry (all of them when the whole request is to be retried from a live batch).
+    /// to retry (all of them when the whole request is to be retried).
     fn settle(
         &mut self,
         docs: &[Pending],
@@ -289,7 +251,7 @@ impl Worker {
                 self.delivery_log.warn(format!(
                     "{n} documents not delivered ({reason}); spooled, next try in {delay:?}"
                 ));
-                return if replayed { Vec::new() } else { docs.to_vec() };
+                return docs.to_vec();
             }
             Err(Failure::Permanent(reason)) => {
                 EsCounters::add(&self.counters.failed, n);
