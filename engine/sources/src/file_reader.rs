@@ -73,11 +73,6 @@ impl FileReader {
             parse,
         )
     }
-
-    /// The files this reader reads, in order.
-    pub fn files(&self) -> &[FileSpec] {
-        &self.files
-    }
 }
 
 impl Reader for FileReader {

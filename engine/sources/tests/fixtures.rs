@@ -386,3 +386,28 @@ fn sys_netdev_hw_missing_class_dir_is_an_error() {
         .unwrap_err();
     assert_eq!(err.path, "/nonexistent/class/net");
 }
+
+#[test]
+fn schemas_have_unique_names_and_declared_fields() {
+    let schemas = huatuo_sources::schemas();
+    let mut names: Vec<_> = schemas.iter().map(|s| s.name.as_str()).collect();
+    names.sort();
+    let count = names.len();
+    names.dedup();
+    assert_eq!(names.len(), count, "duplicate source names");
+    for schema in &schemas {
+        assert!(
+            !schema.fields.is_empty(),
+            "{} declares no field",
+            schema.name
+        );
+        assert!(!schema.description.is_empty(), "{}", schema.name);
+        let polled = schema.mode == huatuo_dsl::catalog::SourceMode::Polled;
+        assert_eq!(
+            polled,
+            schema.default_interval_s.is_some(),
+            "{}",
+            schema.name
+        );
+    }
+}
