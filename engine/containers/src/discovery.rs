@@ -8,6 +8,7 @@ use crate::docker::docker_details;
 use crate::kubelet::PodStore;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -354,6 +355,8 @@ struct WalkCounters {
 
 /// The first pid listed in a cgroup's `cgroup.procs`.
 fn first_pid(dir: &Path) -> Option<u32> {
-    let text = fs::read_to_string(dir.join("cgroup.procs")).ok()?;
-    text.lines().find_map(|l| l.trim().parse().ok())
+    let file = fs::File::open(dir.join("cgroup.procs")).ok()?;
+    let mut line = String::new();
+    BufReader::new(file).read_line(&mut line).ok()?;
+    line.trim().parse().ok()
 }

@@ -285,3 +285,28 @@ fn one_sample_per_container() {
     let samples = r.get_mut("cgroup.memory_events").unwrap().read(1).unwrap();
     assert_eq!(samples.len(), 6);
 }
+
+#[test]
+fn task_scan_is_capped_and_counts_what_it_skipped() {
+    let discovery = Arc::new(Discovery::new(DiscoveryOptions {
+        root: fixture("v1"),
+        ..DiscoveryOptions::default()
+    }));
+    let options = ReaderOptions {
+        proc_root: fixture("proc"),
+        host_cpus: 8.0,
+        max_tasks: 1,
+    };
+    let mut load = cgroup_readers_with(discovery, options)
+        .into_iter()
+        .find(|r| r.schema().name == "cgroup.load")
+        .expect("load reader");
+    let samples = load.read(0).expect("read");
+    let sample = samples
+        .iter()
+        .find(|s| s.labels["container_id"] == A)
+        .expect("sample");
+    assert_eq!(sample.fields["nr_tasks"], Value::Int(1));
+    assert_eq!(sample.fields["nr_unscanned"], Value::Int(3));
+    assert_eq!(sample.fields["nr_running"], Value::Int(1));
+}

@@ -64,12 +64,12 @@ pub(crate) fn read_load(ctx: &Ctx<'_>, c: &Container) -> Result<Vec<Entity>, FsE
     let list = if ctx.v2() { "cgroup.threads" } else { "tasks" };
     let text = read_text(&ctx.file("cpu", c, list)?)?;
     let (mut running, mut blocked, mut scanned, mut unscanned) = (0u64, 0u64, 0u64, 0u64);
-    for tid in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for tid in text.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
         if scanned as usize >= ctx.options.max_tasks {
             unscanned += 1;
             continue;
         }
-        let path = ctx.options.proc_root.join(tid).join("stat");
+        let path = ctx.options.proc_root.join(tid.to_string()).join("stat");
         // A task that exited between the two reads is simply not counted.
         let Ok(stat) = std::fs::read_to_string(&path) else {
             continue;
