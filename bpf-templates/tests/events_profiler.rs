@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::kernel_ready;
+use common::{kernel_ready, Busy, TestCgroup};
 use huatuo_bpf::profiler::{run, ProfileOptions};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[inline(never)]
@@ -18,6 +18,9 @@ extern "C" fn huatuo_profiler_spin_target(stop: &AtomicBool) -> u64 {
     }
     x
 }
+
+/// Profiles sample the whole host: the tests of this file must not run at once.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Stops the spinning thread on drop, even when an assertion fails.
 struct Spinner(Arc<AtomicBool>, Option<std::thread::JoinHandle<u64>>);
@@ -36,6 +39,7 @@ fn a_busy_loop_is_the_top_folded_stack() {
     if !kernel_ready("a_busy_loop_is_the_top_folded_stack") {
         return;
     }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let handle = std::thread::Builder::new()
@@ -94,4 +98,38 @@ fn a_busy_loop_is_the_top_folded_stack() {
         .find(|f| f.label == "huatuo-spin" && f.level == 1)
         .expect("comm frame");
     assert_eq!(spin.value, spin_samples);
+}
+
+#[test]
+fn the_cgroup_filter_keeps_only_that_cgroups_tasks() {
+    if !kernel_ready("the_cgroup_filter_keeps_only_that_cgroups_tasks") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cgroup = TestCgroup::create("cpu", "huatuo-profile");
+    let inside = Busy::start(1);
+    let _outside = Busy::start(1);
+    for pid in inside.pids() {
+        cgroup.add(pid);
+    }
+    let options = ProfileOptions {
+        duration: Duration::from_secs(1),
+        cgroup_id: cgroup.id(),
+        cgroup_v2: huatuo_bpf::cgroup::unified_hierarchy(),
+        ..ProfileOptions::default()
+    };
+    let profile = run(&options).expect("profile");
+    drop(inside);
+    assert!(
+        profile.samples > 30,
+        "samples in the cgroup: {}",
+        profile.samples
+    );
+    let pids: Vec<u32> = profile.stacks.iter().map(|s| s.pid).collect();
+    assert!(
+        profile.stacks.iter().all(|s| s.comm == "sh"),
+        "samples outside the cgroup: {:#?}",
+        profile.folded()
+    );
+    assert!(pids.windows(2).all(|w| w[0] == w[1]), "{pids:?}");
 }
