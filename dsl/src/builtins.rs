@@ -146,6 +146,13 @@ const BUILTINS: &[Builtin] = &[
         description: "Exponential moving average of x over n samples in the load-average form ema·(n−1)/n + x/n, seeded by the first x.",
     },
     Builtin {
+        name: "total",
+        params: X_NUM,
+        returns: Returns::SameAs(0),
+        stateful: true,
+        description: "The running sum of x over every sample of the same entity (a counter of events with `total(1)`).",
+    },
+    Builtin {
         name: "window",
         params: &[req("x", Accepts::Any), req("n", Accepts::NumberOf(Dim::Count))],
         returns: Returns::ListOf(0),
@@ -329,7 +336,7 @@ mod tests {
             .filter(|b| b.stateful)
             .map(|b| b.name)
             .collect();
-        assert_eq!(stateful, ["delta", "rate", "ema", "window", "changed"]);
+        assert_eq!(stateful, ["delta", "rate", "ema", "total", "window", "changed"]);
         assert!(builtin("config").is_some_and(|b| !b.stateful));
         assert!(builtin("nope").is_none());
     }

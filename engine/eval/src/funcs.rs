@@ -52,6 +52,8 @@ pub enum Stateful {
     Window,
     /// `changed(x)`: whether x differs from its previous value; undefined on the first sample.
     Changed,
+    /// `total(x)`: the running sum of x, starting with the first x.
+    Total,
 }
 
 /// How the evaluator runs a builtin.
@@ -74,6 +76,7 @@ pub fn dispatch(name: &str) -> Option<Builtin> {
         "ema" => S(Stateful::Ema),
         "window" => S(Stateful::Window),
         "changed" => S(Stateful::Changed),
+        "total" => S(Stateful::Total),
         "percent" => P(Pure::Percent),
         "abs" => P(Pure::Abs),
         "first" => P(Pure::First),
@@ -227,6 +230,8 @@ pub enum SlotState {
     Ema(f64),
     /// The last values, oldest first (`window`).
     Window(VecDeque<Value>),
+    /// The running sum (`total`).
+    Total(Value),
 }
 
 /// The result of a stateful call: a value, or "undefined because history is missing".
@@ -297,6 +302,15 @@ pub fn step(
             *state = SlotState::Ema(next);
             Ok(StepResult::Value(Value::Float(next)))
         }
+        Stateful::Total => {
+            num(&x)?;
+            let next = match state {
+                SlotState::Total(acc) => crate::ops::binary(huatuo_dsl::ast::BinOp::Add, acc, &x)?,
+                _ => x,
+            };
+            *state = SlotState::Total(next.clone());
+            Ok(StepResult::Value(next))
+        }
         Stateful::Window => {
             if !matches!(state, SlotState::Window(_)) {
                 *state = SlotState::Window(VecDeque::new());
@@ -338,6 +352,23 @@ mod tests {
             defined(step(Stateful::Delta, &mut s, Value::Int(25), 0.0, 1)),
             Value::Int(15)
         );
+    }
+
+    #[test]
+    fn total_sums_every_sample_from_the_first() {
+        let mut s = SlotState::Empty;
+        let mut seen = Vec::new();
+        for x in [1, 1, 3] {
+            seen.push(defined(step(
+                Stateful::Total,
+                &mut s,
+                Value::Int(x),
+                0.0,
+                0,
+            )));
+        }
+        assert_eq!(seen, [Value::Int(1), Value::Int(2), Value::Int(5)]);
+        assert!(step(Stateful::Total, &mut s, Value::Str("x".into()), 0.0, 0).is_err());
     }
 
     #[test]

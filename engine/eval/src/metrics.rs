@@ -2,7 +2,9 @@
 //!
 //! Naming (owned here): family `<rule>_<name>` for host samples and `<rule>_container_<name>`
 //! for samples with a `container_id` label; histogram families are `<rule>_<field>` with one
-//! series per zone, labelled `zone="0".."n"` (or the clause's label).
+//! series per zone, labelled `zone="0".."n"` (or the clause's label). A rule whose name already
+//! has a `container` word (`cpu_util_container`, `iolatency_container_blkdisk`) gets no second
+//! infix, so a container rule on its own source can produce HUATUO's container families.
 
 use crate::bounded::BoundedMap;
 use crate::ops::type_name;
@@ -30,11 +32,7 @@ pub fn points(
             return Ok(Vec::new());
         }
     }
-    let prefix = if container {
-        format!("{}_container_", rule.name)
-    } else {
-        format!("{}_", rule.name)
-    };
+    let prefix = family_prefix(&rule.name, container);
     let labels = series_labels(rule, sample, container);
     let point = |family: String, help: &str, kind, value| MetricPoint {
         family,
@@ -102,6 +100,17 @@ pub fn points(
     Ok(out)
 }
 
+/// The family prefix of a rule's series: `<rule>_`, with `container_` after the rule name for
+/// container samples unless the name already has a `container` word.
+pub fn family_prefix(rule: &str, container: bool) -> String {
+    let named = rule.split('_').any(|word| word == "container");
+    if container && !named {
+        format!("{rule}_container_")
+    } else {
+        format!("{rule}_")
+    }
+}
+
 fn series_labels(
     rule: &CompiledRule,
     sample: &Sample,
@@ -156,5 +165,26 @@ fn zone_counts(
             hist.field,
             type_name(other)
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::family_prefix;
+
+    #[test]
+    fn container_infix_is_added_once() {
+        assert_eq!(family_prefix("runqlat", false), "runqlat_");
+        assert_eq!(family_prefix("runqlat", true), "runqlat_container_");
+        assert_eq!(
+            family_prefix("cpu_util_container", true),
+            "cpu_util_container_"
+        );
+        assert_eq!(
+            family_prefix("iolatency_container_blkdisk", true),
+            "iolatency_container_blkdisk_"
+        );
+        // A word that merely contains "container" is not the infix.
+        assert_eq!(family_prefix("containers", true), "containers_container_");
     }
 }
