@@ -463,6 +463,10 @@ section! {
         "KubeletAuthorizedPort" => kubelet_authorized_port: i64 = 10250, Plain, Check::Port;
         /// Client certificate and key: `cert,key` or one PEM file.
         "KubeletClientCertPath" => kubelet_client_cert_path: String = KUBELET_CLIENT_CERT.to_string(), Plain, Check::Any;
+        /// CA bundle that signs the kubelet's serving certificate; empty trusts the public roots (ours).
+        "KubeletCACertPath" => kubelet_ca_cert_path: String = String::new(), Plain, Check::Any;
+        /// Skip verification of the kubelet's serving certificate (ours).
+        "KubeletInsecureSkipVerify" => kubelet_insecure_skip_verify: bool = false, Plain, Check::Any;
     }
     sections {}
 }

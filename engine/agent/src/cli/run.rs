@@ -44,6 +44,9 @@ pub struct RunArgs {
     /// Stop after this many seconds (tests and benchmarks).
     #[arg(long, value_name = "SECONDS")]
     run_for: Option<f64>,
+    /// Where records wait on disk while Elasticsearch is unreachable.
+    #[arg(long, default_value = "huatuo-es-spool", value_name = "DIR")]
+    spool_dir: PathBuf,
 }
 
 /// Runs the daemon until SIGINT/SIGTERM; exit 1 when the rules or config are invalid or the
@@ -85,6 +88,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         kmsg: args.kmsg,
         bpf: !args.no_bpf,
         run_for: args.run_for.map(|s| Duration::from_secs_f64(s.max(0.0))),
+        spool_dir: args.spool_dir,
     };
     match daemon::run(inputs, files, plan, options) {
         Ok(()) => ExitCode::SUCCESS,

@@ -52,6 +52,8 @@ pub struct DaemonOptions {
     pub bpf: bool,
     /// Stop after this long (tests, benchmarks); run until a signal when absent.
     pub run_for: Option<Duration>,
+    /// Where records wait while Elasticsearch is unreachable.
+    pub spool_dir: PathBuf,
 }
 
 /// Series not updated for this long are removed (containers that went away).
@@ -69,17 +71,35 @@ fn hostname(roots: &huatuo_sources::Roots) -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn local_storage(config: &huatuo_config::Config) -> anyhow::Result<Storage> {
+/// Bytes the Elasticsearch spool may hold on disk while the cluster is unreachable.
+const ES_SPOOL_BYTES: u64 = 256 * 1024 * 1024;
+
+fn storage(config: &huatuo_config::Config, spool_dir: &std::path::Path) -> anyhow::Result<Storage> {
     let local = &config.storage.local_file;
-    if !local.enabled() {
-        return Ok(Storage::new(None));
+    let local = if local.enabled() {
+        Some(LocalFileStore::new(LocalFileSettings {
+            dir: PathBuf::from(&local.path),
+            rotation_bytes: (local.rotation_size.max(1) as u64).saturating_mul(1024 * 1024),
+            max_rotation: local.max_rotation as usize,
+        })?)
+    } else {
+        None
+    };
+    let mut storage = Storage::new(local);
+    let es = &config.storage.es;
+    if es.enabled() {
+        let settings = huatuo_storage::EsSettings::new(
+            &es.address,
+            &es.index,
+            &es.username,
+            &es.password,
+            spool_dir,
+            ES_SPOOL_BYTES,
+        );
+        storage = storage.with_es(huatuo_storage::EsSink::start(settings)?);
+        log::info!("storing records in Elasticsearch at {}", es.address);
     }
-    let store = LocalFileStore::new(LocalFileSettings {
-        dir: PathBuf::from(&local.path),
-        rotation_bytes: (local.rotation_size.max(1) as u64).saturating_mul(1024 * 1024),
-        max_rotation: local.max_rotation as usize,
-    })?;
-    Ok(Storage::new(Some(store)))
+    Ok(storage)
 }
 
 fn discovery(options: &DaemonOptions, config: &huatuo_config::Config) -> Option<Arc<Discovery>> {
@@ -162,7 +182,7 @@ async fn run_async(
         hostname: hostname(&options.roots),
         region: options.region.clone(),
     };
-    let storage = Arc::new(local_storage(config)?);
+    let storage = Arc::new(storage(config, &options.spool_dir)?);
     let common = [
         ("host", host.hostname.clone()),
         ("region", host.region.clone()),
@@ -218,8 +238,11 @@ async fn run_async(
     };
 
     // Polled readers: host, cgroup and the templates' histograms.
+    let collector = &config.metric_collector;
     let reader_config = huatuo_sources::ReaderConfig {
         netlink_recorded: options.netlink_recorded.clone(),
+        netdev_hw_devices: collector.netdev_hw.device_list.clone(),
+        dcb_devices: collector.netdev_dcb.device_list.clone(),
         ..Default::default()
     };
     let mut polled = Vec::new();

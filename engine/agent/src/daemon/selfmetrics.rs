@@ -173,6 +173,59 @@ impl SelfMetrics {
             &[("sink", "local")],
             counters.local_failed.load(Ordering::Relaxed) as f64,
         ));
+        if let Some(es) = self.storage.es_counters() {
+            let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed) as f64;
+            let es_sink = [("sink", "es")];
+            out.push(point(
+                "agent_storage_written_total",
+                "records a storage sink accepted",
+                Counter,
+                &es_sink,
+                load(&es.indexed),
+            ));
+            out.push(point(
+                "agent_storage_failed_total",
+                "records a storage sink refused or failed to take",
+                Counter,
+                &es_sink,
+                load(&es.failed),
+            ));
+            out.push(point(
+                "agent_es_spooled_total",
+                "records written to the on-disk spool while Elasticsearch was unreachable",
+                Counter,
+                &[],
+                load(&es.spooled),
+            ));
+            out.push(point(
+                "agent_es_replayed_total",
+                "spooled records delivered later",
+                Counter,
+                &[],
+                load(&es.replayed),
+            ));
+            out.push(point(
+                "agent_es_spool_dropped_total",
+                "spooled records dropped because the spool was full",
+                Counter,
+                &[],
+                load(&es.spool_dropped),
+            ));
+            out.push(point(
+                "agent_es_lost_total",
+                "records lost because the spool could not be written",
+                Counter,
+                &[],
+                load(&es.lost),
+            ));
+            out.push(point(
+                "agent_es_spool_bytes",
+                "bytes waiting in the spool",
+                Gauge,
+                &[],
+                load(&es.spool_bytes),
+            ));
+        }
         let watch = self.watch.counters();
         out.push(point(
             "agent_watch_delivered_total",
