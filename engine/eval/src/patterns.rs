@@ -18,23 +18,32 @@ pub fn build(pattern: &str) -> Result<Regex, String> {
 }
 
 /// A regex or a list of regexes (a string, a list of strings, or a JSON array of strings).
+/// An empty pattern is no pattern, as an empty `Included`/`Excluded` of huatuo-bamai.conf is no
+/// rule: `exclude ""` drops nothing and `matches_any(x, "")` is false.
 pub fn build_list(value: &Value) -> Result<Vec<Regex>, String> {
-    match value {
-        Value::Null => Ok(Vec::new()),
-        Value::Str(s) => Ok(vec![build(s)?]),
-        Value::List(items) => items.iter().map(|item| build(expect_str(item)?)).collect(),
+    let strings: Vec<&str> = match value {
+        Value::Null => Vec::new(),
+        Value::Str(s) => vec![s.as_str()],
+        Value::List(items) => items.iter().map(expect_str).collect::<Result<_, _>>()?,
         Value::Json(serde_json::Value::Array(items)) => items
             .iter()
             .map(|item| match item {
-                serde_json::Value::String(s) => build(s),
+                serde_json::Value::String(s) => Ok(s.as_str()),
                 other => Err(format!("a pattern must be a string, found {other}")),
             })
-            .collect(),
-        other => Err(format!(
-            "expected a regex or a list of regexes, found {}",
-            crate::ops::type_name(other)
-        )),
-    }
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(format!(
+                "expected a regex or a list of regexes, found {}",
+                crate::ops::type_name(other)
+            ))
+        }
+    };
+    strings
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .map(build)
+        .collect()
 }
 
 fn expect_str(value: &Value) -> Result<&str, String> {
@@ -83,6 +92,16 @@ mod tests {
         ]);
         assert!(any_string_matches(&stack, &re));
         assert!(!any_string_matches(&Value::Int(3), &re));
+    }
+
+    #[test]
+    fn empty_patterns_are_no_patterns() {
+        assert_eq!(
+            build_list(&Value::Str(String::new())).map(|r| r.len()),
+            Ok(0)
+        );
+        let mixed = Value::List(vec![Value::Str(String::new()), Value::Str("^lo$".into())]);
+        assert_eq!(build_list(&mixed).map(|r| r.len()), Ok(1));
     }
 
     #[test]
