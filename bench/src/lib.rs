@@ -1,0 +1,1 @@
+//! Benchmarks of huatuo; see `benches/` and the scripts beside them, figures in RESULTS.md.
