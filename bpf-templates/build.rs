@@ -80,6 +80,14 @@ fn run() -> Result<(), String> {
             if let Some(stem) = file.strip_suffix(".bpf.c") {
                 let obj = out.join(format!("test_{stem}.bpf.o"));
                 compile(&clang, &root, &path, &obj, &["-DHUATUO_EVENTS"])?;
+                let perf = out.join(format!("test_{stem}.perfbuf.bpf.o"));
+                compile(
+                    &clang,
+                    &root,
+                    &path,
+                    &perf,
+                    &["-DHUATUO_EVENTS", "-DHUATUO_PERFBUF"],
+                )?;
             }
         }
     }

@@ -9,7 +9,7 @@ use aya::programs::RawTracePoint;
 use aya::EbpfLoader;
 use common::kernel_ready;
 use huatuo_bpf::decode::EventDecoder;
-use huatuo_bpf::transport::{spawn_ringbuf, EventStats, Sink};
+use huatuo_bpf::transport::{spawn_perfbuf, spawn_ringbuf, EventStats, Sink};
 use huatuo_bpf::{NoContainers, TemplateSchema};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,12 +36,13 @@ fn emitted_shed_and_lost_add_up_to_what_the_program_saw() {
     }
     let object = std::fs::read(concat!(env!("OUT_DIR"), "/test_ratelimit.bpf.o"))
         .expect("test object built by build.rs");
-    let tgid = u64::from(std::process::id());
+    // SAFETY: gettid has no preconditions. Tests run in parallel threads: filter by thread.
+    let tid = unsafe { libc::gettid() } as u64;
     // 1000 tokens of burst let ~1000 records through at once; a one-page ring buffer
     // holds 256 of the 16-byte records, so both the limiter and the buffer shed.
     let (rate, burst) = (100_000u64, 1_000u64);
     let mut ebpf = EbpfLoader::new()
-        .override_global("target_tgid", &tgid, true)
+        .override_global("target_tid", &tid, true)
         .override_global("rate_per_sec", &rate, true)
         .override_global("burst", &burst, true)
         .map_max_entries("events", 4096)
@@ -102,4 +103,60 @@ fn emitted_shed_and_lost_add_up_to_what_the_program_saw() {
     assert_eq!(received, emitted);
     assert_eq!(stats.received.load(Ordering::Relaxed), emitted);
     assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn perf_buffer_transport_delivers_every_record() {
+    if !kernel_ready("perf_buffer_transport_delivers_every_record") {
+        return;
+    }
+    let object = std::fs::read(concat!(env!("OUT_DIR"), "/test_ratelimit.perfbuf.bpf.o"))
+        .expect("perf buffer test object built by build.rs");
+    // SAFETY: gettid has no preconditions. Tests run in parallel threads: filter by thread.
+    let tid = unsafe { libc::gettid() } as u64;
+    let mut ebpf = EbpfLoader::new()
+        .override_global("target_tid", &tid, true)
+        .load(&object)
+        .expect("load test object");
+    let schema = TemplateSchema::parse("ratelimit", SCHEMA).expect("schema");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(10_000);
+    let stats = Arc::new(EventStats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let sink = Sink {
+        name: "ratelimit".into(),
+        decoder: EventDecoder::new(&schema).expect("decoder"),
+        resolver: Arc::new(NoContainers),
+        tx,
+        stats: stats.clone(),
+        stop: stop.clone(),
+    };
+    let handle = spawn_perfbuf(ebpf.take_map("events").expect("events"), 64, sink).expect("spawn");
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut("raw_tp_sys_enter")
+        .expect("program")
+        .try_into()
+        .expect("raw tp");
+    prog.load().expect("load program");
+    prog.attach("sys_enter").expect("attach");
+    const N: u64 = 500;
+    for _ in 0..N {
+        // SAFETY: getppid has no preconditions.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    stop.store(true, Ordering::Relaxed);
+    handle.join().expect("join");
+    let map = ebpf.map("huatuo_counters").expect("counters");
+    let array = PerCpuArray::<&MapData, u64>::try_from(map).expect("per-cpu array");
+    let emitted: u64 = array.get(&0, 0).expect("read").iter().sum();
+    let mut received = 0;
+    while rx.try_recv().is_ok() {
+        received += 1;
+    }
+    assert_eq!(
+        emitted, N,
+        "no rate limit, big buffers: every call is emitted"
+    );
+    assert_eq!(received, N);
+    assert_eq!(stats.decode_errors.load(Ordering::Relaxed), 0);
 }

@@ -1,0 +1,183 @@
+//! Measures the in-kernel cost (ns per event, from `kernel.bpf_stats_enabled=1`
+//! run_time_ns / run_cnt) of huatuo's runqlat next to an empty program on sched_switch and
+//! libbpf-tools' runqlat, under the same fixed load, in interleaved rounds.
+//! Run as root: `cargo run --release -p huatuo-bpf --example bpf_cost -- [rounds] [secs]`.
+
+use aya::programs::BtfTracePoint;
+use aya::{Btf, EbpfLoader};
+use huatuo_bpf::Templates;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EMPTY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/test_empty.bpf.o"));
+const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+/// (run_count, run_time_ns) deltas per program name.
+type Cost = BTreeMap<String, (u64, u64)>;
+
+/// Fixed load: 2 busy loops plus a pipe ping-pong between two processes for `secs`.
+fn load(secs: u64) {
+    let busy: Vec<Child> = (0..2)
+        .map(|_| {
+            Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .expect("busy")
+        })
+        .collect();
+    let mut echo = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cat");
+    let mut tx = echo.stdin.take().expect("stdin");
+    let mut rx = echo.stdout.take().expect("stdout");
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut byte = [0u8; 1];
+    while Instant::now() < end {
+        for _ in 0..1000 {
+            tx.write_all(b"x").expect("ping");
+            rx.read_exact(&mut byte).expect("pong");
+        }
+    }
+    drop(tx);
+    let _ = echo.wait();
+    for mut b in busy {
+        let _ = b.kill();
+        let _ = b.wait();
+    }
+}
+
+/// Run stats of every loaded BPF program whose name contains `needle` (bpftool JSON).
+fn bpftool_stats(needle: &str) -> Cost {
+    let out = Command::new("bpftool")
+        .args(["prog", "show", "--json"])
+        .output()
+        .expect("bpftool");
+    let progs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let mut cost = Cost::new();
+    for p in progs.as_array().into_iter().flatten() {
+        let name = p["name"].as_str().unwrap_or_default();
+        if name.contains(needle) {
+            let e = cost.entry(name.to_string()).or_default();
+            e.0 += p["run_cnt"].as_u64().unwrap_or(0);
+            e.1 += p["run_time_ns"].as_u64().unwrap_or(0);
+        }
+    }
+    cost
+}
+
+fn diff(after: &Cost, before: &Cost) -> Cost {
+    after
+        .iter()
+        .map(|(k, (c, t))| {
+            let (c0, t0) = before.get(k).copied().unwrap_or_default();
+            (k.clone(), (c - c0, t - t0))
+        })
+        .collect()
+}
+
+fn empty_round(secs: u64, btf: &Btf) -> Cost {
+    let mut ebpf = EbpfLoader::new().load(EMPTY).expect("load empty");
+    let prog: &mut BtfTracePoint = ebpf
+        .program_mut("tp_btf_sched_switch_empty")
+        .expect("prog")
+        .try_into()
+        .expect("tp_btf");
+    prog.load("sched_switch", btf).expect("load");
+    prog.attach().expect("attach");
+    load(secs);
+    let info = prog.info().expect("info");
+    Cost::from([(
+        "empty sched_switch".to_string(),
+        (info.run_count(), info.run_time().as_nanos() as u64),
+    )])
+}
+
+fn huatuo_round(secs: u64, per_cgroup: u64) -> Cost {
+    let tunables = BTreeMap::from([(
+        "runqlat".to_string(),
+        BTreeMap::from([("per_cgroup".to_string(), per_cgroup)]),
+    )]);
+    let templates = Templates::load(&["runqlat"], &tunables);
+    let label = if per_cgroup == 1 {
+        "host+cgroup"
+    } else {
+        "host only"
+    };
+    load(secs);
+    let mut cost = Cost::new();
+    for st in templates.status() {
+        assert!(st.loaded, "{st:?}");
+        for p in st.programs {
+            cost.insert(
+                format!("huatuo ({label}) {}", p.program),
+                (p.run_count, p.run_time_ns),
+            );
+        }
+    }
+    cost
+}
+
+fn libbpf_round(secs: u64) -> Cost {
+    let mut tool = Command::new("runqlat")
+        .arg(format!("{}", secs + 2))
+        .arg("1")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("libbpf-tools runqlat (apt-get install libbpf-tools)");
+    std::thread::sleep(Duration::from_millis(700));
+    let start = bpftool_stats("sched_");
+    load(secs);
+    let end = bpftool_stats("sched_");
+    let _ = tool.kill();
+    let _ = tool.wait();
+    diff(&end, &start)
+        .into_iter()
+        .map(|(k, v)| (format!("libbpf-tools {k}"), v))
+        .collect()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
+    let secs: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
+    let previous = std::fs::read_to_string(STATS).unwrap_or_else(|_| "0".into());
+    std::fs::write(STATS, "1").expect("enable bpf stats (run as root)");
+    let btf = Btf::from_sys_fs().expect("kernel BTF");
+    let mut totals: BTreeMap<String, Vec<(f64, u64)>> = BTreeMap::new();
+    for round in 0..rounds {
+        let costs = [
+            empty_round(secs, &btf),
+            huatuo_round(secs, 1),
+            huatuo_round(secs, 0),
+            libbpf_round(secs),
+        ];
+        for cost in costs {
+            for (name, (count, time)) in cost {
+                if count > 0 {
+                    let per = time as f64 / count as f64;
+                    eprintln!("round {round}: {name}: {count} runs, {per:.0} ns/run");
+                    totals.entry(name).or_default().push((per, count));
+                }
+            }
+        }
+    }
+    let _ = std::fs::write(STATS, previous.trim());
+    println!("| program | median ns/run | median runs per round | rounds |");
+    println!("|---|---|---|---|");
+    for (name, mut values) in totals {
+        values.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut counts: Vec<u64> = values.iter().map(|v| v.1).collect();
+        counts.sort_unstable();
+        let mid = values.len() / 2;
+        println!(
+            "| {name} | {:.0} | {} | {} |",
+            values[mid].0,
+            counts[mid],
+            values.len()
+        );
+    }
+}
