@@ -33,9 +33,10 @@ struct {
 	__type(value, struct rq_info);
 } inflight SEC(".maps");
 
+/* LRU: disks and cgroups that went away are evicted first when a map fills. */
 #define HIST_HASH(name, key_type, entries)                 \
 	struct {                                           \
-		__uint(type, BPF_MAP_TYPE_HASH);           \
+		__uint(type, BPF_MAP_TYPE_LRU_HASH);       \
 		__uint(max_entries, entries);              \
 		__type(key, key_type);                     \
 		__type(value, struct huatuo_hist);         \
@@ -92,7 +93,10 @@ static __always_inline struct rq_info *track(struct request *rq)
 	struct rq_info fresh = {};
 	if (per_cgroup)
 		fresh.cgroup = rq_cgroup(rq);
-	bpf_map_update_elem(&inflight, &key, &fresh, BPF_ANY);
+	if (bpf_map_update_elem(&inflight, &key, &fresh, BPF_ANY)) {
+		huatuo_count(HUATUO_CNT_MAP_FULL);
+		return NULL;
+	}
 	return bpf_map_lookup_elem(&inflight, &key);
 }
 
@@ -123,7 +127,10 @@ static __always_inline struct huatuo_hist *hist_of(void *map, void *key)
 	if (!h)
 		return NULL;
 	bpf_map_update_elem(map, key, h, BPF_NOEXIST);
-	return bpf_map_lookup_elem(map, key);
+	h = bpf_map_lookup_elem(map, key);
+	if (!h)
+		huatuo_count(HUATUO_CNT_MAP_FULL);
+	return h;
 }
 
 static __always_inline void observe(void *disk_map, void *cg_map, __u32 dev, __u64 cgroup,

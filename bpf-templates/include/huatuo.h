@@ -8,7 +8,7 @@
  *    [event] table (polled templates carry no ring buffer, so they load on any kernel).
  *  - huatuo_ratelimit_allow(): a per-CPU token bucket; tunables `rate_per_sec` (0 = no limit)
  *    and `burst`, both set by the loader from the rule.
- *  - huatuo_counters: per-CPU array, index HUATUO_CNT_EMITTED / _SHED / _LOST.
+ *  - huatuo_counters: per-CPU array, index HUATUO_CNT_EMITTED / _SHED / _LOST / _MAP_FULL.
  *  - huatuo_log10l_bucket(ns): decimal log-linear histogram bucketing (see below).
  *  - huatuo_task_cgroup_id(task, subsys): the cgroup id used to attribute work to containers.
  *
@@ -101,6 +101,8 @@ HUATUO_INLINE void huatuo_hist_add(struct huatuo_hist *h, __u64 ns)
 #define HUATUO_CNT_EMITTED 0
 #define HUATUO_CNT_SHED 1
 #define HUATUO_CNT_LOST 2
+/* An observation dropped because a map was full (a new cgroup, disk or in-flight entry). */
+#define HUATUO_CNT_MAP_FULL 3
 #define HUATUO_CNT_MAX 4
 
 struct {

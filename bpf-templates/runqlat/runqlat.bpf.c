@@ -28,8 +28,9 @@ struct {
 	__type(value, struct huatuo_hist);
 } hist_host SEC(".maps");
 
+/* LRU: cgroups that went away are evicted first when the map fills. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, struct huatuo_hist);
@@ -54,7 +55,8 @@ static __always_inline void enqueue(__u32 pid)
 	if (!pid)
 		return;
 	ts = bpf_ktime_get_ns();
-	bpf_map_update_elem(&start, &pid, &ts, BPF_ANY);
+	if (bpf_map_update_elem(&start, &pid, &ts, BPF_ANY))
+		huatuo_count(HUATUO_CNT_MAP_FULL);
 }
 
 static __always_inline long task_state(struct task_struct *t)
@@ -77,8 +79,10 @@ static __always_inline void record_cgroup(__u64 cgid, __u64 delta)
 			return;
 		bpf_map_update_elem(&hist_cgroup, &cgid, init, BPF_NOEXIST);
 		h = bpf_map_lookup_elem(&hist_cgroup, &cgid);
-		if (!h)
+		if (!h) {
+			huatuo_count(HUATUO_CNT_MAP_FULL);
 			return;
+		}
 	}
 	huatuo_hist_add_atomic(h, delta);
 }

@@ -297,6 +297,7 @@ impl Templates {
                     status.counters.emitted = kernel[0];
                     status.counters.shed = kernel[1];
                     status.counters.lost = kernel[2];
+                    status.counters.map_full = kernel[3];
                 }
                 status.counters.received = t.stats.received.load(Ordering::Relaxed);
                 status.counters.dropped = t.stats.dropped.load(Ordering::Relaxed);
@@ -343,9 +344,9 @@ impl Drop for Templates {
     }
 }
 
-/// Sums `huatuo_counters` over CPUs: [emitted, shed, lost].
-fn kernel_counters(ebpf: &Ebpf) -> [u64; 3] {
-    let mut out = [0u64; 3];
+/// Sums `huatuo_counters` over CPUs: [emitted, shed, lost, map_full].
+fn kernel_counters(ebpf: &Ebpf) -> [u64; 4] {
+    let mut out = [0u64; 4];
     let Some(map) = ebpf.map("huatuo_counters") else {
         return out;
     };

@@ -49,6 +49,8 @@ pub struct Counters {
     pub shed: u64,
     /// Records the kernel could not write (buffer full).
     pub lost: u64,
+    /// Observations the kernel dropped because a map was full.
+    pub map_full: u64,
     /// Records received by user space.
     pub received: u64,
     /// Records decoded but dropped because the consumer channel was full or closed.

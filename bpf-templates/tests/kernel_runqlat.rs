@@ -11,6 +11,25 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Turns `kernel.bpf_stats_enabled` on, restoring the previous value on drop.
+struct BpfStats(String);
+
+impl BpfStats {
+    const PATH: &'static str = "/proc/sys/kernel/bpf_stats_enabled";
+
+    fn enable() -> BpfStats {
+        let previous = std::fs::read_to_string(Self::PATH).unwrap_or_else(|_| "0".into());
+        std::fs::write(Self::PATH, "1").expect("enable bpf stats");
+        BpfStats(previous.trim().to_string())
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::PATH, &self.0);
+    }
+}
+
 fn total(samples: &[Sample], container: Option<&str>) -> (u64, u64) {
     let sample = samples
         .iter()
@@ -46,6 +65,7 @@ fn runqlat_attaches_and_counts_contention() {
         assert!(variant.error.is_none());
     }
 
+    let _stats = BpfStats::enable();
     let before = templates.read_histograms();
     let (host_before, slow_before) = total(&before, None);
     {
@@ -73,4 +93,17 @@ fn runqlat_attaches_and_counts_contention() {
         );
         assert!(container <= host_after, "{container} > {host_after}");
     }
+    let st = &templates.status()[0];
+    assert_eq!(st.counters.map_full, 0, "{st:?}");
+    let switch = st
+        .programs
+        .iter()
+        .find(|p| p.program == "sched_switch")
+        .expect("switch");
+    assert!(
+        switch.run_count > 100,
+        "bpf stats run_count {}",
+        switch.run_count
+    );
+    assert!(switch.run_time_ns > 0);
 }
