@@ -314,11 +314,11 @@ fn unknown_script_function() {
 #[test]
 fn duplicate_rules_across_files_point_at_the_first() {
     let a = "\nevent dup {\n    source bpf.softirq_off\n    emit pid\n}\n";
-    let b = "\n\nmetric dup {\n    source proc.stat\n    emit user\n}\n";
+    let b = "\n\nautotrace dup {\n    source proc.stat\n    when user > 0\n    emit user\n}\n";
     let diags = check_files(&[("rules/a.hto", a), ("rules/b.hto", b)]);
     assert_eq!(diags.len(), 1, "{diags:#?}");
     assert_eq!(diags[0].code, "duplicate-rule");
-    assert_eq!(diags[0].location(), "rules/b.hto:3:8");
+    assert_eq!(diags[0].location(), "rules/b.hto:3:11");
     assert!(help(&diags[0]).contains("first defined at rules/a.hto:2:7"));
 }
 

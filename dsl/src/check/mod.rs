@@ -15,7 +15,7 @@ mod ty;
 
 pub use ty::Ty;
 
-use crate::ast::{RuleFile, Span};
+use crate::ast::{RuleFile, RuleKind, Span};
 use crate::catalog::Catalog;
 use crate::diag::Diagnostic;
 use std::collections::BTreeMap;
@@ -128,11 +128,14 @@ pub struct RuleTypes {
 /// Checks every rule of `files` against `catalog`; errors and warnings sorted by place.
 pub fn check(files: &[RuleFile], catalog: &Catalog) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    let mut first_seen: HashMap<&str, (&str, Span)> = HashMap::new();
+    // Metric names are family prefixes, event and autotrace names are tracer names: a metric
+    // may share its name with the event it counts (`softlockup` and `softlockup_total`).
+    let mut first_seen: HashMap<(bool, &str), (&str, Span)> = HashMap::new();
     for file in files {
         for rule in &file.rules {
             let name = rule.name.name.as_str();
-            match first_seen.get(name) {
+            let key = (rule.kind == RuleKind::Metric, name);
+            match first_seen.get(&key) {
                 Some((path, span)) => diags.push(
                     Diagnostic::error(
                         "duplicate-rule",
@@ -142,12 +145,12 @@ pub fn check(files: &[RuleFile], catalog: &Catalog) -> Vec<Diagnostic> {
                     )
                     .with_label("second definition")
                     .with_help(format!(
-                        "first defined at {path}:{}:{}; rule names must be unique",
+                        "first defined at {path}:{}:{}; metric names must be unique, and so must event and autotrace names",
                         span.line, span.col
                     )),
                 ),
                 None => {
-                    first_seen.insert(name, (file.path.as_str(), rule.name.span));
+                    first_seen.insert(key, (file.path.as_str(), rule.name.span));
                 }
             }
         }

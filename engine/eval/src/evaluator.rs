@@ -152,9 +152,25 @@ impl Evaluator {
                     let mut stats = rt.stats.clone();
                     stats.evicted =
                         rt.entities.evicted() + rt.cooldown.evicted() + rt.zones.evicted();
-                    (rule.name.clone(), stats)
+                    (self.stats_key(rule), stats)
                 })
                 .collect(),
+        }
+    }
+
+    /// The name a rule's counters are kept under: its name, or `<name>/metric` for a metric
+    /// rule sharing its name with an event or autotrace rule.
+    fn stats_key(&self, rule: &CompiledRule) -> String {
+        let shared = rule.kind == RuleKind::Metric
+            && self
+                .plan
+                .rules
+                .iter()
+                .any(|other| other.kind != RuleKind::Metric && other.name == rule.name);
+        if shared {
+            format!("{}/metric", rule.name)
+        } else {
+            rule.name.clone()
         }
     }
 

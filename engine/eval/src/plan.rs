@@ -210,10 +210,12 @@ pub fn compile(
     };
     let mut rules = Vec::new();
     let mut diags = Vec::new();
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    // Metric names and tracer names are separate namespaces (see the checker).
+    let mut seen: BTreeMap<(bool, String), String> = BTreeMap::new();
     for file in files {
         for rule in &file.rules {
-            if let Some(place) = seen.get(&rule.name.name) {
+            let key = (rule.kind == RuleKind::Metric, rule.name.name.clone());
+            if let Some(place) = seen.get(&key) {
                 diags.push(Diagnostic::error(
                     "duplicate-rule",
                     &file.path,
@@ -223,7 +225,7 @@ pub fn compile(
                 continue;
             }
             seen.insert(
-                rule.name.name.clone(),
+                key,
                 format!(
                     "{}:{}:{}",
                     file.path, rule.name.span.line, rule.name.span.col

@@ -224,3 +224,48 @@ fn interval_keeps_a_rule_at_its_own_pace_on_a_faster_source() {
         [30.0, 30.0]
     );
 }
+
+#[test]
+fn a_metric_counts_the_events_of_an_event_rule_of_the_same_name() {
+    let text = r#"
+event hungtask {
+    source bpf.hungtask
+    emit   pid
+}
+metric hungtask {
+    source bpf.hungtask
+    help   "hungtask counter"
+    emit   total = total(1) counter
+}
+"#;
+    let mut ev = evaluator(text);
+    let mut runner = RecordingCaptureRunner::default();
+    let mut out = Vec::new();
+    for (i, pid) in [11, 12, 13].into_iter().enumerate() {
+        let s = sample(
+            "bpf.hungtask",
+            i as i64 * SEC,
+            &[],
+            &[("pid", Value::Int(pid))],
+        );
+        out.extend(ev.push(&s, &mut runner));
+    }
+    let points = metrics(&out);
+    let totals: Vec<(String, f64, MetricKind)> = points
+        .iter()
+        .map(|p| (p.family.clone(), p.value, p.kind))
+        .collect();
+    let expected: Vec<(String, f64, MetricKind)> = [1.0, 2.0, 3.0]
+        .into_iter()
+        .map(|v| ("hungtask_total".to_string(), v, MetricKind::Counter))
+        .collect();
+    assert_eq!(totals, expected);
+    let records = out
+        .iter()
+        .filter(|o| matches!(o, huatuo_eval::Output::Record(_)))
+        .count();
+    assert_eq!(records, 3);
+    let stats = ev.stats();
+    assert_eq!(stats.rules["hungtask"].fired, 3);
+    assert_eq!(stats.rules["hungtask/metric"].fired, 3);
+}
