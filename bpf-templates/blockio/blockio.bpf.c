@@ -5,6 +5,8 @@
  *   d2c: issued to the driver (block_rq_issue) -> complete
  * Histograms live in hash maps keyed by the disk (kernel dev_t) and by (cgroup, disk).
  * The cgroup is the request's blkcg (bio->bi_blkg), else the cgroup of the issuing task.
+ * Queue freezes are counted per disk from blk_freeze_queue_start (fentry or kprobe; there
+ * is no tracepoint): optional, the histograms work without it.
  * Needs the single-argument block_rq_insert/issue tracepoints (kernel >= 5.11).
  */
 #include "huatuo.h"
@@ -54,9 +56,23 @@ struct {
 	__type(value, struct huatuo_hist);
 } hist_zero SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u64);
+} freeze_disk SEC(".maps");
+
 struct request___old {
 	struct gendisk *rq_disk;
 } __attribute__((preserve_access_index));
+
+static __always_inline __u32 disk_dev(struct gendisk *disk)
+{
+	if (!disk)
+		return 0;
+	return ((__u32)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor);
+}
 
 static __always_inline __u32 rq_dev(struct request *rq)
 {
@@ -66,9 +82,32 @@ static __always_inline __u32 rq_dev(struct request *rq)
 		disk = BPF_CORE_READ((struct request___old *)rq, rq_disk);
 	else
 		disk = BPF_CORE_READ(rq, q, disk);
-	if (!disk)
-		return 0;
-	return ((__u32)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor);
+	return disk_dev(disk);
+}
+
+static __always_inline void on_freeze(struct request_queue *q)
+{
+	__u32 dev = disk_dev(BPF_CORE_READ(q, disk));
+	__u64 one = 1, *count = bpf_map_lookup_elem(&freeze_disk, &dev);
+
+	if (count)
+		__sync_fetch_and_add(count, 1);
+	else if (bpf_map_update_elem(&freeze_disk, &dev, &one, BPF_NOEXIST))
+		huatuo_count(HUATUO_CNT_MAP_FULL);
+}
+
+SEC("fentry/blk_freeze_queue_start")
+int BPF_PROG(fentry_blk_freeze_queue_start, struct request_queue *q)
+{
+	on_freeze(q);
+	return 0;
+}
+
+SEC("kprobe/blk_freeze_queue_start")
+int BPF_KPROBE(kp_blk_freeze_queue_start, struct request_queue *q)
+{
+	on_freeze(q);
+	return 0;
 }
 
 static __always_inline __u64 rq_cgroup(struct request *rq)

@@ -1,5 +1,6 @@
-//! Reads a template's histogram maps (`[[histogram]]` in schema.toml) into samples: one per
-//! entity (labels from the map key, or per CPU), each histogram published as its field.
+//! Reads a template's scrape-time maps (`[[histogram]]` and `[[counter]]` in schema.toml)
+//! into samples: one per entity (labels from the map key, or per CPU), each map published
+//! as its field (`Value::Hist` or `Value::Int`).
 
 use crate::cgroup::CgroupResolver;
 use crate::decode::dev_text;
@@ -7,68 +8,115 @@ use crate::hist::{add_into, to_histogram, SLOTS};
 use crate::layout::{offsets, CType, Raw};
 use crate::schema::{HistogramMap, KeyFormat, KeyPart, TemplateSchema};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
-use aya::Ebpf;
+use aya::{Ebpf, Pod};
 use huatuo_dsl::value::{Sample, Value};
 use std::collections::BTreeMap;
 
 type Slots = [u64; SLOTS];
 
 /// Raw entries of one map: key bytes and one value per CPU (one value for shared maps).
-struct Entries {
-    rows: Vec<(Vec<u8>, Vec<Slots>)>,
+struct Entries<V> {
+    rows: Vec<(Vec<u8>, Vec<V>)>,
     per_cpu: bool,
 }
 
-/// Reads every histogram map of a loaded template into samples stamped `time_ns`.
+/// A map value that can be summed over CPUs and published as a field.
+trait MapValue: Pod + Copy {
+    fn zero() -> Self;
+    fn add(&mut self, other: &Self);
+    fn value(&self) -> Value;
+}
+
+impl MapValue for Slots {
+    fn zero() -> Self {
+        [0; SLOTS]
+    }
+    fn add(&mut self, other: &Self) {
+        add_into(self, other);
+    }
+    fn value(&self) -> Value {
+        Value::Hist(to_histogram(self))
+    }
+}
+
+impl MapValue for u64 {
+    fn zero() -> Self {
+        0
+    }
+    fn add(&mut self, other: &Self) {
+        *self = self.wrapping_add(*other);
+    }
+    fn value(&self) -> Value {
+        Value::Int(*self as i64)
+    }
+}
+
+type Merged = BTreeMap<BTreeMap<String, String>, Sample>;
+
+/// Reads every histogram and counter map of a loaded template into samples stamped
+/// `time_ns`. Maps of programs that did not attach read as zeros.
 pub fn read_histograms(
     schema: &TemplateSchema,
     ebpf: &Ebpf,
     resolver: &dyn CgroupResolver,
     time_ns: i64,
 ) -> Result<Vec<Sample>, String> {
-    let mut samples: BTreeMap<BTreeMap<String, String>, Sample> = BTreeMap::new();
+    let mut samples = Merged::new();
     for hist in &schema.histogram {
-        let map = ebpf
-            .map(&hist.map)
-            .ok_or_else(|| format!("histogram map `{}` is not in the object", hist.map))?;
-        let entries = read_entries(map, hist).map_err(|e| format!("map `{}`: {e}", hist.map))?;
-        for (key, values) in entries.rows {
-            let Some(labels) = key_labels(&hist.key, &key, resolver) else {
-                continue;
-            };
-            let groups: Vec<(BTreeMap<String, String>, Slots)> =
-                match (&hist.per_cpu_label, entries.per_cpu) {
-                    (Some(cpu_label), true) => values
-                        .iter()
-                        .enumerate()
-                        .map(|(cpu, v)| {
-                            let mut l = labels.clone();
-                            l.insert(cpu_label.clone(), cpu.to_string());
-                            (l, *v)
-                        })
-                        .collect(),
-                    _ => {
-                        let mut sum = [0u64; SLOTS];
-                        for v in &values {
-                            add_into(&mut sum, v);
-                        }
-                        vec![(labels, sum)]
-                    }
-                };
-            for (labels, slots) in groups {
-                let sample = samples.entry(labels.clone()).or_insert_with(|| Sample {
-                    source: schema.source.name.clone(),
-                    time_ns,
-                    labels,
-                    fields: BTreeMap::new(),
-                });
-                sample
-                    .fields
-                    .insert(hist.field.clone(), Value::Hist(to_histogram(&slots)));
-            }
-        }
+        read_map::<Slots>(schema, ebpf, hist, resolver, time_ns, &mut samples)?;
+    }
+    for counter in &schema.counter {
+        read_map::<u64>(schema, ebpf, counter, resolver, time_ns, &mut samples)?;
     }
     Ok(samples.into_values().collect())
+}
+
+fn read_map<V: MapValue>(
+    schema: &TemplateSchema,
+    ebpf: &Ebpf,
+    spec: &HistogramMap,
+    resolver: &dyn CgroupResolver,
+    time_ns: i64,
+    samples: &mut Merged,
+) -> Result<(), String> {
+    let map = ebpf
+        .map(&spec.map)
+        .ok_or_else(|| format!("map `{}` is not in the object", spec.map))?;
+    let entries = read_entries::<V>(map, spec).map_err(|e| format!("map `{}`: {e}", spec.map))?;
+    for (key, values) in entries.rows {
+        let Some(labels) = key_labels(&spec.key, &key, resolver) else {
+            continue;
+        };
+        let groups: Vec<(BTreeMap<String, String>, V)> =
+            match (&spec.per_cpu_label, entries.per_cpu) {
+                (Some(cpu_label), true) => values
+                    .iter()
+                    .enumerate()
+                    .map(|(cpu, v)| {
+                        let mut l = labels.clone();
+                        l.insert(cpu_label.clone(), cpu.to_string());
+                        (l, *v)
+                    })
+                    .collect(),
+                _ => {
+                    let mut sum = V::zero();
+                    for v in &values {
+                        sum.add(v);
+                    }
+                    vec![(labels, sum)]
+                }
+            };
+        for (labels, value) in groups {
+            let sample = samples.entry(labels.clone()).or_insert_with(|| Sample {
+                source: schema.source.name.clone(),
+                time_ns,
+                labels,
+                fields: BTreeMap::new(),
+            });
+            sample.fields.insert(spec.field.clone(), value.value());
+        }
+    }
+    Ok(())
 }
 
 /// Labels of one key, or `None` when the entry is not published (unknown enum value,
@@ -101,18 +149,17 @@ fn key_labels(
     Some(labels)
 }
 
-fn read_entries(map: &Map, hist: &HistogramMap) -> Result<Entries, String> {
+fn read_entries<V: MapValue>(map: &Map, spec: &HistogramMap) -> Result<Entries<V>, String> {
     let err = |e: aya::maps::MapError| e.to_string();
     match map {
         Map::Array(_) | Map::PerCpuArray(_) => {
-            let indexed = !hist.key.is_empty();
-            if indexed && (hist.key.len() != 1 || hist.key[0].c != CType::Unsigned(4)) {
+            let indexed = !spec.key.is_empty();
+            if indexed && (spec.key.len() != 1 || spec.key[0].c != CType::Unsigned(4)) {
                 return Err("an array's key must be one u32 index".into());
             }
             let mut rows = vec![];
             if let Map::PerCpuArray(_) = map {
-                let array: PerCpuArray<&MapData, Slots> =
-                    PerCpuArray::try_from(map).map_err(err)?;
+                let array: PerCpuArray<&MapData, V> = PerCpuArray::try_from(map).map_err(err)?;
                 let len = if indexed { array.len() } else { 1 };
                 for index in 0..len {
                     let values = array.get(&index, 0).map_err(err)?;
@@ -126,7 +173,7 @@ fn read_entries(map: &Map, hist: &HistogramMap) -> Result<Entries, String> {
                     per_cpu: true,
                 });
             }
-            let array: Array<&MapData, Slots> = Array::try_from(map).map_err(err)?;
+            let array: Array<&MapData, V> = Array::try_from(map).map_err(err)?;
             let len = if indexed { array.len() } else { 1 };
             for index in 0..len {
                 rows.push((
@@ -140,26 +187,26 @@ fn read_entries(map: &Map, hist: &HistogramMap) -> Result<Entries, String> {
             })
         }
         _ => {
-            let types: Vec<CType> = hist.key.iter().map(|p| p.c).collect();
+            let types: Vec<CType> = spec.key.iter().map(|p| p.c).collect();
             let (_, size) = offsets(&types);
             match size {
-                4 => hash_entries::<4>(map),
-                8 => hash_entries::<8>(map),
-                12 => hash_entries::<12>(map),
-                16 => hash_entries::<16>(map),
-                24 => hash_entries::<24>(map),
-                32 => hash_entries::<32>(map),
+                4 => hash_entries::<4, V>(map),
+                8 => hash_entries::<8, V>(map),
+                12 => hash_entries::<12, V>(map),
+                16 => hash_entries::<16, V>(map),
+                24 => hash_entries::<24, V>(map),
+                32 => hash_entries::<32, V>(map),
                 other => Err(format!("unsupported hash key size {other} bytes")),
             }
         }
     }
 }
 
-fn hash_entries<const N: usize>(map: &Map) -> Result<Entries, String> {
+fn hash_entries<const N: usize, V: MapValue>(map: &Map) -> Result<Entries<V>, String> {
     let err = |e: aya::maps::MapError| e.to_string();
     match map {
         Map::HashMap(_) | Map::LruHashMap(_) => {
-            let hash: HashMap<&MapData, [u8; N], Slots> = HashMap::try_from(map).map_err(err)?;
+            let hash: HashMap<&MapData, [u8; N], V> = HashMap::try_from(map).map_err(err)?;
             let rows = hash
                 .iter()
                 .filter_map(Result::ok)
@@ -171,7 +218,7 @@ fn hash_entries<const N: usize>(map: &Map) -> Result<Entries, String> {
             })
         }
         Map::PerCpuHashMap(_) | Map::PerCpuLruHashMap(_) => {
-            let hash: PerCpuHashMap<&MapData, [u8; N], Slots> =
+            let hash: PerCpuHashMap<&MapData, [u8; N], V> =
                 PerCpuHashMap::try_from(map).map_err(err)?;
             let rows = hash
                 .iter()

@@ -21,6 +21,9 @@ pub struct TemplateSchema {
     /// Histogram maps read at scrape time (polled templates).
     #[serde(default)]
     pub histogram: Vec<HistogramMap>,
+    /// Counter maps (`__u64` values) read at scrape time, published as `Int` fields.
+    #[serde(default)]
+    pub counter: Vec<HistogramMap>,
     /// Globals (`volatile const __u64`) a caller may set besides the source's tunables.
     #[serde(default)]
     pub global: Vec<GlobalKnob>,
@@ -174,7 +177,8 @@ pub struct KeyPart {
     pub names: BTreeMap<String, String>,
 }
 
-/// A map of `struct huatuo_hist` values read at scrape time.
+/// A map read at scrape time: `struct huatuo_hist` values (`[[histogram]]`) or `__u64`
+/// counters (`[[counter]]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistogramMap {
@@ -264,10 +268,10 @@ impl TemplateSchema {
                 }
             }
         }
-        for hist in &self.histogram {
+        for hist in self.histogram.iter().chain(&self.counter) {
             if !has_field(&hist.field) {
                 return Err(format!(
-                    "histogram map `{}` publishes undeclared field `{}`",
+                    "map `{}` publishes undeclared field `{}`",
                     hist.map, hist.field
                 ));
             }
