@@ -98,7 +98,7 @@ impl Templates {
             let empty = BTreeMap::new();
             let values = tunables
                 .get(name)
-                .or_else(|| tunables.get(*raw))
+                .or_else(|| tunables.get(&format!("bpf.{name}")))
                 .unwrap_or(&empty);
             let loaded = templates.load_one(name, values, &options, btf.as_ref(), ringbuf, v2, &tx);
             templates.templates.push(loaded);
@@ -324,14 +324,6 @@ impl Templates {
             }
         }
         samples
-    }
-
-    /// The loaded object of a template, for tests and tools that read its maps directly.
-    pub fn object(&self, name: &str) -> Option<&Ebpf> {
-        self.templates
-            .iter()
-            .find(|t| t.status.name == name)
-            .and_then(|t| t.ebpf.as_ref())
     }
 }
 

@@ -54,8 +54,9 @@ fn bad_requests_are_reported_per_template() {
         return;
     }
     let mut tunables = BTreeMap::new();
+    // Keyed by the catalog name: applies to the template requested by folder name.
     tunables.insert(
-        "softirq_latency".to_string(),
+        "bpf.softirq_latency".to_string(),
         BTreeMap::from([("threshold".to_string(), 5u64)]),
     );
     let templates = Templates::load(
