@@ -115,9 +115,10 @@ fn expected() -> Vec<String> {
         ));
     }
     lines.push("# TYPE huatuo_bamai_netdev_receive_bytes_total counter".into());
-    lines.push(format!(
-        r#"huatuo_bamai_memory_buddyinfo_blocks{{host="fixture-host",node="0",order="10",region="",zone="DMA"}} 3"#
-    ));
+    lines.push(
+        r#"huatuo_bamai_memory_buddyinfo_blocks{host="fixture-host",node="0",order="10",region="",zone="DMA"} 3"#
+            .to_string(),
+    );
     // cgroup v2 container 1234…: memory.events, cpu.max 200000/100000 = 2 cores.
     for (family, value) in [
         ("memory_events_container_low", "0"),
