@@ -114,16 +114,12 @@ fn documents(path: &Path) -> Vec<Json> {
         .collect()
 }
 
-/// The flame frames of a cpusys document: `tracer_data.flamedata` as HUATUO stores it, or the
-/// frames inside the profile object the capture stores there.
+/// The flame frames of a cpusys document: `tracer_data.flamedata`, a list as HUATUO stores it.
 fn frames(doc: &Json) -> Vec<Json> {
-    let flame = &doc["tracer_data"]["flamedata"];
-    let list = if flame.is_array() {
-        flame
-    } else {
-        &flame["flamedata"]
-    };
-    list.as_array().cloned().unwrap_or_default()
+    doc["tracer_data"]["flamedata"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 #[test]

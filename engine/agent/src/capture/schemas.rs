@@ -40,9 +40,9 @@ pub fn capture_schemas() -> Vec<CaptureSchema> {
                 arg("duration", FieldType::Int, Dim::Time, &[], false),
             ],
             produces: vec![produces(
-                "flamedata",
+                "profile",
                 FieldType::Json,
-                "flame graph frames [{level, value, self, label}] plus folded stacks",
+                "flame graph frames [{level, value, self, label}] (HUATUO's flamedata: write `as flamedata`); folded stacks go to `folded_stacks`",
             )],
             source_specific: false,
         },

@@ -57,12 +57,13 @@ impl RecordSink {
             let result =
                 tokio::task::spawn_blocking(move || huatuo_bpf::profiler::run(&options)).await;
             let value = match result {
-                Ok(Ok(profile)) => Value::Json(serde_json::json!({
-                    "flamedata": profile.flamedata(),
-                    "folded": profile.folded(),
-                    "samples": profile.samples,
-                    "lost": profile.lost,
-                })),
+                Ok(Ok(profile)) => {
+                    let folded = profile.folded().into_iter().map(Value::Str).collect();
+                    record
+                        .data
+                        .insert("folded_stacks".into(), Value::List(folded));
+                    Value::Json(serde_json::json!(profile.flamedata()))
+                }
                 Ok(Err(e)) => {
                     self.capture_errors.fetch_add(1, Ordering::Relaxed);
                     Value::Json(serde_json::json!({ "error": e }))
