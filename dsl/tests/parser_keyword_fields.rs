@@ -56,7 +56,8 @@ fn operator_and_literal_keywords_are_not_names() {
         );
     }
     // A clause keyword still starts its clause after a complete expression.
-    let text = "event e {\n source kmsg\n where priority < 3\n when priority < 2\n emit message\n}\n";
+    let text =
+        "event e {\n source kmsg\n where priority < 3\n when priority < 2\n emit message\n}\n";
     let file = parse_file("k.hto", text).unwrap_or_else(|d| panic!("{d:#?}"));
     assert!(file.rules[0].filter.is_some() && file.rules[0].trigger.is_some());
 }
