@@ -76,25 +76,38 @@ struct huatuo_hist {
 	__u64 slots[HUATUO_HIST_SLOTS];
 };
 
-/* Adds one observation to a histogram shared between CPUs (hash map values). */
-HUATUO_INLINE void huatuo_hist_add_atomic(struct huatuo_hist *h, __u64 ns)
+/*
+ * The slot of `ns` in `h`, NULL when out of range. The bucket is a u64 kept behind a compiler
+ * barrier, so the bounds check and the access use the same register: with a u32 clang checks
+ * one zero-extended copy and indexes with another, and the verifier rejects raw_tp programs
+ * with "R0 unbounded memory access". Every histogram write goes through here.
+ */
+HUATUO_INLINE __u64 *huatuo_hist_slot(struct huatuo_hist *h, __u64 ns)
 {
 	__u64 slot = huatuo_log10l_bucket(ns);
 
-	/* the barrier keeps the bounds check on the register used for the access */
 	asm volatile("" : "+r"(slot));
-	if (slot < HUATUO_HIST_SLOTS)
-		__sync_fetch_and_add(&h->slots[slot], 1);
+	if (slot >= HUATUO_HIST_SLOTS)
+		return NULL;
+	return &h->slots[slot];
+}
+
+/* Adds one observation to a histogram shared between CPUs (hash map values). */
+HUATUO_INLINE void huatuo_hist_add_atomic(struct huatuo_hist *h, __u64 ns)
+{
+	__u64 *slot = huatuo_hist_slot(h, ns);
+
+	if (slot)
+		__sync_fetch_and_add(slot, 1);
 }
 
 /* Adds one observation to a per-CPU histogram (no atomics needed). */
 HUATUO_INLINE void huatuo_hist_add(struct huatuo_hist *h, __u64 ns)
 {
-	__u64 slot = huatuo_log10l_bucket(ns);
+	__u64 *slot = huatuo_hist_slot(h, ns);
 
-	asm volatile("" : "+r"(slot));
-	if (slot < HUATUO_HIST_SLOTS)
-		h->slots[slot]++;
+	if (slot)
+		(*slot)++;
 }
 
 /* Counters every template carries; read by the loader's status. */

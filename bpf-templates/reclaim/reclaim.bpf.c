@@ -92,23 +92,6 @@ static __always_inline void stall_begin(u32 kind)
 /* All-zero initial value of a new memcg histogram (too large for the BPF stack). */
 struct huatuo_hist zero_hist;
 
-/*
- * huatuo_hist_add with a 64-bit slot: with a u32 slot clang bounds-checks one zero-extended
- * copy and indexes with another, which the verifier rejects as unbounded.
- */
-static __always_inline void hist_add(struct huatuo_hist *h, u64 ns, bool atomic)
-{
-	u64 slot = huatuo_log10l_bucket(ns);
-
-	asm volatile("" : "+r"(slot));
-	if (slot >= HUATUO_HIST_SLOTS)
-		return;
-	if (atomic)
-		__sync_fetch_and_add(&h->slots[slot], 1);
-	else
-		h->slots[slot]++;
-}
-
 static __always_inline void record_hist(u32 kind, u64 cgroup_id, u64 delta)
 {
 	struct huatuo_hist *h;
@@ -120,7 +103,7 @@ static __always_inline void record_hist(u32 kind, u64 cgroup_id, u64 delta)
 			h = bpf_map_lookup_elem(&memcg_stall, &cgroup_id);
 		}
 		if (h)
-			hist_add(h, delta, true);
+			huatuo_hist_add_atomic(h, delta);
 		return;
 	}
 	u32 zero = 0;
@@ -128,7 +111,7 @@ static __always_inline void record_hist(u32 kind, u64 cgroup_id, u64 delta)
 	h = bpf_map_lookup_elem(kind == KIND_DIRECT ? (void *)&alloc_stall : (void *)&compaction_stall,
 				&zero);
 	if (h)
-		hist_add(h, delta, false);
+		huatuo_hist_add(h, delta);
 }
 
 static __always_inline int stall_end(void *ctx, u32 kind)
