@@ -7,8 +7,12 @@
 //! infix, so a container rule on its own source can produce HUATUO's container families.
 
 use crate::bounded::BoundedMap;
+use crate::expr::CExpr;
+use crate::funcs::Stateful;
 use crate::ops::type_name;
-use crate::plan::{CompiledRule, Emit, HistogramSpec};
+use crate::plan::{CompiledRule, Emit, HistogramSpec, Plan};
+use huatuo_dsl::ast::RuleKind;
+use huatuo_dsl::catalog::Catalog;
 use huatuo_dsl::output::{MetricKind, MetricPoint};
 use huatuo_dsl::value::{Sample, Value};
 use std::collections::BTreeMap;
@@ -98,6 +102,74 @@ pub fn points(
         }
     }
     Ok(out)
+}
+
+/// The series exported before any sample arrives, at 0: every named `counter` emit whose value
+/// is a `total(...)` (a count the agent keeps, so 0 until something is counted) of a metric rule
+/// whose host series carries no label (the source's catalog labels, narrowed by `labels`, hold
+/// none besides `container_id`). HUATUO exports its event counters (`softlockup_total`,
+/// `hungtask_total`, `oom_total`) from the start; counters with labels appear with their first
+/// series, since their label values are not known before it.
+pub fn zero_points(plan: &Plan, catalog: &Catalog) -> Vec<MetricPoint> {
+    let mut out = Vec::new();
+    for rule in &plan.rules {
+        let host = rule.scopes.is_none_or(|s| s.host);
+        if rule.kind != RuleKind::Metric || !host || !host_series_unlabelled(rule, catalog) {
+            continue;
+        }
+        let prefix = family_prefix(&rule.name, false);
+        for emit in &rule.emits {
+            let Emit::Named {
+                name,
+                value,
+                kind: MetricKind::Counter,
+                help,
+            } = emit
+            else {
+                continue;
+            };
+            if is_running_total(rule, &value.expr) {
+                out.push(MetricPoint {
+                    family: format!("{prefix}{name}"),
+                    help: help.as_deref().unwrap_or(&rule.help).to_string(),
+                    kind: MetricKind::Counter,
+                    labels: BTreeMap::new(),
+                    value: 0.0,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Whether a rule's host series has no label: its source is known and every label its samples
+/// carry is `container_id` or dropped by the rule's `labels` clause.
+fn host_series_unlabelled(rule: &CompiledRule, catalog: &Catalog) -> bool {
+    let Some(schema) = catalog.source(&rule.source) else {
+        return false;
+    };
+    schema.labels.iter().all(|label| {
+        label == CONTAINER_LABEL
+            || rule
+                .labels
+                .as_ref()
+                .is_some_and(|keep| !keep.contains(label))
+    })
+}
+
+/// Whether an emitted value is a `total(...)` call, directly or through a `let`.
+fn is_running_total(rule: &CompiledRule, expr: &CExpr) -> bool {
+    match expr {
+        CExpr::Stateful {
+            func: Stateful::Total,
+            ..
+        } => true,
+        CExpr::Local(i) => rule
+            .lets
+            .get(*i)
+            .is_some_and(|c| is_running_total(rule, &c.expr)),
+        _ => false,
+    }
 }
 
 /// The family prefix of a rule's series: `<rule>_`, with `container_` after the rule name for

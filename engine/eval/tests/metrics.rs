@@ -269,3 +269,114 @@ metric hungtask {
     assert_eq!(stats.rules["hungtask"].fired, 3);
     assert_eq!(stats.rules["hungtask/metric"].fired, 3);
 }
+
+fn stream_source(
+    name: &str,
+    per_container: bool,
+    labels: &[&str],
+) -> huatuo_dsl::catalog::SourceSchema {
+    huatuo_dsl::catalog::SourceSchema {
+        name: name.to_string(),
+        description: String::new(),
+        mode: huatuo_dsl::catalog::SourceMode::Stream,
+        default_interval_s: None,
+        per_container,
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        fields: Vec::new(),
+        open_fields: None,
+        captures: Vec::new(),
+        tunables: Vec::new(),
+    }
+}
+
+#[test]
+fn unlabelled_running_total_counters_start_at_zero() {
+    let mut catalog = huatuo_dsl::catalog::Catalog::new();
+    catalog.add_source(stream_source("kmsg", false, &[]));
+    catalog.add_source(stream_source("bpf.oom", true, &["container_id"]));
+    catalog.add_source(stream_source("bpf.ras", false, &["event"]));
+    let plan = plan_with(
+        r#"
+metric softlockup {
+    source kmsg
+    help   "softlockup counter"
+    where  message =~ "soft lockup"
+    emit   total = total(1) counter
+}
+metric oom {
+    source bpf.oom
+    help   "oom kill counter"
+    labels container_id
+    let    n = total(1)
+    emit   total = n counter, kills = n counter help "kills", last = n
+}
+metric ras_labelled {
+    source bpf.ras
+    help   "by event"
+    emit   total = total(1) counter
+}
+metric ras_unlabelled {
+    source bpf.ras
+    help   "all events"
+    labels container_id
+    emit   total = total(1) counter
+}
+metric container_only {
+    source bpf.oom
+    help   "containers"
+    scope  container
+    emit   total = total(1) counter
+}
+metric absolute {
+    source kmsg
+    help   "a kernel counter, not a running total"
+    emit   seq = seq counter
+}
+"#,
+        &MapConfig::default(),
+        None,
+    );
+    let points = huatuo_eval::metrics::zero_points(&plan, &catalog);
+    let got: Vec<(&str, &str, f64, bool)> = points
+        .iter()
+        .map(|p| {
+            (
+                p.family.as_str(),
+                p.help.as_str(),
+                p.value,
+                p.labels.is_empty() && p.kind == MetricKind::Counter,
+            )
+        })
+        .collect();
+    // ras_labelled keeps the source's `event` label (values unknown before the first event);
+    // container_only has no host series; `absolute` and the gauge `last` are not running totals.
+    assert_eq!(
+        got,
+        vec![
+            ("softlockup_total", "softlockup counter", 0.0, true),
+            ("oom_total", "oom kill counter", 0.0, true),
+            ("oom_kills", "kills", 0.0, true),
+            ("ras_unlabelled_total", "all events", 0.0, true),
+        ]
+    );
+    // The first event then counts from there: the same series goes to 1.
+    let mut ev = huatuo_eval::Evaluator::new(plan);
+    let mut runner = RecordingCaptureRunner::default();
+    let out = ev.push(
+        &sample(
+            "kmsg",
+            SEC,
+            &[],
+            &[(
+                "message",
+                Value::Str("watchdog: BUG: soft lockup - CPU#1".into()),
+            )],
+        ),
+        &mut runner,
+    );
+    let first = metrics(&out);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].family, "softlockup_total");
+    assert_eq!(first[0].labels, BTreeMap::new());
+    assert_eq!(first[0].value, 1.0);
+}
