@@ -8,6 +8,28 @@ use crate::units::Dim;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The label naming a sample's container.
+pub const CONTAINER_ID: &str = "container_id";
+
+/// The labels the agent puts on every sample that carries [`CONTAINER_ID`] (FEATURES.md's
+/// container series labels), in this order; all are strings, empty when unknown.
+pub const CONTAINER_LABELS: &[&str] = &[
+    CONTAINER_ID,
+    "container_host",
+    "container_hostnamespace",
+    "container_level",
+    "container_name",
+    "container_type",
+];
+
+/// HUATUO's record field names for container labels (`container_qos` for `container_level`),
+/// as `(record field, label)`; config filters such as `AutoTracing.CPUIdle.Filter` use them.
+pub const CONTAINER_RECORD_FIELDS: &[(&str, &str)] = &[
+    ("container_hostname", "container_host"),
+    ("container_host_namespace", "container_hostnamespace"),
+    ("container_qos", "container_level"),
+];
+
 /// The runtime type of a field or config key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -118,6 +140,32 @@ impl SourceSchema {
                     ..open.clone()
                 })
             })
+    }
+
+    /// Whether samples may name a container: per-container sources, and sources that list
+    /// `container_id` among their labels (kernel templates attributing events by cgroup).
+    pub fn may_carry_container(&self) -> bool {
+        self.per_container || self.labels.iter().any(|l| l == CONTAINER_ID)
+    }
+
+    /// Whether samples carry the label `name`: one of [`Self::labels`], or one of
+    /// [`CONTAINER_LABELS`] when samples may name a container.
+    pub fn has_label(&self, name: &str) -> bool {
+        self.labels.iter().any(|l| l == name)
+            || (self.may_carry_container() && CONTAINER_LABELS.contains(&name))
+    }
+
+    /// Every label name samples may carry: [`Self::labels`], then the container labels.
+    pub fn label_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.labels.iter().map(String::as_str).collect();
+        if self.may_carry_container() {
+            for label in CONTAINER_LABELS {
+                if !names.contains(label) {
+                    names.push(label);
+                }
+            }
+        }
+        names
     }
 }
 

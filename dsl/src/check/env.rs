@@ -1,7 +1,6 @@
 //! The names visible to an expression, by the phase of the rule it is evaluated in.
 
 use super::ty::Ty;
-use super::CONTAINER_ID;
 use crate::catalog::SourceSchema;
 use crate::units::Dim;
 use std::collections::BTreeMap;
@@ -47,11 +46,6 @@ pub struct Env<'a> {
     pub phase: Phase,
 }
 
-/// Whether samples of `source` carry the label `name` (readable as a string).
-pub fn has_label(source: &SourceSchema, name: &str) -> bool {
-    source.labels.iter().any(|l| l == name) || (name == CONTAINER_ID && source.per_container)
-}
-
 /// The built-in name for the sample's time.
 pub const NOW: &str = "now";
 
@@ -80,7 +74,7 @@ impl<'a> Env<'a> {
         if let Some(field) = self.source.and_then(|s| s.field(name)) {
             return self.visible_from(Phase::Filter, Ty::from_field(field.ty, field.dim), "field");
         }
-        if self.source.is_some_and(|s| has_label(s, name)) {
+        if self.source.is_some_and(|s| s.has_label(name)) {
             return self.visible_from(Phase::Filter, Ty::Str, "label");
         }
         if name == NOW {
@@ -113,7 +107,7 @@ impl<'a> Env<'a> {
             names.push(NOW);
             if let Some(source) = self.source {
                 names.extend(source.fields.iter().map(|f| f.name.as_str()));
-                names.extend(source.labels.iter().map(String::as_str));
+                names.extend(source.label_names());
             }
         }
         if self.phase >= Phase::Bindings {

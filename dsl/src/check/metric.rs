@@ -57,9 +57,10 @@ pub fn reject_metric_clauses(ctx: &mut Ctx, rule: &Rule) {
     }
 }
 
-/// Checks that `label` is a label of `source` or `container_id`.
+/// Checks that `label` is a label of `source`, `container_id`, or a container label of a
+/// source whose samples may name a container.
 pub fn check_label(ctx: &mut Ctx, source: &SourceSchema, label: &Ident) {
-    if label.name == CONTAINER_ID || source.labels.contains(&label.name) {
+    if label.name == CONTAINER_ID || source.has_label(&label.name) {
         return;
     }
     let diag = ctx
@@ -69,8 +70,10 @@ pub fn check_label(ctx: &mut Ctx, source: &SourceSchema, label: &Ident) {
             format!("{} has no label `{}`", source.name, label.name),
         )
         .with_label("unknown label");
-    let mut known: Vec<&str> = source.labels.iter().map(String::as_str).collect();
-    known.push(CONTAINER_ID);
+    let mut known = source.label_names();
+    if !known.contains(&CONTAINER_ID) {
+        known.push(CONTAINER_ID);
+    }
     let list = format!("labels of {}: {}", source.name, known.join(", "));
     ctx.push(with_suggestion(diag, &label.name, known, Some(list)));
 }
@@ -93,8 +96,7 @@ fn check_scope(ctx: &mut Ctx, source: &SourceSchema, word: &Ident) {
         ));
         return;
     }
-    let by_container = source.per_container || source.labels.iter().any(|l| l == CONTAINER_ID);
-    if word.name == "container" && !by_container {
+    if word.name == "container" && !source.may_carry_container() {
         ctx.push(
             ctx.error(
                 "bad-scope",

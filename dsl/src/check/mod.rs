@@ -21,8 +21,7 @@ use crate::diag::Diagnostic;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 
-/// The label every per-container sample carries.
-pub const CONTAINER_ID: &str = "container_id";
+pub use crate::catalog::CONTAINER_ID;
 
 /// Every diagnostic code the checker emits, with what it means, for the rule reference.
 pub const CODES: &[(&str, &str)] = &[

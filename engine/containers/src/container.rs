@@ -1,6 +1,7 @@
 //! The container model and its Prometheus labels.
 
 use crate::classify::{QosClass, Runtime};
+use huatuo_dsl::catalog::CONTAINER_LABELS;
 use std::collections::BTreeMap;
 
 /// Kernfs ids of a container's cgroup: the inode numbers of its cgroup directories, which
@@ -83,40 +84,77 @@ pub fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-/// The container labels of FEATURES.md: `container_id`, `container_host` (pod name, else
-/// the Docker hostname),
-/// `container_hostnamespace` (pod namespace, as in the seed's examples), `container_level`
-/// (QoS class), `container_name`, `container_type`. Unknown values are empty strings so
-/// every container series has the same label set.
-pub fn container_labels(container: &Container) -> BTreeMap<String, String> {
+/// The value of one container label (a name of [`CONTAINER_LABELS`]): `container_id`,
+/// `container_host` (pod name, else the Docker hostname), `container_hostnamespace` (pod
+/// namespace, as in the seed's examples), `container_level` (QoS class), `container_name`,
+/// `container_type`. Unknown values, and names that are not container labels, are empty.
+fn label_value(container: &Container, label: &str) -> String {
     let pod = container.pod.as_ref();
-    let pairs = [
-        ("container_id", container.id.clone()),
-        (
-            "container_host",
-            pod.map(|p| p.pod_name.clone())
-                .or_else(|| container.hostname.clone())
-                .unwrap_or_default(),
-        ),
-        (
-            "container_hostnamespace",
-            pod.map(|p| p.namespace.clone()).unwrap_or_default(),
-        ),
-        (
-            "container_level",
-            container
-                .qos_class
-                .map(|q| q.label().to_string())
-                .unwrap_or_default(),
-        ),
-        ("container_name", container.name.clone()),
-        (
-            "container_type",
-            pod.map(|p| p.container_type)
-                .unwrap_or_default()
-                .label()
-                .to_string(),
-        ),
-    ];
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    match label {
+        "container_id" => container.id.clone(),
+        "container_host" => pod
+            .map(|p| p.pod_name.clone())
+            .or_else(|| container.hostname.clone())
+            .unwrap_or_default(),
+        "container_hostnamespace" => pod.map(|p| p.namespace.clone()).unwrap_or_default(),
+        "container_level" => container
+            .qos_class
+            .map(|q| q.label().to_string())
+            .unwrap_or_default(),
+        "container_name" => container.name.clone(),
+        "container_type" => pod
+            .map(|p| p.container_type)
+            .unwrap_or_default()
+            .label()
+            .to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The container labels of FEATURES.md, one per name of the catalog's [`CONTAINER_LABELS`]
+/// (the list the rule checker lets rules read). Unknown values are empty strings so every
+/// container series has the same label set.
+pub fn container_labels(container: &Container) -> BTreeMap<String, String> {
+    CONTAINER_LABELS
+        .iter()
+        .map(|label| (label.to_string(), label_value(container, label)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalog_label_has_a_value_source() {
+        let container = Container {
+            id: "abcdef0123456789".into(),
+            name: "web".into(),
+            runtime: Runtime::Docker,
+            cgroup_path: String::new(),
+            cgroup_ids: CgroupIds::default(),
+            pod_uid: None,
+            qos_class: Some(QosClass::Burstable),
+            init_pid: None,
+            labels: BTreeMap::new(),
+            hostname: Some("web-host".into()),
+            pod: None,
+        };
+        let labels = container_labels(&container);
+        assert_eq!(labels.keys().map(String::as_str).collect::<Vec<_>>(), {
+            let mut names = CONTAINER_LABELS.to_vec();
+            names.sort_unstable();
+            names
+        });
+        // Each label but the pod namespace is known for this container: a name added to the
+        // catalog list without a value here would show up empty.
+        let empty: Vec<&str> = labels
+            .iter()
+            .filter(|(_, v)| v.is_empty())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(empty, ["container_hostnamespace"]);
+        assert_eq!(labels["container_host"], "web-host");
+        assert_eq!(labels["container_level"], "burstable");
+    }
 }
