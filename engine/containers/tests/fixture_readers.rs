@@ -76,7 +76,10 @@ fn every_reader_is_registered_with_its_schema() {
             "cgroup.memory_events",
             "cgroup.load",
             "cgroup.pids",
-            "cgroup.io"
+            "cgroup.io",
+            "container.net_dev",
+            "container.netstat",
+            "container.arp"
         ]
     );
     assert!(schemas().iter().all(|s| s.per_container));

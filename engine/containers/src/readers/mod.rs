@@ -1,9 +1,11 @@
 //! Per-container cgroup readers (v1 and v2) implementing [`Reader`]: one sample per
-//! container (per container and device for `cgroup.io`), labelled `container_id`.
+//! container (per container and device for `cgroup.io`), labelled `container_id`; and the
+//! per-container network namespace readers of [`net`] (`container.*`).
 
 mod cpu;
 mod io;
 mod memory;
+pub mod net;
 mod tasks;
 
 use crate::cgroupfs::{CgroupVersion, FsError, Layout};
@@ -176,9 +178,10 @@ fn catalog() -> Vec<(SourceSchema, ReadFn)> {
     ]
 }
 
-/// The schemas of all cgroup sources, for the catalog.
+/// The schemas of all cgroup and container network sources, for the catalog.
 pub fn schemas() -> Vec<SourceSchema> {
-    catalog().into_iter().map(|(s, _)| s).collect()
+    let cgroup = catalog().into_iter().map(|(s, _)| s);
+    cgroup.chain(net::schemas()).collect()
 }
 
 /// All cgroup readers over `discovery`'s containers, with default options.
@@ -186,21 +189,20 @@ pub fn cgroup_readers(discovery: Arc<Discovery>) -> Vec<Box<dyn Reader>> {
     cgroup_readers_with(discovery, ReaderOptions::default())
 }
 
-/// All cgroup readers over `discovery`'s containers.
+/// All cgroup and container network readers over `discovery`'s containers.
 pub fn cgroup_readers_with(
     discovery: Arc<Discovery>,
     options: ReaderOptions,
 ) -> Vec<Box<dyn Reader>> {
+    let net = net::readers(&discovery, &options.proc_root);
     let options = Arc::new(options);
-    catalog()
-        .into_iter()
-        .map(|(schema, read_fn)| {
-            Box::new(CgroupReader {
-                schema,
-                discovery: discovery.clone(),
-                options: options.clone(),
-                read_fn,
-            }) as Box<dyn Reader>
-        })
-        .collect()
+    let cgroup = catalog().into_iter().map(|(schema, read_fn)| {
+        Box::new(CgroupReader {
+            schema,
+            discovery: discovery.clone(),
+            options: options.clone(),
+            read_fn,
+        }) as Box<dyn Reader>
+    });
+    cgroup.chain(net).collect()
 }
