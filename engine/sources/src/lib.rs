@@ -8,6 +8,7 @@
 //! a bounded [`stream::SampleStream`].
 
 pub mod arp;
+pub mod bonding;
 pub mod buddyinfo;
 pub mod common;
 pub mod diskstats;
@@ -111,6 +112,7 @@ pub fn host_readers(roots: &Roots, config: &ReaderConfig) -> Vec<Box<dyn Reader>
         Box::new(host_net.sockstat()),
         Box::new(host_net.arp()),
         Box::new(host_net.arp_devices()),
+        Box::new(bonding::BondingReader::new(&roots.proc)),
         Box::new(
             netdev_hw::NetdevHwReader::new(&roots.sys, config.include_virtual_netdev)
                 .only(config.netdev_hw_devices.clone()),
@@ -140,6 +142,7 @@ pub fn schemas() -> Vec<SourceSchema> {
         sockstat::schema(),
         arp::schema(),
         arp::devices_schema(),
+        bonding::schema(),
         netdev_hw::schema(),
         mounts::schema(),
         netlink::qdisc::schema(),
