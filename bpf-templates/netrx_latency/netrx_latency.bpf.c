@@ -3,7 +3,7 @@
  * netrx_latency: how long a received TCP packet took to reach each stage of the receive
  * path, measured from its receive timestamp skb->tstamp (CLOCK_REALTIME, set when the
  * packet entered the stack; the kernel only stamps packets while some socket asked for
- * timestamps, so the agent holds one SO_TIMESTAMPNS socket open):
+ * timestamps, so the loader holds one SO_TIMESTAMPNS socket open: needs = ["rx_timestamps"]):
  *
  *   TO_NETIF_RCV   net:netif_receive_skb         (backlog/RPS queueing before the stack)
  *   TO_TCPV4_RCV / TO_TCPV6_RCV   tcp:tcp_probe  (tcp_rcv_established: the TCP layer)

@@ -12,6 +12,7 @@ pub mod histread;
 pub mod kallsyms;
 pub mod layout;
 pub mod loader;
+pub mod needs;
 pub mod profiler;
 pub mod schema;
 pub mod status;

@@ -7,6 +7,7 @@ use crate::cgroup::{unified_hierarchy, CgroupResolver, NoContainers};
 use crate::decode::EventDecoder;
 use crate::embedded;
 use crate::histread::read_histograms;
+use crate::needs;
 use crate::schema::TemplateSchema;
 use crate::status::{Counters, ProgramStatus, TemplateStatus, VariantOutcome};
 use crate::transport::{spawn_perfbuf, spawn_ringbuf, EventStats, Sink};
@@ -14,6 +15,7 @@ use aya::maps::{MapData, MapType, PerCpuArray};
 use aya::{Btf, Ebpf, EbpfLoader};
 use huatuo_dsl::value::Sample;
 use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -49,6 +51,8 @@ impl Default for LoadOptions {
 
 struct Loaded {
     schema: Option<TemplateSchema>,
+    /// Descriptors the template needs open while loaded (`needs = ["rx_timestamps"]`).
+    held: Vec<OwnedFd>,
     ebpf: Option<Ebpf>,
     status: TemplateStatus,
     stats: Arc<EventStats>,
@@ -120,6 +124,7 @@ impl Templates {
     ) -> Loaded {
         let mut loaded = Loaded {
             schema: None,
+            held: vec![],
             ebpf: None,
             status: TemplateStatus {
                 name: name.to_string(),
@@ -136,6 +141,7 @@ impl Templates {
             loaded.status.error = Some(e);
             loaded.status.loaded = false;
             loaded.ebpf = None;
+            loaded.held.clear();
         }
         loaded
     }
@@ -184,10 +190,15 @@ impl Templates {
                 .notes
                 .push("kernel BTF not found: CO-RE and tp_btf variants cannot load".into());
         }
+        let provided =
+            needs::provide(&schema.needs).map_err(|e| format!("template `{name}`: {e}"))?;
         let v2_flag: u64 = u64::from(v2);
         let mut loader = EbpfLoader::new();
         loader.btf(btf);
         loader.override_global("cgroup_v2", &v2_flag, false);
+        for (global, value) in &provided.globals {
+            loader.override_global(*global, value, true);
+        }
         for (key, value) in values {
             loader.override_global(key.as_str(), value, true);
         }
@@ -255,6 +266,8 @@ impl Templates {
             self.threads.push(handle);
         }
         loaded.status.loaded = true;
+        loaded.status.notes.extend(provided.notes);
+        loaded.held = provided.held;
         loaded.schema = Some(schema);
         loaded.ebpf = Some(ebpf);
         Ok(())

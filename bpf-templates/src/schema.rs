@@ -2,6 +2,7 @@
 //! attach chain, histogram maps, extra globals), parsed and checked.
 
 use crate::layout::{offsets, CType};
+use crate::needs::Need;
 use huatuo_dsl::catalog::SourceSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -27,6 +28,9 @@ pub struct TemplateSchema {
     /// Globals (`volatile const __u64`) a caller may set besides the source's tunables.
     #[serde(default)]
     pub global: Vec<GlobalKnob>,
+    /// Services the loader provides at load (`crate::needs`).
+    #[serde(default)]
+    pub needs: Vec<Need>,
 }
 
 /// The C struct a template emits, member by member, in order.
@@ -267,6 +271,17 @@ impl TemplateSchema {
                     ));
                 }
             }
+        }
+        let settable = self.settable_globals();
+        if let Some(global) = self
+            .needs
+            .iter()
+            .filter_map(|n| n.global())
+            .find(|g| settable.contains(g))
+        {
+            return Err(format!(
+                "global `{global}` is set by the loader (needs), it cannot also be a tunable"
+            ));
         }
         for hist in self.histogram.iter().chain(&self.counter) {
             if !has_field(&hist.field) {
