@@ -197,7 +197,7 @@ impl Templates {
         loader.btf(btf);
         loader.override_global("cgroup_v2", &v2_flag, false);
         for (global, value) in &provided.globals {
-            loader.override_global(*global, value, true);
+            loader.override_global(global, value, true);
         }
         for (key, value) in values {
             loader.override_global(key.as_str(), value, true);
