@@ -241,10 +241,282 @@ fn namespaces_per_read_are_capped_and_the_rest_counted() {
 
 #[test]
 fn unidentifiable_host_namespace_is_an_error_naming_the_file() {
-    // A proc root without `1/ns/net`: host-network containers cannot be told apart.
+    // A proc root without `1/ns/net` or `self/ns/net`: host-network containers cannot be
+    // told apart.
     let mut r = NetnsReader::new(NetKind::NetDev, discovery(), fixture("cgroup"));
     let err = r.read(0).expect_err("no host namespace");
     assert_eq!(err.source_name, "container.net_dev");
     assert!(err.path.ends_with("cgroup/1/ns/net"), "{}", err.path);
     assert!(err.message.contains("host network namespace"), "{err}");
+}
+
+/// Real kernel test (root, cgroup v1): a process in its own network namespace behind a veth
+/// pair, placed in a docker-shaped cgroup, and a second one in the host namespace.
+mod real {
+    use super::*;
+    use std::fs;
+    use std::net::UdpSocket;
+    use std::os::unix::fs::MetadataExt;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+    const CONTROLLERS: [&str; 3] = ["cpu", "cpuacct", "memory"];
+    const DATAGRAMS: i64 = 25;
+    const PAYLOAD: usize = 200;
+
+    /// Everything the test created, removed in reverse order even when an assertion fails.
+    #[derive(Default)]
+    struct Cleanup {
+        children: Vec<Child>,
+        dirs: Vec<PathBuf>,
+        netns: Option<String>,
+        link: Option<String>,
+    }
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for child in &mut self.children {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            for dir in self.dirs.iter().rev() {
+                for _ in 0..50 {
+                    if fs::remove_dir(dir).is_ok() || !dir.exists() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            if let Some(link) = &self.link {
+                let _ = ip(&["link", "del", link]);
+            }
+            if let Some(ns) = &self.netns {
+                let _ = ip(&["netns", "del", ns]);
+            }
+        }
+    }
+
+    fn ip(args: &[&str]) -> Result<(), String> {
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .map_err(|e| format!("ip {args:?}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    fn must_run() -> bool {
+        std::env::var("CI").is_ok_and(|v| v == "true")
+    }
+
+    fn is_root() -> bool {
+        fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+            })
+            .unwrap_or(false)
+    }
+
+    fn netns_inode(pid: u32) -> Option<u64> {
+        fs::metadata(format!("/proc/{pid}/ns/net"))
+            .ok()
+            .map(|m| m.ino())
+    }
+
+    /// A 64-hex container id unique to this run.
+    fn container_id(salt: u64) -> String {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos();
+        format!("{nanos:032x}{:016x}{salt:016x}", std::process::id())
+    }
+
+    /// Creates `docker/<id>` in each v1 controller and moves `pid` into it.
+    fn fake_docker_cgroup(cleanup: &mut Cleanup, id: &str, pid: u32) {
+        for ctl in CONTROLLERS {
+            let parent = PathBuf::from(CGROUP_ROOT).join(ctl).join("docker");
+            if !parent.exists() {
+                fs::create_dir(&parent).expect("create docker parent");
+                cleanup.dirs.push(parent.clone());
+            }
+            let dir = parent.join(id);
+            fs::create_dir(&dir).expect("create container cgroup");
+            cleanup.dirs.push(dir.clone());
+            fs::write(dir.join("cgroup.procs"), pid.to_string()).expect("move pid into cgroup");
+        }
+    }
+
+    fn sample_of<'a>(samples: &'a [Sample], id: &str, device: Option<&str>) -> &'a Sample {
+        samples
+            .iter()
+            .find(|s| {
+                s.labels["container_id"] == id
+                    && s.labels.get("device").map(String::as_str) == device
+            })
+            .unwrap_or_else(|| panic!("no sample for {id} {device:?} in {samples:#?}"))
+    }
+
+    fn int(sample: &Sample, field: &str) -> i64 {
+        match sample.fields.get(field) {
+            Some(Value::Int(v)) => *v,
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn container_netns_counters_show_the_veth_traffic() {
+        let v1 = PathBuf::from(CGROUP_ROOT)
+            .join("cpu/cgroup.procs")
+            .is_file();
+        let has_ip = Command::new("ip")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok();
+        if !(is_root() && v1 && has_ip) {
+            assert!(
+                !must_run(),
+                "CI=true but not root on a cgroup v1 host with ip(8)"
+            );
+            eprintln!("SKIPPED: needs root, cgroup v1 cpu/cpuacct/memory and ip(8)");
+            return;
+        }
+        let tag = std::process::id() % 1_000_000;
+        let ns = format!("huatuo-test-{tag}");
+        let (host_if, cont_if) = (format!("htv{tag}h"), format!("htv{tag}c"));
+        let subnet = 16 + tag % 200;
+        let (host_ip, cont_ip) = (format!("10.231.{subnet}.1"), format!("10.231.{subnet}.2"));
+        let mut cleanup = Cleanup::default();
+
+        ip(&["netns", "add", &ns]).expect("netns add");
+        cleanup.netns = Some(ns.clone());
+        ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &cont_if,
+        ])
+        .expect("veth add");
+        cleanup.link = Some(host_if.clone());
+        ip(&["link", "set", &cont_if, "netns", &ns]).expect("veth into netns");
+        ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_if]).expect("host addr");
+        ip(&["link", "set", &host_if, "up"]).expect("host link up");
+        let in_ns = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", ns.as_str()];
+            all.push("ip");
+            all.extend_from_slice(args);
+            ip(&all)
+        };
+        in_ns(&["addr", "add", &format!("{cont_ip}/30"), "dev", &cont_if]).expect("ns addr");
+        in_ns(&["link", "set", &cont_if, "up"]).expect("ns link up");
+        in_ns(&["link", "set", "lo", "up"]).expect("ns lo up");
+
+        let netns_child = Command::new("ip")
+            .args(["netns", "exec", &ns, "sleep", "30"])
+            .spawn()
+            .expect("spawn sleeper in the netns");
+        let netns_pid = netns_child.id();
+        cleanup.children.push(netns_child);
+        let host_child = Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleeper in the host netns");
+        let host_pid = host_child.id();
+        cleanup.children.push(host_child);
+        // pid 1's namespace may be unreadable (no CAP_SYS_PTRACE over it); ours is the host's.
+        let host_ns = netns_inode(1)
+            .or_else(|| netns_inode(std::process::id()))
+            .expect("host netns inode");
+        let mut entered = false;
+        for _ in 0..200 {
+            if netns_inode(netns_pid).is_some_and(|i| i != host_ns) {
+                entered = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(entered, "the sleeper entered the test namespace");
+
+        let id = container_id(1);
+        let host_net_id = container_id(2);
+        fake_docker_cgroup(&mut cleanup, &id, netns_pid);
+        fake_docker_cgroup(&mut cleanup, &host_net_id, host_pid);
+
+        let discovery = Arc::new(Discovery::new(DiscoveryOptions {
+            root: PathBuf::from(CGROUP_ROOT),
+            refresh_interval: Duration::from_secs(60),
+            docker_root: None,
+            ..DiscoveryOptions::default()
+        }));
+        let mut net_dev = NetnsReader::new(NetKind::NetDev, discovery.clone(), "/proc");
+        let mut netstat = NetnsReader::new(NetKind::Netstat, discovery.clone(), "/proc");
+        let mut arp = NetnsReader::new(NetKind::Arp, discovery, "/proc");
+
+        let before = net_dev.read(1).expect("read net_dev");
+        let rx_packets0 = int(sample_of(&before, &id, Some(&cont_if)), "receive_packets");
+        let rx_bytes0 = int(sample_of(&before, &id, Some(&cont_if)), "receive_bytes");
+        sample_of(&before, &id, Some("lo"));
+        assert!(
+            before
+                .iter()
+                .all(|s| s.labels["container_id"] != host_net_id),
+            "the host-network container has no samples"
+        );
+        assert!(net_dev.stats().host_network_skipped >= 1);
+        let no_ports0 = int(
+            sample_of(&netstat.read(1).expect("netstat"), &id, None),
+            "Udp_NoPorts",
+        );
+
+        let socket = UdpSocket::bind((host_ip.as_str(), 0)).expect("bind on the host veth");
+        for _ in 0..DATAGRAMS {
+            socket
+                .send_to(&[0x5a; PAYLOAD], (cont_ip.as_str(), 9))
+                .expect("send a datagram to the container");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+
+        let after = net_dev.read(2).expect("read net_dev again");
+        let eth = sample_of(&after, &id, Some(&cont_if));
+        let rx_packets = int(eth, "receive_packets") - rx_packets0;
+        let rx_bytes = int(eth, "receive_bytes") - rx_bytes0;
+        assert!(
+            rx_packets >= DATAGRAMS,
+            "{cont_if} received {rx_packets} packets, sent {DATAGRAMS}"
+        );
+        // Ethernet + IPv4 + UDP headers around each payload.
+        let min_bytes = DATAGRAMS * (PAYLOAD as i64 + 14 + 20 + 8);
+        assert!(
+            rx_bytes >= min_bytes,
+            "received {rx_bytes} bytes, expected >= {min_bytes}"
+        );
+        assert!(
+            int(eth, "transmit_packets") >= 1,
+            "ARP reply and ICMP errors went out"
+        );
+
+        let no_ports = int(
+            sample_of(&netstat.read(2).expect("netstat"), &id, None),
+            "Udp_NoPorts",
+        );
+        assert!(
+            no_ports - no_ports0 >= DATAGRAMS,
+            "the container's namespace counted the datagrams to a closed port: {no_ports0} -> {no_ports}"
+        );
+        let arp_samples = arp.read(2).expect("arp");
+        assert!(
+            int(sample_of(&arp_samples, &id, None), "entries") >= 1,
+            "the container resolved or learned the host side's address"
+        );
+        assert_eq!(net_dev.stats().errors, 0);
+    }
 }

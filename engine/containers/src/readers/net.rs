@@ -3,7 +3,8 @@
 //! `/proc/<init pid>/net/*` with the host parsers of `huatuo-sources` ([`NetnsView`]).
 //!
 //! Containers sharing the host's network namespace (pod `hostNetwork`, or a `/proc/<pid>/ns/net`
-//! inode equal to `/proc/1/ns/net`'s) are skipped, as HUATUO does. Containers sharing one
+//! inode equal to `/proc/1/ns/net`'s, or the agent's own when pid 1's is not readable) are
+//! skipped, as HUATUO does. Containers sharing one
 //! namespace (the containers of a pod) cost one read per namespace, and every container gets
 //! the samples. At most `max_namespaces` namespaces are read per call; whatever is skipped,
 //! vanished or failed is counted in [`NetnsStats`] and never fails the whole read.
@@ -234,26 +235,35 @@ fn netns_inode(proc_root: &Path, pid: u32) -> io::Result<u64> {
     std::fs::metadata(&path).map(|m| m.ino())
 }
 
+/// The host's network namespace: pid 1's, else the agent's own (it runs in the host
+/// network, as HUATUO requires) when pid 1's cannot be read, e.g. without CAP_SYS_PTRACE.
+fn host_netns_inode(proc_root: &Path) -> Result<u64, String> {
+    let pid1 = proc_root.join("1/ns/net");
+    std::fs::metadata(&pid1)
+        .or_else(|e1| {
+            std::fs::metadata(proc_root.join("self/ns/net")).map_err(|e2| {
+                format!("cannot identify the host network namespace: {e1}; self/ns/net: {e2}")
+            })
+        })
+        .map(|m| m.ino())
+}
+
 impl Reader for NetnsReader {
     fn schema(&self) -> SourceSchema {
         self.schema.clone()
     }
 
-    /// Fails only when discovery has no snapshot or the host namespace (`/proc/1/ns/net`)
-    /// cannot be identified; per-container problems are counted and logged.
+    /// Fails only when discovery has no snapshot or the host namespace (`/proc/1/ns/net`,
+    /// else `/proc/self/ns/net`) cannot be identified; per-container problems are counted
+    /// and logged.
     fn read(&mut self, now_ns: i64) -> Result<Vec<Sample>, ReadError> {
         self.stats.reads += 1;
         let snapshot = self
             .discovery
             .snapshot()
             .map_err(|e| self.error(&self.discovery.root, e.to_string()))?;
-        let host = netns_inode(&self.proc_root, 1).map_err(|e| {
-            let path = self.proc_root.join("1/ns/net");
-            self.error(
-                &path,
-                format!("cannot identify the host network namespace: {e}"),
-            )
-        })?;
+        let host = host_netns_inode(&self.proc_root)
+            .map_err(|e| self.error(&self.proc_root.join("1/ns/net"), e))?;
         let mut seen = HashMap::new();
         let mut out = Vec::new();
         for container in &snapshot.containers {
