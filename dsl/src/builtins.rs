@@ -30,6 +30,9 @@ pub enum Accepts {
     SameDimAs(usize),
     /// A regex string, or a list of regex strings (literals are compiled by the checker).
     Regexes,
+    /// A constant list of HUATUO `{Field, Pattern}` rules (structured config such as
+    /// `AutoTracing.CPUIdle.Filter.Included`), or of `[field, pattern]` pairs.
+    FieldPatterns,
 }
 
 /// One parameter of a builtin.
@@ -250,6 +253,20 @@ const BUILTINS: &[Builtin] = &[
         stateful: false,
         description: "True when the string s contains the substring needle, or the list s contains the element needle.",
     },
+    Builtin {
+        name: "filter_allows",
+        params: &[
+            req("included", Accepts::FieldPatterns),
+            Param {
+                name: "excluded",
+                accepts: Accepts::FieldPatterns,
+                optional: true,
+            },
+        ],
+        returns: Returns::Bool,
+        stateful: false,
+        description: "HUATUO's Included/Excluded filter over the sample: true when it matches a rule of `included` (or `included` is empty) and no rule of `excluded`. Rules are `{Field, Pattern}` tables from config or `[field, pattern]` pairs; Field is a label or field of the sample (HUATUO's container_hostname, container_host_namespace, container_qos name the container labels); a sample without it matches no rule.",
+    },
 ];
 
 /// Every builtin function, in the order of the rule reference.
@@ -336,7 +353,10 @@ mod tests {
             .filter(|b| b.stateful)
             .map(|b| b.name)
             .collect();
-        assert_eq!(stateful, ["delta", "rate", "ema", "total", "window", "changed"]);
+        assert_eq!(
+            stateful,
+            ["delta", "rate", "ema", "total", "window", "changed"]
+        );
         assert!(builtin("config").is_some_and(|b| !b.stateful));
         assert!(builtin("nope").is_none());
     }

@@ -42,7 +42,11 @@ pub fn infer_call(ctx: &mut Ctx, env: &Env, call: &Expr, name: &Ident, args: &[A
     let mut types: Vec<Option<Ty>> = Vec::with_capacity(bound.len());
     for (index, arg) in bound.iter().enumerate() {
         let ty = arg.map(|e| {
-            let ty = infer(ctx, env, e);
+            let ty = if b.params[index].accepts == Accepts::FieldPatterns {
+                infer_constant(ctx, env, e)
+            } else {
+                infer(ctx, env, e)
+            };
             accept(ctx, b, index, e, &ty, &bound, &types);
             ty
         });
@@ -52,6 +56,14 @@ pub fn infer_call(ctx: &mut Ctx, env: &Env, call: &Expr, name: &Ident, args: &[A
         return config_call(ctx, &bound, &types);
     }
     result_ty(b.returns, &types)
+}
+
+/// Infers an argument the evaluator needs when the rule loads (compiled filter rules): only
+/// literals, config and params may feed it (`not-constant`).
+fn infer_constant(ctx: &mut Ctx, env: &Env, e: &Expr) -> Ty {
+    let mut at_load = env.clone();
+    at_load.phase = Phase::Const;
+    infer(ctx, &at_load, e)
 }
 
 fn infer_all(ctx: &mut Ctx, env: &Env, args: &[Arg]) {
@@ -217,6 +229,19 @@ fn accept(
             accept_list(ctx, b.params[index].accepts, e, ty, &context)
         }
         Accepts::Regexes => pattern::check_regexes(ctx, e, ty),
+        Accepts::FieldPatterns => {
+            if !matches!(ty, Ty::Json | Ty::List(_) | Ty::Unknown) {
+                let message = format!(
+                    "{context} must be a list of {{Field, Pattern}} rules, but {} is {ty}",
+                    show::expr(e)
+                );
+                ctx.push(
+                    ctx.error("type-mismatch", e.span, message)
+                        .with_label(format!("this is {ty}"))
+                        .with_help("pass config(\"AutoTracing.CPUIdle.Filter.Included\", []) or [[\"container_qos\", \"besteffort\"]]"),
+                );
+            }
+        }
     }
 }
 

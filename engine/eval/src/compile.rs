@@ -179,6 +179,18 @@ impl<'a> Scope<'a> {
         let args = args.as_slice();
         match builtin {
             Builtin::Config => self.config_call(args),
+            Builtin::Filter => {
+                let mut lists = Vec::with_capacity(2);
+                for index in 0..2 {
+                    lists.push(match args.get(index) {
+                        Some(a) => self.constant(&a.value, "a filter rule list")?,
+                        None => Value::Null,
+                    });
+                }
+                let filter = crate::filter::FieldFilter::new(&lists[0], &lists[1])
+                    .map_err(|m| self.err("bad-filter", span, m))?;
+                Ok(CExpr::Filter(Box::new(filter)))
+            }
             Builtin::Stateful(func) => self.stateful_call(name, func, args, span),
             Builtin::Pure(Pure::MatchesAny) => {
                 let subject = Box::new(self.expr(&args[0].value)?);

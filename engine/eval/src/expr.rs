@@ -52,6 +52,8 @@ pub enum CExpr {
         /// The constant second argument (`ema`, `window`), else 0.
         n: f64,
     },
+    /// `filter_allows(included, excluded)` with its rules compiled.
+    Filter(Box<crate::filter::FieldFilter>),
     /// A stdlib script call `file::fn(args)`.
     Script {
         /// Qualified name.
@@ -160,6 +162,7 @@ impl CExpr {
                     }
                 }
             }
+            CExpr::Filter(filter) => Ok(Value::Bool(filter.allows(ctx.sample))),
             CExpr::Script { name, args } => {
                 let values = args
                     .iter()

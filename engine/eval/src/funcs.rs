@@ -64,13 +64,16 @@ pub enum Builtin {
     Stateful(Stateful),
     /// `config(key, default)`, folded at compile time.
     Config,
+    /// `filter_allows(included, excluded)`: rules compiled at load, applied to the sample.
+    Filter,
 }
 
 /// How the evaluator runs the builtin called `name` (a name of `huatuo_dsl::builtins`).
 pub fn dispatch(name: &str) -> Option<Builtin> {
-    use Builtin::{Config, Pure as P, Stateful as S};
+    use Builtin::{Config, Filter, Pure as P, Stateful as S};
     Some(match name {
         "config" => Config,
+        "filter_allows" => Filter,
         "delta" => S(Stateful::Delta),
         "rate" => S(Stateful::Rate),
         "ema" => S(Stateful::Ema),

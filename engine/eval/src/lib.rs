@@ -19,6 +19,7 @@ pub mod compile;
 pub mod cooldown;
 pub mod evaluator;
 pub mod expr;
+pub mod filter;
 pub mod funcs;
 pub mod issues;
 pub mod limit;
