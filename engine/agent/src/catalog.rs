@@ -8,14 +8,7 @@ use std::path::Path;
 /// The full catalog: kernel templates, host readers, cgroup readers, captures, config keys
 /// and the stdlib script functions found in `stdlib_dir`.
 pub fn build_catalog(stdlib_dir: &Path) -> Result<Catalog, Vec<Diagnostic>> {
-    let mut catalog = Catalog::new();
-    for schema in huatuo_bpf::schemas()
-        .into_iter()
-        .chain(huatuo_sources::schemas())
-        .chain(huatuo_containers::schemas())
-    {
-        catalog.add_source(schema);
-    }
+    let mut catalog = source_catalog();
     for capture in capture_schemas() {
         catalog.add_capture(capture);
     }
@@ -26,4 +19,17 @@ pub fn build_catalog(stdlib_dir: &Path) -> Result<Catalog, Vec<Diagnostic>> {
         catalog.add_script_fn(&name, arity);
     }
     Ok(catalog)
+}
+
+/// A catalog of the sources alone (kernel templates, host and cgroup readers).
+pub fn source_catalog() -> Catalog {
+    let mut catalog = Catalog::new();
+    for schema in huatuo_bpf::schemas()
+        .into_iter()
+        .chain(huatuo_sources::schemas())
+        .chain(huatuo_containers::schemas())
+    {
+        catalog.add_source(schema);
+    }
+    catalog
 }

@@ -79,7 +79,7 @@ fn run_case(case: &Path) -> Result<(), String> {
     let file = std::fs::File::open(&input).map_err(|e| format!("{}: {e}", input.display()))?;
     let samples = read_samples(&input.display().to_string(), std::io::BufReader::new(file))?;
     let (outputs, disabled) =
-        replay_samples(&inputs, samples).map_err(|d| format!("rules: {d:#?}"))?;
+        replay_samples(inputs, samples).map_err(|d| format!("rules: {d:#?}"))?;
     if !disabled.is_empty() && !case.join("expect-disabled").exists() {
         return Err(format!("rules disabled at run time: {disabled:?}"));
     }

@@ -1,12 +1,18 @@
 //! What every subcommand loads: config, rule files and stdlib scripts, from flags or defaults.
 
 use crate::rules::{
-    embedded_rule_files, embedded_script_files, read_rule_files, read_script_files, SourceText,
+    embedded_rule_files, embedded_script_files, parse_all, read_rule_files, read_script_files,
+    SourceText,
 };
 use clap::Args;
 use huatuo_config::Config;
+use huatuo_dsl::ast::RuleFile;
 use huatuo_dsl::diag::Diagnostic;
+use huatuo_dsl::diag::Severity;
+use huatuo_dsl::render::render_human;
+use huatuo_eval::Plan;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Flags naming the config, rules and scripts to use.
 #[derive(Debug, Clone, Args)]
@@ -143,4 +149,55 @@ fn materialize_scripts(scripts: &[SourceText]) -> Result<PathBuf, Vec<Diagnostic
         std::fs::write(dir.join(name), &script.text).map_err(io)?;
     }
     Ok(dir)
+}
+
+/// Inputs that checked clean, parsed and compiled: what the daemon and replay execute.
+pub struct Compiled {
+    /// The loaded config, rules and scripts.
+    pub inputs: Inputs,
+    /// The parsed rule files.
+    pub files: Vec<RuleFile>,
+    /// The compiled plan.
+    pub plan: Plan,
+}
+
+/// Checks, parses and compiles loaded inputs; every error when they do not check.
+pub fn compile_inputs(inputs: Inputs) -> Result<Compiled, Vec<Diagnostic>> {
+    let (_, diags) = super::check::diagnose(&inputs);
+    if diags.iter().any(|d| d.severity == Severity::Error) {
+        return Err(diags);
+    }
+    let (files, _) = parse_all(&inputs.rule_files);
+    let plan = huatuo_eval::compile(&files, &inputs.config, Some(&inputs.stdlib_dir))?;
+    Ok(Compiled {
+        inputs,
+        files,
+        plan,
+    })
+}
+
+impl InputArgs {
+    /// Loads and compiles, printing any diagnostic; exit 1 when they do not check.
+    pub fn compile(&self) -> Result<Compiled, ExitCode> {
+        let inputs = match self.load(&[]) {
+            Ok(inputs) => inputs,
+            Err((diags, texts)) => {
+                let text_of = |p: &str| texts.iter().find(|t| t.path == p).map(|t| t.text.clone());
+                eprint!("{}", render_human(&diags, &text_of));
+                return Err(ExitCode::from(1));
+            }
+        };
+        let texts: Vec<SourceText> = inputs
+            .rule_files
+            .iter()
+            .chain(inputs.scripts.iter())
+            .chain(inputs.config_text.iter())
+            .cloned()
+            .collect();
+        compile_inputs(inputs).map_err(|diags| {
+            let text_of = |p: &str| texts.iter().find(|t| t.path == p).map(|t| t.text.clone());
+            eprint!("{}", render_human(&diags, &text_of));
+            ExitCode::from(1)
+        })
+    }
 }

@@ -1,10 +1,8 @@
 //! `huatuo replay`: the daemon's evaluator over recorded samples, deterministic.
 
-use super::check::diagnose;
-use super::inputs::{InputArgs, Inputs};
+use super::inputs::{compile_inputs, InputArgs, Inputs};
 use clap::Args;
-use huatuo_dsl::diag::{Diagnostic, Severity};
-use huatuo_dsl::render::render_human;
+use huatuo_dsl::diag::Diagnostic;
 use huatuo_dsl::value::Sample;
 use huatuo_eval::{Evaluator, Output, RecordingCaptureRunner};
 use std::io::{BufRead, Write};
@@ -30,22 +28,22 @@ pub type Replayed = (Vec<Output>, Vec<(String, String)>);
 /// The outputs of replaying `samples` through the checked and compiled rules of `inputs`,
 /// and the rules disabled on the way; diagnostics when the rules do not check or compile.
 pub fn replay_samples(
-    inputs: &Inputs,
+    inputs: Inputs,
     samples: impl IntoIterator<Item = Sample>,
 ) -> Result<Replayed, Vec<Diagnostic>> {
-    let (_, diags) = diagnose(inputs);
-    if diags.iter().any(|d| d.severity == Severity::Error) {
-        return Err(diags);
-    }
-    let (files, _) = crate::rules::parse_all(&inputs.rule_files);
-    let plan = huatuo_eval::compile(&files, &inputs.config, Some(&inputs.stdlib_dir))?;
+    let compiled = compile_inputs(inputs)?;
+    Ok(evaluate(compiled.plan, samples))
+}
+
+/// Runs samples through a compiled plan with a capture runner that only records requests.
+fn evaluate(plan: huatuo_eval::Plan, samples: impl IntoIterator<Item = Sample>) -> Replayed {
     let mut evaluator = Evaluator::new(plan);
     let mut captures = RecordingCaptureRunner::default();
     let mut outputs = Vec::new();
     for sample in samples {
         outputs.extend(evaluator.push(&sample, &mut captures));
     }
-    Ok((outputs, evaluator.disabled_rules()))
+    (outputs, evaluator.disabled_rules())
 }
 
 /// Reads samples from JSON lines; the error names the line and column.
@@ -76,13 +74,9 @@ pub fn output_json(output: &Output) -> serde_json::Result<String> {
 
 /// Runs the subcommand: prints records (and metric points) as JSON lines.
 pub fn run(args: ReplayArgs) -> ExitCode {
-    let inputs = match args.inputs.load(&[]) {
-        Ok(inputs) => inputs,
-        Err((diags, texts)) => {
-            let text_of = |p: &str| texts.iter().find(|t| t.path == p).map(|t| t.text.clone());
-            eprint!("{}", render_human(&diags, &text_of));
-            return ExitCode::from(1);
-        }
+    let compiled = match args.inputs.compile() {
+        Ok(compiled) => compiled,
+        Err(code) => return code,
     };
     let shown = args.input.display().to_string();
     let samples = if args.input.as_os_str() == "-" {
@@ -100,13 +94,7 @@ pub fn run(args: ReplayArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let (outputs, disabled) = match replay_samples(&inputs, samples) {
-        Ok(result) => result,
-        Err(diags) => {
-            eprint!("{}", render_human(&diags, &|p| inputs.text_of(p)));
-            return ExitCode::from(1);
-        }
-    };
+    let (outputs, disabled) = evaluate(compiled.plan, samples);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for output in outputs {

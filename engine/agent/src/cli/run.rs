@@ -1,12 +1,8 @@
 //! `huatuo run`: the daemon.
 
-use super::check::diagnose;
 use super::inputs::InputArgs;
 use crate::daemon::{self, DaemonOptions};
-use crate::rules::parse_all;
 use clap::Args;
-use huatuo_dsl::diag::Severity;
-use huatuo_dsl::render::render_human;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,28 +49,9 @@ pub struct RunArgs {
 /// agent cannot start.
 pub fn run(args: RunArgs) -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let inputs = match args.inputs.load(&[]) {
-        Ok(inputs) => inputs,
-        Err((diags, texts)) => {
-            let text_of = |p: &str| texts.iter().find(|t| t.path == p).map(|t| t.text.clone());
-            eprint!("{}", render_human(&diags, &text_of));
-            return ExitCode::from(1);
-        }
-    };
-    let (_, diags) = diagnose(&inputs);
-    if !diags.is_empty() {
-        eprint!("{}", render_human(&diags, &|p| inputs.text_of(p)));
-    }
-    if diags.iter().any(|d| d.severity == Severity::Error) {
-        return ExitCode::from(1);
-    }
-    let (files, _) = parse_all(&inputs.rule_files);
-    let plan = match huatuo_eval::compile(&files, &inputs.config, Some(&inputs.stdlib_dir)) {
-        Ok(plan) => plan,
-        Err(diags) => {
-            eprint!("{}", render_human(&diags, &|p| inputs.text_of(p)));
-            return ExitCode::from(1);
-        }
+    let compiled = match args.inputs.compile() {
+        Ok(compiled) => compiled,
+        Err(code) => return code,
     };
     let options = DaemonOptions {
         region: args.region,
@@ -90,7 +67,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         run_for: args.run_for.map(|s| Duration::from_secs_f64(s.max(0.0))),
         spool_dir: args.spool_dir,
     };
-    match daemon::run(inputs, files, plan, options) {
+    match daemon::run(compiled, options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e:#}");

@@ -22,7 +22,8 @@ pub struct EvalShared {
     pub records_dropped: AtomicU64,
 }
 
-/// Starts the evaluator on its own thread; it ends when the sample queue closes.
+/// Starts the evaluator on its own thread; it ends when the sample queue closes. The plan's
+/// unlabelled running-total counters are exported at 0 (and never expire) from the start.
 pub fn spawn_evaluator(
     mut evaluator: Evaluator,
     mut samples: mpsc::Receiver<Sample>,
@@ -35,6 +36,10 @@ pub fn spawn_evaluator(
     std::thread::Builder::new()
         .name("huatuo-eval".into())
         .spawn(move || {
+            metrics.pin(&huatuo_eval::metrics::zero_points(
+                evaluator.plan(),
+                &crate::catalog::source_catalog(),
+            ));
             let mut last_publish = Instant::now();
             let mut points = Vec::new();
             while let Some(mut sample) = samples.blocking_recv() {

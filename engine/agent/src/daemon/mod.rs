@@ -11,13 +11,12 @@ pub mod selfstats;
 pub mod status;
 mod streams;
 
-use crate::cli::inputs::Inputs;
+use crate::cli::inputs::Compiled;
 use channel::sample_queue;
 use enrich::{DiscoveryResolver, Enricher};
 use evaluate::{spawn_evaluator, EvalShared};
 use huatuo_bpf::{LoadOptions, Templates};
 use huatuo_containers::{Discovery, DiscoveryOptions};
-use huatuo_dsl::ast::RuleFile;
 use huatuo_eval::{Evaluator, Plan};
 use huatuo_http::metric_store::MetricStore;
 use huatuo_http::server::{bind, serve, ApiState};
@@ -157,26 +156,21 @@ fn interval_of(plan: &Plan, source: &str, default_s: Option<u64>) -> Duration {
 
 /// Runs the daemon until a signal (or `run_for`); errors only for what makes it unable to
 /// start (the port taken, the storage directory not creatable).
-pub fn run(
-    inputs: Inputs,
-    files: Vec<RuleFile>,
-    plan: Plan,
-    options: DaemonOptions,
-) -> anyhow::Result<()> {
+pub fn run(compiled: Compiled, options: DaemonOptions) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("huatuo-rt")
         .build()?;
-    runtime.block_on(run_async(inputs, files, plan, options))
+    runtime.block_on(run_async(compiled, options))
 }
 
-async fn run_async(
-    inputs: Inputs,
-    files: Vec<RuleFile>,
-    plan: Plan,
-    options: DaemonOptions,
-) -> anyhow::Result<()> {
+async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result<()> {
+    let Compiled {
+        inputs,
+        files,
+        plan,
+    } = compiled;
     let config = &inputs.config;
     let host = HostInfo {
         hostname: hostname(&options.roots),
