@@ -12,6 +12,13 @@
  * Packets later than `threshold_ns` (the smallest per-stage threshold of the rules) become
  * events with the stage, the latency and the tuple. BPF has no realtime clock: the loader
  * sets `mono_to_real_ns` = CLOCK_REALTIME - CLOCK_MONOTONIC at load.
+ *
+ * Container attribution (`cgroup_id`, resolved to `container_id`): at TO_USER_COPY the
+ * current task, which is the application reading the socket (process context); at the
+ * softirq stages, where the current task is unrelated, the socket's own cgroup
+ * (sk->sk_cgrp_data, the cgroup v2 of the task that created it) when cgroup v2 is the real
+ * hierarchy, else 0 (no container). `host_netns` is 1 when the packet's network namespace
+ * is the agent's own (`host_netns_inum`, set by the loader: needs = ["host_netns"]).
  */
 #include "huatuo.h"
 #include "../drops/skb_tuple.h"
@@ -26,11 +33,14 @@
 volatile const __u64 threshold_ns = 5000000ULL;
 /* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, set by the loader. */
 volatile const __u64 mono_to_real_ns = 0;
+/* Inode of the agent's (the host's) network namespace, set by the loader. */
+volatile const __u64 host_netns_inum = 0;
 
 struct rx_event {
 	u8 saddr[16];
 	u8 daddr[16];
 	u64 latency;
+	u64 cgroup_id;
 	u32 pid;
 	u32 seq;
 	u32 ack_seq;
@@ -40,7 +50,8 @@ struct rx_event {
 	u16 dport;
 	u8 where;
 	u8 state;
-	u8 _pad[2];
+	u8 host_netns;
+	u8 _pad;
 	char comm[16];
 };
 
@@ -64,6 +75,20 @@ static __always_inline u64 skb_age(const struct sk_buff *skb)
 	if (now <= ts || now - ts <= threshold_ns)
 		return 0;
 	return now - ts;
+}
+
+/* The cgroup to attribute the packet to (see the header comment). */
+static __always_inline u64 rx_cgroup_id(const struct sock *sk, u8 where)
+{
+	struct cgroup *cgrp;
+
+	if (where == WHERE_USER_COPY)
+		return huatuo_task_cgroup_id((struct task_struct *)bpf_get_current_task(),
+					     bpf_core_enum_value(enum cgroup_subsys_id, cpu_cgrp_id));
+	if (!cgroup_v2 || !sk || !bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
+		return 0;
+	cgrp = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+	return cgrp ? huatuo_cgroup_kn_id(cgrp) : 0;
 }
 
 static __always_inline int report(void *ctx, const struct sk_buff *skb, const struct sock *sk,
@@ -101,6 +126,8 @@ static __always_inline int report(void *ctx, const struct sk_buff *skb, const st
 
 		e->netns = dev ? BPF_CORE_READ(dev, nd_net.net, ns.inum) : 0;
 	}
+	e->host_netns = e->netns && e->netns == host_netns_inum;
+	e->cgroup_id = rx_cgroup_id(sk, e->where);
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	HUATUO_EVENT_OUTPUT(ctx, e, sizeof(*e));

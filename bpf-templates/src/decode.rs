@@ -151,6 +151,7 @@ fn render(member: &EventField, raw: &Raw, len: Option<usize>) -> Value {
     match (raw, member.format) {
         (Raw::Unsigned(v), Some(Format::Ksym)) => Value::Str(Kallsyms::system().symbolize(*v)),
         (Raw::Unsigned(v), Some(Format::Dev)) => Value::Str(dev_text(*v)),
+        (Raw::Unsigned(v), Some(Format::Bool)) => Value::Bool(*v != 0),
         (Raw::Unsigned(v), _) if !member.names.is_empty() => match member.names.get(*v as usize) {
             Some(name) => Value::Str(name.clone()),
             None => Value::Str(v.to_string()),
@@ -212,6 +213,7 @@ fields = [
   { name = "cg", type = "int" },
   { name = "addr", type = "str" },
   { name = "frames", type = "list" },
+  { name = "flag", type = "bool" },
 ]
 [event]
 fields = [
@@ -223,6 +225,7 @@ fields = [
   { name = "addr", c = "u8[16]", format = "ip" },
   { name = "frames", c = "u64[4]", len_field = "n" },
   { name = "n", c = "u32" },
+  { name = "flag", c = "u8", format = "bool" },
 ]
 [[attach]]
 program = "p"
@@ -237,7 +240,8 @@ variants = [ { kind = "raw_tp", target = "x", prog = "y" } ]
     }
 
     fn record() -> Vec<u8> {
-        // offsets: offtime 0, cg 8, cpu 16, kind 20, comm 21, addr 37, frames 56, n 88; size 96
+        // offsets: offtime 0, cg 8, cpu 16, kind 20, comm 21, addr 37, frames 56, n 88,
+        // flag 92; size 96
         let mut buf = vec![0u8; 96];
         buf[0..8].copy_from_slice(&12_000_000u64.to_ne_bytes());
         buf[8..16].copy_from_slice(&77u64.to_ne_bytes());
@@ -249,6 +253,7 @@ variants = [ { kind = "raw_tp", target = "x", prog = "y" } ]
             buf[56 + 8 * i..64 + 8 * i].copy_from_slice(&v.to_ne_bytes());
         }
         buf[88..92].copy_from_slice(&2u32.to_ne_bytes());
+        buf[92] = 1;
         buf
     }
 
@@ -272,6 +277,7 @@ variants = [ { kind = "raw_tp", target = "x", prog = "y" } ]
             Value::List(vec![Value::Int(5), Value::Int(6)])
         );
         assert!(!sample.fields.contains_key("n"));
+        assert_eq!(sample.fields["flag"], Value::Bool(true));
     }
 
     #[test]

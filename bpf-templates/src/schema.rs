@@ -66,6 +66,8 @@ pub enum Format {
     Ip,
     /// A kernel `dev_t` (major << 20 | minor): `major:minor`.
     Dev,
+    /// An integer flag: `Bool` (non-zero is true).
+    Bool,
 }
 
 /// One member of an event record.
