@@ -79,7 +79,8 @@ fn every_reader_is_registered_with_its_schema() {
             "cgroup.io",
             "container.net_dev",
             "container.netstat",
-            "container.arp"
+            "container.arp",
+            "container.sockstat"
         ]
     );
     assert!(schemas().iter().all(|s| s.per_container));
@@ -211,6 +212,8 @@ fn load_counts_running_and_d_state_tasks() {
         fields(&mut r, "cgroup.load", A, None),
         ints(&[
             ("nr_running", 1),
+            ("nr_sleeping", 1),
+            ("nr_stopped", 0),
             ("nr_tasks", 3),
             ("nr_unscanned", 0),
             ("nr_uninterruptible", 1),
@@ -221,6 +224,8 @@ fn load_counts_running_and_d_state_tasks() {
         fields(&mut r, "cgroup.load", B, None),
         ints(&[
             ("nr_running", 2),
+            ("nr_sleeping", 0),
+            ("nr_stopped", 0),
             ("nr_tasks", 3),
             ("nr_unscanned", 0),
             ("nr_uninterruptible", 1),

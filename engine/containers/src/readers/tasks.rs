@@ -1,5 +1,5 @@
-//! `cgroup.load` (running and D-state tasks by a scan of the cgroup's tasks; M5, A3) and
-//! `cgroup.pids` (pids.current, pids.max).
+//! `cgroup.load` (tasks by state, by a scan of the cgroup's tasks; M5, A3) and `cgroup.pids`
+//! (pids.current, pids.max).
 //!
 //! The task list is `tasks` in the v1 cpu hierarchy, `cgroup.threads` on v2; each task's
 //! state is the field after the command in `/proc/<tid>/stat`. Only the container's own
@@ -16,14 +16,26 @@ use std::collections::BTreeMap;
 pub(crate) fn load_schema() -> SourceSchema {
     schema(
         "cgroup.load",
-        "container tasks running (R) and uninterruptible (D), by task scan",
+        "container tasks by state (running, sleeping, uninterruptible, stopped), by task scan",
         vec![
             field("nr_running", FieldType::Int, Dim::Count, "tasks in state R"),
+            field(
+                "nr_sleeping",
+                FieldType::Int,
+                Dim::Count,
+                "tasks in interruptible sleep (S)",
+            ),
             field(
                 "nr_uninterruptible",
                 FieldType::Int,
                 Dim::Count,
                 "tasks in state D",
+            ),
+            field(
+                "nr_stopped",
+                FieldType::Int,
+                Dim::Count,
+                "tasks stopped by a signal (T)",
             ),
             field("nr_tasks", FieldType::Int, Dim::Count, "tasks examined"),
             field(
@@ -59,11 +71,34 @@ fn task_state(stat: &str) -> Option<char> {
     rest.split_whitespace().next()?.chars().next()
 }
 
+/// Tasks of one container by state, as the kernel's cgroupstats counts them (R, S, D, T;
+/// idle, traced and dead tasks are examined but in no state count).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct StateCounts {
+    running: u64,
+    sleeping: u64,
+    uninterruptible: u64,
+    stopped: u64,
+}
+
+impl StateCounts {
+    /// Counts one task by the state letter of its stat line.
+    fn add(&mut self, state: Option<char>) {
+        match state {
+            Some('R') => self.running += 1,
+            Some('S') => self.sleeping += 1,
+            Some('D') => self.uninterruptible += 1,
+            Some('T') => self.stopped += 1,
+            _ => {}
+        }
+    }
+}
+
 /// Reads `cgroup.load` for one container.
 pub(crate) fn read_load(ctx: &Ctx<'_>, c: &Container) -> Result<Vec<Entity>, FsError> {
     let list = if ctx.v2() { "cgroup.threads" } else { "tasks" };
     let text = read_text(&ctx.file("cpu", c, list)?)?;
-    let (mut running, mut blocked, mut scanned, mut unscanned) = (0u64, 0u64, 0u64, 0u64);
+    let (mut counts, mut scanned, mut unscanned) = (StateCounts::default(), 0u64, 0u64);
     for tid in text.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
         if scanned as usize >= ctx.options.max_tasks {
             unscanned += 1;
@@ -75,15 +110,16 @@ pub(crate) fn read_load(ctx: &Ctx<'_>, c: &Container) -> Result<Vec<Entity>, FsE
             continue;
         };
         scanned += 1;
-        match task_state(&stat) {
-            Some('R') => running += 1,
-            Some('D') => blocked += 1,
-            _ => {}
-        }
+        counts.add(task_state(&stat));
     }
     let fields = BTreeMap::from([
-        ("nr_running".to_string(), int(running)),
-        ("nr_uninterruptible".to_string(), int(blocked)),
+        ("nr_running".to_string(), int(counts.running)),
+        ("nr_sleeping".to_string(), int(counts.sleeping)),
+        (
+            "nr_uninterruptible".to_string(),
+            int(counts.uninterruptible),
+        ),
+        ("nr_stopped".to_string(), int(counts.stopped)),
         ("nr_tasks".to_string(), int(scanned)),
         ("nr_unscanned".to_string(), int(unscanned)),
     ]);
@@ -104,7 +140,23 @@ pub(crate) fn read_pids(ctx: &Ctx<'_>, c: &Container) -> Result<Vec<Entity>, FsE
 
 #[cfg(test)]
 mod tests {
-    use super::task_state;
+    use super::{task_state, StateCounts};
+
+    #[test]
+    fn states_count_as_cgroupstats_does() {
+        let mut counts = StateCounts::default();
+        for state in ['R', 'R', 'S', 'D', 'T', 't', 'I', 'Z', 'X'] {
+            counts.add(Some(state));
+        }
+        counts.add(None);
+        let expected = StateCounts {
+            running: 2,
+            sleeping: 1,
+            uninterruptible: 1,
+            stopped: 1,
+        };
+        assert_eq!(counts, expected);
+    }
 
     #[test]
     fn state_after_command_with_parens_and_spaces() {
