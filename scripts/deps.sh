@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building huatuo needs on a fresh Debian 12 machine: clang and llvm compile
-# the eBPF templates, libbpf-dev provides bpf_helpers.h, bpftool regenerates vmlinux.h.
+# the eBPF templates, libbpf-dev provides bpf_helpers.h, bpftool regenerates vmlinux.h,
+# prometheus provides promtool (engine/agent/tests/promtool.rs lints the /metrics output).
 set -euo pipefail
 missing=()
-for pkg in clang llvm libbpf-dev bpftool; do
+for pkg in clang llvm libbpf-dev bpftool prometheus; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -2,45 +2,10 @@
 //! metric rules: exact `/metrics` lines for every family the fixture can produce, the
 //! MetricCollector include/exclude filters and the BlackList (seed 001 §5.1, §7.5, §8).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod scrape_common;
 
-/// Kills the agent when the test ends, pass or fail.
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn scrape(port: u16) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let request =
-        format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-}
+use scrape_common::*;
+use std::time::Duration;
 
 const CONFIG: &str = r#"
 BlackList = ["netdev_hw", "metax_gpu"]
@@ -115,6 +80,12 @@ fn expected() -> Vec<String> {
         ));
     }
     lines.push("# TYPE huatuo_bamai_netdev_receive_bytes_total counter".into());
+    // M20: unlabelled event counters are exported at 0 before any event (seed 001 §5.1
+    // "通用系统"); the fixture's kmsg is empty and BPF is off.
+    for family in ["softlockup_total", "hungtask_total", "oom_total"] {
+        lines.push(format!("# TYPE huatuo_bamai_{family} counter"));
+        lines.push(format!("huatuo_bamai_{family}{{{host}}} 0"));
+    }
     lines.push(
         r#"huatuo_bamai_memory_buddyinfo_blocks{host="fixture-host",node="0",order="10",region="",zone="DMA"} 3"#
             .to_string(),
@@ -138,56 +109,42 @@ fn expected() -> Vec<String> {
 
 #[test]
 fn fixture_node_metrics_are_exact() {
-    let root = repo();
-    let fixture = root.join("engine/agent/tests/fixtures/node");
-    let dir = std::env::temp_dir().join(format!("huatuo-metrics-fixture-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("huatuo-bamai.conf");
-    let local = dir.join("local");
-    let text = format!(
-        "{CONFIG}[Storage.LocalFile]\n    Path = \"{}\"\n",
-        local.display()
-    );
-    std::fs::write(&config, text).expect("write config");
+    let fixture = repo().join("engine/agent/tests/fixtures/node");
+    let config = TempConfig::new("metrics-fixture", CONFIG);
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_huatuo"))
-        .current_dir(&root)
-        .args(["run", "--no-bpf", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--procfs-root")
-        .arg(fixture.join("proc"))
-        .arg("--sysfs-root")
-        .arg(fixture.join("sys"))
-        .arg("--cgroup-root")
-        .arg(fixture.join("cgroup"))
-        .arg("--netlink-recorded")
-        .arg(fixture.join("netlink"))
-        .arg("--kmsg")
-        .arg(fixture.join("kmsg"))
-        .args(["--rules", "rules/metrics", "--stdlib", "stdlib", "--config"])
-        .arg(&config)
-        .args(["--run-for", "40"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start huatuo");
-    let _agent = Agent(child);
+    let roots = [
+        ("--procfs-root", "proc"),
+        ("--sysfs-root", "sys"),
+        ("--cgroup-root", "cgroup"),
+        ("--netlink-recorded", "netlink"),
+        ("--kmsg", "kmsg"),
+    ];
+    let mut args: Vec<std::ffi::OsString> = vec!["--no-bpf".into()];
+    for (flag, dir) in roots {
+        args.push(flag.into());
+        args.push(fixture.join(dir).into());
+    }
+    for arg in [
+        "--rules",
+        "rules/metrics",
+        "--stdlib",
+        "stdlib",
+        "--run-for",
+        "40",
+    ] {
+        args.push(arg.into());
+    }
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let _agent = start_agent(port, &config.path, &args);
     let wanted = expected();
     // Two poll intervals (10 s each): the deltas need a second read.
-    let deadline = Instant::now() + Duration::from_secs(35);
-    let mut body = String::new();
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(500));
-        body = scrape(port).unwrap_or_default();
-        if wanted.iter().all(|line| body.lines().any(|l| l == line)) {
-            break;
-        }
-    }
+    let body = scrape_until(port, Duration::from_secs(35), |body| {
+        wanted.iter().all(|line| body.lines().any(|l| l == line))
+    });
     let missing: Vec<&String> = wanted
         .iter()
         .filter(|line| !body.lines().any(|l| l == line.as_str()))
         .collect();
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         missing.is_empty(),
         "missing lines: {missing:#?}\n---\n{body}"

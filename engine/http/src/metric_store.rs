@@ -16,6 +16,8 @@ type Labels = BTreeMap<String, String>;
 struct Series {
     value: f64,
     updated: Instant,
+    /// Never expires (a counter exported from the start, see [`MetricStore::pin`]).
+    pinned: bool,
 }
 
 #[derive(Debug)]
@@ -50,6 +52,16 @@ impl MetricStore {
 
     /// Records new values; a new series beyond the bound is dropped and counted.
     pub fn update(&self, points: &[MetricPoint]) {
+        self.insert(points, false);
+    }
+
+    /// Records values whose series never expire: the host's counters exported from the start
+    /// (`softlockup_total`), which may go long without an event.
+    pub fn pin(&self, points: &[MetricPoint]) {
+        self.insert(points, true);
+    }
+
+    fn insert(&self, points: &[MetricPoint], pin: bool) {
         let Ok(mut families) = self.families.write() else {
             return;
         };
@@ -65,6 +77,7 @@ impl MetricStore {
             if let Some(series) = family.series.get_mut(&point.labels) {
                 series.value = point.value;
                 series.updated = now;
+                series.pinned |= pin;
                 continue;
             }
             if self.series_count.load(Ordering::Relaxed) as usize >= self.max_series {
@@ -77,12 +90,13 @@ impl MetricStore {
                 Series {
                     value: point.value,
                     updated: now,
+                    pinned: pin,
                 },
             );
         }
     }
 
-    /// Forgets series not updated for `max_age` (a container that went away).
+    /// Forgets series not updated for `max_age` (a container that went away), except pinned ones.
     pub fn expire(&self, max_age: Duration) {
         let Ok(mut families) = self.families.write() else {
             return;
@@ -93,7 +107,7 @@ impl MetricStore {
             let before = family.series.len();
             family
                 .series
-                .retain(|_, s| now.duration_since(s.updated) <= max_age);
+                .retain(|_, s| s.pinned || now.duration_since(s.updated) <= max_age);
             removed += (before - family.series.len()) as u64;
         }
         families.retain(|_, f| !f.series.is_empty());
@@ -170,5 +184,37 @@ impl MetricStore {
             mf.metric.push(metric);
         }
         mf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counter(family: &str, value: f64) -> MetricPoint {
+        MetricPoint {
+            family: family.into(),
+            help: "h".into(),
+            kind: MetricKind::Counter,
+            labels: Labels::new(),
+            value,
+        }
+    }
+
+    #[test]
+    fn pinned_series_outlive_expiry_and_keep_their_updates() {
+        let store = MetricStore::new(Labels::new(), 10);
+        store.pin(&[counter("softlockup_total", 0.0)]);
+        store.update(&[counter("loadavg_load1", 0.5)]);
+        std::thread::sleep(Duration::from_millis(5));
+        store.expire(Duration::from_millis(1));
+        assert_eq!(store.series(), 1);
+        // An event updates the pinned series in place; it stays pinned.
+        store.update(&[counter("softlockup_total", 1.0)]);
+        std::thread::sleep(Duration::from_millis(5));
+        store.expire(Duration::from_millis(1));
+        let text = store.render();
+        assert!(text.contains("huatuo_bamai_softlockup_total 1\n"), "{text}");
+        assert!(!text.contains("loadavg_load1"), "{text}");
     }
 }

@@ -1,0 +1,124 @@
+//! Helpers of the tests that run the real agent and scrape its `/metrics`.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills the agent when the test ends, pass or fail.
+pub struct Agent(pub Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The body of one `GET /metrics`, or `None` while the agent is not serving.
+pub fn scrape(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request =
+        format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+}
+
+/// A temporary directory holding a config whose local record files stay inside it.
+pub struct TempConfig {
+    /// The directory (removed on drop).
+    pub dir: PathBuf,
+    /// The config file.
+    pub path: PathBuf,
+}
+
+impl TempConfig {
+    /// Writes `text` plus a `[Storage.LocalFile]` section pointing into the directory.
+    pub fn new(tag: &str, text: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("huatuo-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("huatuo-bamai.conf");
+        let local = dir.join("local");
+        let text = format!(
+            "{text}\n[Storage.LocalFile]\n    Path = \"{}\"\n",
+            local.display()
+        );
+        std::fs::write(&path, text).expect("write config");
+        TempConfig { dir, path }
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `huatuo run` from the repository root on `port` with extra arguments.
+pub fn start_agent(port: u16, config: &Path, args: &[&std::ffi::OsStr]) -> Agent {
+    let child = Command::new(env!("CARGO_BIN_EXE_huatuo"))
+        .current_dir(repo())
+        .arg("run")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start huatuo");
+    Agent(child)
+}
+
+/// Scrapes until `done` holds for the body or `within` passes; returns the last body.
+pub fn scrape_until(port: u16, within: Duration, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + within;
+    let mut body = String::new();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        body = scrape(port).unwrap_or_default();
+        if done(&body) {
+            break;
+        }
+    }
+    body
+}
+
+/// Whether the test runs as root (effective uid 0 in /proc/self/status).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Whether `CI=true`: tests that need root, BPF or a tool must then run.
+pub fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
