@@ -14,6 +14,25 @@
 #define RAS_AER 3
 #define RAS_ARM 4
 
+/*
+ * HUATUO's `type` of a report (ras_hw_total{type}): acpi (GHES/APEI: non_standard_event and
+ * the ARM processor errors GHES reports), aer, edac, mce, and thr for MCE threshold events:
+ * a corrected machine check whose threshold-based error status (MCi_STATUS bits 54:53, the
+ * CMCI threshold indicator) is "yellow" (2), i.e. the corrected-error count crossed its
+ * threshold rather than a single error being logged.
+ */
+#define RAS_TYPE_ACPI 0
+#define RAS_TYPE_AER 1
+#define RAS_TYPE_EDAC 2
+#define RAS_TYPE_MCE 3
+#define RAS_TYPE_THR 4
+#define MCI_STATUS_UC (1ULL << 61)
+#define MCI_STATUS_TES_YELLOW 2
+
+/* The type of each tracepoint's reports (MCE may turn into THR by its status). */
+static const u32 ras_types[] = { RAS_TYPE_MCE, RAS_TYPE_EDAC, RAS_TYPE_ACPI, RAS_TYPE_AER,
+				 RAS_TYPE_ACPI };
+
 struct ras_event {
 	u64 address;
 	u64 status;
@@ -24,6 +43,8 @@ struct ras_event {
 	char dev[32];
 	char msg[64];
 	char detail[64];
+	u32 type;
+	u32 _pad;
 };
 
 /* Local copy of the x86 struct mce fields used (not in every vmlinux.h); CO-RE relocates. */
@@ -52,6 +73,7 @@ static __always_inline struct ras_event *ras_new(u32 event)
 		return 0;
 	__builtin_memset(e, 0, sizeof(*e));
 	e->event = event;
+	e->type = event < sizeof(ras_types) / sizeof(ras_types[0]) ? ras_types[event] : RAS_TYPE_ACPI;
 	e->cpu = bpf_get_smp_processor_id();
 	return e;
 }
@@ -60,6 +82,14 @@ static __always_inline void ras_str(char *dst, u32 size, const char *src)
 {
 	if (src)
 		bpf_probe_read_kernel_str(dst, size, src);
+}
+
+/* mce or thr, from a machine check's MCi_STATUS. */
+static __always_inline u32 mce_type(u64 status)
+{
+	if (!(status & MCI_STATUS_UC) && ((status >> 53) & 3) == MCI_STATUS_TES_YELLOW)
+		return RAS_TYPE_THR;
+	return RAS_TYPE_MCE;
 }
 
 SEC("tp_btf/mce_record")
@@ -74,6 +104,7 @@ int BPF_PROG(tp_btf_mce_record, struct mce___ht *m)
 	e->severity = BPF_CORE_READ(m, severity);
 	e->cpu = BPF_CORE_READ(m, extcpu);
 	e->error_count = 1;
+	e->type = mce_type(e->status);
 	HUATUO_EVENT_OUTPUT(ctx, e, sizeof(*e));
 	return 0;
 }
