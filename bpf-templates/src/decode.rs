@@ -1,6 +1,7 @@
 //! The one generic event decoder: turns a raw record from `events` into a `Sample`, driven
 //! by the template's `[event]` layout (no per-template Rust code).
 
+use crate::btf_enum;
 use crate::cgroup::CgroupResolver;
 use crate::kallsyms::Kallsyms;
 use crate::layout::{CType, Raw};
@@ -16,6 +17,9 @@ pub struct EventDecoder {
     members: Vec<(EventField, usize)>,
     /// Members published as fields or labels (others only feed `len_field` or `cgroup`).
     published: Vec<bool>,
+    /// Per member: the names of its `btf_enum`, read from the kernel when the decoder is
+    /// built (empty when unknown: the name field then carries the number).
+    enum_names: Vec<BTreeMap<u64, String>>,
     size: usize,
 }
 
@@ -55,6 +59,22 @@ impl EventDecoder {
                 .iter()
                 .map(|f| {
                     f.published() && (declared(&f.name) || !lengths.contains(&f.name.as_str()))
+                })
+                .collect(),
+            enum_names: event
+                .fields
+                .iter()
+                .map(|f| match f.btf_enum.as_deref().map(btf_enum::kernel_enum) {
+                    Some(Ok(names)) => names,
+                    Some(Err(e)) => {
+                        log::warn!(
+                            "{}: {}: {e}; names fall back to numbers",
+                            schema.source.name,
+                            f.name
+                        );
+                        BTreeMap::new()
+                    }
+                    None => BTreeMap::new(),
                 })
                 .collect(),
             members: event.fields.iter().cloned().zip(offsets).collect(),
@@ -97,10 +117,19 @@ impl EventDecoder {
             time_ns,
             ..Sample::default()
         };
-        for ((member, _), published) in self.members.iter().zip(&self.published) {
+        for (((member, _), published), names) in self
+            .members
+            .iter()
+            .zip(&self.published)
+            .zip(&self.enum_names)
+        {
             let Some(raw) = raws.get(member.name.as_str()) else {
                 continue;
             };
+            if let (Some(field), Raw::Unsigned(v)) = (&member.name_field, raw) {
+                let name = names.get(v).cloned().unwrap_or_else(|| v.to_string());
+                sample.fields.insert(field.clone(), Value::Str(name));
+            }
             if member.cgroup && !sample.labels.contains_key("container_id") {
                 if let Raw::Unsigned(id) = raw {
                     if let Some(container) = resolver.container_id(*id) {
@@ -167,11 +196,15 @@ fn render(member: &EventField, raw: &Raw, len: Option<usize>) -> Value {
             let items = &items[..valid];
             if format == Some(Format::Kstack) {
                 let table = Kallsyms::system();
+                let frames: Vec<String> = items
+                    .iter()
+                    .take_while(|addr| **addr != 0)
+                    .map(|addr| table.symbolize(*addr))
+                    .collect();
                 Value::List(
-                    items
-                        .iter()
-                        .take_while(|addr| **addr != 0)
-                        .map(|addr| Value::Str(table.symbolize(*addr)))
+                    strip_bpf_frames(frames)
+                        .into_iter()
+                        .map(Value::Str)
                         .collect(),
                 )
             } else {
@@ -179,6 +212,37 @@ fn render(member: &EventField, raw: &Raw, len: Option<usize>) -> Value {
             }
         }
     }
+}
+
+/// Symbols of the machinery between a tracepoint and the BPF program that captured the
+/// stack (the program itself, the trampolines and the tracepoint dispatch).
+const BPF_FRAME_PREFIXES: [&str; 8] = [
+    "bpf_prog_",
+    "bpf_trace_run",
+    "__bpf_trace_",
+    "__traceiter_",
+    "bpf_trampoline_",
+    "__bpf_prog_enter",
+    "trace_call_bpf",
+    "perf_trace_run_bpf_submit",
+];
+
+/// How deep into a stack the tracing machinery can reach.
+const BPF_FRAMES_MAX: usize = 8;
+
+/// Drops the leading frames of the BPF program and the tracing machinery, so the stack starts
+/// at the kernel code that hit the tracepoint. Everything up to the last machinery frame
+/// among the first few goes: a program loaded after /proc/kallsyms was read symbolizes as a
+/// stray neighbour, but the dispatch frames after it are always known symbols.
+pub fn strip_bpf_frames(mut frames: Vec<String>) -> Vec<String> {
+    let last = frames
+        .iter()
+        .take(BPF_FRAMES_MAX)
+        .rposition(|f| BPF_FRAME_PREFIXES.iter().any(|p| f.starts_with(p)));
+    if let Some(last) = last {
+        frames.drain(..=last);
+    }
+    frames
 }
 
 /// An address stored in 16 bytes: IPv4 when v4-mapped or only the first 4 bytes are set.
@@ -288,6 +352,27 @@ variants = [ { kind = "raw_tp", target = "x", prog = "y" } ]
             .decode(&record()[..40], 0, &OneContainer)
             .unwrap_err();
         assert!(err.to_string().contains("bpf.demo"), "{err}");
+    }
+
+    #[test]
+    fn strips_the_bpf_frames_at_the_top_of_a_stack_only() {
+        let frames = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let live = frames(&[
+            "some_module_sym+0x1234",
+            "bpf_trace_run2+0x5a",
+            "__bpf_trace_softirq_entry+0x9",
+            "handle_softirqs+0x1b0",
+            "irq_exit_rcu+0x7a",
+        ]);
+        assert_eq!(
+            strip_bpf_frames(live),
+            frames(&["handle_softirqs+0x1b0", "irq_exit_rcu+0x7a"])
+        );
+        let plain = frames(&["kfree_skb_reason+0x10", "tcp_v4_rcv+0x90"]);
+        assert_eq!(strip_bpf_frames(plain.clone()), plain);
+        let mut deep = frames(&["a+0x1"; 9]);
+        deep.push("bpf_trace_run1+0x1".into());
+        assert_eq!(strip_bpf_frames(deep.clone()), deep);
     }
 
     #[test]

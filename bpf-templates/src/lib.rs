@@ -4,6 +4,7 @@
 //! compiles and embeds them. `schemas()` registers them into the rule catalog.
 
 pub mod attach;
+pub mod btf_enum;
 pub mod cgroup;
 pub mod decode;
 pub mod embedded;

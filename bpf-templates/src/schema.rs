@@ -94,6 +94,13 @@ pub struct EventField {
     /// `container_id` label.
     #[serde(default)]
     pub cgroup: bool,
+    /// An integer of this kernel enum: its enumerator name (from the running kernel's BTF,
+    /// the number when unknown) is published as `name_field`.
+    #[serde(default)]
+    pub btf_enum: Option<String>,
+    /// The field that carries the `btf_enum` name.
+    #[serde(default)]
+    pub name_field: Option<String>,
 }
 
 impl EventField {
@@ -254,6 +261,18 @@ impl TemplateSchema {
                 }
             }
             for member in &event.fields {
+                if member.btf_enum.is_some() != member.name_field.is_some() {
+                    return Err(format!(
+                        "event member `{}`: btf_enum and name_field go together",
+                        member.name
+                    ));
+                }
+                if let Some(field) = member.name_field.as_deref().filter(|f| !has_field(f)) {
+                    return Err(format!(
+                        "event member `{}`: name_field `{field}` is not a declared field",
+                        member.name
+                    ));
+                }
                 let known = !member.published()
                     || lengths.contains(&member.name.as_str())
                     || match member.role {

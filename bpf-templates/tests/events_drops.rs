@@ -46,6 +46,8 @@ fn syn_to_closed_port_is_a_no_socket_drop() {
     assert_eq!(event.source, "bpf.drops");
     let no_socket = kernel_enum_value("SKB_DROP_REASON_NO_SOCKET").expect("enum in BTF");
     assert_eq!(int(&event, "reason_code"), Some(no_socket), "{event:#?}");
+    // the decoder names the reason from the running kernel's BTF
+    assert_eq!(text(&event, "reason"), Some("NO_SOCKET"), "{event:#?}");
     assert_eq!(text(&event, "saddr"), Some("127.0.0.1"));
     assert_eq!(text(&event, "daddr"), Some("127.0.0.1"));
     assert_eq!(int(&event, "l4_proto"), Some(6));
@@ -60,6 +62,17 @@ fn syn_to_closed_port_is_a_no_socket_drop() {
             assert!(!frames.is_empty(), "empty stack");
             let joined = format!("{frames:?}");
             assert!(joined.contains("tcp_v4_rcv"), "{joined}");
+            // the BPF program and tracepoint dispatch frames are stripped: the stack starts
+            // in the kernel code that dropped the packet
+            let first = frames[0].as_str().unwrap_or_default();
+            assert!(
+                !first.starts_with("bpf_") && !first.starts_with("__bpf_trace"),
+                "{joined}"
+            );
+            assert!(
+                !joined.contains("bpf_trace_run") && !joined.contains("__bpf_trace_"),
+                "{joined}"
+            );
         }
         other => panic!("stack: {other:?}"),
     }
@@ -136,6 +149,7 @@ fn full_accept_queue_drops_are_listen_overflows() {
     );
     if let Some(overflow) = kernel_enum_value("SKB_DROP_REASON_TCP_LISTEN_OVERFLOW") {
         assert_eq!(int(&event, "reason_code"), Some(overflow), "{event:#?}");
+        assert_eq!(text(&event, "reason"), Some("TCP_LISTEN_OVERFLOW"));
     }
 }
 
