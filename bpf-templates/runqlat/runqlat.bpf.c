@@ -112,25 +112,38 @@ static __always_inline void dequeue(__u32 pid, struct task_struct *next)
 	}
 }
 
-static __always_inline void on_switch(struct task_struct *prev, struct task_struct *next)
+/*
+ * prev is preempted (TASK_RUNNING == 0: it stays on the run queue) and next starts running.
+ * The tp_btf variants pass their BTF pointers' fields read directly (no probe read); raw_tp
+ * passes them through BPF_CORE_READ.
+ */
+static __always_inline void on_switch(long prev_state, __u32 prev_pid, __u32 next_pid,
+				      struct task_struct *next)
 {
-	/* TASK_RUNNING == 0: prev was preempted and stays on the run queue. */
-	if (task_state(prev) == 0)
-		enqueue(BPF_CORE_READ(prev, pid));
-	dequeue(BPF_CORE_READ(next, pid), next);
+	if (prev_state == 0)
+		enqueue(prev_pid);
+	dequeue(next_pid, next);
+}
+
+/* tp_btf: the task's state read directly from the BTF pointer. */
+static __always_inline long task_state_btf(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return t->__state;
+	return ((struct task_struct___old *)t)->state;
 }
 
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(tp_btf_sched_wakeup, struct task_struct *p)
 {
-	enqueue(BPF_CORE_READ(p, pid));
+	enqueue(p->pid);
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(tp_btf_sched_wakeup_new, struct task_struct *p)
 {
-	enqueue(BPF_CORE_READ(p, pid));
+	enqueue(p->pid);
 	return 0;
 }
 
@@ -138,7 +151,7 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(tp_btf_sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next)
 {
-	on_switch(prev, next);
+	on_switch(task_state_btf(prev), prev->pid, next->pid, next);
 	return 0;
 }
 
@@ -160,7 +173,7 @@ SEC("raw_tp/sched_switch")
 int BPF_PROG(raw_tp_sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next)
 {
-	on_switch(prev, next);
+	on_switch(task_state(prev), BPF_CORE_READ(prev, pid), BPF_CORE_READ(next, pid), next);
 	return 0;
 }
 
