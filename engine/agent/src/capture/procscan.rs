@@ -1,8 +1,8 @@
 //! Captures that read /proc: tasks in a state, top processes, file snapshots.
 
-use procfs::process::{all_processes_with_root, Process};
+use procfs::process::{all_processes_with_root, Process, Stat};
 use procfs::WithCurrentSystemInfo;
-use serde_json::{json, Value as Json};
+use serde_json::{json, Map, Value as Json};
 use std::path::{Path, PathBuf};
 
 /// Largest file snapshot kept in a record.
@@ -77,11 +77,14 @@ pub fn tasks(
 pub enum TopBy {
     /// Resident memory in bytes.
     Rss,
-    /// CPU time in clock ticks.
+    /// CPU time (user + system).
     Cpu,
     /// Bytes read plus written to storage.
     Io,
 }
+
+/// One process's ranking value and the fields it is listed with.
+type Measure = (u64, Vec<(&'static str, Json)>);
 
 impl TopBy {
     /// Parses the `by` argument.
@@ -93,22 +96,65 @@ impl TopBy {
             _ => None,
         }
     }
+
+    /// The key of the process name: HUATUO's memburst writes `process_name`, its iotracing
+    /// `comm` (seed 001 §5.3 record examples).
+    fn name_key(self) -> &'static str {
+        match self {
+            TopBy::Rss => "process_name",
+            TopBy::Cpu | TopBy::Io => "comm",
+        }
+    }
+
+    /// The ranking value and HUATUO's fields for one process; `None` when the counters
+    /// cannot be read (a process that exited, or an `io` file the agent may not read).
+    fn measure(self, process: &Process, stat: &Stat) -> Option<Measure> {
+        match self {
+            TopBy::Rss => {
+                let rss = stat.rss_bytes().get();
+                Some((rss, vec![("memory_size", json!(rss))]))
+            }
+            TopBy::Cpu => {
+                let ticks = stat.utime.saturating_add(stat.stime);
+                let ns = ticks.saturating_mul(1_000_000_000) / procfs::ticks_per_second().max(1);
+                Some((ns, vec![("cpu_time", json!(ns))]))
+            }
+            TopBy::Io => {
+                let io = process.io().ok()?;
+                let fields = vec![
+                    ("fs_read", json!(io.rchar)),
+                    ("fs_write", json!(io.wchar)),
+                    ("disk_read", json!(io.read_bytes)),
+                    ("disk_write", json!(io.write_bytes)),
+                ];
+                Some((io.read_bytes.saturating_add(io.write_bytes), fields))
+            }
+        }
+    }
 }
 
-fn open_files(process: &Process, max: usize) -> Vec<String> {
+/// The paths of a process's open files: the first `max`, and how many there are in all.
+fn open_files(process: &Process, max: usize) -> (Vec<String>, usize) {
     let Ok(fds) = process.fd() else {
-        return Vec::new();
+        return (Vec::new(), 0);
     };
-    fds.filter_map(Result::ok)
-        .filter_map(|fd| match fd.target {
-            procfs::process::FDTarget::Path(path) => Some(path.display().to_string()),
-            _ => None,
-        })
-        .take(max)
-        .collect()
+    let mut listed = Vec::new();
+    let mut count = 0;
+    for fd in fds.filter_map(Result::ok) {
+        if let procfs::process::FDTarget::Path(path) = fd.target {
+            count += 1;
+            if listed.len() < max {
+                listed.push(path.display().to_string());
+            }
+        }
+    }
+    (listed, count)
 }
 
-/// The `n` processes with the most `by`, with up to `files` open file paths each.
+/// The `n` processes with the most `by`, in HUATUO's record shape: `{pid, process_name,
+/// memory_size}` by rss, `{pid, comm, fs_read, fs_write, disk_read, disk_write}` by io,
+/// `{pid, comm, cpu_time}` by cpu; with `files` > 0 also `file_stat` (up to `files` open file
+/// paths) and `file_count` (all open files).
 pub fn top(
     root: &ProcRoot,
     by: TopBy,
@@ -116,30 +162,30 @@ pub fn top(
     files: usize,
     container_id: Option<&str>,
 ) -> Result<Json, String> {
-    let mut ranked: Vec<(u64, Process, String)> = Vec::new();
+    let mut ranked: Vec<(u64, Process, Json)> = Vec::new();
     for process in processes(root)? {
         if !in_container(&process, container_id) {
             continue;
         }
         let Ok(stat) = process.stat() else { continue };
-        let value = match by {
-            TopBy::Rss => stat.rss_bytes().get(),
-            TopBy::Cpu => stat.utime + stat.stime,
-            TopBy::Io => process
-                .io()
-                .map(|io| io.read_bytes + io.write_bytes)
-                .unwrap_or(0),
+        let Some((value, fields)) = by.measure(&process, &stat) else {
+            continue;
         };
-        ranked.push((value, process, stat.comm));
+        let mut entry = Map::new();
+        entry.insert("pid".into(), json!(stat.pid));
+        entry.insert(by.name_key().into(), json!(stat.comm));
+        entry.extend(fields.into_iter().map(|(k, v)| (k.to_string(), v)));
+        ranked.push((value, process, Json::Object(entry)));
     }
     ranked.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     let listed = ranked
         .into_iter()
         .take(n.min(MAX_LISTED))
-        .map(|(value, process, comm)| {
-            let mut entry = json!({ "pid": process.pid(), "comm": comm, "value": value });
+        .map(|(_, process, mut entry)| {
             if files > 0 {
-                entry["files"] = json!(open_files(&process, files));
+                let (paths, count) = open_files(&process, files);
+                entry["file_stat"] = json!(paths);
+                entry["file_count"] = json!(count);
             }
             entry
         })
@@ -158,4 +204,152 @@ pub fn file_snapshot(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let end = bytes.len().min(MAX_FILE_BYTES);
     Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// A fixture /proc tree in a fresh temporary directory, removed on drop.
+    struct Fixture(PathBuf);
+
+    impl Fixture {
+        fn new(name: &str) -> Fixture {
+            let dir =
+                std::env::temp_dir().join(format!("huatuo-procscan-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Fixture(dir)
+        }
+
+        /// A process with `rss_pages` resident pages, `ticks` of CPU, IO counters
+        /// (rchar, wchar, read_bytes, write_bytes) when given, and open files.
+        fn process(
+            &self,
+            pid: i32,
+            comm: &str,
+            rss_pages: u64,
+            ticks: u64,
+            io: Option<[u64; 4]>,
+            files: &[&str],
+        ) {
+            let dir = self.0.join(pid.to_string());
+            fs::create_dir_all(dir.join("fd")).unwrap();
+            let stat = format!(
+                "{pid} ({comm}) S 1 {pid} {pid} 0 -1 4194560 100 0 0 0 {ticks} 0 0 0 20 0 1 0 100 \
+                 1000000 {rss_pages} 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+            );
+            fs::write(dir.join("stat"), stat).unwrap();
+            fs::write(dir.join("cgroup"), format!("0::/docker/c{pid}\n")).unwrap();
+            if let Some([rchar, wchar, read_bytes, write_bytes]) = io {
+                let text = format!(
+                    "rchar: {rchar}\nwchar: {wchar}\nsyscr: 1\nsyscw: 1\nread_bytes: {read_bytes}\n\
+                     write_bytes: {write_bytes}\ncancelled_write_bytes: 0\n"
+                );
+                fs::write(dir.join("io"), text).unwrap();
+            }
+            for (fd, path) in files.iter().enumerate() {
+                std::os::unix::fs::symlink(path, dir.join("fd").join(fd.to_string())).unwrap();
+            }
+            std::os::unix::fs::symlink("socket:[1234]", dir.join("fd").join("99")).unwrap();
+        }
+
+        fn root(&self) -> ProcRoot {
+            ProcRoot(self.0.clone())
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn names(listed: &Json, key: &str) -> Vec<String> {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry[key].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn top_by_rss_is_memburst_top_memory_usage() {
+        let fx = Fixture::new("rss");
+        fx.process(3456, "java", 2048, 10, None, &[]);
+        fx.process(3789, "python3", 512, 10, None, &[]);
+        fx.process(42, "sshd", 16, 10, None, &[]);
+        let listed = top(&fx.root(), TopBy::Rss, 2, 0, None).unwrap();
+        let page = procfs::page_size();
+        assert_eq!(
+            listed,
+            json!([
+                {"pid": 3456, "process_name": "java", "memory_size": 2048 * page},
+                {"pid": 3789, "process_name": "python3", "memory_size": 512 * page},
+            ])
+        );
+    }
+
+    #[test]
+    fn top_by_io_is_iotracing_process_io_data() {
+        let fx = Fixture::new("io");
+        fx.process(
+            12345,
+            "java",
+            1,
+            0,
+            Some([100, 52_428_800, 0, 49_152_000]),
+            &["/data/logs/app.log", "/data/logs/gc.log"],
+        );
+        fx.process(
+            200,
+            "tar",
+            1,
+            0,
+            Some([8_000_000, 0, 4_096_000, 0]),
+            &["/backup.tar"],
+        );
+        // A process whose io file cannot be read is not listed with made-up zeros.
+        fx.process(300, "secret", 1, 0, None, &["/etc/shadow"]);
+        let listed = top(&fx.root(), TopBy::Io, 10, 1, None).unwrap();
+        assert_eq!(
+            listed,
+            json!([
+                {"pid": 12345, "comm": "java", "fs_read": 100, "fs_write": 52_428_800,
+                 "disk_read": 0, "disk_write": 49_152_000,
+                 "file_stat": ["/data/logs/app.log"], "file_count": 2},
+                {"pid": 200, "comm": "tar", "fs_read": 8_000_000, "fs_write": 0,
+                 "disk_read": 4_096_000, "disk_write": 0,
+                 "file_stat": ["/backup.tar"], "file_count": 1},
+            ])
+        );
+    }
+
+    #[test]
+    fn top_by_cpu_in_nanoseconds_and_container_scope() {
+        let fx = Fixture::new("cpu");
+        let hz = procfs::ticks_per_second();
+        fx.process(10, "busy", 1, 3 * hz, None, &[]);
+        fx.process(11, "idle", 1, hz, None, &[]);
+        let listed = top(&fx.root(), TopBy::Cpu, 5, 0, None).unwrap();
+        assert_eq!(names(&listed, "comm"), ["busy", "idle"]);
+        assert_eq!(listed[0]["cpu_time"], json!(3_000_000_000u64));
+        let scoped = top(&fx.root(), TopBy::Cpu, 5, 0, Some("c11")).unwrap();
+        assert_eq!(names(&scoped, "comm"), ["idle"]);
+    }
+
+    #[test]
+    fn a_missing_proc_root_is_an_error_naming_it() {
+        let err = top(
+            &ProcRoot(PathBuf::from("/nonexistent/proc")),
+            TopBy::Rss,
+            1,
+            0,
+            None,
+        )
+        .unwrap_err();
+        assert!(err.contains("/nonexistent/proc"), "{err}");
+    }
 }

@@ -59,13 +59,17 @@ pub fn capture_schemas() -> Vec<CaptureSchema> {
         },
         CaptureSchema {
             name: "top".into(),
-            description: "the top processes by resident memory, CPU time or IO bytes".into(),
+            description: "the top processes by resident memory, CPU time or storage IO bytes".into(),
             args: vec![
                 arg("by", FieldType::Str, Dim::Count, &["rss", "cpu", "io"], true),
                 arg("n", FieldType::Int, Dim::Count, &[], false),
                 arg("files", FieldType::Int, Dim::Count, &[], false),
             ],
-            produces: vec![produces("top", FieldType::Json, "[{pid, comm, value, files?}] sorted descending")],
+            produces: vec![produces(
+                "top",
+                FieldType::Json,
+                "sorted descending, in HUATUO's record shape: by rss [{pid, process_name, memory_size}] (memburst's top_memory_usage); by io [{pid, comm, fs_read, fs_write, disk_read, disk_write}] (iotracing's process_io_data; bytes since the process started); by cpu [{pid, comm, cpu_time}]; with files > 0 also file_stat (the first `files` open paths) and file_count",
+            )],
             source_specific: false,
         },
         CaptureSchema {
