@@ -1,5 +1,5 @@
 //! The per-container network readers (`container.net_dev`, `container.netstat`,
-//! `container.arp`) on the fixture tree `fixtures/net`:
+//! `container.arp`, `container.sockstat`) on the fixture tree `fixtures/net`:
 //!
 //! | container | init pid | network namespace |
 //! |---|---|---|
@@ -81,7 +81,12 @@ fn expected_stats() -> NetnsStats {
 #[test]
 fn schemas_and_readers_are_registered() {
     let all = schemas();
-    for name in ["container.net_dev", "container.netstat", "container.arp"] {
+    for name in [
+        "container.net_dev",
+        "container.netstat",
+        "container.arp",
+        "container.sockstat",
+    ] {
         let schema = all
             .iter()
             .find(|s| s.name == name)
@@ -102,6 +107,19 @@ fn schemas_and_readers_are_registered() {
         "the ARP table size is host-wide, not a container value"
     );
     assert!(NetKind::Netstat.schema().open_fields.is_some());
+    let sockstat = NetKind::Sockstat.schema();
+    assert!(sockstat.field("TCP_inuse").is_some());
+    for host_only in [
+        "sockets_used",
+        "TCP_mem",
+        "tcp_mem_limit_pages",
+        "page_size",
+    ] {
+        assert!(
+            sockstat.field(host_only).is_none(),
+            "{host_only} is host-wide"
+        );
+    }
 
     let names: Vec<String> = cgroup_readers_with(
         discovery(),
@@ -116,7 +134,12 @@ fn schemas_and_readers_are_registered() {
     .collect();
     assert_eq!(
         names,
-        ["container.net_dev", "container.netstat", "container.arp"]
+        [
+            "container.net_dev",
+            "container.netstat",
+            "container.arp",
+            "container.sockstat"
+        ]
     );
 }
 
@@ -220,6 +243,29 @@ fn arp_counts_entries_of_the_container_namespace_only() {
     assert_eq!(samples[0].source, "container.arp");
     assert_eq!(samples[0].fields, ints(&[("entries", 2)]));
     assert_eq!(samples[1].fields, ints(&[("entries", 2)]));
+    assert_eq!(r.stats(), expected_stats());
+}
+
+#[test]
+fn sockstat_keeps_namespace_counts_and_drops_host_wide_values() {
+    let mut r = reader(NetKind::Sockstat);
+    let samples = r.read(3).expect("read");
+    assert_eq!(keys(&samples), [key(A, None), key(C, None)]);
+    assert_eq!(samples[0].source, "container.sockstat");
+    assert_eq!(
+        samples[0].fields,
+        ints(&[
+            ("TCP_inuse", 3),
+            ("TCP_orphan", 1),
+            ("TCP_tw", 4),
+            ("TCP_alloc", 40),
+            ("UDP_inuse", 2),
+            ("UDPLITE_inuse", 0),
+            ("RAW_inuse", 0),
+            ("FRAG_inuse", 0),
+            ("FRAG_memory", 0),
+        ])
+    );
     assert_eq!(r.stats(), expected_stats());
 }
 

@@ -1,5 +1,5 @@
-//! `container.net_dev`, `container.netstat` and `container.arp` (M11, M14, M15 container
-//! variants): the network counters of each container's own network namespace, read through
+//! `container.net_dev`, `container.netstat`, `container.arp` and `container.sockstat` (M11,
+//! M14, M15, M16 container variants): the network counters of each container's own network namespace, read through
 //! `/proc/<init pid>/net/*` with the host parsers of `huatuo-sources` ([`NetnsView`]).
 //!
 //! Containers sharing the host's network namespace (pod `hostNetwork`, or a `/proc/<pid>/ns/net`
@@ -15,7 +15,7 @@ use huatuo_dsl::catalog::SourceSchema;
 use huatuo_dsl::source::{ReadError, Reader};
 use huatuo_dsl::value::Sample;
 use huatuo_sources::file_reader::FileReader;
-use huatuo_sources::{arp, net_dev, netstat, NetnsView};
+use huatuo_sources::{arp, net_dev, netstat, sockstat, NetnsView};
 use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -34,11 +34,18 @@ pub enum NetKind {
     Netstat,
     /// `container.arp`: the entries of `/proc/<pid>/net/arp`.
     Arp,
+    /// `container.sockstat`: the per-namespace socket counts of `/proc/<pid>/net/sockstat`.
+    Sockstat,
 }
 
 impl NetKind {
     /// Every kind, in catalog order.
-    pub const ALL: [NetKind; 3] = [NetKind::NetDev, NetKind::Netstat, NetKind::Arp];
+    pub const ALL: [NetKind; 4] = [
+        NetKind::NetDev,
+        NetKind::Netstat,
+        NetKind::Arp,
+        NetKind::Sockstat,
+    ];
 
     /// Catalog name of the source.
     pub fn name(self) -> &'static str {
@@ -46,14 +53,24 @@ impl NetKind {
             NetKind::NetDev => "container.net_dev",
             NetKind::Netstat => "container.netstat",
             NetKind::Arp => "container.arp",
+            NetKind::Sockstat => "container.sockstat",
         }
     }
 
-    /// Fields of the host source that mean nothing per namespace: the kernel's ARP table
-    /// (`stat/arp_cache`) is shared by every namespace, so `arp_total` stays a host value.
+    /// Fields of the host source that mean nothing per namespace and stay host values: the
+    /// kernel's ARP table (`stat/arp_cache`) is shared by every namespace; socket memory
+    /// pools, their `tcp_mem` limit and the page size are global, and seed 001 §5.1 lists
+    /// `sockstat_sockets_used` for the system only.
     fn host_only_fields(self) -> &'static [&'static str] {
         match self {
             NetKind::Arp => &["arp_total"],
+            NetKind::Sockstat => &[
+                "sockets_used",
+                "TCP_mem",
+                "UDP_mem",
+                "tcp_mem_limit_pages",
+                "page_size",
+            ],
             NetKind::NetDev | NetKind::Netstat => &[],
         }
     }
@@ -64,6 +81,7 @@ impl NetKind {
             NetKind::NetDev => net_dev::schema(),
             NetKind::Netstat => netstat::schema(),
             NetKind::Arp => arp::schema(),
+            NetKind::Sockstat => sockstat::schema(),
         };
         schema.description = format!(
             "{}; per container network namespace (host-network containers skipped)",
@@ -72,6 +90,10 @@ impl NetKind {
         schema.name = self.name().to_string();
         schema.per_container = true;
         let drop = self.host_only_fields();
+        if !drop.is_empty() {
+            // Closed, so that a rule naming a dropped field is an `unknown-name` error.
+            schema.open_fields = None;
+        }
         schema.fields.retain(|f| !drop.contains(&f.name.as_str()));
         schema
     }
@@ -82,6 +104,7 @@ impl NetKind {
             NetKind::NetDev => view.net_dev(),
             NetKind::Netstat => view.netstat(),
             NetKind::Arp => view.arp(),
+            NetKind::Sockstat => view.sockstat(),
         }
     }
 }
