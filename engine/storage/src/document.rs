@@ -1,6 +1,7 @@
 //! The stored shape of a record: HUATUO's common fields around `tracer_data`.
 
 use chrono::{DateTime, Local, TimeZone};
+use huatuo_dsl::catalog::{CONTAINER_LABELS, CONTAINER_RECORD_FIELDS};
 use huatuo_dsl::output::{Record, TracerType};
 use serde_json::{json, Map, Value as Json};
 
@@ -13,14 +14,13 @@ pub struct HostInfo {
     pub region: String,
 }
 
-/// Record labels (from container enrichment) and the stored field each one becomes.
-const CONTAINER_FIELDS: &[(&str, &str)] = &[
-    ("container_id", "container_id"),
-    ("container_host", "container_hostname"),
-    ("container_hostnamespace", "container_host_namespace"),
-    ("container_type", "container_type"),
-    ("container_level", "container_qos"),
-];
+/// The stored field a container label becomes: HUATUO's record name where it differs.
+fn record_field(label: &str) -> &str {
+    CONTAINER_RECORD_FIELDS
+        .iter()
+        .find(|(_, l)| *l == label)
+        .map_or(label, |(field, _)| field)
+}
 
 /// Formats a time as HUATUO's `tracer_time`: `2025-06-11 16:05:16.251 +0800`.
 pub fn tracer_time(time: &DateTime<Local>) -> String {
@@ -64,9 +64,9 @@ impl Document {
             TracerType::Manual => "manual",
         };
         body.insert("tracer_type".into(), json!(tracer_type));
-        for (label, field) in CONTAINER_FIELDS {
+        for label in CONTAINER_LABELS {
             if let Some(value) = record.labels.get(*label) {
-                body.insert((*field).into(), json!(value));
+                body.insert(record_field(label).into(), json!(value));
             }
         }
         let data = serde_json::to_value(&record.data)
