@@ -286,6 +286,23 @@ fn namespaces_per_read_are_capped_and_the_rest_counted() {
 }
 
 #[test]
+fn no_containers_is_no_samples_even_without_namespace_files() {
+    // A cgroup tree without containers (its root only): nothing to compare, nothing read.
+    let dir = std::env::temp_dir().join(format!("huatuo-netns-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch root");
+    std::fs::write(dir.join("cgroup.controllers"), "cpu\n").expect("controllers");
+    let discovery = Arc::new(Discovery::new(DiscoveryOptions {
+        root: dir.clone(),
+        docker_root: None,
+        ..DiscoveryOptions::default()
+    }));
+    let mut r = NetnsReader::new(NetKind::NetDev, discovery, dir.join("no-proc"));
+    let result = r.read(0);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(result.expect("no error without containers").is_empty());
+}
+
+#[test]
 fn unidentifiable_host_namespace_is_an_error_naming_the_file() {
     // A proc root without `1/ns/net` or `self/ns/net`: host-network containers cannot be
     // told apart.

@@ -276,15 +276,18 @@ impl Reader for NetnsReader {
         self.schema.clone()
     }
 
-    /// Fails only when discovery has no snapshot or the host namespace (`/proc/1/ns/net`,
-    /// else `/proc/self/ns/net`) cannot be identified; per-container problems are counted
-    /// and logged.
+    /// Fails only when discovery has no snapshot or, with containers to read, the host
+    /// namespace (`/proc/1/ns/net`, else `/proc/self/ns/net`) cannot be identified;
+    /// per-container problems are counted and logged.
     fn read(&mut self, now_ns: i64) -> Result<Vec<Sample>, ReadError> {
         self.stats.reads += 1;
         let snapshot = self
             .discovery
             .snapshot()
             .map_err(|e| self.error(&self.discovery.root, e.to_string()))?;
+        if snapshot.containers.is_empty() {
+            return Ok(Vec::new());
+        }
         let host = host_netns_inode(&self.proc_root)
             .map_err(|e| self.error(&self.proc_root.join("1/ns/net"), e))?;
         let mut seen = HashMap::new();
