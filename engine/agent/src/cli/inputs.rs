@@ -1,5 +1,7 @@
 //! What every subcommand loads: config, rule files and stdlib scripts, from flags or defaults.
 
+use crate::daemon::blacklist;
+use crate::daemon::status::RuleInfo;
 use crate::rules::{
     embedded_rule_files, embedded_script_files, parse_all, read_rule_files, read_script_files,
     SourceText,
@@ -155,10 +157,12 @@ fn materialize_scripts(scripts: &[SourceText]) -> Result<PathBuf, Vec<Diagnostic
 pub struct Compiled {
     /// The loaded config, rules and scripts.
     pub inputs: Inputs,
-    /// The parsed rule files.
+    /// The parsed rule files, without the rules the config's BlackList names.
     pub files: Vec<RuleFile>,
     /// The compiled plan.
     pub plan: Plan,
+    /// The rules the config's BlackList switched off (not in `files` nor `plan`).
+    pub blacklisted: Vec<RuleInfo>,
 }
 
 /// Checks, parses and compiles loaded inputs; every error when they do not check.
@@ -168,11 +172,13 @@ pub fn compile_inputs(inputs: Inputs) -> Result<Compiled, Vec<Diagnostic>> {
         return Err(diags);
     }
     let (files, _) = parse_all(&inputs.rule_files);
+    let (files, blacklisted) = blacklist::apply(files, &inputs.config.black_list);
     let plan = huatuo_eval::compile(&files, &inputs.config, Some(&inputs.stdlib_dir))?;
     Ok(Compiled {
         inputs,
         files,
         plan,
+        blacklisted,
     })
 }
 

@@ -94,6 +94,13 @@ pub fn run(args: ReplayArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for rule in &compiled.blacklisted {
+        eprintln!(
+            "note: rule `{}` not run: {}",
+            rule.name,
+            crate::daemon::blacklist::REASON
+        );
+    }
     let (outputs, disabled) = evaluate(compiled.plan, samples);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

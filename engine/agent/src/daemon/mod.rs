@@ -1,5 +1,6 @@
 //! The daemon: wires sources, the evaluator, storage and the HTTP API together.
 
+pub mod blacklist;
 pub mod channel;
 pub mod enrich;
 pub mod evaluate;
@@ -170,7 +171,16 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         inputs,
         files,
         plan,
+        blacklisted,
     } = compiled;
+    for rule in &blacklisted {
+        log::info!(
+            "rule {} ({:?}): {}",
+            rule.name,
+            rule.kind,
+            blacklist::REASON
+        );
+    }
     let config = &inputs.config;
     let host = HostInfo {
         hostname: hostname(&options.roots),
@@ -325,6 +335,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
             .iter()
             .flat_map(|f| f.rules.iter().map(status::RuleInfo::from_rule))
             .collect(),
+        blacklisted,
         sources: source_stats,
         eval: eval_shared,
         templates,

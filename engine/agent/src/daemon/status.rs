@@ -34,6 +34,8 @@ impl RuleInfo {
 pub struct StatusView {
     /// The loaded rules.
     pub rules: Vec<RuleInfo>,
+    /// Rules the config's BlackList switched off.
+    pub blacklisted: Vec<RuleInfo>,
     /// Poller statistics.
     pub sources: SourceStatsMap,
     /// Evaluator counters.
@@ -66,6 +68,16 @@ impl StatusView {
                     "enabled": counters.is_none_or(|c| c.disabled.is_none()),
                 })
             })
+            .chain(self.blacklisted.iter().map(|rule| {
+                json!({
+                    "name": rule.name,
+                    "kind": rule.kind,
+                    "source": rule.source,
+                    "counters": null,
+                    "enabled": false,
+                    "disabled": super::blacklist::REASON,
+                })
+            }))
             .collect();
         let sources = self.sources.lock().map(|s| json!(*s)).unwrap_or(Json::Null);
         let templates = self
