@@ -244,14 +244,14 @@ const BUILTINS: &[Builtin] = &[
         params: &[req("s", Accepts::StrOrList), req("patterns", Accepts::Regexes)],
         returns: Returns::Bool,
         stateful: false,
-        description: "True when s (or any string of a list s) matches at least one regex of patterns (a list or a single regex).",
+        description: "True when s (or any string of a list s) matches at least one regex of patterns (a list or a single regex); false when s is missing.",
     },
     Builtin {
         name: "contains",
         params: &[req("s", Accepts::StrOrList), req("needle", Accepts::Any)],
         returns: Returns::Bool,
         stateful: false,
-        description: "True when the string s contains the substring needle, or the list s contains the element needle.",
+        description: "True when the string s contains the substring needle, or the list s contains the element needle; false when either is missing.",
     },
     Builtin {
         name: "filter_allows",

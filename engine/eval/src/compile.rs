@@ -145,6 +145,7 @@ impl<'a> Scope<'a> {
                 subject: left,
                 patterns: self.patterns(b)?,
                 negate: op == BinOp::NotMatch,
+                missing_is_no_match: false,
             },
             _ => CExpr::Binary(op, left, Box::new(self.expr(b)?)),
         })
@@ -201,6 +202,7 @@ impl<'a> Scope<'a> {
                         patterns: crate::patterns::build_list(v)
                             .map_err(|m| self.err("bad-regex", args[1].value.span, m))?,
                         negate: false,
+                        missing_is_no_match: true,
                     }),
                     None => Ok(CExpr::Pure(Pure::MatchesAny, vec![*subject, patterns_arg])),
                 }

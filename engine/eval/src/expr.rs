@@ -38,6 +38,8 @@ pub enum CExpr {
         patterns: Vec<Regex>,
         /// `!~`.
         negate: bool,
+        /// A missing subject counts as no match (`matches_any`) instead of undefined (`=~`).
+        missing_is_no_match: bool,
     },
     /// A stateless builtin.
     Pure(Pure, Vec<CExpr>),
@@ -123,9 +125,11 @@ impl CExpr {
                 subject,
                 patterns,
                 negate,
+                missing_is_no_match,
             } => {
                 let value = subject.eval(ctx)?;
                 match &value {
+                    Value::Null if *missing_is_no_match => Ok(Value::Bool(*negate)),
                     Value::Null => Ok(Value::Null),
                     Value::Str(_) | Value::List(_) | Value::Json(_) => {
                         let hit = patterns

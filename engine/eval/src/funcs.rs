@@ -100,6 +100,13 @@ pub fn dispatch(name: &str) -> Option<Builtin> {
 /// Calls a stateless function.
 pub fn call_pure(func: Pure, args: &[Value]) -> Result<Value, String> {
     let arg = |i: usize| args.get(i).unwrap_or(&Value::Null);
+    if matches!(func, Pure::Contains | Pure::MatchesAny)
+        && args.iter().any(|a| matches!(a, Value::Null))
+    {
+        // Membership of something missing: no match, so a filter on an absent label
+        // (a host sample's container_level) keeps the sample.
+        return Ok(Value::Bool(false));
+    }
     if args.iter().any(|a| matches!(a, Value::Null)) && func != Pure::Len {
         return Ok(Value::Null);
     }
@@ -487,6 +494,28 @@ mod tests {
         );
         assert_eq!(
             call_pure(Pure::All, &[Value::List(vec![])]),
+            Ok(Value::Bool(false))
+        );
+    }
+}
+
+#[cfg(test)]
+mod membership_tests {
+    use super::*;
+
+    #[test]
+    fn membership_of_something_missing_is_false_not_undefined() {
+        let list = Value::List(vec![Value::Str("besteffort".into())]);
+        assert_eq!(
+            call_pure(Pure::Contains, &[list.clone(), Value::Null]),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            call_pure(Pure::Contains, &[list, Value::Str("besteffort".into())]),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            call_pure(Pure::MatchesAny, &[Value::Null, Value::Str("x".into())]),
             Ok(Value::Bool(false))
         );
     }
