@@ -203,9 +203,11 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
 
     // Kernel templates.
     let templates = if options.bpf && !needs.bpf.is_empty() {
-        let schemas: Vec<_> = huatuo_bpf::schemas()
+        let schemas: Vec<_> = huatuo_bpf::template_schemas()
+            .0
             .into_iter()
-            .filter(|s| needs.bpf.contains(&s.name))
+            .map(|(_, schema)| schema)
+            .filter(|s| needs.bpf.contains(&s.source.name))
             .collect();
         let tunables = pushdown::tunables(&files, &schemas, config);
         let names: Vec<&str> = needs.bpf.iter().map(String::as_str).collect();

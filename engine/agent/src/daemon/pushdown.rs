@@ -3,10 +3,11 @@
 //!
 //! A tunable is set only when every rule reading the template constrains it, and then to the
 //! loosest value among them: the kernel emits a superset and each rule still filters exactly
-//! in user space.
+//! in user space. Templates that can keep per-container histograms do so only when a rule
+//! reading them may produce container series.
 
+use huatuo_bpf::TemplateSchema;
 use huatuo_dsl::ast::{BinOp, BindingKind, Expr, ExprKind, Literal, Rule, RuleFile};
-use huatuo_dsl::catalog::SourceSchema;
 use huatuo_dsl::source::ConfigValues;
 use huatuo_dsl::value::Value;
 use std::collections::BTreeMap;
@@ -85,14 +86,26 @@ fn rule_limit(rule: &Rule, config: &dyn ConfigValues) -> Option<(f64, f64)> {
     (per_ns > 0.0).then(|| (rate * 1e9 / per_ns, burst))
 }
 
+/// Global of templates that can keep per-container histograms at an extra cost per event.
+const PER_CGROUP: &str = "per_cgroup";
+
+/// Whether a rule may produce container series (an explicit `scope` without `container`
+/// keeps it host-only).
+fn wants_containers(rule: &Rule) -> bool {
+    rule.scope
+        .as_ref()
+        .is_none_or(|scope| scope.iter().any(|s| s.name == "container"))
+}
+
 /// Computes the tunables of every template the rules read.
 pub fn tunables(
     files: &[RuleFile],
-    templates: &[SourceSchema],
+    templates: &[TemplateSchema],
     config: &dyn ConfigValues,
 ) -> Tunables {
     let mut out = Tunables::new();
-    for schema in templates {
+    for template in templates {
+        let schema = &template.source;
         let rules: Vec<&Rule> = files
             .iter()
             .flat_map(|f| f.rules.iter())
@@ -127,7 +140,66 @@ pub fn tunables(
                 values.insert("burst".into(), burst.ceil().max(1.0) as u64);
             }
         }
+        if template.global.iter().any(|g| g.name == PER_CGROUP) {
+            let per_cgroup = rules.iter().any(|r| wants_containers(r));
+            values.insert(PER_CGROUP.into(), u64::from(per_cgroup));
+        }
         out.insert(folder, values);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tunables_for(text: &str) -> Tunables {
+        let file = huatuo_dsl::parser::parse_file("t.hto", text).expect("parses");
+        let templates: Vec<TemplateSchema> = huatuo_bpf::template_schemas()
+            .0
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        tunables(&[file], &templates, &huatuo_config::Config::default())
+    }
+
+    #[test]
+    fn the_loosest_threshold_and_limit_of_all_rules_go_to_the_kernel() {
+        let t = tunables_for(
+            r#"
+event a { source bpf.softirq_off where offtime > 20ms limit 10 per 1s emit offtime }
+event b { source bpf.softirq_off param t = config("EventTracing.Softirq.DisabledThreshold", 10ms)
+          where comm != "x" and offtime > t limit 100 per 2s burst 7 emit offtime }
+"#,
+        );
+        let knobs = &t["softirq_off"];
+        // DisabledThreshold defaults to 10 ms; the looser of 20 ms and 10 ms wins.
+        assert_eq!(knobs.get("threshold_ns"), Some(&10_000_000));
+        assert_eq!(knobs.get("rate_per_sec"), Some(&50));
+        assert_eq!(knobs.get("burst"), Some(&10));
+    }
+
+    #[test]
+    fn a_rule_without_the_condition_keeps_the_kernel_unfiltered() {
+        let t = tunables_for(
+            r#"
+event a { source bpf.softirq_off where offtime > 20ms emit offtime }
+event b { source bpf.softirq_off emit offtime }
+"#,
+        );
+        assert_eq!(t["softirq_off"].get("threshold_ns"), None);
+        assert_eq!(t["softirq_off"].get("rate_per_sec"), None);
+    }
+
+    #[test]
+    fn per_container_histograms_only_when_a_rule_wants_container_series() {
+        let host_only = tunables_for(
+            "metric runqlat { source bpf.runqlat scope host histogram latency zones [10ms] }",
+        );
+        assert_eq!(host_only["runqlat"].get("per_cgroup"), Some(&0));
+        let both = tunables_for(
+            "metric runqlat { source bpf.runqlat scope host, container histogram latency zones [10ms] }",
+        );
+        assert_eq!(both["runqlat"].get("per_cgroup"), Some(&1));
+    }
 }
