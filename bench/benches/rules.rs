@@ -16,7 +16,9 @@ fn parse_and_check(c: &mut Criterion) {
             let (parsed, diags) = parse_all(&files);
             assert!(diags.is_empty());
             let checked = huatuo_dsl::check::check(&parsed, &catalog);
-            assert!(checked.iter().all(|d| d.severity != huatuo_dsl::diag::Severity::Error));
+            assert!(checked
+                .iter()
+                .all(|d| d.severity != huatuo_dsl::diag::Severity::Error));
             parsed.len()
         })
     });
