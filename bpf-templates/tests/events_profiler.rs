@@ -56,26 +56,24 @@ fn a_busy_loop_is_the_top_folded_stack() {
     let profile = run(&options).expect("profile");
     let folded = profile.folded();
     let shown = &folded[..folded.len().min(10)];
-    let top = folded.first().expect("no samples");
-    assert!(
-        top.starts_with("huatuo-spin;"),
-        "top stack: {top}\n{shown:#?}"
-    );
+    assert!(!folded.is_empty(), "no samples");
     let count = |line: &String| -> u64 {
         line.rsplit(' ')
             .next()
             .and_then(|c| c.parse().ok())
             .unwrap_or(0)
     };
-    // 99 Hz for 2 s on the CPU the loop occupies: most of ~198 samples. Without frame
-    // pointers only the leaf is reliable, so the loop's samples split over the function and
-    // the helpers it calls (not inlined in debug builds).
-    // every line of the spinning thread, including samples with no readable stack
+    // 99 Hz per CPU for 2 s: the loop occupies one CPU, so it should hold a large share of
+    // all samples however busy the other CPU is (other processes may share the machine, so
+    // the test asserts shares and ranks, not absolute counts). Without frame pointers only
+    // the leaf is reliable, so the loop's samples split over the function and the helpers it
+    // calls (not inlined in debug builds): count every line of the spinning thread.
     let of_spin = |line: &&String| line.split([';', ' ']).next() == Some("huatuo-spin");
     let spin_samples: u64 = folded.iter().filter(of_spin).map(count).sum();
     assert!(
-        spin_samples > 100,
-        "spin samples {spin_samples}\n{shown:#?}"
+        spin_samples * 4 >= profile.samples && spin_samples >= 20,
+        "spin samples {spin_samples} of {}\n{shown:#?}",
+        profile.samples
     );
     let in_target: u64 = folded
         .iter()
@@ -83,7 +81,7 @@ fn a_busy_loop_is_the_top_folded_stack() {
         .map(count)
         .sum();
     assert!(
-        in_target >= 20,
+        in_target >= 3 && in_target * 10 >= spin_samples,
         "{in_target} samples name the function\n{shown:#?}"
     );
     // Rust frames are demangled
@@ -98,6 +96,13 @@ fn a_busy_loop_is_the_top_folded_stack() {
         .find(|f| f.label == "huatuo-spin" && f.level == 1)
         .expect("comm frame");
     assert_eq!(spin.value, spin_samples);
+    // The spinning thread is the busiest command of the profile.
+    let busiest = flame
+        .iter()
+        .filter(|f| f.level == 1)
+        .max_by_key(|f| f.value)
+        .expect("a command frame");
+    assert_eq!(busiest.label, "huatuo-spin", "{shown:#?}");
 }
 
 #[test]
