@@ -106,7 +106,8 @@ impl ScriptHost {
         let mut out = Vec::new();
         for (stem, (_, ast)) in &self.files {
             for f in ast.iter_functions() {
-                if f.access == rhai::FnAccess::Public {
+                // Closures compile to functions named `anon$<hash>`: not callable by rules.
+                if f.access == rhai::FnAccess::Public && !f.name.starts_with("anon$") {
                     out.push((format!("{stem}::{}", f.name), f.params.len()));
                 }
             }
