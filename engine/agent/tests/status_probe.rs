@@ -1,0 +1,80 @@
+//! `huatuo status --probe` on this kernel: every template is listed with the variant that
+//! attached or why none did. Needs root and BPF; skips with a message otherwise unless CI=true.
+
+use std::process::Command;
+
+fn should_run() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
+    if root && btf {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but this test needs root and kernel BTF"
+    );
+    eprintln!("skipping status_probe: needs root and /sys/kernel/btf/vmlinux");
+    false
+}
+
+#[test]
+fn every_template_reports_what_attached() {
+    if !should_run() {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_huatuo"))
+        .args(["status", "--probe", "--json"])
+        .output()
+        .expect("huatuo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let templates = status.as_array().expect("a list of templates");
+    let names: Vec<&str> = templates
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    for expected in [
+        "blockio",
+        "drops",
+        "hungtask",
+        "netrx_latency",
+        "oom",
+        "profiler",
+        "ras",
+        "reclaim",
+        "runqlat",
+        "softirq_latency",
+        "softirq_off",
+        "txqueue_timeout",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    for template in templates {
+        assert_eq!(template["loaded"], true, "{template}");
+        for program in template["programs"].as_array().expect("programs") {
+            let tried = program["tried"].as_array().expect("tried variants");
+            assert!(!tried.is_empty(), "{program}");
+            match program["attached"].as_u64() {
+                // The attached variant attached without error.
+                Some(i) => assert!(tried[i as usize]["error"].is_null(), "{program}"),
+                // Otherwise every variant says why not, and only optional programs may fail.
+                None => {
+                    assert_eq!(program["required"], false, "{program}");
+                    assert!(tried.iter().all(|t| t["error"].is_string()), "{program}");
+                }
+            }
+        }
+    }
+}
