@@ -1,6 +1,7 @@
-//! The real binary over a fixture node (trimmed /proc, a cgroup v2 tree) with the shipped
-//! metric rules: exact `/metrics` lines for every family the fixture can produce, the
-//! MetricCollector include/exclude filters and the BlackList (seed 001 §5.1, §7.5, §8).
+//! The real binary over a fixture node (trimmed /proc, a cgroup v2 tree, a cgroup v1 tree,
+//! recorded netlink qdisc JSON, a mountinfo) with the shipped metric rules: exact `/metrics`
+//! lines for every family the fixture can produce, the MetricCollector include/exclude
+//! filters and the BlackList (seed 001 §5.1, §7.5, §8).
 
 mod scrape_common;
 
@@ -20,6 +21,10 @@ BlackList = ["netdev_hw", "metax_gpu"]
     ExcludedOnHost = "threshold"
 [MetricCollector.Netstat]
     Excluded = "^Tcp_"
+[MetricCollector.Qdisc]
+    DeviceExcluded = "^lo$"
+[MetricCollector.MountPointStat]
+    MountPointsIncluded = "(^/$)|(^/dev/shm$)"
 [Pod]
     KubeletReadOnlyPort = 0
     KubeletAuthorizedPort = 0
@@ -107,15 +112,108 @@ fn expected() -> Vec<String> {
     lines
 }
 
-#[test]
-fn fixture_node_metrics_are_exact() {
+/// M12: qdisc.json holds lo (excluded by DeviceExcluded), eth0's pfifo_fast as recorded on
+/// this VM by `record_netlink`, and eth1's mq root with two fq_codel children, which are
+/// summed per (device, kind): backlog 100+50, qlen 1+0, requeues 0+1, drops 0+2,
+/// bytes 1000+2000, packets 10+20.
+fn qdisc_expected() -> Vec<String> {
+    let mut lines = Vec::new();
+    let series = [
+        ("eth0", "pfifo_fast", [0, 0, 0, 0, 0, 1908723, 21639]),
+        ("eth1", "mq", [150, 1, 0, 1, 2, 3000, 30]),
+        ("eth1", "fq_codel", [150, 1, 0, 1, 2, 3000, 30]),
+    ];
+    let families = [
+        "backlog",
+        "current_queue_length",
+        "overlimits_total",
+        "requeues_total",
+        "drops_total",
+        "bytes_total",
+        "packets_total",
+    ];
+    for (device, kind, values) in series {
+        for (family, value) in families.iter().zip(values) {
+            lines.push(format!(
+                r#"huatuo_bamai_qdisc_{family}{{device="{device}",host="fixture-host",kind="{kind}",region=""}} {value}"#
+            ));
+        }
+    }
+    lines
+}
+
+/// M19: the fixture mountinfo lists /, /dev/shm, /proc, /sys/fs/cgroup and /tmp; statfs reads
+/// the real paths, so sizes come from `stat -f` (fragment size × blocks, inodes) of this
+/// machine. MountPointsIncluded keeps / and /dev/shm.
+fn mountpoint_expected() -> Vec<String> {
+    let mut lines = Vec::new();
+    for (point, fstype) in [("/", "ext4"), ("/dev/shm", "tmpfs")] {
+        let out = std::process::Command::new("stat")
+            .args(["-f", "-c", "%S %b %c", point])
+            .output()
+            .expect("stat -f");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let numbers: Vec<u64> = text
+            .split_whitespace()
+            .map(|n| n.parse().expect("a number from stat -f"))
+            .collect();
+        let labels =
+            format!(r#"fstype="{fstype}",host="fixture-host",mountpoint="{point}",region="""#);
+        lines.push(format!(
+            "huatuo_bamai_mountpoint_size_bytes{{{labels}}} {}",
+            numbers[0] * numbers[1]
+        ));
+        lines.push(format!(
+            "huatuo_bamai_mountpoint_files{{{labels}}} {}",
+            numbers[2]
+        ));
+    }
+    lines
+}
+
+/// The docker container `aaaa…` of the cgroup v1 tree (copied from the containers crate).
+const V1: &str = r#"container_host="",container_hostnamespace="",container_id="aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",container_level="",container_name="aaaaaaaaaaaa",container_type="normal",host="fixture-host",region="""#;
+
+/// Container series read from cgroup v1 files of container `aaaa…`: cpu.cfs_quota_us 250000
+/// over cpu.cfs_period_us 100000 = 2.5 cores; cpu.stat nr_throttled 3, throttled_time 7 ms,
+/// nr_bursts 2, burst_time 0.9 ms; memory.failcnt 5 (the v1 counterpart of memory.events
+/// max); memory.oom_control oom_kill 2; memory.stat active_anon 8192. Other containers: a
+/// kubepods guaranteed pod (no QoS directory) and a besteffort one.
+fn v1_expected() -> Vec<String> {
+    let mut lines: Vec<String> = [
+        ("cpu_util_container_cores", "2.5"),
+        ("cpu_util_container_sys", "0"),
+        ("cpu_stat_container_nr_throttled", "3"),
+        ("cpu_stat_container_throttled_time", "7000000"),
+        ("cpu_stat_container_nr_bursts", "2"),
+        ("cpu_stat_container_burst_time", "900000"),
+        ("memory_events_container_max", "5"),
+        ("memory_events_container_oom_kill", "2"),
+        ("memory_vmstat_container_active_anon", "8192"),
+    ]
+    .iter()
+    .map(|(family, value)| format!("huatuo_bamai_{family}{{{V1}}} {value}"))
+    .collect();
+    for (id, level) in [("eeee", "guaranteed"), ("dddd", "besteffort")] {
+        let full = id.repeat(16);
+        lines.push(format!(
+            r#"huatuo_bamai_cpu_util_container_sys{{container_host="",container_hostnamespace="",container_id="{full}",container_level="{level}",container_name="{}",container_type="normal",host="fixture-host",region=""}} 0"#,
+            &full[..12]
+        ));
+    }
+    lines
+}
+
+/// Runs the agent over the fixture node with `cgroup` as the cgroup root and returns the
+/// first scrape holding every `wanted` line (or the last one, with the missing lines).
+fn scrape_fixture(cgroup: &str, wanted: &[String]) -> (String, Vec<String>) {
     let fixture = repo().join("engine/agent/tests/fixtures/node");
-    let config = TempConfig::new("metrics-fixture", CONFIG);
+    let config = TempConfig::new(&format!("metrics-fixture-{cgroup}"), CONFIG);
     let port = free_port();
     let roots = [
         ("--procfs-root", "proc"),
         ("--sysfs-root", "sys"),
-        ("--cgroup-root", "cgroup"),
+        ("--cgroup-root", cgroup),
         ("--netlink-recorded", "netlink"),
         ("--kmsg", "kmsg"),
     ];
@@ -136,27 +234,40 @@ fn fixture_node_metrics_are_exact() {
     }
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let _agent = start_agent(port, &config.path, &args);
-    let wanted = expected();
     // Two poll intervals (10 s each): the deltas need a second read.
     let body = scrape_until(port, Duration::from_secs(35), |body| {
         wanted.iter().all(|line| body.lines().any(|l| l == line))
     });
-    let missing: Vec<&String> = wanted
+    let missing = wanted
         .iter()
         .filter(|line| !body.lines().any(|l| l == line.as_str()))
+        .cloned()
         .collect();
+    (body, missing)
+}
+
+#[test]
+fn fixture_node_metrics_are_exact() {
+    let mut wanted = expected();
+    wanted.extend(qdisc_expected());
+    wanted.extend(mountpoint_expected());
+    let (body, missing) = scrape_fixture("cgroup", &wanted);
     assert!(
         missing.is_empty(),
         "missing lines: {missing:#?}\n---\n{body}"
     );
-    // Filters: lo excluded, Tcp_ excluded, vmstat threshold and pgfault absent, netdev_hw
-    // blacklisted, and no family twice-prefixed with `container`.
+    // Filters: lo excluded (netdev and qdisc), Tcp_ excluded, vmstat threshold and pgfault
+    // absent, netdev_hw blacklisted, mount points outside MountPointsIncluded and pseudo
+    // filesystems absent, and no family twice-prefixed with `container`.
     for absent in [
         r#"device="lo""#,
         "huatuo_bamai_netstat_Tcp_",
         "memory_vmstat_nr_dirty_threshold",
         "memory_vmstat_pgfault",
         "huatuo_bamai_netdev_hw_",
+        r#"mountpoint="/tmp""#,
+        r#"mountpoint="/proc""#,
+        r#"mountpoint="/sys/fs/cgroup""#,
         "_container_container_",
     ] {
         assert!(
@@ -164,4 +275,32 @@ fn fixture_node_metrics_are_exact() {
             "`{absent}` should not be exported:\n{body}"
         );
     }
+    // Free space changes while the test runs: present, not exact.
+    for family in ["free_bytes", "avail_bytes", "files_free"] {
+        for point in ["/", "/dev/shm"] {
+            let series = format!(r#"huatuo_bamai_mountpoint_{family}{{fstype="#);
+            let label = format!(r#"mountpoint="{point}""#);
+            assert!(
+                body.lines()
+                    .any(|l| l.starts_with(&series) && l.contains(&label)),
+                "{family} of {point} missing:\n{body}"
+            );
+        }
+    }
+}
+
+#[test]
+fn fixture_node_cgroup_v1_container_metrics_are_exact() {
+    let (body, missing) = scrape_fixture("cgroup-v1", &v1_expected());
+    assert!(
+        missing.is_empty(),
+        "missing lines: {missing:#?}\n---\n{body}"
+    );
+    // Six containers in the v1 tree (docker ×2, podman, three kubepods); user.slice is not one.
+    let ids: std::collections::BTreeSet<&str> = body
+        .lines()
+        .filter_map(|l| l.split_once(r#"container_id=""#))
+        .filter_map(|(_, rest)| rest.split_once('"').map(|(id, _)| id))
+        .collect();
+    assert_eq!(ids.len(), 6, "{ids:?}");
 }
