@@ -154,7 +154,15 @@ impl KubeletWatcher {
                         Ok(()) => failures = 0,
                         Err(e) => {
                             failures = failures.saturating_add(1);
-                            log::warn!("kubelet pods: {e} (retry in {:?})", policy.delay(failures));
+                            // The first failure of a streak is a warning; retries are counted
+                            // in the store's stats and logged at debug, so a node without a
+                            // kubelet does not fill the log.
+                            let delay = policy.delay(failures);
+                            if failures == 1 {
+                                log::warn!("kubelet pods: {e} (retrying with backoff, next in {delay:?}; container names stay cgroup-only meanwhile)");
+                            } else {
+                                log::debug!("kubelet pods: {e} (retry in {delay:?})");
+                            }
                         }
                     }
                     match stopped.recv_timeout(policy.delay(failures)) {
