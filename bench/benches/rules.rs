@@ -3,12 +3,13 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use huatuo::catalog::build_catalog;
 use huatuo::rules::{parse_all, read_rule_files};
+use huatuo_eval::ScriptHost;
 use std::path::Path;
 
 fn parse_and_check(c: &mut Criterion) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let files = read_rule_files(&[repo.join("rules")]).expect("rules readable");
-    let catalog = build_catalog(&repo.join("stdlib")).expect("catalog");
+    let catalog = build_catalog(&ScriptHost::load(&repo.join("stdlib")).expect("stdlib loads"));
     let rules: usize = parse_all(&files).0.iter().map(|f| f.rules.len()).sum();
     println!("{} rule files, {rules} rules", files.len());
     c.bench_function("parse+check shipped rules", |b| {
@@ -23,7 +24,7 @@ fn parse_and_check(c: &mut Criterion) {
         })
     });
     c.bench_function("catalog assembly", |b| {
-        b.iter(|| build_catalog(&repo.join("stdlib")).map(|_| ()))
+        b.iter(|| build_catalog(&ScriptHost::load(&repo.join("stdlib")).expect("stdlib")))
     });
 }
 

@@ -2,12 +2,11 @@
 
 use crate::capture::schemas::capture_schemas;
 use huatuo_dsl::catalog::Catalog;
-use huatuo_dsl::diag::Diagnostic;
-use std::path::Path;
+use huatuo_eval::ScriptHost;
 
 /// The full catalog: kernel templates, host readers, cgroup readers, captures, config keys
-/// and the stdlib script functions found in `stdlib_dir`.
-pub fn build_catalog(stdlib_dir: &Path) -> Result<Catalog, Vec<Diagnostic>> {
+/// and the functions of the loaded stdlib scripts.
+pub fn build_catalog(scripts: &ScriptHost) -> Catalog {
     let mut catalog = source_catalog();
     for capture in capture_schemas() {
         catalog.add_capture(capture);
@@ -15,10 +14,10 @@ pub fn build_catalog(stdlib_dir: &Path) -> Result<Catalog, Vec<Diagnostic>> {
     for key in huatuo_config::key_schemas() {
         catalog.add_config_key(key);
     }
-    for (name, arity) in huatuo_eval::script_functions(stdlib_dir).map_err(|d| vec![d])? {
+    for (name, arity) in scripts.functions() {
         catalog.add_script_fn(&name, arity);
     }
-    Ok(catalog)
+    catalog
 }
 
 /// A catalog of the sources alone (kernel templates, host and cgroup readers).

@@ -31,8 +31,9 @@ pub mod script;
 
 pub use capture::{CaptureRequest, CaptureRunner, RecordingCaptureRunner};
 pub use evaluator::{EvalStats, Evaluator, Output, RuleStats};
-pub use plan::{compile, Plan, SourceNeed};
+pub use plan::{compile, compile_with_scripts, Plan, SourceNeed};
 pub use script::script_functions;
+pub use script::ScriptHost;
 
 use huatuo_dsl::ast::RuleFile;
 use huatuo_dsl::diag::Diagnostic;

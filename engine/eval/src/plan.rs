@@ -208,6 +208,15 @@ pub fn compile(
         Some(dir) => Some(Arc::new(ScriptHost::load(dir).map_err(|d| vec![d])?)),
         None => None,
     };
+    compile_with_scripts(files, config, scripts)
+}
+
+/// Compiles checked rule files calling the scripts of an already loaded script host.
+pub fn compile_with_scripts(
+    files: &[RuleFile],
+    config: &dyn ConfigValues,
+    scripts: Option<Arc<ScriptHost>>,
+) -> Result<Plan, Vec<Diagnostic>> {
     let mut rules = Vec::new();
     let mut diags = Vec::new();
     // Metric names and tracer names are separate namespaces (see the checker).

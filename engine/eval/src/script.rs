@@ -60,7 +60,6 @@ fn script_diag(path: &Path, pos: Position, message: String) -> Diagnostic {
 impl ScriptHost {
     /// Loads every `*.rhai` file of `dir`; a file `ema.rhai` provides functions `ema::name`.
     pub fn load(dir: &Path) -> Result<Self, Diagnostic> {
-        let engine = sandboxed_engine();
         let read_dir = std::fs::read_dir(dir).map_err(|e| {
             Diagnostic::error(
                 "script",
@@ -74,16 +73,27 @@ impl ScriptHost {
             .filter(|p| p.extension().is_some_and(|ext| ext == "rhai"))
             .collect();
         paths.sort();
+        let mut sources = Vec::new();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                script_diag(&path, Position::NONE, format!("cannot read script: {e}"))
+            })?;
+            sources.push((path, text));
+        }
+        ScriptHost::from_sources(sources)
+    }
+
+    /// Compiles scripts given as (path, text); `ema.rhai` provides functions `ema::name`.
+    /// The daemon uses this for the copy of `stdlib/` built into the binary.
+    pub fn from_sources(sources: Vec<(PathBuf, String)>) -> Result<Self, Diagnostic> {
+        let engine = sandboxed_engine();
         let mut files = BTreeMap::new();
         let mut def_lines = BTreeMap::new();
-        for path in paths {
+        for (path, text) in sources {
             let stem = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                script_diag(&path, Position::NONE, format!("cannot read script: {e}"))
-            })?;
             let ast = engine.compile(&text).map_err(|e| {
                 script_diag(&path, e.1, format!("script does not compile: {}", e.0))
             })?;

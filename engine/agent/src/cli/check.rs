@@ -32,15 +32,12 @@ pub struct CheckArgs {
 
 /// Every diagnostic for the given inputs: config, parse, check and compile problems.
 pub fn diagnose(inputs: &Inputs) -> (usize, Vec<Diagnostic>) {
-    let catalog = match build_catalog(&inputs.stdlib_dir) {
-        Ok(catalog) => catalog,
-        Err(diags) => return (0, diags),
-    };
+    let catalog = build_catalog(&inputs.script_host);
     let (files, mut diags) = parse_all(&inputs.rule_files);
     diags.extend(huatuo_dsl::check::check(&files, &catalog));
     if !diags.iter().any(|d| d.severity == Severity::Error) {
-        if let Err(errors) = huatuo_eval::compile(&files, &inputs.config, Some(&inputs.stdlib_dir))
-        {
+        let scripts = Some(inputs.script_host.clone());
+        if let Err(errors) = huatuo_eval::compile_with_scripts(&files, &inputs.config, scripts) {
             diags.extend(errors);
         }
     }

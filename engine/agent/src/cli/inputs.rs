@@ -12,9 +12,10 @@ use huatuo_dsl::ast::RuleFile;
 use huatuo_dsl::diag::Diagnostic;
 use huatuo_dsl::diag::Severity;
 use huatuo_dsl::render::render_human;
-use huatuo_eval::Plan;
+use huatuo_eval::{Plan, ScriptHost};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Flags naming the config, rules and scripts to use.
 #[derive(Debug, Clone, Args)]
@@ -44,8 +45,8 @@ pub struct Inputs {
     pub rule_files: Vec<SourceText>,
     /// Script texts.
     pub scripts: Vec<SourceText>,
-    /// Directory the scripts are loaded from by the evaluator.
-    pub stdlib_dir: PathBuf,
+    /// The compiled, sandboxed scripts rules call.
+    pub script_host: Arc<ScriptHost>,
 }
 
 impl InputArgs {
@@ -100,23 +101,25 @@ impl InputArgs {
         } else {
             read_rule_files(&rule_paths).map_err(|d| (d, texts.clone()))?
         };
-        let (scripts, stdlib_dir) = match &self.stdlib {
-            Some(dir) => (
-                read_script_files(dir).map_err(|d| (d, texts.clone()))?,
-                dir.clone(),
-            ),
-            None => {
-                let scripts = embedded_script_files();
-                let dir = materialize_scripts(&scripts).map_err(|d| (d, texts.clone()))?;
-                (scripts, dir)
-            }
+        let scripts = match &self.stdlib {
+            Some(dir) => read_script_files(dir).map_err(|d| (d, texts.clone()))?,
+            None => embedded_script_files(),
         };
+        let sources = scripts
+            .iter()
+            .map(|s| (PathBuf::from(&s.path), s.text.clone()))
+            .collect();
+        let script_host = ScriptHost::from_sources(sources).map_err(|d| {
+            let mut shown = texts.clone();
+            shown.extend(scripts.iter().cloned());
+            (vec![d], shown)
+        })?;
         Ok(Inputs {
             config,
             config_text,
             rule_files,
             scripts,
-            stdlib_dir,
+            script_host: Arc::new(script_host),
         })
     }
 }
@@ -131,26 +134,6 @@ impl Inputs {
             .find(|f| f.path == path)
             .map(|f| f.text.clone())
     }
-}
-
-/// Writes the built-in scripts to a private directory the script host can load from.
-fn materialize_scripts(scripts: &[SourceText]) -> Result<PathBuf, Vec<Diagnostic>> {
-    let dir = std::env::temp_dir().join(format!("huatuo-stdlib-{}", std::process::id()));
-    let io = |e: std::io::Error| {
-        Diagnostic::error(
-            "io",
-            &dir.display().to_string(),
-            Default::default(),
-            e.to_string(),
-        )
-    };
-    let io = |e: std::io::Error| vec![io(e)];
-    std::fs::create_dir_all(&dir).map_err(io)?;
-    for script in scripts {
-        let name = script.path.rsplit('/').next().unwrap_or("script.rhai");
-        std::fs::write(dir.join(name), &script.text).map_err(io)?;
-    }
-    Ok(dir)
 }
 
 /// Inputs that checked clean, parsed and compiled: what the daemon and replay execute.
@@ -173,7 +156,11 @@ pub fn compile_inputs(inputs: Inputs) -> Result<Compiled, Vec<Diagnostic>> {
     }
     let (files, _) = parse_all(&inputs.rule_files);
     let (files, blacklisted) = blacklist::apply(files, &inputs.config.black_list);
-    let plan = huatuo_eval::compile(&files, &inputs.config, Some(&inputs.stdlib_dir))?;
+    let plan = huatuo_eval::compile_with_scripts(
+        &files,
+        &inputs.config,
+        Some(inputs.script_host.clone()),
+    )?;
     Ok(Compiled {
         inputs,
         files,
