@@ -1,0 +1,549 @@
+//! Measures the in-kernel cost (ns per event, from `kernel.bpf_stats_enabled=1`
+//! run_time_ns / run_count) of every huatuo template that a fixed load exercises here, next
+//! to an empty tp_btf program on the same tracepoints and, where Debian's libbpf-tools has
+//! one, the matching tool, under the same load, in interleaved rounds; medians at the end.
+//!
+//! Sections (each variant runs alone for one round of the section's load):
+//! - blockio: O_DIRECT 4 KiB writes to a loop device (created by `bench/bpf/run.sh`);
+//!   empty on block_rq_insert/issue/complete; libbpf-tools `biolatency` and `biolatency -Q`.
+//! - softirq: loopback UDP flood; empty on softirq_raise/entry; softirq_latency,
+//!   softirq_off (its raise/entry programs and its 1 kHz sampler); libbpf-tools `softirqs`.
+//! - drops: TCP connects to a closed loopback port; empty on kfree_skb.
+//! - reclaim: page-cache writes inside a small memory cgroup (v1, made by run.sh); empty on
+//!   mm_vmscan_memcg_reclaim_begin/end.
+//! - netrx: a loopback TCP stream; empty on netif_receive_skb; netrx_latency.
+//! - profiler: two busy loops; the 99 Hz sampler (cost per sample).
+//!
+//! Run as root (normally through `bench/bpf/run.sh`):
+//! `bpf_cost_templates <loop-device> <memcg-dir> <scratch-dir> [rounds] [secs]`.
+
+use aya::programs::BtfTracePoint;
+use aya::{Btf, Ebpf, EbpfLoader};
+use huatuo_bpf::Templates;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const EMPTY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/test_empty.bpf.o"));
+const EMPTY_PROG: &str = "tp_btf_sched_switch_empty";
+const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+/// One measured program of one round: (row name, run count, run time ns, note).
+type Row = (String, u64, u64, String);
+
+/// What the loads need: the loop device, the memory cgroup and a scratch directory.
+struct Env {
+    loop_dev: String,
+    memcg: PathBuf,
+    scratch: PathBuf,
+}
+
+/// The fixed loads, one per section.
+#[derive(Clone, Copy)]
+enum Load {
+    DirectWrites,
+    UdpFlood,
+    ClosedPortConnects,
+    MemcgPageCache,
+    TcpStream,
+    BusyLoops,
+}
+
+/// One thing measured under a load.
+enum Variant {
+    /// The empty tp_btf program attached to each of these tracepoints at once.
+    Empty(&'static [&'static str]),
+    /// A huatuo template with its tunables, labelled.
+    Huatuo(&'static str, &'static str, &'static [(&'static str, u64)]),
+    /// A libbpf-tools command line; its programs are the new ones whose name has `needle`.
+    Tool(&'static [&'static str], &'static str),
+}
+
+struct Section {
+    name: &'static str,
+    load: Load,
+    variants: Vec<Variant>,
+}
+
+fn sections() -> Vec<Section> {
+    use Variant::*;
+    vec![
+        Section {
+            name: "blockio",
+            load: Load::DirectWrites,
+            variants: vec![
+                Empty(&["block_rq_insert", "block_rq_issue", "block_rq_complete"]),
+                Huatuo("blockio", "host+cgroup", &[("per_cgroup", 1)]),
+                Huatuo("blockio", "host only", &[("per_cgroup", 0)]),
+                Tool(&["biolatency"], "block_rq"),
+                Tool(&["biolatency", "-Q"], "block_rq"),
+            ],
+        },
+        Section {
+            name: "softirq",
+            load: Load::UdpFlood,
+            variants: vec![
+                Empty(&["softirq_raise", "softirq_entry"]),
+                Huatuo("softirq_latency", "", &[]),
+                Huatuo("softirq_off", "", &[]),
+                Tool(&["softirqs"], "softirq"),
+            ],
+        },
+        Section {
+            name: "drops",
+            load: Load::ClosedPortConnects,
+            variants: vec![Empty(&["kfree_skb"]), Huatuo("drops", "", &[])],
+        },
+        Section {
+            name: "reclaim",
+            load: Load::MemcgPageCache,
+            variants: vec![
+                Empty(&[
+                    "mm_vmscan_memcg_reclaim_begin",
+                    "mm_vmscan_memcg_reclaim_end",
+                ]),
+                Huatuo("reclaim", "", &[]),
+            ],
+        },
+        Section {
+            name: "netrx",
+            load: Load::TcpStream,
+            variants: vec![
+                Empty(&["netif_receive_skb", "tcp_probe", "skb_copy_datagram_iovec"]),
+                Huatuo("netrx_latency", "", &[]),
+            ],
+        },
+        Section {
+            name: "profiler",
+            load: Load::BusyLoops,
+            variants: vec![Huatuo("profiler", "", &[])],
+        },
+    ]
+}
+
+/// Runs `body` until `secs` have passed.
+fn for_secs(secs: u64, mut body: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        body()?;
+    }
+    Ok(())
+}
+
+#[repr(align(4096))]
+struct Block([u8; 4096]);
+
+/// 4 KiB O_DIRECT writes cycling over the first 32 MiB of the loop device.
+fn direct_writes(env: &Env, secs: u64) -> Result<(), String> {
+    use std::io::{Seek, SeekFrom};
+    let mut dev = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&env.loop_dev)
+        .map_err(|e| format!("{}: {e}", env.loop_dev))?;
+    let block = Block([0x5a; 4096]);
+    let mut offset = 0u64;
+    for_secs(secs, || {
+        for _ in 0..64 {
+            if offset >= 32 << 20 {
+                offset = 0;
+                dev.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+            }
+            dev.write_all(&block.0)
+                .map_err(|e| format!("direct write: {e}"))?;
+            offset += 4096;
+        }
+        Ok(())
+    })
+}
+
+/// Sends 64-byte UDP datagrams to a loopback socket drained by a second thread.
+fn udp_flood(secs: u64) -> Result<(), String> {
+    let rx = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let tx = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = rx.local_addr().map_err(|e| e.to_string())?;
+    rx.set_read_timeout(Some(Duration::from_millis(100)))
+        .map_err(|e| e.to_string())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let drain = std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while !stop2.load(Ordering::Relaxed) {
+            let _ = rx.recv(&mut buf);
+        }
+    });
+    let payload = [7u8; 64];
+    let result = for_secs(secs, || {
+        for _ in 0..256 {
+            // A full receive queue drops the datagram; the load stays the same.
+            let _ = tx.send_to(&payload, addr);
+        }
+        Ok(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    let _ = drain.join();
+    result
+}
+
+/// TCP connects to a loopback port nobody listens on (the SYN is dropped, NO_SOCKET).
+fn closed_port_connects(secs: u64) -> Result<(), String> {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        l.local_addr().map_err(|e| e.to_string())?.port()
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    for_secs(secs, || match TcpStream::connect(addr) {
+        Ok(_) => Err(format!("port {port} unexpectedly accepted a connection")),
+        Err(_) => Ok(()),
+    })
+}
+
+/// `dd` writing 128 MiB files in a loop, inside the memory cgroup (limit set by run.sh).
+fn memcg_page_cache(env: &Env, secs: u64) -> Result<(), String> {
+    let procs = env.memcg.join("cgroup.procs");
+    let file = env.scratch.join("reclaim.dat");
+    let script = format!(
+        "echo $$ > {} && end=$(( $(date +%s) + {secs} )); \
+         while [ $(date +%s) -lt $end ]; do \
+         dd if=/dev/zero of={} bs=1M count=128 status=none || exit 1; done",
+        procs.display(),
+        file.display()
+    );
+    let status = Command::new("sh")
+        .args(["-c", &script])
+        .status()
+        .map_err(|e| format!("sh: {e}"))?;
+    let _ = std::fs::remove_file(&file);
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("memcg page-cache load failed: {status}"))
+    }
+}
+
+/// A loopback TCP stream of 16 KiB writes, read by a second thread.
+fn tcp_stream(secs: u64) -> Result<(), String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let reader = std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = listener.accept() {
+            let mut buf = vec![0u8; 65536];
+            while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+        }
+    });
+    let mut conn = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    let chunk = vec![1u8; 16384];
+    let result = for_secs(secs, || {
+        conn.write_all(&chunk)
+            .map_err(|e| format!("tcp write: {e}"))
+    });
+    drop(conn);
+    let _ = reader.join();
+    result
+}
+
+fn busy_loops(secs: u64) -> Result<(), String> {
+    let mut busy: Vec<Child> = vec![];
+    for _ in 0..2 {
+        busy.push(
+            Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .map_err(|e| format!("sh: {e}"))?,
+        );
+    }
+    std::thread::sleep(Duration::from_secs(secs));
+    for mut b in busy {
+        let _ = b.kill();
+        let _ = b.wait();
+    }
+    Ok(())
+}
+
+fn run_load(load: Load, env: &Env, secs: u64) -> Result<(), String> {
+    match load {
+        Load::DirectWrites => direct_writes(env, secs),
+        Load::UdpFlood => udp_flood(secs),
+        Load::ClosedPortConnects => closed_port_connects(secs),
+        Load::MemcgPageCache => memcg_page_cache(env, secs),
+        Load::TcpStream => tcp_stream(secs),
+        Load::BusyLoops => busy_loops(secs),
+    }
+}
+
+fn empty_round(
+    tracepoints: &[&str],
+    btf: &Btf,
+    load: Load,
+    env: &Env,
+    secs: u64,
+) -> Result<Vec<Row>, String> {
+    let mut objects: Vec<(&str, Ebpf)> = vec![];
+    for tp in tracepoints {
+        let mut ebpf = EbpfLoader::new()
+            .load(EMPTY)
+            .map_err(|e| format!("load empty: {e}"))?;
+        let prog: &mut BtfTracePoint = ebpf
+            .program_mut(EMPTY_PROG)
+            .ok_or("empty object has no program")?
+            .try_into()
+            .map_err(|e| format!("empty program: {e}"))?;
+        prog.load(tp, btf)
+            .map_err(|e| format!("empty on {tp}: {e}"))?;
+        prog.attach()
+            .map_err(|e| format!("attach empty {tp}: {e}"))?;
+        objects.push((tp, ebpf));
+    }
+    run_load(load, env, secs)?;
+    let mut rows = vec![];
+    for (tp, ebpf) in &objects {
+        let prog: &BtfTracePoint = ebpf
+            .program(EMPTY_PROG)
+            .ok_or("empty object has no program")?
+            .try_into()
+            .map_err(|e| format!("empty program: {e}"))?;
+        let info = prog.info().map_err(|e| format!("empty info: {e}"))?;
+        rows.push((
+            format!("empty: {tp}"),
+            info.run_count(),
+            info.run_time().as_nanos() as u64,
+            String::new(),
+        ));
+    }
+    Ok(rows)
+}
+
+fn huatuo_round(
+    template: &str,
+    label: &str,
+    tunables: &[(&str, u64)],
+    load: Load,
+    env: &Env,
+    secs: u64,
+) -> Result<Vec<Row>, String> {
+    let values: BTreeMap<String, u64> = tunables.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let all = BTreeMap::from([(template.to_string(), values)]);
+    let mut templates = Templates::load(&[template], &all);
+    // Events are drained (and discarded) so the transport never backs up into the kernel.
+    let events = templates.take_events();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let drain = std::thread::spawn(move || {
+        if let Some(mut rx) = events {
+            while !stop2.load(Ordering::Relaxed) {
+                while rx.try_recv().is_ok() {}
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    });
+    let loaded = run_load(load, env, secs);
+    stop.store(true, Ordering::Relaxed);
+    let _ = drain.join();
+    loaded?;
+    let mut rows = vec![];
+    let name = if label.is_empty() {
+        template.to_string()
+    } else {
+        format!("{template} ({label})")
+    };
+    for st in templates.status() {
+        if !st.loaded {
+            return Err(format!("{template} did not load: {:?}", st.error));
+        }
+        let c = &st.counters;
+        let note = if c.emitted + c.shed + c.lost > 0 {
+            format!("events {} emitted, {} shed", c.emitted, c.shed)
+        } else {
+            String::new()
+        };
+        for p in st.programs.iter().filter(|p| p.attached.is_some()) {
+            rows.push((
+                format!("huatuo {name}: {}", p.program),
+                p.run_count,
+                p.run_time_ns,
+                note.clone(),
+            ));
+        }
+    }
+    Ok(rows)
+}
+
+/// (id -> (name, run_cnt, run_time_ns)) of every loaded BPF program, from bpftool.
+fn bpftool_progs() -> Result<BTreeMap<u64, (String, u64, u64)>, String> {
+    let out = Command::new("bpftool")
+        .args(["prog", "show", "--json"])
+        .output()
+        .map_err(|e| format!("bpftool: {e}"))?;
+    let progs: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("bpftool json: {e}"))?;
+    let mut all = BTreeMap::new();
+    for p in progs.as_array().into_iter().flatten() {
+        let (Some(id), Some(name)) = (p["id"].as_u64(), p["name"].as_str()) else {
+            continue;
+        };
+        all.insert(
+            id,
+            (
+                name.to_string(),
+                p["run_cnt"].as_u64().unwrap_or(0),
+                p["run_time_ns"].as_u64().unwrap_or(0),
+            ),
+        );
+    }
+    Ok(all)
+}
+
+fn tool_round(
+    argv: &[&str],
+    needle: &str,
+    load: Load,
+    env: &Env,
+    secs: u64,
+) -> Result<Vec<Row>, String> {
+    let before: BTreeSet<u64> = bpftool_progs()?.into_keys().collect();
+    let mut tool = Command::new(argv[0])
+        .args(&argv[1..])
+        .arg(format!("{}", secs + 3))
+        .arg("1")
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{} (apt-get install libbpf-tools): {e}", argv[0]))?;
+    std::thread::sleep(Duration::from_millis(1000));
+    let mine = |all: BTreeMap<u64, (String, u64, u64)>| {
+        all.into_iter()
+            .filter(|(id, (name, _, _))| !before.contains(id) && name.contains(needle))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let start = mine(bpftool_progs()?);
+    let loaded = run_load(load, env, secs);
+    let end = mine(bpftool_progs()?);
+    let _ = tool.kill();
+    let _ = tool.wait();
+    loaded?;
+    if start.is_empty() {
+        return Err(format!(
+            "{}: no program named *{needle}* appeared",
+            argv.join(" ")
+        ));
+    }
+    Ok(end
+        .into_iter()
+        .map(|(id, (name, cnt, time))| {
+            let (_, c0, t0) = start.get(&id).cloned().unwrap_or_default();
+            (
+                format!("libbpf-tools {}: {name}", argv.join(" ")),
+                cnt - c0,
+                time - t0,
+                String::new(),
+            )
+        })
+        .collect())
+}
+
+/// Per row: (ns per run, runs, note) of each round.
+type Totals = BTreeMap<(usize, String), Vec<(f64, u64, String)>>;
+
+fn run(env: &Env, rounds: usize, secs: u64) -> Result<Totals, String> {
+    let btf = Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
+    let mut totals = Totals::new();
+    for round in 0..rounds {
+        for (order, section) in sections().iter().enumerate() {
+            for variant in &section.variants {
+                let rows = match variant {
+                    Variant::Empty(tps) => empty_round(tps, &btf, section.load, env, secs),
+                    Variant::Huatuo(t, label, tun) => {
+                        huatuo_round(t, label, tun, section.load, env, secs)
+                    }
+                    Variant::Tool(argv, needle) => {
+                        tool_round(argv, needle, section.load, env, secs)
+                    }
+                }
+                .map_err(|e| format!("{}: {e}", section.name))?;
+                for (name, count, time, note) in rows {
+                    let per = if count > 0 {
+                        time as f64 / count as f64
+                    } else {
+                        f64::NAN
+                    };
+                    eprintln!(
+                        "round {round} {}: {name}: {count} runs, {per:.0} ns/run {note}",
+                        section.name
+                    );
+                    totals
+                        .entry((order, format!("{} | {name}", section.name)))
+                        .or_default()
+                        .push((per, count, note));
+                }
+            }
+        }
+    }
+    Ok(totals)
+}
+
+fn print_table(totals: Totals) {
+    println!("| section | program | median ns/run | min–max ns/run | median runs per round | rounds | note (last round) |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut idle = vec![];
+    for ((_, name), mut values) in totals {
+        let note = values.last().map(|v| v.2.clone()).unwrap_or_default();
+        let mut counts: Vec<u64> = values.iter().map(|v| v.1).collect();
+        counts.sort_unstable();
+        values.retain(|v| v.0.is_finite());
+        values.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let rounds = counts.len();
+        let runs = counts[rounds / 2];
+        if values.is_empty() {
+            idle.push(name);
+            continue;
+        }
+        println!(
+            "| {name} | {:.0} | {:.0}–{:.0} | {runs} | {rounds} | {note} |",
+            values[values.len() / 2].0,
+            values[0].0,
+            values[values.len() - 1].0,
+        );
+    }
+    if !idle.is_empty() {
+        println!(
+            "\nAttached but never ran under its section's load: {}",
+            idle.join("; ")
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 3 {
+        eprintln!(
+            "usage: bpf_cost_templates <loop-device> <memcg-dir> <scratch-dir> [rounds] [secs]"
+        );
+        std::process::exit(2);
+    }
+    let env = Env {
+        loop_dev: args[0].clone(),
+        memcg: PathBuf::from(&args[1]),
+        scratch: PathBuf::from(&args[2]),
+    };
+    let rounds: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let secs: u64 = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let previous = std::fs::read_to_string(STATS).unwrap_or_else(|_| "0".into());
+    if let Err(e) = std::fs::write(STATS, "1") {
+        eprintln!("enable {STATS} (run as root): {e}");
+        std::process::exit(1);
+    }
+    let result = run(&env, rounds, secs);
+    let _ = std::fs::write(STATS, previous.trim());
+    match result {
+        Ok(totals) => print_table(totals),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
