@@ -1,45 +1,12 @@
 //! `parse_file` never panics: not on arbitrary text, not on soups of the language's tokens.
 
-use huatuo_dsl::parser::parse_file;
+use huatuo_dsl::parser::{parse_file, KEYWORDS};
 use huatuo_dsl::render::{render_human, render_json};
 use proptest::prelude::*;
 
-const TOKENS: &[&str] = &[
-    "metric",
-    "event",
-    "autotrace",
-    "source",
-    "every",
-    "help",
-    "param",
-    "let",
-    "script",
-    "where",
-    "when",
-    "labels",
-    "label",
-    "scope",
-    "histogram",
-    "zones",
-    "emit",
-    "include",
-    "exclude",
-    "counter",
-    "gauge",
-    "capture",
-    "as",
-    "cooldown",
-    "none",
-    "backoff",
-    "per",
-    "limit",
-    "burst",
-    "issues",
-    "and",
-    "or",
-    "not",
-    "true",
-    "false",
+/// Tokens besides the keywords (`huatuo_dsl::parser::KEYWORDS`): punctuation, operators,
+/// names and literals.
+const OTHER_TOKENS: &[&str] = &[
     "{",
     "}",
     "(",
@@ -86,7 +53,8 @@ const TOKENS: &[&str] = &[
 ];
 
 fn soup() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(TOKENS), 0..60).prop_map(|toks| toks.join(" "))
+    let tokens: Vec<&'static str> = KEYWORDS.iter().chain(OTHER_TOKENS).copied().collect();
+    prop::collection::vec(prop::sample::select(tokens), 0..60).prop_map(|toks| toks.join(" "))
 }
 
 /// A valid rule, the seed of the mangled inputs.

@@ -15,6 +15,7 @@ use crate::ast::RuleFile;
 use crate::diag::Diagnostic;
 use context::Ctx;
 use pest::Parser;
+pub use syntax_error::KEYWORDS;
 
 /// The pest parser generated from `grammar.pest`.
 #[derive(pest_derive::Parser)]

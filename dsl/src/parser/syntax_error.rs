@@ -10,7 +10,7 @@ use pest::error::{Error, ErrorVariant, InputLocation};
 const CLAUSE_OR_BRACE: &str = "`}` or a clause keyword (source, where, when, emit, ...)";
 
 /// Every reserved word, for the "cannot be used as a name" hint.
-const KEYWORDS: &[&str] = &[
+pub const KEYWORDS: &[&str] = &[
     "metric",
     "event",
     "autotrace",

@@ -207,31 +207,9 @@ fn v1_expected() -> Vec<String> {
 /// Runs the agent over the fixture node with `cgroup` as the cgroup root and returns the
 /// first scrape holding every `wanted` line (or the last one, with the missing lines).
 fn scrape_fixture(cgroup: &str, wanted: &[String]) -> (String, Vec<String>) {
-    let fixture = repo().join("engine/agent/tests/fixtures/node");
     let config = TempConfig::new(&format!("metrics-fixture-{cgroup}"), CONFIG);
     let port = free_port();
-    let roots = [
-        ("--procfs-root", "proc"),
-        ("--sysfs-root", "sys"),
-        ("--cgroup-root", cgroup),
-        ("--netlink-recorded", "netlink"),
-        ("--kmsg", "kmsg"),
-    ];
-    let mut args: Vec<std::ffi::OsString> = vec!["--no-bpf".into()];
-    for (flag, dir) in roots {
-        args.push(flag.into());
-        args.push(fixture.join(dir).into());
-    }
-    for arg in [
-        "--rules",
-        "rules/metrics",
-        "--stdlib",
-        "stdlib",
-        "--run-for",
-        "40",
-    ] {
-        args.push(arg.into());
-    }
+    let args = fixture_args(cgroup, 40);
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let _agent = start_agent(port, &config.path, &args);
     // Two poll intervals (10 s each): the deltas need a second read.

@@ -69,29 +69,8 @@ fn run_agent(kubelet_port: u16, within: Duration, done: impl Fn(&str) -> bool) -
             "[Storage.ES]\n    Address = \"\"\n[Pod]\n    KubeletReadOnlyPort = {kubelet_port}\n    KubeletAuthorizedPort = 0\n"
         ),
     );
-    let fixture = repo().join("engine/agent/tests/fixtures/node");
     let port = free_port();
-    let mut args: Vec<std::ffi::OsString> = vec!["--no-bpf".into()];
-    for (flag, dir) in [
-        ("--procfs-root", "proc"),
-        ("--sysfs-root", "sys"),
-        ("--cgroup-root", "cgroup"),
-        ("--netlink-recorded", "netlink"),
-        ("--kmsg", "kmsg"),
-    ] {
-        args.push(flag.into());
-        args.push(fixture.join(dir).into());
-    }
-    for arg in [
-        "--rules",
-        "rules/metrics",
-        "--stdlib",
-        "stdlib",
-        "--run-for",
-        "40",
-    ] {
-        args.push(arg.into());
-    }
+    let args = fixture_args("cgroup", 40);
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let _agent = start_agent(port, &config.path, &args);
     scrape_until(port, within, done)

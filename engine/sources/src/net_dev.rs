@@ -12,7 +12,8 @@ use std::path::Path;
 /// Catalog name.
 pub const NAME: &str = "proc.net_dev";
 
-const FIELDS: [&str; 16] = [
+/// Counters of a device, in the column order of `/proc/net/dev`.
+pub const FIELDS: [&str; 16] = [
     "receive_bytes",
     "receive_packets",
     "receive_errs",

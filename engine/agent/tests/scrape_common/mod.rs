@@ -122,3 +122,32 @@ pub fn is_root() -> bool {
 pub fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
+
+/// `--no-bpf` and the fixture node's roots (`--procfs-root` ...), with `cgroup` the cgroup
+/// tree under `engine/agent/tests/fixtures/node`, then the shipped metric rules running for
+/// `seconds`.
+pub fn fixture_args(cgroup: &str, seconds: u32) -> Vec<std::ffi::OsString> {
+    let fixture = repo().join("engine/agent/tests/fixtures/node");
+    let mut args: Vec<std::ffi::OsString> = vec!["--no-bpf".into()];
+    for (flag, dir) in [
+        ("--procfs-root", "proc"),
+        ("--sysfs-root", "sys"),
+        ("--cgroup-root", cgroup),
+        ("--netlink-recorded", "netlink"),
+        ("--kmsg", "kmsg"),
+    ] {
+        args.push(flag.into());
+        args.push(fixture.join(dir).into());
+    }
+    for arg in [
+        "--rules",
+        "rules/metrics",
+        "--stdlib",
+        "stdlib",
+        "--run-for",
+    ] {
+        args.push(arg.into());
+    }
+    args.push(seconds.to_string().into());
+    args
+}

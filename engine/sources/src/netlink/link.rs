@@ -24,24 +24,7 @@ pub const EVENTS: &str = "netlink.link_events";
 const RTNLGRP_LINK: u32 = 1;
 
 /// Counters of a link, named as in `proc.net_dev`.
-pub const COUNTERS: [&str; 16] = [
-    "receive_bytes",
-    "receive_packets",
-    "receive_errs",
-    "receive_drop",
-    "receive_fifo",
-    "receive_frame",
-    "receive_compressed",
-    "receive_multicast",
-    "transmit_bytes",
-    "transmit_packets",
-    "transmit_errs",
-    "transmit_drop",
-    "transmit_fifo",
-    "transmit_colls",
-    "transmit_carrier",
-    "transmit_compressed",
-];
+pub const COUNTERS: [&str; 16] = crate::net_dev::FIELDS;
 
 /// One link as read from netlink and as recorded in fixture JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
