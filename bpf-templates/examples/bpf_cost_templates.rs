@@ -8,7 +8,8 @@
 //!   empty on block_rq_insert/issue/complete; libbpf-tools `biolatency` and `biolatency -Q`.
 //! - softirq: loopback UDP flood; empty on softirq_raise/entry; softirq_latency,
 //!   softirq_off (its raise/entry programs and its 1 kHz sampler); libbpf-tools `softirqs`.
-//! - drops: TCP connects to a closed loopback port; empty on kfree_skb.
+//! - drops: TCP connects to a closed loopback port; empty on kfree_skb; drops without a
+//!   rate limit (every drop is an event with its stack) and at 100 events/s (shed path).
 //! - reclaim: page-cache writes inside a small memory cgroup (v1, made by run.sh); empty on
 //!   mm_vmscan_memcg_reclaim_begin/end.
 //! - netrx: a loopback TCP stream; empty on netif_receive_skb; netrx_latency.
@@ -98,7 +99,11 @@ fn sections() -> Vec<Section> {
         Section {
             name: "drops",
             load: Load::ClosedPortConnects,
-            variants: vec![Empty(&["kfree_skb"]), Huatuo("drops", "", &[])],
+            variants: vec![
+                Empty(&["kfree_skb"]),
+                Huatuo("drops", "no rate limit", &[]),
+                Huatuo("drops", "100/s", &[("rate_per_sec", 100), ("burst", 100)]),
+            ],
         },
         Section {
             name: "reclaim",
