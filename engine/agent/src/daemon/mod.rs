@@ -102,11 +102,20 @@ fn storage(config: &huatuo_config::Config, spool_dir: &std::path::Path) -> anyho
     Ok(storage)
 }
 
-fn discovery(options: &DaemonOptions, config: &huatuo_config::Config) -> Option<Arc<Discovery>> {
+/// Container discovery over the cgroup root, enriched from the kubelet when `[Pod]` enables
+/// it; the watcher refreshing pods lives as long as the returned handle.
+fn discovery(
+    options: &DaemonOptions,
+    config: &huatuo_config::Config,
+) -> (
+    Arc<Discovery>,
+    Option<huatuo_containers::kubelet::KubeletWatcher>,
+) {
     let mut discovery = Discovery::new(DiscoveryOptions {
         root: options.cgroup_root.clone(),
         ..DiscoveryOptions::default()
     });
+    let mut watcher = None;
     match huatuo_containers::kubelet::KubeletConfig::from_values(config) {
         Ok(kubelet) if kubelet.enabled() => {
             let store = Arc::new(huatuo_containers::kubelet::PodStore::new());
@@ -115,9 +124,8 @@ fn discovery(options: &DaemonOptions, config: &huatuo_config::Config) -> Option<
                 Default::default(),
                 store.clone(),
             ) {
-                Ok(Some(watcher)) => {
-                    // The watcher lives as long as the daemon.
-                    std::mem::forget(watcher);
+                Ok(Some(spawned)) => {
+                    watcher = Some(spawned);
                     discovery = discovery.with_pods(store);
                 }
                 Ok(None) => {}
@@ -127,7 +135,7 @@ fn discovery(options: &DaemonOptions, config: &huatuo_config::Config) -> Option<
         Ok(_) => {}
         Err(e) => log::warn!("[Pod] config: {e}"),
     }
-    Some(Arc::new(discovery))
+    (Arc::new(discovery), watcher)
 }
 
 /// The sources the plan reads, split by where they come from.
@@ -196,7 +204,8 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     .collect();
     let metrics = Arc::new(MetricStore::new(common, MAX_SERIES));
     let watch = Arc::new(WatchHub::new(config.events_watch.max_clients as usize));
-    let discovery = discovery(&options, config);
+    let (discovery, _kubelet) = discovery(&options, config);
+    let discovery = Some(discovery);
     let needs = needs(&plan);
     let stop = Arc::new(AtomicBool::new(false));
     let (sender, samples) = sample_queue(SAMPLE_QUEUE);
