@@ -3,7 +3,9 @@
 //!
 //! Templates whose schema has an `[event]` table are built twice: once with a ring buffer
 //! (`-DHUATUO_EVENTS`) and once with a perf event array (`-DHUATUO_EVENTS -DHUATUO_PERFBUF`)
-//! for kernels before 5.8. Test-only programs in `tests/bpf/*.bpf.c` are compiled into
+//! for kernels before 5.8. Templates with `task_storage = true` are built twice too: with
+//! `-DHUATUO_TASK_STORAGE` (the main object) and without (`hashmap_object`, kernels < 5.11).
+//! Test-only programs in `tests/bpf/*.bpf.c` are compiled into
 //! OUT_DIR too (not embedded).
 
 use std::fmt::Write as _;
@@ -39,12 +41,23 @@ fn run() -> Result<(), String> {
         }
         let schema = std::fs::read_to_string(&schema_path)
             .map_err(|e| format!("{}: {e}", schema_path.display()))?;
-        let is_event = has_event_table(&schema, &schema_path)?;
+        let table: toml::Table =
+            toml::from_str(&schema).map_err(|e| format!("{}: {e}", schema_path.display()))?;
+        let is_event = table.contains_key("event");
+        let task_storage = table.get("task_storage").and_then(toml::Value::as_bool) == Some(true);
         let main_obj = out.join(format!("{name}.bpf.o"));
         let mut defines = vec![];
         if is_event {
             defines.push("-DHUATUO_EVENTS");
         }
+        let hashmap = if task_storage {
+            let hash_obj = out.join(format!("{name}.hashmap.bpf.o"));
+            compile(&clang, &root, &source, &hash_obj, &defines)?;
+            defines.push("-DHUATUO_TASK_STORAGE");
+            format!("Some(include_bytes!({:?}))", hash_obj.display().to_string())
+        } else {
+            "None".to_string()
+        };
         compile(&clang, &root, &source, &main_obj, &defines)?;
         let perf = if is_event {
             let perf_obj = out.join(format!("{name}.perfbuf.bpf.o"));
@@ -61,7 +74,7 @@ fn run() -> Result<(), String> {
         };
         writeln!(
             generated,
-            "    EmbeddedTemplate {{ name: {name:?}, object: include_bytes!({:?}), perfbuf_object: {perf}, schema: include_str!({:?}) }},",
+            "    EmbeddedTemplate {{ name: {name:?}, object: include_bytes!({:?}), perfbuf_object: {perf}, hashmap_object: {hashmap}, schema: include_str!({:?}) }},",
             main_obj.display().to_string(),
             schema_path.display().to_string(),
         )
@@ -108,12 +121,6 @@ fn template_folders(root: &Path) -> Result<Vec<String>, String> {
     }
     names.sort();
     Ok(names)
-}
-
-fn has_event_table(schema: &str, path: &Path) -> Result<bool, String> {
-    let value: toml::Table =
-        toml::from_str(schema).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(value.contains_key("event"))
 }
 
 fn compile(

@@ -1,11 +1,12 @@
 //! Measures the in-kernel cost (ns per event, from `kernel.bpf_stats_enabled=1`
 //! run_time_ns / run_cnt) of huatuo's runqlat next to an empty program on sched_switch and
-//! libbpf-tools' runqlat, under the same fixed load, in interleaved rounds.
+//! libbpf-tools' runqlat, under the same fixed load, in interleaved rounds; huatuo both with
+//! its task-storage object (≥ 5.11) and with its hash-map object (older kernels).
 //! Run as root: `cargo run --release -p huatuo-bpf --example bpf_cost -- [rounds] [secs]`.
 
 use aya::programs::BtfTracePoint;
 use aya::{Btf, EbpfLoader};
-use huatuo_bpf::Templates;
+use huatuo_bpf::{LoadOptions, Templates};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -96,17 +97,28 @@ fn empty_round(secs: u64, btf: &Btf) -> Cost {
     )])
 }
 
-fn huatuo_round(secs: u64, per_cgroup: u64) -> Cost {
+/// One round of huatuo runqlat; `force_hashmap` loads the pre-5.11 hash-map object.
+fn huatuo_round(secs: u64, per_cgroup: u64, force_hashmap: bool) -> Cost {
     let tunables = BTreeMap::from([(
         "runqlat".to_string(),
         BTreeMap::from([("per_cgroup".to_string(), per_cgroup)]),
     )]);
-    let templates = Templates::load(&["runqlat"], &tunables);
-    let label = if per_cgroup == 1 {
+    let options = LoadOptions {
+        force_hashmap,
+        ..LoadOptions::default()
+    };
+    let templates = Templates::load_with(&["runqlat"], &tunables, options);
+    let scope = if per_cgroup == 1 {
         "host+cgroup"
     } else {
         "host only"
     };
+    let store = if force_hashmap {
+        "hash map"
+    } else {
+        "task storage"
+    };
+    let label = format!("{scope}, {store}");
     load(secs);
     let mut cost = Cost::new();
     for st in templates.status() {
@@ -151,8 +163,10 @@ fn main() {
     for round in 0..rounds {
         let costs = [
             empty_round(secs, &btf),
-            huatuo_round(secs, 1),
-            huatuo_round(secs, 0),
+            huatuo_round(secs, 1, false),
+            huatuo_round(secs, 0, false),
+            huatuo_round(secs, 1, true),
+            huatuo_round(secs, 0, true),
             libbpf_round(secs),
         ];
         for cost in costs {

@@ -6,6 +6,12 @@
  *
  * Attach variants: tp_btf, raw_tp (both see the task pointers and attribute cgroups) and the
  * classic tracepoint (pids only: host histogram only).
+ *
+ * Built twice (schema `task_storage = true`): with -DHUATUO_TASK_STORAGE the start timestamp
+ * lives in per-task storage (BPF_MAP_TYPE_TASK_STORAGE, >= 5.11) and the object holds the
+ * tp_btf programs only (task storage needs BTF task pointers); without it, in a hash map keyed
+ * by pid, with every variant, for older kernels. An object that declares a map the kernel
+ * cannot create does not load at all, hence two objects, not two program sets in one.
  */
 #include "huatuo.h"
 
@@ -14,12 +20,22 @@ char LICENSE[] SEC("license") = "GPL";
 /* 1 = also keep the per-cgroup histograms (set by the loader when a rule asks). */
 volatile const __u64 per_cgroup = 1;
 
+#ifdef HUATUO_TASK_STORAGE
+/* Start timestamp per task; 0 = not waiting in a run queue. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} start SEC(".maps");
+#else
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, __u64);
 } start SEC(".maps");
+#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -48,24 +64,6 @@ struct task_struct___old {
 	long state;
 } __attribute__((preserve_access_index));
 
-static __always_inline void enqueue(__u32 pid)
-{
-	__u64 ts;
-
-	if (!pid)
-		return;
-	ts = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&start, &pid, &ts, BPF_ANY))
-		huatuo_count(HUATUO_CNT_MAP_FULL);
-}
-
-static __always_inline long task_state(struct task_struct *t)
-{
-	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state);
-	return BPF_CORE_READ((struct task_struct___old *)t, state);
-}
-
 static __always_inline void record_cgroup(__u64 cgid, __u64 delta)
 {
 	struct huatuo_hist *h;
@@ -87,18 +85,12 @@ static __always_inline void record_cgroup(__u64 cgid, __u64 delta)
 	huatuo_hist_add_atomic(h, delta);
 }
 
-/* The task `pid` starts running; `next` (may be NULL) gives its cgroup. */
-static __always_inline void dequeue(__u32 pid, struct task_struct *next)
+/* A task waited `delta` ns in a run queue; `next` (may be NULL) gives its cgroup. */
+static __always_inline void record(__u64 delta, struct task_struct *next)
 {
 	struct huatuo_hist *h;
-	__u64 *tsp, delta;
 	__u32 zero = 0;
 
-	tsp = bpf_map_lookup_elem(&start, &pid);
-	if (!tsp)
-		return;
-	delta = bpf_ktime_get_ns() - *tsp;
-	bpf_map_delete_elem(&start, &pid);
 	if ((__s64)delta < 0)
 		return;
 	h = bpf_map_lookup_elem(&hist_host, &zero);
@@ -112,6 +104,96 @@ static __always_inline void dequeue(__u32 pid, struct task_struct *next)
 	}
 }
 
+/* tp_btf: the task's state read directly from the BTF pointer. */
+static __always_inline long task_state_btf(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return t->__state;
+	return ((struct task_struct___old *)t)->state;
+}
+
+#ifdef HUATUO_TASK_STORAGE
+/* tp_btf: `p` becomes runnable. */
+static __always_inline void enqueue_task(struct task_struct *p)
+{
+	__u64 *tsp;
+
+	if (!p->pid)
+		return;
+	tsp = bpf_task_storage_get(&start, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tsp) {
+		/* no memory for the task's storage, or the storage lock was busy */
+		huatuo_count(HUATUO_CNT_MAP_FULL);
+		return;
+	}
+	*tsp = bpf_ktime_get_ns();
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(tp_btf_sched_wakeup, struct task_struct *p)
+{
+	enqueue_task(p);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(tp_btf_sched_wakeup_new, struct task_struct *p)
+{
+	enqueue_task(p);
+	return 0;
+}
+
+/* prev is preempted (TASK_RUNNING == 0: it stays on the run queue) and next starts running. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(tp_btf_sched_switch, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	__u64 *tsp, ts;
+
+	if (task_state_btf(prev) == 0)
+		enqueue_task(prev);
+	tsp = bpf_task_storage_get(&start, next, 0, 0);
+	if (!tsp || !*tsp)
+		return 0;
+	ts = *tsp;
+	*tsp = 0;
+	record(bpf_ktime_get_ns() - ts, next);
+	return 0;
+}
+
+#else /* !HUATUO_TASK_STORAGE */
+
+static __always_inline void enqueue(__u32 pid)
+{
+	__u64 ts;
+
+	if (!pid)
+		return;
+	ts = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&start, &pid, &ts, BPF_ANY))
+		huatuo_count(HUATUO_CNT_MAP_FULL);
+}
+
+static __always_inline long task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return BPF_CORE_READ((struct task_struct___old *)t, state);
+}
+
+/* The task `pid` starts running; `next` (may be NULL) gives its cgroup. */
+static __always_inline void dequeue(__u32 pid, struct task_struct *next)
+{
+	__u64 *tsp, delta;
+
+	tsp = bpf_map_lookup_elem(&start, &pid);
+	if (!tsp)
+		return;
+	delta = bpf_ktime_get_ns() - *tsp;
+	bpf_map_delete_elem(&start, &pid);
+	record(delta, next);
+}
+
 /*
  * prev is preempted (TASK_RUNNING == 0: it stays on the run queue) and next starts running.
  * The tp_btf variants pass their BTF pointers' fields read directly (no probe read); raw_tp
@@ -123,14 +205,6 @@ static __always_inline void on_switch(long prev_state, __u32 prev_pid, __u32 nex
 	if (prev_state == 0)
 		enqueue(prev_pid);
 	dequeue(next_pid, next);
-}
-
-/* tp_btf: the task's state read directly from the BTF pointer. */
-static __always_inline long task_state_btf(struct task_struct *t)
-{
-	if (bpf_core_field_exists(t->__state))
-		return t->__state;
-	return ((struct task_struct___old *)t)->state;
 }
 
 SEC("tp_btf/sched_wakeup")
@@ -199,3 +273,5 @@ int tp_sched_switch(struct trace_event_raw_sched_switch *ctx)
 	dequeue(ctx->next_pid, NULL);
 	return 0;
 }
+
+#endif /* HUATUO_TASK_STORAGE */

@@ -9,6 +9,9 @@ pub struct EmbeddedTemplate {
     pub object: &'static [u8],
     /// The perf event array variant of an event template, for kernels before 5.8.
     pub perfbuf_object: Option<&'static [u8]>,
+    /// The hash-map variant of a `task_storage = true` template, for kernels without
+    /// `BPF_MAP_TYPE_TASK_STORAGE` (< 5.11) or where the main object does not attach.
+    pub hashmap_object: Option<&'static [u8]>,
     /// The schema.toml text.
     pub schema: &'static str,
 }

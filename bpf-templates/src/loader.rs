@@ -35,6 +35,8 @@ pub struct LoadOptions {
     pub perf_pages: usize,
     /// Use perf event arrays even where ring buffers exist.
     pub force_perfbuf: bool,
+    /// Use the hash-map objects of `task_storage` templates even where task storage exists.
+    pub force_hashmap: bool,
 }
 
 impl Default for LoadOptions {
@@ -45,8 +47,18 @@ impl Default for LoadOptions {
             ringbuf_bytes: None,
             perf_pages: 16,
             force_perfbuf: false,
+            force_hashmap: false,
         }
     }
+}
+
+/// Which object of a template built twice to use, as this kernel allows.
+#[derive(Clone, Copy)]
+struct Objects {
+    /// `BPF_MAP_TYPE_RINGBUF` exists (event templates).
+    ringbuf: bool,
+    /// `BPF_MAP_TYPE_TASK_STORAGE` exists and kernel BTF is there (`task_storage` templates).
+    task_storage: bool,
 }
 
 struct Loaded {
@@ -91,6 +103,12 @@ impl Templates {
         let btf = Btf::from_sys_fs().ok();
         let ringbuf =
             !options.force_perfbuf && aya::sys::is_map_supported(MapType::RingBuf).unwrap_or(false);
+        let objects = Objects {
+            ringbuf,
+            task_storage: !options.force_hashmap
+                && btf.is_some()
+                && aya::sys::is_map_supported(MapType::TaskStorage).unwrap_or(false),
+        };
         let v2 = unified_hierarchy();
         let mut seen = vec![];
         for raw in needed {
@@ -104,7 +122,7 @@ impl Templates {
                 .get(name)
                 .or_else(|| tunables.get(&format!("bpf.{name}")))
                 .unwrap_or(&empty);
-            let loaded = templates.load_one(name, values, &options, btf.as_ref(), ringbuf, v2, &tx);
+            let loaded = templates.load_one(name, values, &options, btf.as_ref(), objects, v2, &tx);
             templates.templates.push(loaded);
         }
         // `btf` is dropped here: aya keeps no reference, so the parsed kernel BTF is freed.
@@ -118,7 +136,7 @@ impl Templates {
         values: &BTreeMap<String, u64>,
         options: &LoadOptions,
         btf: Option<&Btf>,
-        ringbuf: bool,
+        objects: Objects,
         v2: bool,
         tx: &Sender<Sample>,
     ) -> Loaded {
@@ -137,7 +155,21 @@ impl Templates {
             },
             stats: Arc::new(EventStats::default()),
         };
-        if let Err(e) = self.try_load(&mut loaded, values, options, btf, ringbuf, v2, tx) {
+        let mut result = self.try_load(&mut loaded, values, options, btf, objects, v2, tx);
+        let has_hashmap = embedded::find(name).is_some_and(|t| t.hashmap_object.is_some());
+        if let (Err(e), true, true) = (&result, objects.task_storage, has_hashmap) {
+            // The task-storage object did not load or attach: start over with the hash maps.
+            let note = format!("task-storage object failed ({e}); using the hash-map object");
+            loaded.status.programs.clear();
+            loaded.status.notes.clear();
+            let hashmap = Objects {
+                task_storage: false,
+                ..objects
+            };
+            result = self.try_load(&mut loaded, values, options, btf, hashmap, v2, tx);
+            loaded.status.notes.insert(0, note);
+        }
+        if let Err(e) = result {
             loaded.status.error = Some(e);
             loaded.status.loaded = false;
             loaded.ebpf = None;
@@ -153,7 +185,7 @@ impl Templates {
         values: &BTreeMap<String, u64>,
         options: &LoadOptions,
         btf: Option<&Btf>,
-        ringbuf: bool,
+        objects: Objects,
         v2: bool,
         tx: &Sender<Sample>,
     ) -> Result<(), String> {
@@ -173,7 +205,7 @@ impl Templates {
             }
         }
         let is_event = schema.event.is_some();
-        let object = match (is_event, ringbuf, embedded.perfbuf_object) {
+        let object = match (is_event, objects.ringbuf, embedded.perfbuf_object) {
             (true, false, Some(perf)) => {
                 loaded.status.transport = Some("perfbuf");
                 perf
@@ -182,7 +214,16 @@ impl Templates {
                 loaded.status.transport = Some("ringbuf");
                 embedded.object
             }
-            (false, _, _) => embedded.object,
+            (false, _, _) => match embedded.hashmap_object {
+                Some(hashmap) if !objects.task_storage => {
+                    loaded
+                        .status
+                        .notes
+                        .push("hash-map object (task storage not used)".into());
+                    hashmap
+                }
+                _ => embedded.object,
+            },
         };
         if btf.is_none() {
             loaded
@@ -195,6 +236,8 @@ impl Templates {
         let v2_flag: u64 = u64::from(v2);
         let mut loader = EbpfLoader::new();
         loader.btf(btf);
+        // aya has no typed wrapper for task storage; the map is created all the same.
+        loader.allow_unsupported_maps();
         loader.override_global("cgroup_v2", &v2_flag, false);
         for (global, value) in &provided.globals {
             loader.override_global(global, value, true);

@@ -31,6 +31,10 @@ pub struct TemplateSchema {
     /// Services the loader provides at load (`crate::needs`).
     #[serde(default)]
     pub needs: Vec<Need>,
+    /// Built twice: the main object keeps per-task state in task storage (≥ 5.11, tp_btf
+    /// programs only), `EmbeddedTemplate::hashmap_object` in hash maps for older kernels.
+    #[serde(default)]
+    pub task_storage: bool,
 }
 
 /// The C struct a template emits, member by member, in order.

@@ -48,9 +48,28 @@ fn runqlat_attaches_and_counts_contention() {
     if !kernel_ready("runqlat_attaches_and_counts_contention") {
         return;
     }
-    let cgroup = TestCgroup::create("cpu", "huatuo-runqlat");
+    counts_contention(false);
+}
+
+/// The hash-map object (kernels without task storage) counts the same way.
+#[test]
+fn runqlat_hashmap_object_counts_contention() {
+    if !kernel_ready("runqlat_hashmap_object_counts_contention") {
+        return;
+    }
+    counts_contention(true);
+}
+
+fn counts_contention(force_hashmap: bool) {
+    let name = if force_hashmap {
+        "huatuo-runqlat-hash"
+    } else {
+        "huatuo-runqlat"
+    };
+    let cgroup = TestCgroup::create("cpu", name);
     let options = LoadOptions {
         resolver: Arc::new(OneContainer(cgroup.id(), "runqlat-test")),
+        force_hashmap,
         ..LoadOptions::default()
     };
     let templates = Templates::load_with(&["bpf.runqlat"], &BTreeMap::new(), options);
@@ -58,6 +77,9 @@ fn runqlat_attaches_and_counts_contention() {
     assert_eq!(status.len(), 1);
     let st = &status[0];
     assert!(st.loaded, "runqlat did not load: {st:#?}");
+    // This kernel has task storage: the main object is used unless the hash maps are forced.
+    let hashmap_note = st.notes.iter().any(|n| n.contains("hash-map object"));
+    assert_eq!(hashmap_note, force_hashmap, "{:?}", st.notes);
     assert_eq!(st.programs.len(), 3);
     for program in &st.programs {
         let variant = program.attached_variant().expect("attached");
