@@ -4,6 +4,9 @@
  *   q2c: queued (block_rq_insert, else the request's start time, else issue) -> complete
  *   d2c: issued to the driver (block_rq_issue) -> complete
  * Histograms live in hash maps keyed by the disk (kernel dev_t) and by (cgroup, disk).
+ * Cost: the hot path is one `inflight` lookup per tracepoint (entries are reset in place, not
+ * deleted); tp_btf programs read the request's fields directly, raw_tp ones by probe read;
+ * the cgroup walk runs only when `per_cgroup` is 1.
  * The cgroup is the request's blkcg (bio->bi_blkg), else the cgroup of the issuing task.
  * Queue freezes are counted per disk from blk_freeze_queue_start (fentry or kprobe; there
  * is no tracepoint): optional, the histograms work without it.
@@ -28,8 +31,12 @@ struct cg_key {
 	__u32 pad;
 };
 
+/*
+ * Per request pointer, kept while the request struct is reused (see stamp()); LRU, so the
+ * pointers of queues that went away are evicted first.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct rq_info);
@@ -67,22 +74,37 @@ struct request___old {
 	struct gendisk *rq_disk;
 } __attribute__((preserve_access_index));
 
-static __always_inline __u32 disk_dev(struct gendisk *disk)
+/*
+ * Reads `ptr->field`: directly in tp_btf programs (`btf` = 1, the pointer is typed by BTF and
+ * the load is a checked PROBE_MEM load), with a probe read in raw_tp programs. `btf` is a
+ * constant at every call site, so only one branch is compiled into each program.
+ */
+#define RQ_READ(btf, ptr, field) ((btf) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+
+static __always_inline __u32 disk_dev_of(struct gendisk *disk, const bool btf)
 {
 	if (!disk)
 		return 0;
-	return ((__u32)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor);
+	return ((__u32)RQ_READ(btf, disk, major) << 20) | (__u32)RQ_READ(btf, disk, first_minor);
 }
 
-static __always_inline __u32 rq_dev(struct request *rq)
+static __always_inline __u32 disk_dev(struct gendisk *disk)
+{
+	return disk_dev_of(disk, false);
+}
+
+static __always_inline __u32 rq_dev(struct request *rq, const bool btf)
 {
 	struct gendisk *disk;
 
-	if (bpf_core_field_exists(((struct request___old *)0)->rq_disk))
-		disk = BPF_CORE_READ((struct request___old *)rq, rq_disk);
-	else
-		disk = BPF_CORE_READ(rq, q, disk);
-	return disk_dev(disk);
+	if (bpf_core_field_exists(((struct request___old *)0)->rq_disk)) {
+		disk = RQ_READ(btf, (struct request___old *)rq, rq_disk);
+	} else {
+		struct request_queue *q = RQ_READ(btf, rq, q);
+
+		disk = q ? RQ_READ(btf, q, disk) : NULL;
+	}
+	return disk_dev_of(disk, btf);
 }
 
 static __always_inline void on_freeze(struct request_queue *q)
@@ -122,37 +144,38 @@ static __always_inline __u64 rq_cgroup(struct request *rq)
 				     bpf_core_enum_value(enum cgroup_subsys_id, io_cgrp_id));
 }
 
-static __always_inline struct rq_info *track(struct request *rq)
+/*
+ * Stamps the request's entry at insert (`issue` = 0) or issue (`issue` = 1). Request structs
+ * are preallocated per tag set and reused, so the entry of a request pointer is kept across
+ * its uses and reset in place at completion: the common case is one lookup and a store, no
+ * update or delete. An insert starts a new use (clears a stale issue stamp); an issue without
+ * an insert starts one too. The cgroup is taken at the start of each use.
+ */
+static __always_inline void stamp(struct request *rq, const bool issue)
 {
-	__u64 key = (__u64)rq;
+	__u64 key = (__u64)rq, now = bpf_ktime_get_ns();
 	struct rq_info *info = bpf_map_lookup_elem(&inflight, &key);
 
-	if (info)
-		return info;
+	if (info) {
+		if (per_cgroup && (!issue || !info->insert_ns))
+			info->cgroup = rq_cgroup(rq);
+		if (issue) {
+			info->issue_ns = now;
+		} else {
+			info->insert_ns = now;
+			info->issue_ns = 0;
+		}
+		return;
+	}
 	struct rq_info fresh = {};
+	if (issue)
+		fresh.issue_ns = now;
+	else
+		fresh.insert_ns = now;
 	if (per_cgroup)
 		fresh.cgroup = rq_cgroup(rq);
-	if (bpf_map_update_elem(&inflight, &key, &fresh, BPF_ANY)) {
+	if (bpf_map_update_elem(&inflight, &key, &fresh, BPF_ANY))
 		huatuo_count(HUATUO_CNT_MAP_FULL);
-		return NULL;
-	}
-	return bpf_map_lookup_elem(&inflight, &key);
-}
-
-static __always_inline void on_insert(struct request *rq)
-{
-	struct rq_info *info = track(rq);
-
-	if (info)
-		info->insert_ns = bpf_ktime_get_ns();
-}
-
-static __always_inline void on_issue(struct request *rq)
-{
-	struct rq_info *info = track(rq);
-
-	if (info)
-		info->issue_ns = bpf_ktime_get_ns();
 }
 
 static __always_inline struct huatuo_hist *hist_of(void *map, void *key)
@@ -179,7 +202,7 @@ static __always_inline void observe(void *disk_map, void *cg_map, __u32 dev, __u
 
 	if (h)
 		huatuo_hist_add_atomic(h, ns);
-	if (cgroup) {
+	if (per_cgroup && cgroup) {
 		struct cg_key key = { .cgroup = cgroup, .dev = dev };
 
 		h = hist_of(cg_map, &key);
@@ -188,18 +211,18 @@ static __always_inline void observe(void *disk_map, void *cg_map, __u32 dev, __u
 	}
 }
 
-static __always_inline void on_complete(struct request *rq)
+static __always_inline void on_complete(struct request *rq, const bool btf)
 {
 	__u64 key = (__u64)rq, now = bpf_ktime_get_ns(), queued;
 	struct rq_info *info = bpf_map_lookup_elem(&inflight, &key);
 	__u32 dev;
 
-	if (!info)
+	if (!info || (!info->issue_ns && !info->insert_ns))
 		return;
-	dev = rq_dev(rq);
+	dev = rq_dev(rq, btf);
 	queued = info->insert_ns;
 	if (!queued) {
-		queued = BPF_CORE_READ(rq, start_time_ns);
+		queued = RQ_READ(btf, rq, start_time_ns);
 		if (!queued || queued > now)
 			queued = info->issue_ns;
 	}
@@ -207,47 +230,48 @@ static __always_inline void on_complete(struct request *rq)
 		observe(&q2c_disk, &q2c_cgroup, dev, info->cgroup, now - queued);
 	if (info->issue_ns && info->issue_ns <= now)
 		observe(&d2c_disk, &d2c_cgroup, dev, info->cgroup, now - info->issue_ns);
-	bpf_map_delete_elem(&inflight, &key);
+	info->insert_ns = 0;
+	info->issue_ns = 0;
 }
 
 SEC("tp_btf/block_rq_insert")
 int BPF_PROG(tp_btf_block_rq_insert, struct request *rq)
 {
-	on_insert(rq);
+	stamp(rq, false);
 	return 0;
 }
 
 SEC("tp_btf/block_rq_issue")
 int BPF_PROG(tp_btf_block_rq_issue, struct request *rq)
 {
-	on_issue(rq);
+	stamp(rq, true);
 	return 0;
 }
 
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(tp_btf_block_rq_complete, struct request *rq)
 {
-	on_complete(rq);
+	on_complete(rq, true);
 	return 0;
 }
 
 SEC("raw_tp/block_rq_insert")
 int BPF_PROG(raw_tp_block_rq_insert, struct request *rq)
 {
-	on_insert(rq);
+	stamp(rq, false);
 	return 0;
 }
 
 SEC("raw_tp/block_rq_issue")
 int BPF_PROG(raw_tp_block_rq_issue, struct request *rq)
 {
-	on_issue(rq);
+	stamp(rq, true);
 	return 0;
 }
 
 SEC("raw_tp/block_rq_complete")
 int BPF_PROG(raw_tp_block_rq_complete, struct request *rq)
 {
-	on_complete(rq);
+	on_complete(rq, false);
 	return 0;
 }
