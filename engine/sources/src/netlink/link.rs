@@ -274,27 +274,82 @@ impl Origin {
     }
 }
 
-/// Reads links live, or from a recorded JSON list of [`LinkInfo`].
-pub struct LinkReader {
-    origin: Origin,
+/// One netlink dump: its source, request, row type, and how rows become samples.
+pub trait NetlinkTable {
+    /// Row of the dump, as recorded in JSON.
+    type Row: serde::de::DeserializeOwned;
+    /// Catalog name of the source.
+    const NAME: &'static str;
+    /// The netlink request, for error messages (`RTM_GETLINK`).
+    const REQUEST: &'static str;
+    /// The source's schema.
+    fn schema() -> SourceSchema;
+    /// Dumps the table from the kernel, in the namespace at `netns` (the agent's when `None`).
+    fn dump(netns: Option<&Path>) -> Result<Vec<Self::Row>, String>;
+    /// Rows to samples.
+    fn samples(rows: &[Self::Row], now_ns: i64) -> Vec<Sample>;
 }
 
-impl LinkReader {
+/// Reads a netlink table live, in a namespace, or from a recorded JSON list of rows.
+pub struct TableReader<T> {
+    origin: Origin,
+    table: std::marker::PhantomData<T>,
+}
+
+impl<T: NetlinkTable> TableReader<T> {
     /// A reader of the live kernel.
     pub fn live() -> Self {
         Self::new(Origin::Live)
     }
 
-    /// A reader of a recorded JSON list of [`LinkInfo`].
+    /// A reader of a recorded JSON list of rows.
     pub fn recorded(path: PathBuf) -> Self {
         Self::new(Origin::Recorded(path))
     }
 
     /// A reader of the given origin.
     pub fn new(origin: Origin) -> Self {
-        Self { origin }
+        Self {
+            origin,
+            table: std::marker::PhantomData,
+        }
     }
 }
+
+impl<T: NetlinkTable + Send> Reader for TableReader<T> {
+    fn schema(&self) -> SourceSchema {
+        T::schema()
+    }
+
+    fn read(&mut self, now_ns: i64) -> Result<Vec<Sample>, ReadError> {
+        let rows = match &self.origin {
+            Origin::Recorded(path) => read_recorded(T::NAME, path)?,
+            live => T::dump(live.netns()).map_err(|m| netlink_error(T::NAME, T::REQUEST, m))?,
+        };
+        Ok(T::samples(&rows, now_ns))
+    }
+}
+
+/// The link table (`netlink.link`).
+pub struct Links;
+
+impl NetlinkTable for Links {
+    type Row = LinkInfo;
+    const NAME: &'static str = NAME;
+    const REQUEST: &'static str = "RTM_GETLINK";
+    fn schema() -> SourceSchema {
+        schema()
+    }
+    fn dump(netns: Option<&Path>) -> Result<Vec<LinkInfo>, String> {
+        dump_live_in(netns)
+    }
+    fn samples(rows: &[LinkInfo], now_ns: i64) -> Vec<Sample> {
+        to_samples(rows, now_ns)
+    }
+}
+
+/// Reads links live, or from a recorded JSON list of [`LinkInfo`].
+pub type LinkReader = TableReader<Links>;
 
 /// Reads a recorded JSON list of `T`, naming the file on error.
 pub(crate) fn read_recorded<T: serde::de::DeserializeOwned>(
@@ -303,22 +358,6 @@ pub(crate) fn read_recorded<T: serde::de::DeserializeOwned>(
 ) -> Result<Vec<T>, ReadError> {
     let text = read_text(source, path)?;
     serde_json::from_str(&text).map_err(|e| read_error(source, path, e.to_string()))
-}
-
-impl Reader for LinkReader {
-    fn schema(&self) -> SourceSchema {
-        schema()
-    }
-
-    fn read(&mut self, now_ns: i64) -> Result<Vec<Sample>, ReadError> {
-        let links = match &self.origin {
-            Origin::Recorded(path) => read_recorded(NAME, path)?,
-            live => {
-                dump_live_in(live.netns()).map_err(|m| netlink_error(NAME, "RTM_GETLINK", m))?
-            }
-        };
-        Ok(to_samples(&links, now_ns))
-    }
 }
 
 /// A `ReadError` for a netlink request.

@@ -1,18 +1,18 @@
 //! `netlink.qdisc`: queueing discipline statistics per (device, kind) from rtnetlink, or
 //! from a recorded JSON file (a list of [`QdiscStats`]) on fixture trees.
 
-use super::link::{self, netlink_error, read_recorded, Origin};
+use super::link::{self, NetlinkTable, TableReader};
 use super::socket;
 use crate::common::{int, polled, SampleBuilder};
 use huatuo_dsl::catalog::SourceSchema;
-use huatuo_dsl::source::{ReadError, Reader};
+
 use huatuo_dsl::units::Dim;
 use huatuo_dsl::value::Sample;
 use netlink_packet_route::tc::{TcAttribute, TcMessage, TcStats2};
 use netlink_packet_route::RouteNetlinkMessage;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Catalog name.
 pub const NAME: &str = "netlink.qdisc";
@@ -165,40 +165,23 @@ pub fn to_samples(stats: &[QdiscStats], now_ns: i64) -> Vec<Sample> {
         .collect()
 }
 
-/// Reads qdisc statistics live, or from a recorded JSON file.
-pub struct QdiscReader {
-    origin: Origin,
-}
+/// The qdisc table (`netlink.qdisc`).
+pub struct Qdiscs;
 
-impl QdiscReader {
-    /// A reader of the live kernel.
-    pub fn live() -> Self {
-        Self::new(Origin::Live)
-    }
-
-    /// A reader of a recorded JSON list of [`QdiscStats`].
-    pub fn recorded(path: PathBuf) -> Self {
-        Self::new(Origin::Recorded(path))
-    }
-
-    /// A reader of the given origin.
-    pub fn new(origin: Origin) -> Self {
-        Self { origin }
-    }
-}
-
-impl Reader for QdiscReader {
-    fn schema(&self) -> SourceSchema {
+impl NetlinkTable for Qdiscs {
+    type Row = QdiscStats;
+    const NAME: &'static str = NAME;
+    const REQUEST: &'static str = "RTM_GETQDISC";
+    fn schema() -> SourceSchema {
         schema()
     }
-
-    fn read(&mut self, now_ns: i64) -> Result<Vec<Sample>, ReadError> {
-        let stats = match &self.origin {
-            Origin::Recorded(path) => read_recorded(NAME, path)?,
-            live => {
-                dump_live_in(live.netns()).map_err(|m| netlink_error(NAME, "RTM_GETQDISC", m))?
-            }
-        };
-        Ok(to_samples(&stats, now_ns))
+    fn dump(netns: Option<&Path>) -> Result<Vec<QdiscStats>, String> {
+        dump_live_in(netns)
+    }
+    fn samples(rows: &[QdiscStats], now_ns: i64) -> Vec<Sample> {
+        to_samples(rows, now_ns)
     }
 }
+
+/// Reads qdisc statistics live, or from a recorded JSON list of [`QdiscStats`].
+pub type QdiscReader = TableReader<Qdiscs>;
