@@ -1,11 +1,13 @@
 //! Measures the in-kernel cost (ns per event, from `kernel.bpf_stats_enabled=1`
 //! run_time_ns / run_cnt) of huatuo's runqlat next to an empty program on sched_switch and
 //! libbpf-tools' runqlat, under the same fixed load, in interleaved rounds; huatuo both with
-//! its task-storage object (≥ 5.11) and with its hash-map object (older kernels).
+//! its task-storage object (≥ 5.11) and with its hash-map object (older kernels), each with
+//! the sched_info variant (sched_switch only) and the wakeup-timestamp fallback.
 //! Run as root: `cargo run --release -p huatuo-bpf --example bpf_cost -- [rounds] [secs]`.
 
 use aya::programs::BtfTracePoint;
 use aya::{Btf, EbpfLoader};
+use huatuo_bpf::requires::Requirement;
 use huatuo_bpf::{LoadOptions, Templates};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -97,14 +99,20 @@ fn empty_round(secs: u64, btf: &Btf) -> Cost {
     )])
 }
 
-/// One round of huatuo runqlat; `force_hashmap` loads the pre-5.11 hash-map object.
-fn huatuo_round(secs: u64, per_cgroup: u64, force_hashmap: bool) -> Cost {
+/// One round of huatuo runqlat; `force_hashmap` loads the pre-5.11 hash-map object,
+/// `wakeups` the fallback variant for kernels without sched_info.
+fn huatuo_round(secs: u64, per_cgroup: u64, force_hashmap: bool, wakeups: bool) -> Cost {
     let tunables = BTreeMap::from([(
         "runqlat".to_string(),
         BTreeMap::from([("per_cgroup".to_string(), per_cgroup)]),
     )]);
     let options = LoadOptions {
         force_hashmap,
+        unmet: if wakeups {
+            vec![Requirement::SchedInfo]
+        } else {
+            vec![]
+        },
         ..LoadOptions::default()
     };
     let templates = Templates::load_with(&["runqlat"], &tunables, options);
@@ -118,12 +126,13 @@ fn huatuo_round(secs: u64, per_cgroup: u64, force_hashmap: bool) -> Cost {
     } else {
         "task storage"
     };
-    let label = format!("{scope}, {store}");
+    let method = if wakeups { "wakeups" } else { "sched_info" };
+    let label = format!("{method}, {scope}, {store}");
     load(secs);
     let mut cost = Cost::new();
     for st in templates.status() {
         assert!(st.loaded, "{st:?}");
-        for p in st.programs {
+        for p in st.programs.into_iter().filter(|p| p.attached.is_some()) {
             cost.insert(
                 format!("huatuo ({label}) {}", p.program),
                 (p.run_count, p.run_time_ns),
@@ -159,14 +168,16 @@ fn main() {
     let previous = std::fs::read_to_string(STATS).unwrap_or_else(|_| "0".into());
     std::fs::write(STATS, "1").expect("enable bpf stats (run as root)");
     let btf = Btf::from_sys_fs().expect("kernel BTF");
-    let mut totals: BTreeMap<String, Vec<(f64, u64)>> = BTreeMap::new();
+    let mut totals: BTreeMap<String, Vec<(f64, u64, u64)>> = BTreeMap::new();
     for round in 0..rounds {
         let costs = [
             empty_round(secs, &btf),
-            huatuo_round(secs, 1, false),
-            huatuo_round(secs, 0, false),
-            huatuo_round(secs, 1, true),
-            huatuo_round(secs, 0, true),
+            huatuo_round(secs, 1, false, false),
+            huatuo_round(secs, 0, false, false),
+            huatuo_round(secs, 0, true, false),
+            huatuo_round(secs, 0, false, true),
+            huatuo_round(secs, 1, true, true),
+            huatuo_round(secs, 0, true, true),
             libbpf_round(secs),
         ];
         for cost in costs {
@@ -174,23 +185,26 @@ fn main() {
                 if count > 0 {
                     let per = time as f64 / count as f64;
                     eprintln!("round {round}: {name}: {count} runs, {per:.0} ns/run");
-                    totals.entry(name).or_default().push((per, count));
+                    totals.entry(name).or_default().push((per, count, time));
                 }
             }
         }
     }
     let _ = std::fs::write(STATS, previous.trim());
-    println!("| program | median ns/run | median runs per round | rounds |");
-    println!("|---|---|---|---|");
+    println!("| program | median ns/run | median runs per round | median BPF µs per s of load | rounds |");
+    println!("|---|---|---|---|---|");
     for (name, mut values) in totals {
         values.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut counts: Vec<u64> = values.iter().map(|v| v.1).collect();
         counts.sort_unstable();
+        let mut times: Vec<u64> = values.iter().map(|v| v.2).collect();
+        times.sort_unstable();
         let mid = values.len() / 2;
         println!(
-            "| {name} | {:.0} | {} | {} |",
+            "| {name} | {:.0} | {} | {:.0} | {} |",
             values[mid].0,
             counts[mid],
+            times[mid] as f64 / secs as f64 / 1000.0,
             values.len()
         );
     }

@@ -4,14 +4,26 @@
  * preemption) to it running on a CPU. One histogram for the host (per-CPU array) and one
  * per container cgroup (hash map keyed by the cgroup id), read at scrape time.
  *
- * Attach variants: tp_btf, raw_tp (both see the task pointers and attribute cgroups) and the
- * classic tracepoint (pids only: host histogram only).
+ * Two ways to measure, chosen per kernel by the loader's attach chain:
  *
- * Built twice (schema `task_storage = true`): with -DHUATUO_TASK_STORAGE the start timestamp
- * lives in per-task storage (BPF_MAP_TYPE_TASK_STORAGE, >= 5.11) and the object holds the
- * tp_btf programs only (task storage needs BTF task pointers); without it, in a hash map keyed
- * by pid, with every variant, for older kernels. An object that declares a map the kernel
- * cannot create does not load at all, hence two objects, not two program sets in one.
+ *  - sched_info (preferred, `requires = ["sched_info"]`): the scheduler itself adds every run
+ *    queue wait to `task->sched_info.run_delay` and counts arrivals in `pcount` (the numbers
+ *    behind /proc/<pid>/schedstat and delay accounting). When a task leaves the CPU at
+ *    sched_switch, its waits since its previous switch-out are `run_delay` minus the value
+ *    remembered then: one program on sched_switch, no clock read, no wakeup programs, and a
+ *    wait split by a migration between run queues is counted whole.
+ *  - wakeup timestamps (fallback where the kernel keeps no sched_info): sched_wakeup,
+ *    sched_wakeup_new and preemption at sched_switch stamp the task; switch-in measures.
+ *
+ * Attach variants: tp_btf, raw_tp (both see the task pointers and attribute cgroups) and the
+ * classic tracepoint (the sched_info variant reads the outgoing task as the current task; the
+ * wakeup variant sees pids only: host histogram only).
+ *
+ * Built twice (schema `task_storage = true`): with -DHUATUO_TASK_STORAGE per-task state lives
+ * in task storage (BPF_MAP_TYPE_TASK_STORAGE, >= 5.11) and the object holds the tp_btf
+ * programs only (task storage needs BTF task pointers); without it, in hash maps keyed by
+ * pid, with every variant, for older kernels. An object that declares a map the kernel cannot
+ * create does not load at all, hence two objects, not two program sets in one.
  */
 #include "huatuo.h"
 
@@ -35,6 +47,31 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } start SEC(".maps");
+#endif
+
+/* A task's sched_info counters at its last switch-out (sched_info variants). */
+struct sched_seen {
+	__u64 run_delay;
+	__u64 pcount;
+	/* task->start_time: tells a reused pid from the task that had it (hash map only) */
+	__u64 start_time;
+};
+
+#ifdef HUATUO_TASK_STORAGE
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sched_seen);
+} seen SEC(".maps");
+#else
+/* LRU: entries of exited tasks are evicted first; an evicted task loses one observation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct sched_seen);
+} seen SEC(".maps");
 #endif
 
 struct {
@@ -85,8 +122,8 @@ static __always_inline void record_cgroup(__u64 cgid, __u64 delta)
 	huatuo_hist_add_atomic(h, delta);
 }
 
-/* A task waited `delta` ns in a run queue; `next` (may be NULL) gives its cgroup. */
-static __always_inline void record(__u64 delta, struct task_struct *next)
+/* A task waited `delta` ns in a run queue; `task` (may be NULL) gives its cgroup. */
+static __always_inline void record(__u64 delta, struct task_struct *task)
 {
 	struct huatuo_hist *h;
 	__u32 zero = 0;
@@ -96,9 +133,9 @@ static __always_inline void record(__u64 delta, struct task_struct *next)
 	h = bpf_map_lookup_elem(&hist_host, &zero);
 	if (h)
 		huatuo_hist_add(h, delta);
-	if (next && per_cgroup) {
+	if (task && per_cgroup) {
 		__u64 cgid = huatuo_task_cgroup_id(
-			next, bpf_core_enum_value(enum cgroup_subsys_id, cpu_cgrp_id));
+			task, bpf_core_enum_value(enum cgroup_subsys_id, cpu_cgrp_id));
 		if (cgid)
 			record_cgroup(cgid, delta);
 	}
@@ -271,6 +308,101 @@ int tp_sched_switch(struct trace_event_raw_sched_switch *ctx)
 	if (ctx->prev_state == 0)
 		enqueue(ctx->prev_pid);
 	dequeue(ctx->next_pid, NULL);
+	return 0;
+}
+
+#endif /* HUATUO_TASK_STORAGE */
+
+/*
+ * sched_info variants. `task` leaves the CPU with the kernel's counters `run_delay` (ns spent
+ * waiting in run queues, ever) and `pcount` (arrivals on a CPU, ever); `seen` holds them from
+ * its previous switch-out, zero for a task seen the first time. Every arrival since then ended
+ * one wait; normally exactly one. A task first seen after a single arrival (a new task) has
+ * all its waiting in that one wait; one that existed before the agent only sets the baseline.
+ */
+static __always_inline void account_waits(struct sched_seen *seen, __u64 run_delay, __u64 pcount,
+					  struct task_struct *task)
+{
+	__u64 delta = run_delay - seen->run_delay;
+	bool first = seen->pcount == 0;
+
+	if (pcount == seen->pcount)
+		return;
+	seen->run_delay = run_delay;
+	seen->pcount = pcount;
+	if (first && pcount > 1)
+		return; /* it existed before the agent: baseline only */
+	record(delta, task);
+}
+
+#ifdef HUATUO_TASK_STORAGE
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(tp_btf_sched_switch_schedinfo, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	struct sched_seen *s;
+
+	if (!prev->pid)
+		return 0;
+	s = bpf_task_storage_get(&seen, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s) {
+		huatuo_count(HUATUO_CNT_MAP_FULL);
+		return 0;
+	}
+	account_waits(s, prev->sched_info.run_delay, prev->sched_info.pcount, prev);
+	return 0;
+}
+
+#else /* !HUATUO_TASK_STORAGE */
+
+/* The hash-map form: the entry of `pid`, created (zero) for a task seen the first time. */
+static __always_inline void switch_out(__u32 pid, __u64 start_time, __u64 run_delay,
+				       __u64 pcount, struct task_struct *task)
+{
+	struct sched_seen *s, fresh = { .start_time = start_time };
+
+	if (!pid)
+		return;
+	s = bpf_map_lookup_elem(&seen, &pid);
+	if (!s || s->start_time != start_time) {
+		/* first sight, or the pid now belongs to another task */
+		account_waits(&fresh, run_delay, pcount, task);
+		if (bpf_map_update_elem(&seen, &pid, &fresh, BPF_ANY))
+			huatuo_count(HUATUO_CNT_MAP_FULL);
+		return;
+	}
+	account_waits(s, run_delay, pcount, task);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(tp_btf_sched_switch_schedinfo, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	switch_out(prev->pid, prev->start_time, prev->sched_info.run_delay,
+		   prev->sched_info.pcount, prev);
+	return 0;
+}
+
+SEC("raw_tp/sched_switch")
+int BPF_PROG(raw_tp_sched_switch_schedinfo, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	switch_out(BPF_CORE_READ(prev, pid), BPF_CORE_READ(prev, start_time),
+		   BPF_CORE_READ(prev, sched_info.run_delay), BPF_CORE_READ(prev, sched_info.pcount),
+		   prev);
+	return 0;
+}
+
+/* The classic tracepoint passes no task pointers: at sched_switch `prev` is still current. */
+SEC("tracepoint/sched/sched_switch")
+int tp_sched_switch_schedinfo(struct trace_event_raw_sched_switch *ctx)
+{
+	struct task_struct *prev = (struct task_struct *)bpf_get_current_task();
+
+	switch_out(ctx->prev_pid, BPF_CORE_READ(prev, start_time),
+		   BPF_CORE_READ(prev, sched_info.run_delay), BPF_CORE_READ(prev, sched_info.pcount),
+		   prev);
 	return 0;
 }
 

@@ -15,6 +15,7 @@ pub mod layout;
 pub mod loader;
 pub mod needs;
 pub mod profiler;
+pub mod requires;
 pub mod schema;
 pub mod status;
 pub mod transport;

@@ -8,7 +8,8 @@ use crate::decode::EventDecoder;
 use crate::embedded;
 use crate::histread::read_histograms;
 use crate::needs;
-use crate::schema::TemplateSchema;
+use crate::requires::Requirement;
+use crate::schema::{AttachKind, TemplateSchema};
 use crate::status::{Counters, ProgramStatus, TemplateStatus, VariantOutcome};
 use crate::transport::{spawn_perfbuf, spawn_ringbuf, EventStats, Sink};
 use aya::maps::{MapData, MapType, PerCpuArray};
@@ -37,6 +38,10 @@ pub struct LoadOptions {
     pub force_perfbuf: bool,
     /// Use the hash-map objects of `task_storage` templates even where task storage exists.
     pub force_hashmap: bool,
+    /// Requirements treated as unmet whatever this kernel offers (exercises the fallbacks).
+    pub unmet: Vec<Requirement>,
+    /// Attach kinds not tried at all (exercises the fallbacks, or pins a kind).
+    pub excluded_kinds: Vec<AttachKind>,
 }
 
 impl Default for LoadOptions {
@@ -48,6 +53,8 @@ impl Default for LoadOptions {
             perf_pages: 16,
             force_perfbuf: false,
             force_hashmap: false,
+            unmet: vec![],
+            excluded_kinds: vec![],
         }
     }
 }
@@ -252,35 +259,8 @@ impl Templates {
             .load(object)
             .map_err(|e| format!("cannot load template `{name}`: {e}"))?;
 
-        let mut missing = vec![];
-        for point in &schema.attach {
-            let mut program = ProgramStatus {
-                program: point.program.clone(),
-                required: point.required,
-                attached: None,
-                tried: vec![],
-                run_count: 0,
-                run_time_ns: 0,
-            };
-            for variant in &point.variants {
-                let result = attach_variant(&mut ebpf, variant, btf);
-                let ok = result.is_ok();
-                program.tried.push(VariantOutcome {
-                    kind: variant.kind,
-                    target: variant.target.clone(),
-                    prog: variant.prog.clone(),
-                    error: result.err(),
-                });
-                if ok {
-                    program.attached = Some(program.tried.len() - 1);
-                    break;
-                }
-            }
-            if program.attached.is_none() && point.required {
-                missing.push(point.program.clone());
-            }
-            loaded.status.programs.push(program);
-        }
+        let (programs, missing) = attach_points(&mut ebpf, &schema, btf, options);
+        loaded.status.programs = programs;
         if !missing.is_empty() {
             return Err(format!(
                 "template `{name}` is unavailable: no variant of {} attached",
@@ -390,6 +370,80 @@ impl Drop for Templates {
             let _ = handle.join();
         }
     }
+}
+
+/// Walks the attach chain of every point: first the ordinary points, then the companions
+/// that an attached variant names in `with` (the others are reported as not needed).
+/// Returns the outcomes in schema order and the required points that did not attach.
+fn attach_points(
+    ebpf: &mut Ebpf,
+    schema: &TemplateSchema,
+    btf: Option<&Btf>,
+    options: &LoadOptions,
+) -> (Vec<ProgramStatus>, Vec<String>) {
+    let mut programs: Vec<ProgramStatus> = schema
+        .attach
+        .iter()
+        .map(|point| ProgramStatus {
+            program: point.program.clone(),
+            required: point.required,
+            attached: None,
+            tried: vec![],
+            not_needed: None,
+            run_count: 0,
+            run_time_ns: 0,
+        })
+        .collect();
+    let mut wanted = std::collections::BTreeSet::new();
+    let mut missing = vec![];
+    for pass_companions in [false, true] {
+        for (point, program) in schema.attach.iter().zip(programs.iter_mut()) {
+            if point.companion != pass_companions {
+                continue;
+            }
+            if point.companion && !wanted.contains(&point.program) {
+                program.not_needed = Some("no attached variant needs it".into());
+                continue;
+            }
+            for variant in &point.variants {
+                let result = if options.excluded_kinds.contains(&variant.kind) {
+                    Err(format!("{:?} excluded (load options)", variant.kind))
+                } else {
+                    Ok(())
+                };
+                let result = result
+                    .and_then(|()| {
+                        variant.requires.iter().try_for_each(|r| {
+                            if options.unmet.contains(r) {
+                                Err(format!(
+                                    "requires {}: treated as unmet (load options)",
+                                    r.name()
+                                ))
+                            } else {
+                                r.check(std::path::Path::new("/proc"))
+                            }
+                        })
+                    })
+                    .and_then(|()| attach_variant(ebpf, variant, btf));
+                let ok = result.is_ok();
+                program.tried.push(VariantOutcome {
+                    kind: variant.kind,
+                    target: variant.target.clone(),
+                    prog: variant.prog.clone(),
+                    error: result.err(),
+                });
+                if ok {
+                    program.attached = Some(program.tried.len() - 1);
+                    wanted.extend(variant.with.iter().cloned());
+                    break;
+                }
+            }
+            if program.attached.is_none() && point.required {
+                missing.push(point.program.clone());
+            }
+        }
+    }
+    (programs, missing)
 }
 
 /// Sums `huatuo_counters` over CPUs: [emitted, shed, lost, map_full].

@@ -3,6 +3,7 @@
 
 use crate::layout::{offsets, CType};
 use crate::needs::Need;
+use crate::requires::Requirement;
 use huatuo_dsl::catalog::SourceSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -144,6 +145,12 @@ pub struct AttachVariant {
     pub target: String,
     /// Name of the BPF program (the C function).
     pub prog: String,
+    /// Kernel facilities checked before the variant is tried (`crate::requires`).
+    #[serde(default)]
+    pub requires: Vec<Requirement>,
+    /// Companion attach points this variant needs attached too (by `program` name).
+    #[serde(default)]
+    pub with: Vec<String>,
 }
 
 /// A logical program of a template and the variants that implement it.
@@ -157,6 +164,9 @@ pub struct AttachPoint {
     pub required: bool,
     /// Variants in order of preference.
     pub variants: Vec<AttachVariant>,
+    /// Attached only when the variant that attached for another point names it in `with`.
+    #[serde(default)]
+    pub companion: bool,
 }
 
 fn yes() -> bool {
@@ -250,6 +260,30 @@ impl TemplateSchema {
         for point in &self.attach {
             if point.variants.is_empty() {
                 return Err(format!("attach `{}` has no variants", point.program));
+            }
+            for wanted in point.variants.iter().flat_map(|v| &v.with) {
+                if !self
+                    .attach
+                    .iter()
+                    .any(|p| p.companion && &p.program == wanted)
+                {
+                    return Err(format!(
+                        "attach `{}`: `with` names `{wanted}`, which is not a companion point",
+                        point.program
+                    ));
+                }
+            }
+            if point.companion
+                && !self
+                    .attach
+                    .iter()
+                    .flat_map(|p| &p.variants)
+                    .any(|v| v.with.contains(&point.program))
+            {
+                return Err(format!(
+                    "companion `{}` is named in no variant's `with`",
+                    point.program
+                ));
             }
         }
         let has_field = |name: &str| self.source.fields.iter().any(|f| f.name == name);
@@ -393,5 +427,33 @@ variants = [ { kind = "raw_tp", target = "softirq_entry", prog = "raw_tp_p" } ]
         assert!(err.contains("offtme"), "{err}");
         let bad_kind = GOOD.replace("raw_tp\"", "uprobe\"");
         assert!(TemplateSchema::parse("demo", &bad_kind).is_err());
+    }
+
+    #[test]
+    fn companions_and_requirements() {
+        let with = GOOD.replace(
+            "prog = \"raw_tp_p\" }",
+            "prog = \"raw_tp_p\", requires = [\"sched_info\"], with = [\"q\"] }",
+        );
+        let companion = format!(
+            "{with}[[attach]]\nprogram = \"q\"\ncompanion = true\n\
+             variants = [ {{ kind = \"raw_tp\", target = \"sched_wakeup\", prog = \"raw_tp_q\" }} ]\n"
+        );
+        let schema = TemplateSchema::parse("demo", &companion).unwrap();
+        assert_eq!(
+            schema.attach[0].variants[0].requires,
+            [Requirement::SchedInfo]
+        );
+        assert!(schema.attach[1].companion);
+        let err = TemplateSchema::parse("demo", &with).unwrap_err();
+        assert!(err.contains("`q`, which is not a companion"), "{err}");
+        let orphan = companion.replace(", with = [\"q\"]", "");
+        let err = TemplateSchema::parse("demo", &orphan).unwrap_err();
+        assert!(
+            err.contains("companion `q` is named in no variant"),
+            "{err}"
+        );
+        let unknown = with.replace("sched_info", "sched_magic");
+        assert!(TemplateSchema::parse("demo", &unknown).is_err());
     }
 }

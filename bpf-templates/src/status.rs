@@ -27,6 +27,8 @@ pub struct ProgramStatus {
     pub attached: Option<usize>,
     /// Every variant tried, in order (the attached one last).
     pub tried: Vec<VariantOutcome>,
+    /// Why nothing was tried: a companion point that no attached variant needs.
+    pub not_needed: Option<String>,
     /// Times the program ran (`kernel.bpf_stats_enabled=1`, else 0).
     pub run_count: u64,
     /// Total run time in ns (`kernel.bpf_stats_enabled=1`, else 0).

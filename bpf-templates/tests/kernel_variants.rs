@@ -5,25 +5,11 @@
 
 mod common;
 
-use common::kernel_ready;
+use common::{kernel_ready, TracefsGuard};
 use huatuo_bpf::attach::attach_variant;
 use huatuo_bpf::schema::AttachKind;
 use huatuo_bpf::{embedded, TemplateSchema, Templates};
 use std::collections::BTreeMap;
-use std::path::Path;
-
-/// Unmounts tracefs on drop when the test mounted it.
-struct TracefsGuard(bool);
-
-impl Drop for TracefsGuard {
-    fn drop(&mut self) {
-        if self.0 {
-            let target = std::ffi::CString::new("/sys/kernel/tracing").expect("path");
-            // SAFETY: valid NUL-terminated path.
-            unsafe { libc::umount(target.as_ptr()) };
-        }
-    }
-}
 
 /// Whether the running kernel has the tracepoint `name` (its `btf_trace_<name>` typedef is
 /// in the kernel BTF's string table).
@@ -39,7 +25,7 @@ fn every_variant_of_every_template_attaches() {
     if !kernel_ready("every_variant_of_every_template_attaches") {
         return;
     }
-    let _guard = TracefsGuard(!Path::new("/sys/kernel/tracing/events").is_dir());
+    let _guard = TracefsGuard::new();
     let btf = aya::Btf::from_sys_fs().expect("btf");
     let btf_bytes = std::fs::read("/sys/kernel/btf/vmlinux").expect("read btf");
     let mut attached = 0;

@@ -109,3 +109,24 @@ impl huatuo_bpf::CgroupResolver for OneContainer {
         (cgroup_id == self.0).then(|| self.1.to_string())
     }
 }
+
+/// Unmounts tracefs on drop when it was not mounted at creation (classic tracepoint variants
+/// mount it when they attach).
+pub struct TracefsGuard(bool);
+
+impl TracefsGuard {
+    /// Notes whether tracefs is mounted now.
+    pub fn new() -> TracefsGuard {
+        TracefsGuard(!std::path::Path::new("/sys/kernel/tracing/events").is_dir())
+    }
+}
+
+impl Drop for TracefsGuard {
+    fn drop(&mut self) {
+        if self.0 {
+            let target = std::ffi::CString::new("/sys/kernel/tracing").expect("path");
+            // SAFETY: valid NUL-terminated path.
+            unsafe { libc::umount(target.as_ptr()) };
+        }
+    }
+}

@@ -26,7 +26,13 @@ fn print_templates(templates: &[huatuo_bpf::TemplateStatus]) {
         for program in &template.programs {
             let attached = program
                 .attached_variant()
-                .map(|v| format!("{:?} {}", v.kind, v.target))
+                .map(|v| format!("{:?} {} ({})", v.kind, v.target, v.prog))
+                .or_else(|| {
+                    program
+                        .not_needed
+                        .as_ref()
+                        .map(|why| format!("not needed ({why})"))
+                })
                 .unwrap_or_else(|| {
                     let reasons: Vec<String> = program
                         .tried
