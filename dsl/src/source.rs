@@ -21,6 +21,11 @@ pub trait Reader: Send {
     fn schema(&self) -> SourceSchema;
     /// Reads once; `now_ns` is the wall-clock time to stamp samples with.
     fn read(&mut self, now_ns: i64) -> Result<Vec<Sample>, ReadError>;
+    /// Why the source is absent on this machine (no device, no vendor library), when it is:
+    /// its reads then return no samples and no error. `None` for a source that is there.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Read access to configuration values by dotted path, in base units.

@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the agent: load rules, attach kernel templates, serve /metrics and store events.
-    Run(cli::run::RunArgs),
+    Run(Box<cli::run::RunArgs>),
     /// Validate rule files and the config; exit 1 when anything is wrong.
     Check(cli::check::CheckArgs),
     /// Run rules offline over recorded samples (JSON lines) and print what they emit.
@@ -36,7 +36,7 @@ enum Command {
 fn main() -> ExitCode {
     let args = Cli::parse();
     match args.command {
-        Command::Run(run) => cli::run::run(run),
+        Command::Run(run) => cli::run::run(*run),
         Command::Check(check) => cli::check::run(check),
         Command::Replay(replay) => cli::replay::run(replay),
         Command::Status(status) => cli::status::run(status),

@@ -5,7 +5,8 @@
 //! Netlink sources read recorded JSON instead when [`ReaderConfig::netlink_recorded`] is
 //! set. Stream sources (`kmsg`, `netlink.link_events`) are started with [`kmsg::spawn`] and
 //! [`netlink::link::spawn_events`] (or their recorded variants) and deliver samples through
-//! a bounded [`stream::SampleStream`].
+//! a bounded [`stream::SampleStream`]. GPU sources ([`gpu`]) read a vendor library, or
+//! recorded JSON when [`ReaderConfig::gpu_recorded`] is set.
 
 pub mod arp;
 pub mod bonding;
@@ -14,6 +15,7 @@ pub mod common;
 pub mod diskstats;
 pub mod ethtool;
 pub mod file_reader;
+pub mod gpu;
 pub mod kmsg;
 pub mod loadavg;
 pub mod memory;
@@ -76,6 +78,9 @@ pub struct ReaderConfig {
     /// Read netlink sources from recorded JSON in this directory (`qdisc.json`,
     /// `link.json`, `dcb.json`) instead of the kernel; for fixture trees and replay.
     pub netlink_recorded: Option<PathBuf>,
+    /// Read GPU sources from recorded JSON in this directory (`metax.json`, `nvidia.json`)
+    /// instead of the vendor libraries; a vendor without its file is absent.
+    pub gpu_recorded: Option<PathBuf>,
 }
 
 /// The netlink readers, live or from recorded JSON.
@@ -124,6 +129,7 @@ pub fn host_readers(roots: &Roots, config: &ReaderConfig) -> Vec<Box<dyn Reader>
         )),
     ];
     readers.extend(netlink_readers(config));
+    readers.extend(gpu::readers(config.gpu_recorded.as_deref()));
     readers
 }
 
@@ -150,5 +156,7 @@ pub fn schemas() -> Vec<SourceSchema> {
         netlink::dcb::schema(),
         netlink::link::events_schema(),
         kmsg::schema(),
+        gpu::schema(&gpu::METAX),
+        gpu::schema(&gpu::NVIDIA),
     ]
 }

@@ -31,6 +31,10 @@ pub struct RunArgs {
     /// Read netlink sources from recorded JSON in this directory.
     #[arg(long, value_name = "DIR")]
     netlink_recorded: Option<PathBuf>,
+    /// Read GPU sources from recorded JSON in this directory (`metax.json`, `nvidia.json`)
+    /// instead of the vendor libraries.
+    #[arg(long, value_name = "DIR")]
+    gpu_recorded: Option<PathBuf>,
     /// The kernel log device, or a recorded kmsg file.
     #[arg(long, default_value = "/dev/kmsg", value_name = "FILE")]
     kmsg: PathBuf,
@@ -62,6 +66,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         },
         cgroup_root: args.cgroup_root,
         netlink_recorded: args.netlink_recorded,
+        gpu_recorded: args.gpu_recorded,
         kmsg: args.kmsg,
         bpf: !args.no_bpf,
         run_for: args.run_for.map(|s| Duration::from_secs_f64(s.max(0.0))),

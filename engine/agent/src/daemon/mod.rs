@@ -46,6 +46,8 @@ pub struct DaemonOptions {
     pub cgroup_root: PathBuf,
     /// Recorded netlink JSON instead of live netlink.
     pub netlink_recorded: Option<PathBuf>,
+    /// Recorded GPU readings (`metax.json`, `nvidia.json`) instead of the vendor libraries.
+    pub gpu_recorded: Option<PathBuf>,
     /// kmsg device or a recorded kmsg file.
     pub kmsg: PathBuf,
     /// Load kernel templates.
@@ -256,6 +258,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     let collector = &config.metric_collector;
     let reader_config = huatuo_sources::ReaderConfig {
         netlink_recorded: options.netlink_recorded.clone(),
+        gpu_recorded: options.gpu_recorded.clone(),
         netdev_hw_devices: collector.netdev_hw.device_list.clone(),
         dcb_devices: collector.netdev_dcb.device_list.clone(),
         ..Default::default()

@@ -20,6 +20,9 @@ pub struct SourceStats {
     pub last_duration_s: f64,
     /// The last error, if any.
     pub last_error: Option<String>,
+    /// Why the source is absent on this node (no device, no vendor library), if it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 /// Shared per-source statistics.
@@ -92,6 +95,15 @@ fn read_once(source: &mut Polled, sender: &SampleSender, stats: &SourceStatsMap)
     let entry = stats.entry(source.name.clone()).or_default();
     entry.reads += 1;
     entry.last_duration_s = elapsed;
+    let unavailable = source.reader.unavailable();
+    if unavailable.is_some() && entry.unavailable != unavailable {
+        log::info!(
+            "{}: absent ({}); rules reading it produce nothing",
+            source.name,
+            unavailable.as_deref().unwrap_or_default()
+        );
+    }
+    entry.unavailable = unavailable;
     match result {
         Ok(samples) => {
             entry.samples += samples.len() as u64;
