@@ -340,6 +340,7 @@ fn missing_file_names_its_path_and_others_keep_working() {
 fn host_readers_all_read_the_fixture_tree() {
     let config = huatuo_sources::ReaderConfig {
         netlink_recorded: Some(roots().proc.with_file_name("netlink")),
+        gpu_recorded: Some(roots().proc.with_file_name("gpu")),
         ..Default::default()
     };
     let readers = huatuo_sources::host_readers(&roots(), &config);
@@ -355,10 +356,69 @@ fn host_readers_all_read_the_fixture_tree() {
         let samples = reader.read(NOW);
         // statfs.mounts asks the real kernel about the recorded mount points.
         let samples = samples.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(reader.unavailable(), None, "{name} is absent");
         if name != "statfs.mounts" {
             assert!(!samples.is_empty(), "{name} returned nothing");
         }
     }
+}
+
+#[test]
+fn gpu_sources_read_recorded_readings() {
+    let config = huatuo_sources::ReaderConfig {
+        gpu_recorded: Some(roots().proc.with_file_name("gpu")),
+        ..Default::default()
+    };
+    let mut readers = huatuo_sources::host_readers(&roots(), &config);
+    let mut read = |source: &str| {
+        let reader = readers
+            .iter_mut()
+            .find(|r| r.schema().name == source)
+            .unwrap_or_else(|| panic!("{source} is registered"));
+        reader.read(NOW).expect("recorded readings parse")
+    };
+    let field = |samples: &[Sample], labels: &[(&str, &str)], name: &str| {
+        let labels: std::collections::BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        samples
+            .iter()
+            .find(|s| s.labels == labels)
+            .and_then(|s| s.fields.get(name).cloned())
+            .unwrap_or_else(|| panic!("no {name} at {labels:?} in {samples:#?}"))
+    };
+    let metax = read("gpu.metax");
+    assert_eq!(
+        field(&metax, &[("version", "2.14.6")], "sdk_info"),
+        Value::Int(1)
+    );
+    assert_eq!(
+        field(&metax, &[("gpu", "0"), ("die", "0")], "temperature"),
+        Value::Float(45.5)
+    );
+    assert_eq!(
+        field(&metax, &[("gpu", "0"), ("metaxlink", "1")], "link_received"),
+        Value::Int(123456789)
+    );
+    assert_eq!(
+        field(
+            &metax,
+            &[("gpu", "0"), ("die", "0"), ("ip", "xcore")],
+            "clock"
+        ),
+        Value::Int(1600)
+    );
+    let nvidia = read("gpu.nvidia");
+    // No die label: the die's values sit on the GPU's sample.
+    assert_eq!(
+        field(&nvidia, &[("gpu", "0")], "performance_state"),
+        Value::Int(0)
+    );
+    assert_eq!(
+        field(&nvidia, &[("version", "535.104.05")], "driver_info"),
+        Value::Int(1)
+    );
 }
 
 #[test]
