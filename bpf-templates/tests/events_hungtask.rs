@@ -109,7 +109,8 @@ fn a_task_hung_in_d_state_is_reported_with_its_stack() {
         frames.iter().any(|f| f.contains("mkdir")),
         "no mkdir frame in the stack:\n{stack}\n/proc stack:\n{proc_stack}"
     );
-    // the same frames as the kernel's own view of the thread (the template keeps 32)
+    // the same frames as the kernel's own view of the thread (the template keeps 32), where
+    // /proc/<tid>/stack is readable (CONFIG_STACKTRACE)
     let symbol = |f: &str| f.split('+').next().unwrap_or_default().to_string();
     let theirs: Vec<String> = proc_stack
         .lines()
@@ -117,8 +118,8 @@ fn a_task_hung_in_d_state_is_reported_with_its_stack() {
         .take(32)
         .collect();
     let ours: Vec<String> = frames.iter().map(|f| symbol(f)).collect();
-    assert_eq!(
-        ours, theirs,
+    assert!(
+        theirs.is_empty() || ours == theirs,
         "the event's stack differs from /proc/{pid}/task/{tid}/stack:\n{stack}\n/proc stack:\n{proc_stack}"
     );
     assert!(
