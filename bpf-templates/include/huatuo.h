@@ -10,7 +10,8 @@
  *    and `burst`, both set by the loader from the rule.
  *  - huatuo_counters: per-CPU array, index HUATUO_CNT_EMITTED / _SHED / _LOST / _MAP_FULL.
  *  - huatuo_log10l_bucket(ns): decimal log-linear histogram bucketing (see below).
- *  - huatuo_task_cgroup_id(task, subsys): the cgroup id used to attribute work to containers.
+ *  - huatuo_task_cgroup_id(task, subsys): the cgroup id used to attribute work to containers
+ *    (huatuo_task_cgroup_id_btf: the same from a BTF task pointer, by direct loads).
  *
  * Every tunable is a `volatile const __u64`, set by the loader before load.
  *
@@ -266,6 +267,31 @@ HUATUO_INLINE __u64 huatuo_task_cgroup_id(struct task_struct *task, int subsys)
 	if (!cgrp)
 		return 0;
 	return huatuo_cgroup_kn_id(cgrp);
+}
+
+/*
+ * huatuo_task_cgroup_id for a BTF task pointer (tp_btf programs): the same chain read by
+ * direct loads instead of one probe read per hop (kernels with tp_btf have a u64 kn->id).
+ */
+HUATUO_INLINE __u64 huatuo_task_cgroup_id_btf(struct task_struct *task, int subsys)
+{
+	struct css_set *cset = task->cgroups;
+	struct cgroup *cgrp;
+
+	if (!cset)
+		return 0;
+	if (cgroup_v2) {
+		cgrp = cset->dfl_cgrp;
+	} else {
+		struct cgroup_subsys_state *css = cset->subsys[subsys];
+
+		if (!css)
+			return 0;
+		cgrp = css->cgroup;
+	}
+	if (!cgrp || !cgrp->kn)
+		return 0;
+	return cgrp->kn->id;
 }
 
 #endif /* HUATUO_HOST_BUCKET_ONLY */

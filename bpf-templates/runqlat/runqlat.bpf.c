@@ -122,8 +122,11 @@ static __always_inline void record_cgroup(__u64 cgid, __u64 delta)
 	huatuo_hist_add_atomic(h, delta);
 }
 
-/* A task waited `delta` ns in a run queue; `task` (may be NULL) gives its cgroup. */
-static __always_inline void record(__u64 delta, struct task_struct *task)
+/*
+ * A task waited `delta` ns in a run queue; `task` (may be NULL) gives its cgroup. `btf`: the
+ * pointer is a BTF task pointer (tp_btf), whose cgroup chain is read directly.
+ */
+static __always_inline void record(__u64 delta, struct task_struct *task, bool btf)
 {
 	struct huatuo_hist *h;
 	__u32 zero = 0;
@@ -134,8 +137,9 @@ static __always_inline void record(__u64 delta, struct task_struct *task)
 	if (h)
 		huatuo_hist_add(h, delta);
 	if (task && per_cgroup) {
-		__u64 cgid = huatuo_task_cgroup_id(
-			task, bpf_core_enum_value(enum cgroup_subsys_id, cpu_cgrp_id));
+		int subsys = bpf_core_enum_value(enum cgroup_subsys_id, cpu_cgrp_id);
+		__u64 cgid = btf ? huatuo_task_cgroup_id_btf(task, subsys)
+				 : huatuo_task_cgroup_id(task, subsys);
 		if (cgid)
 			record_cgroup(cgid, delta);
 	}
@@ -194,7 +198,7 @@ int BPF_PROG(tp_btf_sched_switch, bool preempt, struct task_struct *prev,
 		return 0;
 	ts = *tsp;
 	*tsp = 0;
-	record(bpf_ktime_get_ns() - ts, next);
+	record(bpf_ktime_get_ns() - ts, next, true);
 	return 0;
 }
 
@@ -219,7 +223,7 @@ static __always_inline long task_state(struct task_struct *t)
 }
 
 /* The task `pid` starts running; `next` (may be NULL) gives its cgroup. */
-static __always_inline void dequeue(__u32 pid, struct task_struct *next)
+static __always_inline void dequeue(__u32 pid, struct task_struct *next, bool btf)
 {
 	__u64 *tsp, delta;
 
@@ -228,7 +232,7 @@ static __always_inline void dequeue(__u32 pid, struct task_struct *next)
 		return;
 	delta = bpf_ktime_get_ns() - *tsp;
 	bpf_map_delete_elem(&start, &pid);
-	record(delta, next);
+	record(delta, next, btf);
 }
 
 /*
@@ -237,11 +241,11 @@ static __always_inline void dequeue(__u32 pid, struct task_struct *next)
  * passes them through BPF_CORE_READ.
  */
 static __always_inline void on_switch(long prev_state, __u32 prev_pid, __u32 next_pid,
-				      struct task_struct *next)
+				      struct task_struct *next, bool btf)
 {
 	if (prev_state == 0)
 		enqueue(prev_pid);
-	dequeue(next_pid, next);
+	dequeue(next_pid, next, btf);
 }
 
 SEC("tp_btf/sched_wakeup")
@@ -262,7 +266,7 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(tp_btf_sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next)
 {
-	on_switch(task_state_btf(prev), prev->pid, next->pid, next);
+	on_switch(task_state_btf(prev), prev->pid, next->pid, next, true);
 	return 0;
 }
 
@@ -284,7 +288,8 @@ SEC("raw_tp/sched_switch")
 int BPF_PROG(raw_tp_sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next)
 {
-	on_switch(task_state(prev), BPF_CORE_READ(prev, pid), BPF_CORE_READ(next, pid), next);
+	on_switch(task_state(prev), BPF_CORE_READ(prev, pid), BPF_CORE_READ(next, pid), next,
+		  false);
 	return 0;
 }
 
@@ -307,7 +312,7 @@ int tp_sched_switch(struct trace_event_raw_sched_switch *ctx)
 {
 	if (ctx->prev_state == 0)
 		enqueue(ctx->prev_pid);
-	dequeue(ctx->next_pid, NULL);
+	dequeue(ctx->next_pid, NULL, false);
 	return 0;
 }
 
@@ -321,7 +326,7 @@ int tp_sched_switch(struct trace_event_raw_sched_switch *ctx)
  * all its waiting in that one wait; one that existed before the agent only sets the baseline.
  */
 static __always_inline void account_waits(struct sched_seen *seen, __u64 run_delay, __u64 pcount,
-					  struct task_struct *task)
+					  struct task_struct *task, bool btf)
 {
 	__u64 delta = run_delay - seen->run_delay;
 	bool first = seen->pcount == 0;
@@ -332,7 +337,7 @@ static __always_inline void account_waits(struct sched_seen *seen, __u64 run_del
 	seen->pcount = pcount;
 	if (first && pcount > 1)
 		return; /* it existed before the agent: baseline only */
-	record(delta, task);
+	record(delta, task, btf);
 }
 
 #ifdef HUATUO_TASK_STORAGE
@@ -350,7 +355,7 @@ int BPF_PROG(tp_btf_sched_switch_schedinfo, bool preempt, struct task_struct *pr
 		huatuo_count(HUATUO_CNT_MAP_FULL);
 		return 0;
 	}
-	account_waits(s, prev->sched_info.run_delay, prev->sched_info.pcount, prev);
+	account_waits(s, prev->sched_info.run_delay, prev->sched_info.pcount, prev, true);
 	return 0;
 }
 
@@ -358,7 +363,7 @@ int BPF_PROG(tp_btf_sched_switch_schedinfo, bool preempt, struct task_struct *pr
 
 /* The hash-map form: the entry of `pid`, created (zero) for a task seen the first time. */
 static __always_inline void switch_out(__u32 pid, __u64 start_time, __u64 run_delay,
-				       __u64 pcount, struct task_struct *task)
+				       __u64 pcount, struct task_struct *task, bool btf)
 {
 	struct sched_seen *s, fresh = { .start_time = start_time };
 
@@ -367,12 +372,12 @@ static __always_inline void switch_out(__u32 pid, __u64 start_time, __u64 run_de
 	s = bpf_map_lookup_elem(&seen, &pid);
 	if (!s || s->start_time != start_time) {
 		/* first sight, or the pid now belongs to another task */
-		account_waits(&fresh, run_delay, pcount, task);
+		account_waits(&fresh, run_delay, pcount, task, btf);
 		if (bpf_map_update_elem(&seen, &pid, &fresh, BPF_ANY))
 			huatuo_count(HUATUO_CNT_MAP_FULL);
 		return;
 	}
-	account_waits(s, run_delay, pcount, task);
+	account_waits(s, run_delay, pcount, task, btf);
 }
 
 SEC("tp_btf/sched_switch")
@@ -380,7 +385,7 @@ int BPF_PROG(tp_btf_sched_switch_schedinfo, bool preempt, struct task_struct *pr
 	     struct task_struct *next)
 {
 	switch_out(prev->pid, prev->start_time, prev->sched_info.run_delay,
-		   prev->sched_info.pcount, prev);
+		   prev->sched_info.pcount, prev, true);
 	return 0;
 }
 
@@ -390,7 +395,7 @@ int BPF_PROG(raw_tp_sched_switch_schedinfo, bool preempt, struct task_struct *pr
 {
 	switch_out(BPF_CORE_READ(prev, pid), BPF_CORE_READ(prev, start_time),
 		   BPF_CORE_READ(prev, sched_info.run_delay), BPF_CORE_READ(prev, sched_info.pcount),
-		   prev);
+		   prev, false);
 	return 0;
 }
 
@@ -402,7 +407,7 @@ int tp_sched_switch_schedinfo(struct trace_event_raw_sched_switch *ctx)
 
 	switch_out(ctx->prev_pid, BPF_CORE_READ(prev, start_time),
 		   BPF_CORE_READ(prev, sched_info.run_delay), BPF_CORE_READ(prev, sched_info.pcount),
-		   prev);
+		   prev, false);
 	return 0;
 }
 
