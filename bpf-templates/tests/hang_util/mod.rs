@@ -169,7 +169,13 @@ impl HungTask {
     fn spawn_server(&mut self, child_test: &str) -> Result<(), String> {
         let exe = std::env::current_exe().map_err(|e| format!("test binary: {e}"))?;
         let mut child = Command::new(exe)
-            .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "--ignored",
+                child_test,
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DIR_ENV, &self.dir)
             .env(CHILD_PARENT_ENV, std::process::id().to_string())
             .stdin(Stdio::null())

@@ -31,8 +31,15 @@ fn in_container(process: &Process, container_id: Option<&str>) -> bool {
         .unwrap_or(false)
 }
 
-fn kernel_stack(root: &ProcRoot, pid: i32) -> Vec<String> {
-    std::fs::read_to_string(root.0.join(pid.to_string()).join("stack"))
+/// The kernel stack of thread `tid` of process `pid` (function names), empty when unreadable.
+fn kernel_stack(root: &ProcRoot, pid: i32, tid: i32) -> Vec<String> {
+    let path = root
+        .0
+        .join(pid.to_string())
+        .join("task")
+        .join(tid.to_string())
+        .join("stack");
+    std::fs::read_to_string(path)
         .map(|text| {
             text.lines()
                 .filter_map(|line| line.split_whitespace().nth(1).map(str::to_string))
@@ -46,28 +53,43 @@ fn processes(root: &ProcRoot) -> Result<Vec<Process>, String> {
     Ok(all.filter_map(Result::ok).collect())
 }
 
-/// Tasks in `state` (`D`, `R`, ...), optionally only a container's, with kernel stacks.
+/// Threads in `state` (`D`, `R`, ...), optionally only a container's, with kernel stacks:
+/// every thread of every process, since the thread that hangs is often not the main one.
 pub fn tasks(
     root: &ProcRoot,
     state: char,
     container_id: Option<&str>,
     max: usize,
 ) -> Result<Json, String> {
+    let limit = max.min(MAX_LISTED);
     let mut out = Vec::new();
     for process in processes(root)? {
-        if out.len() >= max.min(MAX_LISTED) {
+        if out.len() >= limit {
             break;
         }
-        let Ok(stat) = process.stat() else { continue };
-        if stat.state != state || !in_container(&process, container_id) {
+        let Ok(threads) = process.tasks() else {
             continue;
+        };
+        let mut in_scope = None;
+        for thread in threads.flatten() {
+            if out.len() >= limit {
+                break;
+            }
+            let Ok(stat) = thread.stat() else { continue };
+            if stat.state != state {
+                continue;
+            }
+            if !*in_scope.get_or_insert_with(|| in_container(&process, container_id)) {
+                break;
+            }
+            out.push(json!({
+                "pid": thread.pid,
+                "tid": thread.tid,
+                "comm": stat.comm,
+                "state": stat.state.to_string(),
+                "stack": kernel_stack(root, thread.pid, thread.tid),
+            }));
         }
-        out.push(json!({
-            "pid": stat.pid,
-            "comm": stat.comm,
-            "state": stat.state.to_string(),
-            "stack": kernel_stack(root, stat.pid),
-        }));
     }
     Ok(Json::Array(out))
 }
@@ -255,6 +277,26 @@ mod tests {
             std::os::unix::fs::symlink("socket:[1234]", dir.join("fd").join("99")).unwrap();
         }
 
+        /// Thread `tid` of process `pid` in `state`, with a kernel stack of `frames`.
+        fn thread(&self, pid: i32, tid: i32, comm: &str, state: char, frames: &[&str]) {
+            let dir = self
+                .0
+                .join(pid.to_string())
+                .join("task")
+                .join(tid.to_string());
+            fs::create_dir_all(&dir).unwrap();
+            let stat = format!(
+                "{tid} ({comm}) {state} 1 {pid} {pid} 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 100 \
+                 1000000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+            );
+            fs::write(dir.join("stat"), stat).unwrap();
+            let stack: String = frames
+                .iter()
+                .map(|f| format!("[<0>] {f}+0x10/0x20\n"))
+                .collect();
+            fs::write(dir.join("stack"), stack).unwrap();
+        }
+
         fn root(&self) -> ProcRoot {
             ProcRoot(self.0.clone())
         }
@@ -273,6 +315,39 @@ mod tests {
             .iter()
             .map(|entry| entry[key].as_str().unwrap().to_string())
             .collect()
+    }
+
+    #[test]
+    fn tasks_lists_every_thread_in_the_state_with_its_own_stack() {
+        let fx = Fixture::new("tasks");
+        fx.process(100, "server", 10, 0, None, &[]);
+        fx.thread(100, 100, "server", 'S', &["do_epoll_wait"]);
+        fx.thread(100, 101, "worker", 'D', &["filename_create", "do_mkdirat"]);
+        fx.process(200, "db", 10, 0, None, &[]);
+        fx.thread(200, 200, "db", 'D', &["io_schedule", "folio_wait_bit"]);
+        let listed = tasks(&fx.root(), 'D', None, 10).unwrap();
+        let mut entries = listed.as_array().unwrap().clone();
+        entries.sort_by_key(|e| e["tid"].as_i64());
+        assert_eq!(
+            entries,
+            vec![
+                json!({"pid": 100, "tid": 101, "comm": "worker", "state": "D",
+                       "stack": ["filename_create+0x10/0x20", "do_mkdirat+0x10/0x20"]}),
+                json!({"pid": 200, "tid": 200, "comm": "db", "state": "D",
+                       "stack": ["io_schedule+0x10/0x20", "folio_wait_bit+0x10/0x20"]}),
+            ]
+        );
+        // a container's threads only (the fixture's cgroup of pid 200 is /docker/c200)
+        let only = tasks(&fx.root(), 'D', Some("c200"), 10).unwrap();
+        assert_eq!(names(&only, "comm"), ["db"]);
+        assert_eq!(
+            tasks(&fx.root(), 'D', None, 1)
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
