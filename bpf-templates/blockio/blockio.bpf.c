@@ -10,7 +10,9 @@
  * The cgroup is the request's blkcg (bio->bi_blkg), else the cgroup of the issuing task.
  * Queue freezes are counted per disk from blk_freeze_queue_start (fentry or kprobe; there
  * is no tracepoint): optional, the histograms work without it.
- * Needs the single-argument block_rq_insert/issue tracepoints (kernel >= 5.11).
+ * block_rq_insert/issue pass (rq) from 5.11 on and (q, rq) before: each program exists in
+ * both forms (`_q` suffix: the older one), and the schema lets the loader pick the form this
+ * kernel has (requires = block_rq_one_arg / block_rq_queue_arg).
  */
 #include "huatuo.h"
 
@@ -248,6 +250,21 @@ int BPF_PROG(tp_btf_block_rq_issue, struct request *rq)
 	return 0;
 }
 
+/* Kernels before 5.11: block_rq_insert/issue(struct request_queue *q, struct request *rq). */
+SEC("tp_btf/block_rq_insert")
+int BPF_PROG(tp_btf_block_rq_insert_q, struct request_queue *q, struct request *rq)
+{
+	stamp(rq, false);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_issue")
+int BPF_PROG(tp_btf_block_rq_issue_q, struct request_queue *q, struct request *rq)
+{
+	stamp(rq, true);
+	return 0;
+}
+
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(tp_btf_block_rq_complete, struct request *rq)
 {
@@ -264,6 +281,20 @@ int BPF_PROG(raw_tp_block_rq_insert, struct request *rq)
 
 SEC("raw_tp/block_rq_issue")
 int BPF_PROG(raw_tp_block_rq_issue, struct request *rq)
+{
+	stamp(rq, true);
+	return 0;
+}
+
+SEC("raw_tp/block_rq_insert")
+int BPF_PROG(raw_tp_block_rq_insert_q, struct request_queue *q, struct request *rq)
+{
+	stamp(rq, false);
+	return 0;
+}
+
+SEC("raw_tp/block_rq_issue")
+int BPF_PROG(raw_tp_block_rq_issue_q, struct request_queue *q, struct request *rq)
 {
 	stamp(rq, true);
 	return 0;

@@ -1,9 +1,9 @@
 //! The one generic event decoder: turns a raw record from `events` into a `Sample`, driven
 //! by the template's `[event]` layout (no per-template Rust code).
 
-use crate::btf_enum;
 use crate::cgroup::CgroupResolver;
 use crate::kallsyms::Kallsyms;
+use crate::kernel_btf;
 use crate::layout::{CType, Raw};
 use crate::schema::{EventField, Format, Role, TemplateSchema};
 use huatuo_dsl::value::{Sample, Value};
@@ -64,18 +64,20 @@ impl EventDecoder {
             enum_names: event
                 .fields
                 .iter()
-                .map(|f| match f.btf_enum.as_deref().map(btf_enum::kernel_enum) {
-                    Some(Ok(names)) => names,
-                    Some(Err(e)) => {
-                        log::warn!(
-                            "{}: {}: {e}; names fall back to numbers",
-                            schema.source.name,
-                            f.name
-                        );
-                        BTreeMap::new()
-                    }
-                    None => BTreeMap::new(),
-                })
+                .map(
+                    |f| match f.btf_enum.as_deref().map(kernel_btf::kernel_enum) {
+                        Some(Ok(names)) => names,
+                        Some(Err(e)) => {
+                            log::warn!(
+                                "{}: {}: {e}; names fall back to numbers",
+                                schema.source.name,
+                                f.name
+                            );
+                            BTreeMap::new()
+                        }
+                        None => BTreeMap::new(),
+                    },
+                )
                 .collect(),
             members: event.fields.iter().cloned().zip(offsets).collect(),
             size,

@@ -4,13 +4,13 @@
 //! compiles and embeds them. `schemas()` registers them into the rule catalog.
 
 pub mod attach;
-pub mod btf_enum;
 pub mod cgroup;
 pub mod decode;
 pub mod embedded;
 pub mod hist;
 pub mod histread;
 pub mod kallsyms;
+pub mod kernel_btf;
 pub mod layout;
 pub mod loader;
 pub mod needs;

@@ -5,6 +5,10 @@
 //! - `sched_info`: the scheduler keeps per-task run-queue accounting (`task->sched_info`:
 //!   `run_delay`, `pcount`; CONFIG_SCHED_INFO, and on kernels before 5.14 also schedstats or
 //!   delay accounting switched on). Seen from user space as a non-zero /proc/<pid>/schedstat.
+//! - `block_rq_one_arg` / `block_rq_queue_arg`: block_rq_insert and block_rq_issue pass
+//!   `(rq)` (5.11 and later) or `(q, rq)` (before). Read from the kernel BTF's
+//!   `btf_trace_block_rq_issue`, or from the kernel release where there is no BTF. A program
+//!   of the other form would read the wrong argument, so each form requires its own.
 
 use serde::Deserialize;
 use std::path::Path;
@@ -15,6 +19,10 @@ use std::path::Path;
 pub enum Requirement {
     /// Per-task run-queue accounting in `task->sched_info`.
     SchedInfo,
+    /// block_rq_insert/issue pass the request only (>= 5.11).
+    BlockRqOneArg,
+    /// block_rq_insert/issue pass the queue, then the request (< 5.11).
+    BlockRqQueueArg,
 }
 
 impl Requirement {
@@ -22,6 +30,8 @@ impl Requirement {
     pub fn name(self) -> &'static str {
         match self {
             Requirement::SchedInfo => "sched_info",
+            Requirement::BlockRqOneArg => "block_rq_one_arg",
+            Requirement::BlockRqQueueArg => "block_rq_queue_arg",
         }
     }
 
@@ -29,8 +39,43 @@ impl Requirement {
     pub fn check(self, proc_root: &Path) -> Result<(), String> {
         match self {
             Requirement::SchedInfo => sched_info_live(proc_root),
+            Requirement::BlockRqOneArg => block_rq_args(proc_root, 1),
+            Requirement::BlockRqQueueArg => block_rq_args(proc_root, 2),
         }
     }
+}
+
+/// block_rq_issue passes `want` arguments on this kernel.
+fn block_rq_args(proc_root: &Path, want: usize) -> Result<(), String> {
+    let (args, from) = match crate::kernel_btf::kernel_tracepoint_args("block_rq_issue") {
+        Ok(n) => (n, "kernel BTF".to_string()),
+        Err(btf) => {
+            let path = proc_root.join("sys/kernel/osrelease");
+            let release = std::fs::read_to_string(&path)
+                .map_err(|e| format!("{btf}; {}: {e}", path.display()))?;
+            (
+                args_by_release(release.trim())?,
+                format!("kernel {}", release.trim()),
+            )
+        }
+    };
+    if args == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "requires block_rq_issue with {want} argument(s); it has {args} ({from})"
+        ))
+    }
+}
+
+/// Arguments of block_rq_issue by kernel release: 1 from 5.11 on, 2 before.
+fn args_by_release(release: &str) -> Result<usize, String> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let number = |p: Option<&str>| p.and_then(|n| n.parse::<u32>().ok());
+    let (Some(major), Some(minor)) = (number(parts.next()), number(parts.next())) else {
+        return Err(format!("kernel release `{release}` is not major.minor"));
+    };
+    Ok(if (major, minor) >= (5, 11) { 1 } else { 2 })
 }
 
 /// The kernel accounts run-queue waits when init or this process has any in its schedstat
@@ -88,6 +133,15 @@ mod tests {
         assert_eq!(Requirement::SchedInfo.check(dir.path()), Ok(()));
         let dir = tree("0 0 0\n", "5 0 1\n");
         assert_eq!(Requirement::SchedInfo.check(dir.path()), Ok(()));
+    }
+
+    #[test]
+    fn block_rq_arguments_by_release() {
+        assert_eq!(args_by_release("4.18.0-553.el8_10.x86_64"), Ok(2));
+        assert_eq!(args_by_release("5.10.0-30-amd64"), Ok(2));
+        assert_eq!(args_by_release("5.11.0"), Ok(1));
+        assert_eq!(args_by_release("6.18.44-fc-v1045"), Ok(1));
+        assert!(args_by_release("linux").is_err());
     }
 
     #[test]

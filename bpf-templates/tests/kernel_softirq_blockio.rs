@@ -5,7 +5,7 @@ mod common;
 
 use common::kernel_ready;
 use huatuo_bpf::schema::AttachKind;
-use huatuo_bpf::Templates;
+use huatuo_bpf::{LoadOptions, Templates};
 use huatuo_dsl::value::{Sample, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -123,6 +123,37 @@ fn blockio_sees_q2c_and_d2c_of_direct_writes() {
     }
     let templates = Templates::load(&["bpf.blockio"], &BTreeMap::new());
     assert_attached_tp_btf(&templates);
+    // This kernel passes (rq): the one-argument programs attach, the (q, rq) ones are skipped.
+    for p in templates.status()[0].programs.iter().take(2) {
+        let attached = p.attached_variant().expect("attached");
+        assert!(!attached.prog.ends_with("_q"), "{p:#?}");
+    }
+    direct_writes_are_counted(&templates);
+}
+
+/// The raw tracepoint programs (kernels without BTF for tp_btf) count the same writes.
+#[test]
+fn blockio_raw_tp_variant_sees_q2c_and_d2c() {
+    if !kernel_ready("blockio_raw_tp_variant_sees_q2c_and_d2c") {
+        return;
+    }
+    let options = LoadOptions {
+        excluded_kinds: vec![AttachKind::TpBtf],
+        ..LoadOptions::default()
+    };
+    let templates = Templates::load_with(&["bpf.blockio"], &BTreeMap::new(), options);
+    let st = &templates.status()[0];
+    assert!(st.loaded, "{st:#?}");
+    for p in st.programs.iter().filter(|p| p.required) {
+        let attached = p.attached_variant().expect("attached");
+        assert_eq!(attached.kind, AttachKind::RawTp, "{p:#?}");
+        assert!(!attached.prog.ends_with("_q"), "{p:#?}");
+    }
+    direct_writes_are_counted(&templates);
+}
+
+/// 200 O_DIRECT 4 KiB writes to a fresh loop device show up as q2c and d2c of its disk.
+fn direct_writes_are_counted(templates: &Templates) {
     let Some(device) = LoopDevice::create() else {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("cannot create a loop device");
