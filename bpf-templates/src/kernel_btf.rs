@@ -170,31 +170,29 @@ pub fn kernel_tracepoint_args(name: &str) -> Result<usize, String> {
 mod tests {
     use super::*;
 
-    /// A BTF blob with one INT and one ENUM `color { COLOR_RED = 1, COLOR_BLUE = 7 }`.
-    fn blob() -> Vec<u8> {
-        let strings = b"\0int\0color\0COLOR_RED\0COLOR_BLUE\0".to_vec();
-        let mut types = vec![];
-        for w in [1u32, 1 << 24, 4, 0x20] {
-            types.extend_from_slice(&w.to_ne_bytes()); // int, INT, size 4, encoding
-        }
-        for w in [5u32, (6 << 24) | 2, 4, 11, 1, 21, 7] {
-            types.extend_from_slice(&w.to_ne_bytes()); // enum color, 2 values
-        }
+    /// A BTF blob of the given type words and string section.
+    fn btf(words: &[u32], strings: &[u8]) -> Vec<u8> {
+        let types: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let (types_len, strings_len) = (types.len() as u32, strings.len() as u32);
         let mut out = vec![];
         out.extend_from_slice(&BTF_MAGIC.to_ne_bytes());
         out.extend_from_slice(&[1, 0]);
-        for w in [
-            24u32,
-            0,
-            types.len() as u32,
-            types.len() as u32,
-            strings.len() as u32,
-        ] {
+        for w in [24u32, 0, types_len, types_len, strings_len] {
             out.extend_from_slice(&w.to_ne_bytes());
         }
         out.extend(types);
-        out.extend(strings);
+        out.extend_from_slice(strings);
         out
+    }
+
+    /// One INT and one ENUM `color { COLOR_RED = 1, COLOR_BLUE = 7 }`.
+    fn blob() -> Vec<u8> {
+        #[rustfmt::skip]
+        let words = [
+            1, 1 << 24, 4, 0x20,               // int: INT, size 4, encoding
+            5, (6 << 24) | 2, 4, 11, 1, 21, 7, // enum color, 2 values
+        ];
+        btf(&words, b"\0int\0color\0COLOR_RED\0COLOR_BLUE\0")
     }
 
     #[test]
@@ -212,47 +210,17 @@ mod tests {
         assert!(parse_enum(b"ELF", "color").is_err());
     }
 
-    /// A BTF blob with `typedef void (*btf_trace_demo)(void *, int, int)`: types 1 INT,
-    /// 2 FUNC_PROTO (3 params), 3 PTR -> 2, 4 TYPEDEF btf_trace_demo -> 3.
+    /// `typedef void (*btf_trace_demo)(void *, int, int)`: types 1 INT, 2 FUNC_PROTO
+    /// (3 params), 3 PTR -> 2, 4 TYPEDEF btf_trace_demo -> 3.
     fn tracepoint_blob() -> Vec<u8> {
-        let strings = b"\0int\0btf_trace_demo\0".to_vec();
-        let words: &[u32] = &[
-            1,
-            1 << 24,
-            4,
-            0x20, // int
-            0,
-            (13 << 24) | 3,
-            0,
-            0,
-            0,
-            0,
-            1,
-            0,
-            1, // func proto: (void *, int, int)
-            0,
-            2 << 24,
-            2, // ptr -> 2
-            5,
-            8 << 24,
-            3, // typedef btf_trace_demo -> 3
+        #[rustfmt::skip]
+        let words = [
+            1, 1 << 24, 4, 0x20,                          // int
+            0, (13 << 24) | 3, 0, 0, 0, 0, 1, 0, 1,       // func proto (void *, int, int)
+            0, 2 << 24, 2,                                // ptr -> 2
+            5, 8 << 24, 3,                                // typedef btf_trace_demo -> 3
         ];
-        let types: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-        let mut out = vec![];
-        out.extend_from_slice(&BTF_MAGIC.to_ne_bytes());
-        out.extend_from_slice(&[1, 0]);
-        for w in [
-            24u32,
-            0,
-            types.len() as u32,
-            types.len() as u32,
-            strings.len() as u32,
-        ] {
-            out.extend_from_slice(&w.to_ne_bytes());
-        }
-        out.extend(types);
-        out.extend(strings);
-        out
+        btf(&words, b"\0int\0btf_trace_demo\0")
     }
 
     #[test]
