@@ -1,6 +1,6 @@
 //! End-to-end kernel test of the shipped `hungtask` rule: the real agent runs `rules/`, a
 //! thread of this test is made to hang in TASK_UNINTERRUPTIBLE, kernel.hung_task_timeout_secs
-//! is lowered to 1 s, and the record stored in `huatuo-local/hungtask` must name that thread.
+//! is lowered to 1 s, and the record stored in `local/hungtask` must name that thread.
 //! Needs root, BPF and FUSE: skipped with a message otherwise, unless `CI=true`.
 //!
 //! The hang is the one of `bpf-templates/tests/hang_util` (its FUSE server and sysctl guard
@@ -17,13 +17,13 @@
 
 #[path = "../../../bpf-templates/tests/hang_util/fuse.rs"]
 mod fuse;
+mod kernel_agent;
 #[path = "../../../bpf-templates/tests/hang_util/knobs.rs"]
 mod knobs;
 
-use serde_json::Value as Json;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use kernel_agent::*;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
@@ -32,41 +32,9 @@ use std::time::{Duration, Instant};
 const SERVER_ENV: &str = "HUATUO_FUSE_SERVER_DIR";
 const BLOCKED_COMM: &str = "huatuo-hung-b";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// True when the test should run; prints why it is skipped otherwise.
 fn enabled(test: &str) -> bool {
-    if std::env::var("CI").as_deref() != Ok("true") && !is_root() {
-        println!("SKIPPED: {test} needs root, BPF and FUSE (set CI=true to require it)");
-        return false;
-    }
-    knobs::hang_ready(test)
-}
-
-fn wait_until<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    kernel_tests_enabled(test, "root, BPF and FUSE") && knobs::hang_ready(test)
 }
 
 /// The FUSE server (see the file's documentation). Does nothing unless `SERVER_ENV` is set.
@@ -253,94 +221,6 @@ impl Drop for Hang {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// The running agent and its scratch directory; killed and removed on drop.
-struct Agent {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Agent {
-    fn start(dir: PathBuf) -> Agent {
-        std::fs::create_dir_all(dir.join("local")).expect("scratch dir");
-        let config = format!(
-            "[Storage.LocalFile]\n    Path = \"{}\"\n",
-            dir.join("local").display()
-        );
-        std::fs::write(dir.join("huatuo-bamai.conf"), config).expect("config");
-        let port = free_port();
-        let log = std::fs::File::create(dir.join("agent.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_huatuo"))
-            .current_dir(repo())
-            .args(["run", "--rules", "rules/", "--stdlib", "stdlib", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--config")
-            .arg(dir.join("huatuo-bamai.conf"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the agent");
-        Agent { child, dir, port }
-    }
-
-    fn status(&self) -> Option<Json> {
-        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(stream, "GET /status HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
-    }
-
-    /// The `tracer_data` of every stored record of `tracer` (a `#` header line, then JSON).
-    fn records(&self, tracer: &str) -> Vec<Json> {
-        std::fs::read_to_string(self.dir.join("local").join(tracer))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with('{'))
-            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
-            .map(|doc| {
-                assert_eq!(doc["tracer_name"], tracer, "{doc}");
-                doc["tracer_data"].clone()
-            })
-            .collect()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Whether template `name` loaded with every required program attached.
-fn template_attached(status: &Json, name: &str) -> bool {
-    status["templates"].as_array().is_some_and(|ts| {
-        ts.iter().any(|t| {
-            t["name"] == name
-                && t["loaded"] == true
-                && t["programs"].as_array().is_some_and(|ps| {
-                    ps.iter()
-                        .filter(|p| p["required"] == true)
-                        .all(|p| !p["attached"].is_null())
-                })
-        })
-    })
-}
-
 #[test]
 fn the_hungtask_rule_records_a_task_hung_in_d_state() {
     let name = "the_hungtask_rule_records_a_task_hung_in_d_state";
@@ -350,21 +230,14 @@ fn the_hungtask_rule_records_a_task_hung_in_d_state() {
     let pid = std::process::id();
     let knobs = knobs::HungTaskKnobs::set(1).unwrap_or_else(|e| panic!("hung task knobs: {e}"));
     let saved = knobs.saved().to_vec();
-    let agent = Agent::start(std::env::temp_dir().join(format!("huatuo-agent-hungtask-{pid}")));
-    let status = wait_until(Duration::from_secs(60), || {
-        agent.status().filter(|s| template_attached(s, "hungtask"))
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "hungtask never attached; status {:?}\nlog:\n{}",
-            agent.status(),
-            agent.log()
-        )
+    let agent = Agent::start(Setup {
+        tag: "agent-hungtask",
+        rules: "rules/",
+        config: "",
+        args: &[],
     });
-    let rules: Vec<&str> = status["rules"]
-        .as_array()
-        .map(|rs| rs.iter().filter_map(|r| r["name"].as_str()).collect())
-        .unwrap_or_default();
+    let status = agent.wait_attached(&["hungtask"]);
+    let rules = rule_names(&status);
     assert!(
         rules.contains(&"hungtask"),
         "hungtask not loaded: {rules:?}"
@@ -372,12 +245,7 @@ fn the_hungtask_rule_records_a_task_hung_in_d_state() {
 
     let hang = Hang::start();
     let tid = hang.tid;
-    let record = wait_until(Duration::from_secs(20), || {
-        agent
-            .records("hungtask")
-            .into_iter()
-            .find(|r| r["pid"] == pid)
-    });
+    let record = agent.wait_record("hungtask", Duration::from_secs(20), |r| r["pid"] == pid);
     let state_then = hang.state();
     drop(hang);
     drop(knobs);

@@ -6,151 +6,16 @@
 //! The OOM trigger is a child process running this test binary again (the
 //! `oom_child_allocates` helper, inert unless `HUATUO_OOM_CHILD` names a cgroup).
 
-use serde_json::Value as Json;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+mod kernel_agent;
+
+use kernel_agent::*;
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// True when the test should run; prints why it is skipped otherwise.
-fn kernel_tests_enabled() -> bool {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        return true;
-    }
-    if !is_root() {
-        println!("SKIPPED: events_kernel needs root and BPF (set CI=true to require it)");
-        return false;
-    }
-    true
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn wait_until<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The running agent and its scratch directory; killed and removed on drop.
-struct Agent {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Agent {
-    fn start(dir: PathBuf, device: &str) -> Agent {
-        std::fs::create_dir_all(dir.join("local")).expect("scratch dir");
-        let config = format!(
-            "[Storage.LocalFile]\n    Path = \"{}\"\n[EventTracing.Netdev]\n    DeviceList = [\"{device}\"]\n",
-            dir.join("local").display()
-        );
-        std::fs::write(dir.join("huatuo-bamai.conf"), config).expect("config");
-        let port = free_port();
-        let log = std::fs::File::create(dir.join("agent.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_huatuo"))
-            .current_dir(repo())
-            .args(["run", "--rules", "rules/", "--stdlib", "stdlib", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--config")
-            .arg(dir.join("huatuo-bamai.conf"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the agent");
-        Agent { child, dir, port }
-    }
-
-    fn get(&self, path: &str) -> Option<String> {
-        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        text.split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_string())
-    }
-
-    fn status(&self) -> Option<Json> {
-        serde_json::from_str(&self.get("/status")?).ok()
-    }
-
-    /// The `tracer_data` of every stored record of `tracer` (a `#` header line, then JSON).
-    fn records(&self, tracer: &str) -> Vec<Json> {
-        std::fs::read_to_string(self.dir.join("local").join(tracer))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with('{'))
-            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
-            .map(|doc| {
-                assert_eq!(doc["tracer_name"], tracer, "{doc}");
-                doc["tracer_data"].clone()
-            })
-            .collect()
-    }
-
-    fn wait_record(&self, tracer: &str, what: impl Fn(&Json) -> bool) -> Option<Json> {
-        wait_until(Duration::from_secs(15), || {
-            self.records(tracer).into_iter().find(|r| what(r))
-        })
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Whether template `name` loaded with every required program attached.
-fn template_attached(status: &Json, name: &str) -> bool {
-    status["templates"].as_array().is_some_and(|ts| {
-        ts.iter().any(|t| {
-            t["name"] == name
-                && t["loaded"] == true
-                && t["programs"].as_array().is_some_and(|ps| {
-                    ps.iter()
-                        .filter(|p| p["required"] == true)
-                        .all(|p| !p["attached"].is_null())
-                })
-        })
-    })
-}
+/// How long a triggered event may take to be stored.
+const RECORD_WAIT: Duration = Duration::from_secs(15);
 
 /// The value of an enumerator of the running kernel's BTF (through bpftool), if it can be read.
 fn kernel_enum_value(name: &str) -> Option<i64> {
@@ -255,31 +120,21 @@ fn oom_child_allocates() {
 
 #[test]
 fn daemon_records_real_kernel_events() {
-    if !kernel_tests_enabled() {
+    if !kernel_tests_enabled("events_kernel", "root and BPF") {
         return;
     }
     let pid = std::process::id();
     let device = format!("htv{}", pid % 100_000);
-    let dir = std::env::temp_dir().join(format!("huatuo-events-kernel-{pid}"));
-    let agent = Agent::start(dir, &device);
+    let agent = Agent::start(Setup {
+        tag: "events-kernel",
+        rules: "rules/",
+        config: &format!("[EventTracing.Netdev]\n    DeviceList = [\"{device}\"]\n"),
+        args: &[],
+    });
 
     // The agent serves /status with the templates attached.
-    let status = wait_until(Duration::from_secs(60), || {
-        agent
-            .status()
-            .filter(|s| template_attached(s, "drops") && template_attached(s, "oom"))
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "drops and oom never attached; status {:?}\nlog:\n{}",
-            agent.status(),
-            agent.log()
-        )
-    });
-    let rules: Vec<&str> = status["rules"]
-        .as_array()
-        .map(|rs| rs.iter().filter_map(|r| r["name"].as_str()).collect())
-        .unwrap_or_default();
+    let status = agent.wait_attached(&["drops", "oom"]);
+    let rules = rule_names(&status);
     for rule in ["dropwatch", "oom", "netdev_events", "softirq_tracing"] {
         assert!(rules.contains(&rule), "{rule} not loaded: {rules:?}");
     }
@@ -288,7 +143,7 @@ fn daemon_records_real_kernel_events() {
     let port = free_port();
     assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
     let drop = agent
-        .wait_record("dropwatch", |r| r["dport"] == port)
+        .wait_record("dropwatch", RECORD_WAIT, |r| r["dport"] == port)
         .unwrap_or_else(|| panic!("no dropwatch record for port {port}\n{}", agent.log()));
     println!("dropwatch record: {drop}");
     assert_eq!(drop["type"], "common_drop", "{drop}");
@@ -317,7 +172,7 @@ fn daemon_records_real_kernel_events() {
         let exit = child.wait_with_output().expect("wait for the OOM child");
         assert!(!exit.status.success(), "the child was not killed");
         let victim = agent
-            .wait_record("oom", |r| r["victim_pid"] == child_pid)
+            .wait_record("oom", RECORD_WAIT, |r| r["victim_pid"] == child_pid)
             .unwrap_or_else(|| {
                 panic!(
                     "no oom record for pid {child_pid}: {:?}\n{}",
@@ -337,7 +192,7 @@ fn daemon_records_real_kernel_events() {
     let veth = Veth::create(&device);
     veth.set("up");
     let up = agent
-        .wait_record("netdev_events", |r| {
+        .wait_record("netdev_events", RECORD_WAIT, |r| {
             r["ifname"] == device.as_str()
                 && r["linkstatus"]
                     .as_str()
@@ -347,7 +202,7 @@ fn daemon_records_real_kernel_events() {
     assert_eq!(up["driver"], "veth", "{up}");
     assert_eq!(up["start"], false, "{up}");
     veth.set("down");
-    let down = agent.wait_record("netdev_events", |r| {
+    let down = agent.wait_record("netdev_events", RECORD_WAIT, |r| {
         r["ifname"] == device.as_str()
             && r["linkstatus"]
                 .as_str()

@@ -1,0 +1,197 @@
+//! Harness of the end-to-end kernel tests (`events_kernel`, `events_hungtask`,
+//! `autotrace_kernel`): the real `huatuo run` on the live kernel with shipped rules, its
+//! records stored as local files in a scratch directory, its `/status` read over HTTP.
+//! Builds on `scrape_common` (repository root, root check, ports, scratch config).
+
+#![allow(dead_code)]
+
+/// The `/metrics` tests' helpers, included from `tests/scrape_common`.
+#[path = "../scrape_common/mod.rs"]
+mod scrape_common;
+
+/// Repository root, `CI=true`, effective-uid root check and free port, as the metrics tests.
+pub use scrape_common::{ci, free_port, is_root, repo};
+
+use scrape_common::TempConfig;
+use serde_json::Value as Json;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// True when a kernel test should run (root, or `CI=true`, which makes it run or fail);
+/// prints `SKIPPED: <test> needs <needs>` otherwise.
+pub fn kernel_tests_enabled(test: &str, needs: &str) -> bool {
+    if !ci() && !is_root() {
+        println!("SKIPPED: {test} needs {needs} (set CI=true to require it)");
+        return false;
+    }
+    true
+}
+
+/// Polls `probe` every 100 ms until it gives a value or `timeout` passes.
+pub fn wait_until<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What differs between the tests' agents.
+pub struct Setup<'a> {
+    /// Names the scratch directory `<temp>/huatuo-<tag>-<pid>`.
+    pub tag: &'a str,
+    /// The `--rules` path, relative to the repository root (`rules/`, `rules/autotrace`).
+    pub rules: &'a str,
+    /// Config text put before the `[Storage.LocalFile]` section (e.g. `[EventTracing.Netdev]`).
+    pub config: &'a str,
+    /// Extra `huatuo run` arguments (e.g. `--run-for 60`).
+    pub args: &'a [&'a str],
+}
+
+/// The running agent and its scratch directory; killed, then the directory removed, on drop.
+pub struct Agent {
+    // field order is drop order: the process goes before its directory
+    child: scrape_common::Agent,
+    scratch: TempConfig,
+    port: u16,
+}
+
+impl Agent {
+    /// Starts `huatuo run --rules <rules> --stdlib stdlib --listen 127.0.0.1:<port> --config
+    /// <scratch>/huatuo-bamai.conf <args>` from the repository root, stderr to `agent.log`.
+    pub fn start(setup: Setup) -> Agent {
+        let scratch = TempConfig::new(setup.tag, setup.config);
+        std::fs::create_dir_all(scratch.dir.join("local")).expect("scratch dir");
+        let port = free_port();
+        let log = std::fs::File::create(scratch.dir.join("agent.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_huatuo"))
+            .current_dir(repo())
+            .args([
+                "run",
+                "--rules",
+                setup.rules,
+                "--stdlib",
+                "stdlib",
+                "--listen",
+            ])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--config")
+            .arg(&scratch.path)
+            .args(setup.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the agent");
+        Agent {
+            child: scrape_common::Agent(child),
+            scratch,
+            port,
+        }
+    }
+
+    /// The body of a raw HTTP/1.0 `GET path`, or `None` while the agent is not serving.
+    pub fn get(&self, path: &str) -> Option<String> {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        text.split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+    }
+
+    /// `GET /status` parsed, or `None` while the agent is not serving.
+    pub fn status(&self) -> Option<Json> {
+        serde_json::from_str(&self.get("/status")?).ok()
+    }
+
+    /// The local record file of `tracer`.
+    pub fn record_file(&self, tracer: &str) -> PathBuf {
+        self.scratch.dir.join("local").join(tracer)
+    }
+
+    /// The `tracer_data` of every stored record of `tracer` (`#` header lines, then JSON docs,
+    /// each asserted to name `tracer`).
+    pub fn records(&self, tracer: &str) -> Vec<Json> {
+        std::fs::read_to_string(self.record_file(tracer))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+            .map(|doc| {
+                assert_eq!(doc["tracer_name"], tracer, "{doc}");
+                doc["tracer_data"].clone()
+            })
+            .collect()
+    }
+
+    /// The first record of `tracer` for which `what` holds, waiting up to `within` for it.
+    pub fn wait_record(
+        &self,
+        tracer: &str,
+        within: Duration,
+        what: impl Fn(&Json) -> bool,
+    ) -> Option<Json> {
+        wait_until(within, || {
+            self.records(tracer).into_iter().find(|r| what(r))
+        })
+    }
+
+    /// The `/status` once every one of `templates` is attached (waiting up to 60 s); panics
+    /// with the last status and the log otherwise.
+    pub fn wait_attached(&self, templates: &[&str]) -> Json {
+        wait_until(Duration::from_secs(60), || {
+            self.status()
+                .filter(|s| templates.iter().all(|t| template_attached(s, t)))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{} never attached; status {:?}\nlog:\n{}",
+                templates.join(" and "),
+                self.status(),
+                self.log()
+            )
+        })
+    }
+
+    /// The agent's exit status if it has exited already.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.0.try_wait().ok().flatten()
+    }
+
+    /// What the agent wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.scratch.dir.join("agent.log")).unwrap_or_default()
+    }
+}
+
+/// The names of the rules a `/status` lists as loaded.
+pub fn rule_names(status: &Json) -> Vec<&str> {
+    status["rules"]
+        .as_array()
+        .map(|rs| rs.iter().filter_map(|r| r["name"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// Whether template `name` loaded with every required program attached.
+pub fn template_attached(status: &Json, name: &str) -> bool {
+    status["templates"].as_array().is_some_and(|ts| {
+        ts.iter().any(|t| {
+            t["name"] == name
+                && t["loaded"] == true
+                && t["programs"].as_array().is_some_and(|ps| {
+                    ps.iter()
+                        .filter(|p| p["required"] == true)
+                        .all(|p| !p["attached"].is_null())
+                })
+        })
+    })
+}
