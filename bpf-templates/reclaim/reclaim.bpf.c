@@ -7,7 +7,11 @@
  *  - compaction:mm_compaction_begin/end           direct compaction (kcompactd is ignored)
  *
  * Every completed stall is added to a histogram (allocation stalls, compaction stalls, and
- * memcg reclaim stalls per memory cgroup), read at scrape time. Events implement HUATUO's
+ * memcg reclaim stalls per memory cgroup), read at scrape time; allocation and compaction
+ * stalls are also summed in nanoseconds per CPU (HUATUO's memory_free_allocpages_stall and
+ * memory_free_compaction_stall). The number of memcg reclaims of a cgroup (HUATUO's
+ * memory_reclaim_container_directstall) is its histogram's count, summed in user space, so
+ * the memcg path needs no second map. Events implement HUATUO's
  * memreclaim rule in the kernel: a task's stall time is summed over a window (`window_ns`,
  * 1 s); when the sum passes `threshold_ns` (900 ms) one event carries the sum and the window
  * restarts.
@@ -73,9 +77,24 @@ struct {
 	__type(value, struct huatuo_hist);
 } compaction_stall SEC(".maps");
 
-/* memcg reclaim stalls per memory cgroup id. */
+/* Host sums of stall time (ns): direct reclaim and direct compaction. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} alloc_stall_ns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} compaction_stall_ns SEC(".maps");
+
+/* memcg reclaim stalls per memory cgroup id; LRU: cgroups that went away are evicted first. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, u64);
 	__type(value, struct huatuo_hist);
@@ -104,14 +123,24 @@ static __always_inline void record_hist(u32 kind, u64 cgroup_id, u64 delta)
 		}
 		if (h)
 			huatuo_hist_add_atomic(h, delta);
+		else
+			huatuo_count(HUATUO_CNT_MAP_FULL);
 		return;
 	}
 	u32 zero = 0;
+	u64 *sum;
 
-	h = bpf_map_lookup_elem(kind == KIND_DIRECT ? (void *)&alloc_stall : (void *)&compaction_stall,
-				&zero);
+	if (kind == KIND_DIRECT) {
+		h = bpf_map_lookup_elem(&alloc_stall, &zero);
+		sum = bpf_map_lookup_elem(&alloc_stall_ns, &zero);
+	} else {
+		h = bpf_map_lookup_elem(&compaction_stall, &zero);
+		sum = bpf_map_lookup_elem(&compaction_stall_ns, &zero);
+	}
 	if (h)
 		huatuo_hist_add(h, delta);
+	if (sum)
+		*sum += delta;
 }
 
 static __always_inline int stall_end(void *ctx, u32 kind)

@@ -1,6 +1,7 @@
 //! Reads a template's scrape-time maps (`[[histogram]]` and `[[counter]]` in schema.toml)
 //! into samples: one per entity (labels from the map key, or per CPU), each map published
-//! as its field (`Value::Hist` or `Value::Int`).
+//! as its field (`Value::Hist` or `Value::Int`), and a histogram's number of observations
+//! as its `count_field` (`Value::Int`) when the schema names one.
 
 use crate::cgroup::CgroupResolver;
 use crate::decode::dev_text;
@@ -25,6 +26,8 @@ trait MapValue: Pod + Copy {
     fn zero() -> Self;
     fn add(&mut self, other: &Self);
     fn value(&self) -> Value;
+    /// The number of observations (histograms only), for `count_field`.
+    fn count(&self) -> Option<i64>;
 }
 
 impl MapValue for Slots {
@@ -37,6 +40,9 @@ impl MapValue for Slots {
     fn value(&self) -> Value {
         Value::Hist(to_histogram(self))
     }
+    fn count(&self) -> Option<i64> {
+        Some(self.iter().fold(0u64, |n, c| n.wrapping_add(*c)) as i64)
+    }
 }
 
 impl MapValue for u64 {
@@ -48,6 +54,9 @@ impl MapValue for u64 {
     }
     fn value(&self) -> Value {
         Value::Int(*self as i64)
+    }
+    fn count(&self) -> Option<i64> {
+        None
     }
 }
 
@@ -114,6 +123,9 @@ fn read_map<V: MapValue>(
                 fields: BTreeMap::new(),
             });
             sample.fields.insert(spec.field.clone(), value.value());
+            if let (Some(field), Some(n)) = (&spec.count_field, value.count()) {
+                sample.fields.insert(field.clone(), Value::Int(n));
+            }
         }
     }
     Ok(())

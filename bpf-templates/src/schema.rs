@@ -219,6 +219,10 @@ pub struct HistogramMap {
     /// For per-CPU maps: publish one sample per CPU with this label instead of summing.
     #[serde(default)]
     pub per_cpu_label: Option<String>,
+    /// `[[histogram]]` only: also publish the histogram's number of observations as this
+    /// `Int` field (a count of events that needs no second map in the kernel).
+    #[serde(default)]
+    pub count_field: Option<String>,
 }
 
 /// A global a caller may set that is not a filter tunable.
@@ -343,12 +347,21 @@ impl TemplateSchema {
             ));
         }
         for hist in self.histogram.iter().chain(&self.counter) {
-            if !has_field(&hist.field) {
+            if let Some(field) = std::iter::once(&hist.field)
+                .chain(&hist.count_field)
+                .find(|f| !has_field(f))
+            {
                 return Err(format!(
-                    "map `{}` publishes undeclared field `{}`",
-                    hist.map, hist.field
+                    "map `{}` publishes undeclared field `{field}`",
+                    hist.map
                 ));
             }
+        }
+        if let Some(counter) = self.counter.iter().find(|c| c.count_field.is_some()) {
+            return Err(format!(
+                "counter map `{}`: count_field is for [[histogram]] maps",
+                counter.map
+            ));
         }
         Ok(())
     }
@@ -427,6 +440,27 @@ variants = [ { kind = "raw_tp", target = "softirq_entry", prog = "raw_tp_p" } ]
         assert!(err.contains("offtme"), "{err}");
         let bad_kind = GOOD.replace("raw_tp\"", "uprobe\"");
         assert!(TemplateSchema::parse("demo", &bad_kind).is_err());
+    }
+
+    #[test]
+    fn count_field_is_declared_and_only_on_histograms() {
+        let with_fields = GOOD.replace(
+            "[[source.tunables]]",
+            "[[source.fields]]\nname = \"lat\"\ntype = \"hist\"\n\
+             [[source.fields]]\nname = \"n\"\ntype = \"int\"\n[[source.tunables]]",
+        );
+        let hist = format!(
+            "{with_fields}[[histogram]]\nmap = \"h\"\nfield = \"lat\"\ncount_field = \"n\"\n"
+        );
+        let schema = TemplateSchema::parse("demo", &hist).unwrap();
+        assert_eq!(schema.histogram[0].count_field.as_deref(), Some("n"));
+        let undeclared = hist.replace("count_field = \"n\"", "count_field = \"m\"");
+        let err = TemplateSchema::parse("demo", &undeclared).unwrap_err();
+        assert!(err.contains("undeclared field `m`"), "{err}");
+        let counter =
+            format!("{with_fields}[[counter]]\nmap = \"c\"\nfield = \"n\"\ncount_field = \"n\"\n");
+        let err = TemplateSchema::parse("demo", &counter).unwrap_err();
+        assert!(err.contains("count_field is for [[histogram]]"), "{err}");
     }
 
     #[test]

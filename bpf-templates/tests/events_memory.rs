@@ -6,6 +6,7 @@ mod events_util;
 
 use common::{kernel_ready, OneContainer, TestCgroup};
 use events_util::{int, text, wait_for, ChildGuard};
+use huatuo_bpf::schema::AttachKind;
 use huatuo_bpf::{LoadOptions, Templates};
 use huatuo_dsl::value::Value;
 use std::collections::BTreeMap;
@@ -40,13 +41,35 @@ fn load(
     cgroup: &TestCgroup,
     container: &'static str,
 ) -> Templates {
+    load_kind(name, tunables, cgroup, container, None)
+}
+
+/// `load`, with every program attached as `kind` when given (the others excluded).
+fn load_kind(
+    name: &str,
+    tunables: BTreeMap<String, BTreeMap<String, u64>>,
+    cgroup: &TestCgroup,
+    container: &'static str,
+    kind: Option<AttachKind>,
+) -> Templates {
+    let excluded_kinds = match kind {
+        Some(AttachKind::RawTp) => vec![AttachKind::TpBtf],
+        _ => vec![],
+    };
     let options = LoadOptions {
         resolver: Arc::new(OneContainer(cgroup.id(), container)),
+        excluded_kinds,
         ..LoadOptions::default()
     };
     let templates = Templates::load_with(&[name], &tunables, options);
     let status = templates.status();
     assert!(status[0].loaded, "{name} did not load: {status:#?}");
+    if let Some(kind) = kind {
+        for program in &status[0].programs {
+            let attached = program.attached_variant().map(|v| v.kind);
+            assert_eq!(attached, Some(kind), "{name}: {program:#?}");
+        }
+    }
     templates
 }
 
@@ -82,6 +105,32 @@ fn oom_kill_in_a_limited_cgroup_is_reported() {
     }
 }
 
+/// The sum of the `/proc/vmstat` counters whose name starts with one of `prefixes`.
+fn vmstat(prefixes: &[&str]) -> u64 {
+    std::fs::read_to_string("/proc/vmstat")
+        .expect("/proc/vmstat")
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(name, _)| prefixes.iter().any(|p| name.starts_with(p)))
+        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// The `Int` field `field` of the first sample `pick` accepts.
+fn map_int(
+    samples: &[huatuo_dsl::value::Sample],
+    pick: impl Fn(&huatuo_dsl::value::Sample) -> bool,
+    field: &str,
+) -> Option<i64> {
+    samples
+        .iter()
+        .filter(|s| pick(s))
+        .find_map(|s| match s.fields.get(field) {
+            Some(Value::Int(n)) => Some(*n),
+            _ => None,
+        })
+}
+
 /// A file removed on drop.
 struct TempFile(PathBuf);
 
@@ -96,16 +145,47 @@ fn memcg_limit_below_the_working_set_reports_reclaim() {
     if !kernel_ready("memcg_limit_below_the_working_set_reports_reclaim") {
         return;
     }
-    let cgroup = limited_cgroup("huatuo-reclaim", 32 << 20);
+    memcg_reclaim_with(AttachKind::TpBtf);
+}
+
+#[test]
+fn memcg_limit_reclaim_with_raw_tracepoints() {
+    if !kernel_ready("memcg_limit_reclaim_with_raw_tracepoints") {
+        return;
+    }
+    memcg_reclaim_with(AttachKind::RawTp);
+}
+
+/// A 32 MiB memory cgroup writing 200 MiB of page cache, with the reclaim template's
+/// programs attached as `kind`: memcg reclaim events, the container's stall histogram and
+/// directstall count, and the host stall sums against /proc/vmstat.
+fn memcg_reclaim_with(kind: AttachKind) {
+    let cgroup = limited_cgroup(&format!("huatuo-reclaim-{kind:?}"), 32 << 20);
     // report every stall (threshold 0) so one reclaim pass is enough
     let tunables = BTreeMap::from([(
         "reclaim".to_string(),
         BTreeMap::from([("threshold_ns".to_string(), 0u64)]),
     )]);
-    let mut templates = load("reclaim", tunables, &cgroup, "reclaim-test");
+    // the kernel's own counts of direct reclaims and direct compactions (ALLOCSTALL is
+    // counted in every begin/end pair of mm_vmscan_direct_reclaim, COMPACTSTALL before every
+    // direct compaction), read before the template attaches
+    let allocstall_before = vmstat(&["allocstall_"]);
+    let compactstall_before = vmstat(&["compact_stall"]);
+    let mut templates = load_kind("reclaim", tunables, &cgroup, "reclaim-test", Some(kind));
     let mut rx = templates.take_events().expect("event stream");
-    let file =
-        TempFile(std::env::temp_dir().join(format!("huatuo-reclaim-{}", std::process::id())));
+    let is_test = |s: &huatuo_dsl::value::Sample| {
+        s.labels.get("container_id").map(String::as_str) == Some("reclaim-test")
+    };
+    // the test cgroup has not reclaimed yet: no directstall count for it
+    let before = templates.read_histograms();
+    assert_eq!(
+        map_int(&before, is_test, "directstall"),
+        None,
+        "{before:#?}"
+    );
+    let file = TempFile(
+        std::env::temp_dir().join(format!("huatuo-reclaim-{kind:?}-{}", std::process::id())),
+    );
     {
         // 200 MiB of page cache through a 32 MiB cgroup: charging must reclaim
         let mut child = spawn_in(
@@ -137,14 +217,43 @@ fn memcg_limit_below_the_working_set_reports_reclaim() {
             Some("reclaim-test")
         );
     }
-    // the per-container stall histogram counted the same stalls
+    // the per-container stall histogram counted the same stalls, and directstall (HUATUO's
+    // memory_reclaim_container_directstall) is its number of observations
     let samples = templates.read_histograms();
     let container = samples
         .iter()
-        .find(|s| s.labels.get("container_id").map(String::as_str) == Some("reclaim-test"))
+        .find(|s| is_test(s))
         .unwrap_or_else(|| panic!("no container histogram: {samples:#?}"));
-    match container.fields.get("directstall") {
-        Some(Value::Hist(h)) => assert!(h.count_between(0, u64::MAX) > 0, "{h:?}"),
-        other => panic!("directstall: {other:?}"),
+    let observed = match container.fields.get("directstall_latency") {
+        Some(Value::Hist(h)) => h.count_between(0, u64::MAX),
+        other => panic!("directstall_latency: {other:?}"),
+    };
+    let directstall = map_int(&samples, is_test, "directstall");
+    assert!(observed > 0, "{container:#?}");
+    assert_eq!(directstall, Some(observed as i64), "{container:#?}");
+    // a later read never goes back (a counter)
+    let later = templates.read_histograms();
+    assert!(map_int(&later, is_test, "directstall") >= directstall);
+    // Host sums (memory_free_allocpages_stall, memory_free_compaction_stall): published on
+    // the host sample (no labels) as ns. A memcg limit reclaims through try_charge, not the
+    // page allocator's direct reclaim, so they move only when the kernel's own counters
+    // moved: unchanged ALLOCSTALL / COMPACTSTALL over the whole test mean a sum of 0.
+    let host = |s: &huatuo_dsl::value::Sample| s.labels.is_empty();
+    let alloc_ns = map_int(&later, host, "allocpages_stall")
+        .unwrap_or_else(|| panic!("no allocpages_stall on the host: {later:#?}"));
+    let compaction_ns = map_int(&later, host, "compaction_stall")
+        .unwrap_or_else(|| panic!("no compaction_stall on the host: {later:#?}"));
+    assert!(alloc_ns >= 0 && compaction_ns >= 0);
+    let allocstall = vmstat(&["allocstall_"]) - allocstall_before;
+    let compactstall = vmstat(&["compact_stall"]) - compactstall_before;
+    if allocstall == 0 {
+        assert_eq!(alloc_ns, 0, "no direct reclaim per /proc/vmstat");
     }
+    if compactstall == 0 {
+        assert_eq!(compaction_ns, 0, "no direct compaction per /proc/vmstat");
+    }
+    eprintln!(
+        "{kind:?}: directstall {observed}; host: {allocstall} direct reclaims ({alloc_ns} ns), \
+         {compactstall} direct compactions ({compaction_ns} ns)"
+    );
 }

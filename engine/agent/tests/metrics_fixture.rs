@@ -1,7 +1,8 @@
 //! The real binary over a fixture node (trimmed /proc, a cgroup v2 tree, a cgroup v1 tree,
-//! recorded netlink qdisc JSON, a mountinfo) with the shipped metric rules: exact `/metrics`
-//! lines for every family the fixture can produce, the MetricCollector include/exclude
-//! filters and the BlackList (seed 001 §5.1, §7.5, §8).
+//! recorded netlink qdisc JSON, a mountinfo, recorded reads of the kernel templates' maps)
+//! with the shipped metric rules: exact `/metrics` lines for every family the fixture can
+//! produce, the MetricCollector include/exclude filters and the BlackList (seed 001 §5.1,
+//! §7.5, §8).
 
 mod scrape_common;
 
@@ -171,6 +172,44 @@ fn mountpoint_expected() -> Vec<String> {
     lines
 }
 
+/// M6 from `fixtures/node/bpf/maps.jsonl` (recorded bpf.reclaim map reads, see the comments
+/// there): HUATUO's three families with HUATUO's label sets and help (seed 001 §5.1
+/// "资源回收"), typed counter since they are cumulative; our zone histograms of the same
+/// stalls under names of ours.
+fn reclaim_expected() -> Vec<String> {
+    let host = r#"host="fixture-host",region="""#;
+    let mut lines = vec![
+        "# HELP huatuo_bamai_memory_free_allocpages_stall time stalled in alloc pages".to_string(),
+        "# TYPE huatuo_bamai_memory_free_allocpages_stall counter".to_string(),
+        format!("huatuo_bamai_memory_free_allocpages_stall{{{host}}} 33100000"),
+        "# HELP huatuo_bamai_memory_free_compaction_stall time stalled in memory compaction"
+            .to_string(),
+        "# TYPE huatuo_bamai_memory_free_compaction_stall counter".to_string(),
+        format!("huatuo_bamai_memory_free_compaction_stall{{{host}}} 0"),
+        "# HELP huatuo_bamai_memory_reclaim_container_directstall counter of cgroup reclaim when try_charge".to_string(),
+        "# TYPE huatuo_bamai_memory_reclaim_container_directstall counter".to_string(),
+        format!("huatuo_bamai_memory_reclaim_container_directstall{{{C1}}} 3"),
+    ];
+    // Zones 0-1ms, 1-10ms, 10-100ms, 100ms-1s, 1s+.
+    for (family, labels, zones) in [
+        ("memory_stall_allocpages_latency", host, [0, 2, 1, 0, 0]),
+        ("memory_stall_compaction_latency", host, [0; 5]),
+        (
+            "memory_stall_container_directstall_latency",
+            C1,
+            [2, 1, 0, 0, 0],
+        ),
+    ] {
+        lines.push(format!("# TYPE huatuo_bamai_{family} counter"));
+        for (zone, count) in zones.iter().enumerate() {
+            lines.push(format!(
+                r#"huatuo_bamai_{family}{{{labels},zone="{zone}"}} {count}"#
+            ));
+        }
+    }
+    lines
+}
+
 /// The docker container `aaaa…` of the cgroup v1 tree (copied from the containers crate).
 const V1: &str = r#"container_host="",container_hostnamespace="",container_id="aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",container_level="",container_name="aaaaaaaaaaaa",container_type="normal",host="fixture-host",region="""#;
 
@@ -206,10 +245,18 @@ fn v1_expected() -> Vec<String> {
 
 /// Runs the agent over the fixture node with `cgroup` as the cgroup root and returns the
 /// first scrape holding every `wanted` line (or the last one, with the missing lines).
-fn scrape_fixture(cgroup: &str, wanted: &[String]) -> (String, Vec<String>) {
+fn scrape_fixture(cgroup: &str, bpf_recorded: bool, wanted: &[String]) -> (String, Vec<String>) {
     let config = TempConfig::new(&format!("metrics-fixture-{cgroup}"), CONFIG);
     let port = free_port();
-    let args = fixture_args(cgroup, 40);
+    let mut args = fixture_args(cgroup, 40);
+    if bpf_recorded {
+        args.push("--bpf-recorded".into());
+        args.push(
+            repo()
+                .join("engine/agent/tests/fixtures/node/bpf/maps.jsonl")
+                .into(),
+        );
+    }
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let _agent = start_agent(port, &config.path, &args);
     // Two poll intervals (10 s each): the deltas need a second read.
@@ -229,7 +276,8 @@ fn fixture_node_metrics_are_exact() {
     let mut wanted = expected();
     wanted.extend(qdisc_expected());
     wanted.extend(mountpoint_expected());
-    let (body, missing) = scrape_fixture("cgroup", &wanted);
+    wanted.extend(reclaim_expected());
+    let (body, missing) = scrape_fixture("cgroup", true, &wanted);
     assert!(
         missing.is_empty(),
         "missing lines: {missing:#?}\n---\n{body}"
@@ -253,6 +301,20 @@ fn fixture_node_metrics_are_exact() {
             "`{absent}` should not be exported:\n{body}"
         );
     }
+    // M6: one series per HUATUO family (no `zone` label on them: the zones are ours, under
+    // memory_stall_*), directstall only for the container that reclaimed.
+    for family in [
+        "memory_free_allocpages_stall",
+        "memory_free_compaction_stall",
+        "memory_reclaim_container_directstall",
+    ] {
+        let series: Vec<&str> = body
+            .lines()
+            .filter(|l| l.starts_with(&format!("huatuo_bamai_{family}{{")))
+            .collect();
+        assert_eq!(series.len(), 1, "{family}: {series:#?}");
+        assert!(!series[0].contains("zone="), "{}", series[0]);
+    }
     // Free space changes while the test runs: present, not exact.
     for family in ["free_bytes", "avail_bytes", "files_free"] {
         for point in ["/", "/dev/shm"] {
@@ -269,7 +331,7 @@ fn fixture_node_metrics_are_exact() {
 
 #[test]
 fn fixture_node_cgroup_v1_container_metrics_are_exact() {
-    let (body, missing) = scrape_fixture("cgroup-v1", &v1_expected());
+    let (body, missing) = scrape_fixture("cgroup-v1", false, &v1_expected());
     assert!(
         missing.is_empty(),
         "missing lines: {missing:#?}\n---\n{body}"

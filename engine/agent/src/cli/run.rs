@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// Do not load kernel templates (rules that need them get nothing).
     #[arg(long)]
     no_bpf: bool,
+    /// Read the templates' maps (histograms, counters) from recorded samples in this file
+    /// (JSON lines, as `huatuo replay` reads them) instead of loading templates.
+    #[arg(long, value_name = "FILE")]
+    bpf_recorded: Option<PathBuf>,
     /// Stop after this many seconds (tests and benchmarks).
     #[arg(long, value_name = "SECONDS")]
     run_for: Option<f64>,
@@ -69,6 +73,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         gpu_recorded: args.gpu_recorded,
         kmsg: args.kmsg,
         bpf: !args.no_bpf,
+        bpf_recorded: args.bpf_recorded,
         run_for: args.run_for.map(|s| Duration::from_secs_f64(s.max(0.0))),
         spool_dir: args.spool_dir,
     };

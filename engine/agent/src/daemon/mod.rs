@@ -52,6 +52,9 @@ pub struct DaemonOptions {
     pub kmsg: PathBuf,
     /// Load kernel templates.
     pub bpf: bool,
+    /// Recorded samples of the templates' maps (JSON lines, as `huatuo replay` reads them),
+    /// republished at every poll instead of loading templates (fixture runs).
+    pub bpf_recorded: Option<PathBuf>,
     /// Stop after this long (tests, benchmarks); run until a signal when absent.
     pub run_for: Option<Duration>,
     /// Where records wait while Elasticsearch is unreachable.
@@ -213,7 +216,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     let (sender, samples) = sample_queue(SAMPLE_QUEUE);
 
     // Kernel templates.
-    let templates = if options.bpf && !needs.bpf.is_empty() {
+    let templates = if options.bpf && options.bpf_recorded.is_none() && !needs.bpf.is_empty() {
         let schemas: Vec<_> = huatuo_bpf::template_schemas()
             .0
             .into_iter()
@@ -283,17 +286,23 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
             ));
         }
     }
+    let bpf_interval = needs
+        .bpf
+        .iter()
+        .map(|s| interval_of(&plan, s, Some(10)))
+        .min()
+        .unwrap_or(Duration::from_secs(10));
     if let Some(templates) = &templates {
-        let interval = needs
-            .bpf
-            .iter()
-            .map(|s| interval_of(&plan, s, Some(10)))
-            .min()
-            .unwrap_or(Duration::from_secs(10));
         polled.push(Polled::new(
             Box::new(streams::HistogramReader(templates.clone())),
-            interval,
+            bpf_interval,
         ));
+    }
+    if let Some(path) = &options.bpf_recorded {
+        match streams::RecordedHistograms::open(path, &needs.bpf) {
+            Ok(reader) => polled.push(Polled::new(Box::new(reader), bpf_interval)),
+            Err(e) => log::warn!("recorded template maps unavailable: {e}"),
+        }
     }
     let source_stats: SourceStatsMap = Arc::default();
     let poller = spawn_poller(polled, sender.clone(), source_stats.clone(), stop.clone())?;

@@ -1,5 +1,5 @@
 //! Stream sources feeding the sample queue: template events, kmsg, link notifications, and
-//! the templates' histograms presented as one polled reader.
+//! the templates' histograms presented as one polled reader (or recorded samples of them).
 
 use super::channel::SampleSender;
 use super::DaemonOptions;
@@ -84,10 +84,11 @@ pub fn link_events(
 /// The histograms of every loaded template, read as one polled source.
 pub struct HistogramReader(pub Arc<Mutex<Templates>>);
 
-impl Reader for HistogramReader {
-    fn schema(&self) -> SourceSchema {
+impl HistogramReader {
+    /// The schema of a polled reader of template maps named `name`.
+    fn schema_of(name: &str) -> SourceSchema {
         SourceSchema {
-            name: "bpf.histograms".into(),
+            name: name.into(),
             description: "histogram maps of the loaded templates".into(),
             mode: SourceMode::Polled,
             default_interval_s: Some(10),
@@ -99,6 +100,12 @@ impl Reader for HistogramReader {
             tunables: Vec::new(),
         }
     }
+}
+
+impl Reader for HistogramReader {
+    fn schema(&self) -> SourceSchema {
+        HistogramReader::schema_of("bpf.histograms")
+    }
 
     fn read(&mut self, _now_ns: i64) -> Result<Vec<Sample>, ReadError> {
         let templates = self.0.lock().map_err(|_| ReadError {
@@ -107,5 +114,44 @@ impl Reader for HistogramReader {
             message: "template state poisoned".into(),
         })?;
         Ok(templates.read_histograms())
+    }
+}
+
+/// Recorded samples of the templates' maps, republished at every read with the read's time:
+/// what `HistogramReader` would read from a node whose kernel maps hold these values.
+pub struct RecordedHistograms(Vec<Sample>);
+
+impl RecordedHistograms {
+    /// Reads the samples of `path` (JSON lines, `#` comments) whose source is in `sources`.
+    pub fn open(path: &Path, sources: &[String]) -> Result<Self, String> {
+        let shown = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| format!("{shown}: {e}"))?;
+        let samples = crate::cli::replay::read_samples(&shown, std::io::BufReader::new(file))?;
+        Ok(RecordedHistograms(
+            samples
+                .into_iter()
+                .filter(|s| sources.contains(&s.source))
+                .collect(),
+        ))
+    }
+}
+
+impl Reader for RecordedHistograms {
+    fn schema(&self) -> SourceSchema {
+        SourceSchema {
+            description: "recorded samples of the templates' maps".into(),
+            ..HistogramReader::schema_of("bpf.recorded")
+        }
+    }
+
+    fn read(&mut self, now_ns: i64) -> Result<Vec<Sample>, ReadError> {
+        Ok(self
+            .0
+            .iter()
+            .map(|s| Sample {
+                time_ns: now_ns,
+                ..s.clone()
+            })
+            .collect())
     }
 }
