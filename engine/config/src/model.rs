@@ -357,7 +357,7 @@ section! {
 section! {
     /// `[MetricCollector.NetdevStats]`: network device counters (seed 001 lines 988-991).
     pub struct NetdevStats {
-        /// Read counters over netlink instead of /proc/net/dev (host only).
+        /// Read counters over netlink instead of /proc/net/dev (host and container namespaces).
         "EnableNetlink" => enable_netlink: bool = false, Plain, Check::Any;
         /// Regex of devices to collect; empty collects all.
         "DeviceIncluded" => device_included: String = String::new(), Plain, Check::Regex;

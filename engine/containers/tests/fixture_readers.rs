@@ -26,6 +26,7 @@ fn readers(tree: &str) -> BTreeMap<String, Box<dyn Reader>> {
         proc_root: fixture("proc"),
         host_cpus: 8.0,
         max_tasks: 1000,
+        ..ReaderOptions::default()
     };
     cgroup_readers_with(discovery, options)
         .into_iter()
@@ -304,6 +305,7 @@ fn task_scan_is_capped_and_counts_what_it_skipped() {
         proc_root: fixture("proc"),
         host_cpus: 8.0,
         max_tasks: 1,
+        ..ReaderOptions::default()
     };
     let mut load = cgroup_readers_with(discovery, options)
         .into_iter()

@@ -9,11 +9,15 @@
 //! | d… | 4004 | process gone (no `proc/4004`): vanished |
 //! | e… | none | empty `cgroup.procs`: no pid |
 //! | f… | 4005 | its own, with a malformed `net/dev` and no netstat/arp: error |
+//!
+//! `fixtures/net/netlink/netns/4001/link.json` is a recorded RTM_GETLINK dump of a's
+//! namespace for `container.net_dev` through netlink (`EnableNetlink`).
 
 use huatuo_containers::readers::net::{NetKind, NetnsReader, NetnsStats};
 use huatuo_containers::{cgroup_readers_with, schemas, Discovery, DiscoveryOptions, ReaderOptions};
 use huatuo_dsl::source::Reader;
 use huatuo_dsl::value::{Sample, Value};
+use huatuo_sources::net_dev::NetDevVia;
 use huatuo_sources::NetnsView;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -204,6 +208,92 @@ fn net_dev_one_sample_per_container_and_device_host_network_skipped() {
     );
 }
 
+/// a's eth0 in the recorded link dump: different from its `/proc/4001/net/dev` line.
+fn a_eth0_by_netlink() -> BTreeMap<String, Value> {
+    ints(&[
+        ("receive_bytes", 64_400_118),
+        ("receive_packets", 693_156),
+        ("receive_errs", 1),
+        ("receive_drop", 7),
+        ("receive_fifo", 5),
+        ("receive_frame", 6),
+        ("receive_compressed", 0),
+        ("receive_multicast", 3),
+        ("transmit_bytes", 62_348_011),
+        ("transmit_packets", 660_219),
+        ("transmit_errs", 8),
+        ("transmit_drop", 4),
+        ("transmit_fifo", 9),
+        ("transmit_colls", 10),
+        ("transmit_carrier", 11),
+        ("transmit_compressed", 0),
+    ])
+}
+
+#[test]
+fn net_dev_through_netlink_has_the_procfs_labels_and_fields() {
+    let mut procfs = reader(NetKind::NetDev);
+    let mut netlink = reader(NetKind::NetDev)
+        .net_dev_via(NetDevVia::Netlink)
+        .netlink_recorded(Some(fixture("netlink")));
+    let by_procfs = procfs.read(77).expect("procfs");
+    let by_netlink = netlink.read(77).expect("netlink");
+    // The same series: tunl0, recorded without IFLA_STATS64, has no sample.
+    assert_eq!(keys(&by_netlink), keys(&by_procfs));
+    for (n, p) in by_netlink.iter().zip(&by_procfs) {
+        assert_eq!(n.source, "container.net_dev");
+        assert_eq!(n.labels, p.labels);
+        assert_eq!(n.time_ns, 77);
+        assert_eq!(
+            n.fields.keys().collect::<Vec<_>>(),
+            p.fields.keys().collect::<Vec<_>>()
+        );
+    }
+    // The values are the recorded dump's, for a and for c sharing a's namespace.
+    assert_eq!(by_netlink[0].fields, a_eth0_by_netlink());
+    assert_eq!(by_netlink[1].fields["receive_packets"], Value::Int(11));
+    assert_eq!(by_netlink[2].fields, by_netlink[0].fields);
+    // f (pid 4005) has no recording: counted as an error like its malformed net/dev.
+    assert_eq!(netlink.stats(), expected_stats());
+}
+
+#[test]
+fn reader_options_send_only_net_dev_through_netlink() {
+    let read = |options: ReaderOptions, source: &str| {
+        cgroup_readers_with(discovery(), options)
+            .into_iter()
+            .find(|r| r.schema().name == source)
+            .unwrap_or_else(|| panic!("{source} registered"))
+            .read(1)
+            .expect("read")
+    };
+    let netlink = || ReaderOptions {
+        proc_root: fixture("proc"),
+        net_dev_via: NetDevVia::Netlink,
+        netlink_recorded: Some(fixture("netlink")),
+        ..ReaderOptions::default()
+    };
+    let procfs = ReaderOptions {
+        proc_root: fixture("proc"),
+        netlink_recorded: Some(fixture("netlink")),
+        ..ReaderOptions::default()
+    };
+    assert_eq!(ReaderOptions::default().net_dev_via, NetDevVia::Procfs);
+    assert_eq!(
+        read(netlink(), "container.net_dev")[0].fields,
+        a_eth0_by_netlink()
+    );
+    assert_eq!(
+        read(procfs, "container.net_dev")[0].fields["receive_bytes"],
+        Value::Int(64_400_018)
+    );
+    // netstat has no netlink path: still /proc/<pid>/net/netstat.
+    assert_eq!(
+        read(netlink(), "container.netstat")[0].fields["TcpExt_ListenDrops"],
+        Value::Int(9)
+    );
+}
+
 #[test]
 fn netstat_reuses_the_host_parser_per_namespace() {
     let mut r = reader(NetKind::Netstat);
@@ -313,15 +403,21 @@ fn unidentifiable_host_namespace_is_an_error_naming_the_file() {
     assert!(err.message.contains("host network namespace"), "{err}");
 }
 
-/// Real kernel test (root, cgroup v1): a process in its own network namespace behind a veth
-/// pair, placed in a docker-shaped cgroup, and a second one in the host namespace.
+/// Real kernel tests (root, cgroup v1): a process in its own network namespace behind a veth
+/// pair, placed in a docker-shaped cgroup, and a second one in the host namespace; and a
+/// container namespace read through procfs and netlink side by side.
 mod real {
     use super::*;
     use std::fs;
     use std::net::UdpSocket;
     use std::os::unix::fs::MetadataExt;
     use std::process::{Child, Command, Stdio};
+    use std::sync::Mutex;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    /// The tests share `/sys/fs/cgroup/*/docker` (created and removed by whichever needs it)
+    /// and scan every container: one at a time.
+    static HOST_STATE: Mutex<()> = Mutex::new(());
 
     const CGROUP_ROOT: &str = "/sys/fs/cgroup";
     const CONTROLLERS: [&str; 3] = ["cpu", "cpuacct", "memory"];
@@ -333,7 +429,7 @@ mod real {
     struct Cleanup {
         children: Vec<Child>,
         dirs: Vec<PathBuf>,
-        netns: Option<String>,
+        netns: Vec<String>,
         link: Option<String>,
     }
 
@@ -354,7 +450,7 @@ mod real {
             if let Some(link) = &self.link {
                 let _ = ip(&["link", "del", link]);
             }
-            if let Some(ns) = &self.netns {
+            for ns in &self.netns {
                 let _ = ip(&["netns", "del", ns]);
             }
         }
@@ -455,6 +551,8 @@ mod real {
             eprintln!("SKIPPED: needs root, cgroup v1 cpu/cpuacct/memory and ip(8)");
             return;
         }
+        // Held until after `cleanup` is dropped (declared first, dropped last).
+        let _serial = HOST_STATE.lock().unwrap_or_else(|e| e.into_inner());
         let tag = std::process::id() % 1_000_000;
         let ns = format!("huatuo-test-{tag}");
         let (host_if, cont_if) = (format!("htv{tag}h"), format!("htv{tag}c"));
@@ -463,7 +561,7 @@ mod real {
         let mut cleanup = Cleanup::default();
 
         ip(&["netns", "add", &ns]).expect("netns add");
-        cleanup.netns = Some(ns.clone());
+        cleanup.netns.push(ns.clone());
         ip(&[
             "link", "add", &host_if, "type", "veth", "peer", "name", &cont_if,
         ])
@@ -581,5 +679,241 @@ mod real {
             "the container resolved or learned the host side's address"
         );
         assert_eq!(net_dev.stats().errors, 0);
+    }
+
+    /// Whether this host can run the real tests; panics under CI=true when it cannot.
+    fn can_run() -> bool {
+        let v1 = PathBuf::from(CGROUP_ROOT)
+            .join("cpu/cgroup.procs")
+            .is_file();
+        let has_ip = Command::new("ip")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok();
+        if is_root() && v1 && has_ip {
+            return true;
+        }
+        assert!(
+            !must_run(),
+            "CI=true but not root on a cgroup v1 host with ip(8)"
+        );
+        eprintln!("SKIPPED: needs root, cgroup v1 cpu/cpuacct/memory and ip(8)");
+        false
+    }
+
+    /// Runs `args` in the namespace `ns` (best effort).
+    fn in_ns(ns: &str, args: &[&str]) -> Result<(), String> {
+        let mut all = vec!["-n", ns];
+        all.extend_from_slice(args);
+        ip(&all)
+    }
+
+    /// The samples of container `id`, by device.
+    fn devices_of(samples: &[Sample], id: &str) -> BTreeMap<String, Sample> {
+        samples
+            .iter()
+            .filter(|s| s.labels["container_id"] == id)
+            .map(|s| (s.labels["device"].clone(), s.clone()))
+            .collect()
+    }
+
+    /// Reads procfs, netlink, procfs until nothing moved between the two procfs reads (at
+    /// most 20 tries): the netlink read must then equal procfs exactly. Every try checks
+    /// the same devices and labels, every counter between the two procfs values.
+    fn netlink_equals_procfs(
+        procfs: &mut NetnsReader,
+        netlink: &mut dyn Reader,
+        id: &str,
+        devices: &[&str],
+    ) -> BTreeMap<String, Sample> {
+        for _ in 0..20 {
+            let before = devices_of(&procfs.read(1).expect("procfs"), id);
+            let through = devices_of(&netlink.read(1).expect("netlink"), id);
+            let after = devices_of(&procfs.read(1).expect("procfs"), id);
+            assert_eq!(
+                through.keys().map(String::as_str).collect::<Vec<_>>(),
+                devices,
+                "netlink devices of the container"
+            );
+            assert_eq!(
+                before.keys().collect::<Vec<_>>(),
+                through.keys().collect::<Vec<_>>(),
+                "procfs and netlink list the same devices"
+            );
+            for (device, n) in &through {
+                let (b, a) = (&before[device], &after[device]);
+                assert_eq!(n.labels, b.labels, "{device}: same labels");
+                assert_eq!(n.source, "container.net_dev");
+                assert_eq!(
+                    n.fields.keys().collect::<Vec<_>>(),
+                    b.fields.keys().collect::<Vec<_>>(),
+                    "{device}: same fields"
+                );
+                for field in n.fields.keys() {
+                    let (lo, v, hi) = (int(b, field), int(n, field), int(a, field));
+                    assert!(lo <= v && v <= hi, "{device} {field}: {lo} <= {v} <= {hi}");
+                }
+            }
+            let quiet = before
+                .iter()
+                .all(|(device, b)| b.fields == after[device].fields);
+            if quiet {
+                for (device, n) in &through {
+                    assert_eq!(
+                        n.fields, before[device].fields,
+                        "{device}: netlink equals /proc/<pid>/net/dev"
+                    );
+                }
+                return through;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the namespace never stayed quiet between two procfs reads");
+    }
+
+    #[test]
+    fn container_net_dev_through_netlink_equals_procfs_and_moves_with_traffic() {
+        if !can_run() {
+            return;
+        }
+        // Held until after `cleanup` is dropped (declared first, dropped last).
+        let _serial = HOST_STATE.lock().unwrap_or_else(|e| e.into_inner());
+        // Two namespaces of ours joined by a veth pair: the container's and its peer's.
+        // Nothing is created or addressed in the host's namespace.
+        let tag = std::process::id() % 100_000;
+        let (ns, peer_ns) = (format!("htnl-{tag}c"), format!("htnl-{tag}p"));
+        let (cont_if, peer_if) = (format!("htn{tag}c"), format!("htn{tag}p"));
+        let subnet = 16 + tag % 200;
+        let (peer_ip, cont_ip) = (format!("10.232.{subnet}.1"), format!("10.232.{subnet}.2"));
+        let mut cleanup = Cleanup::default();
+        for name in [&ns, &peer_ns] {
+            ip(&["netns", "add", name]).expect("netns add");
+            cleanup.netns.push(name.clone());
+            // Quiet namespaces: no IPv6 autoconfiguration chatter on the new links.
+            let _ = Command::new("ip")
+                .args(["netns", "exec", name.as_str(), "sh", "-c"])
+                .arg("echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6")
+                .status();
+        }
+        in_ns(
+            &ns,
+            &[
+                "link", "add", &cont_if, "type", "veth", "peer", "name", &peer_if, "netns",
+                &peer_ns,
+            ],
+        )
+        .expect("veth between the namespaces");
+        in_ns(
+            &ns,
+            &["addr", "add", &format!("{cont_ip}/30"), "dev", &cont_if],
+        )
+        .expect("addr");
+        in_ns(
+            &peer_ns,
+            &["addr", "add", &format!("{peer_ip}/30"), "dev", &peer_if],
+        )
+        .expect("peer addr");
+        for (name, link) in [
+            (&ns, &cont_if),
+            (&ns, &"lo".to_string()),
+            (&peer_ns, &peer_if),
+        ] {
+            in_ns(name, &["link", "set", link, "up"]).expect("link up");
+        }
+
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns, "sleep", "60"])
+            .spawn()
+            .expect("spawn sleeper in the netns");
+        let pid = child.id();
+        cleanup.children.push(child);
+        let host_ns = netns_inode(1)
+            .or_else(|| netns_inode(std::process::id()))
+            .expect("host netns inode");
+        let mut entered = false;
+        for _ in 0..200 {
+            if netns_inode(pid).is_some_and(|i| i != host_ns) {
+                entered = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(entered, "the sleeper entered the test namespace");
+        let id = container_id(3);
+        fake_docker_cgroup(&mut cleanup, &id, pid);
+
+        let discovery = Arc::new(Discovery::new(DiscoveryOptions {
+            root: PathBuf::from(CGROUP_ROOT),
+            refresh_interval: Duration::from_secs(60),
+            docker_root: None,
+            ..DiscoveryOptions::default()
+        }));
+        let mut procfs = NetnsReader::new(NetKind::NetDev, discovery.clone(), "/proc");
+        // What the daemon builds when EnableNetlink is set.
+        let mut netlink = cgroup_readers_with(
+            discovery.clone(),
+            ReaderOptions {
+                net_dev_via: NetDevVia::Netlink,
+                ..ReaderOptions::default()
+            },
+        )
+        .into_iter()
+        .find(|r| r.schema().name == "container.net_dev")
+        .expect("container.net_dev registered");
+        let mut devices = vec![cont_if.as_str(), "lo"];
+        devices.sort_unstable();
+
+        let before = netlink_equals_procfs(&mut procfs, netlink.as_mut(), &id, &devices);
+
+        // Traffic made inside the namespaces: the container sends to its peer and to its own
+        // loopback, the peer sends to the container; every datagram is received.
+        let netns_file = |name: &str| PathBuf::from("/run/netns").join(name);
+        let udp = |name: &str, addr: String| {
+            huatuo_sources::netns::run_in(&netns_file(name), move || {
+                let socket = UdpSocket::bind((addr.as_str(), 0)).map_err(|e| e.to_string())?;
+                socket
+                    .set_read_timeout(Some(Duration::from_secs(2)))
+                    .map_err(|e| e.to_string())?;
+                Ok(socket)
+            })
+            .expect("a UDP socket inside the namespace")
+        };
+        let cont = udp(&ns, cont_ip.clone());
+        let cont_lo = udp(&ns, "127.0.0.1".to_string());
+        let peer = udp(&peer_ns, peer_ip.clone());
+        let mut buf = [0u8; 2048];
+        for (from, to) in [(&cont, &peer), (&peer, &cont), (&cont_lo, &cont_lo)] {
+            let target = to.local_addr().expect("bound address");
+            for _ in 0..DATAGRAMS {
+                from.send_to(&[0x5a; PAYLOAD], target).expect("send");
+                let (n, _) = to.recv_from(&mut buf).expect("the datagram arrives");
+                assert_eq!(n, PAYLOAD);
+            }
+        }
+
+        let after = netlink_equals_procfs(&mut procfs, netlink.as_mut(), &id, &devices);
+        let delta =
+            |device: &str, field: &str| int(&after[device], field) - int(&before[device], field);
+        // Ethernet + IPv4 + UDP headers around each payload on the veth; lo has no FCS
+        // either, at least IPv4 + UDP.
+        let veth_bytes = DATAGRAMS * (PAYLOAD as i64 + 14 + 20 + 8);
+        let lo_bytes = DATAGRAMS * (PAYLOAD as i64 + 20 + 8);
+        for (device, field, at_least) in [
+            (cont_if.as_str(), "transmit_packets", DATAGRAMS),
+            (cont_if.as_str(), "transmit_bytes", veth_bytes),
+            (cont_if.as_str(), "receive_packets", DATAGRAMS),
+            (cont_if.as_str(), "receive_bytes", veth_bytes),
+            ("lo", "transmit_packets", DATAGRAMS),
+            ("lo", "receive_packets", DATAGRAMS),
+            ("lo", "receive_bytes", lo_bytes),
+        ] {
+            let moved = delta(device, field);
+            assert!(
+                moved >= at_least,
+                "{device} {field} moved by {moved} through netlink, expected >= {at_least}"
+            );
+        }
+        assert_eq!(procfs.stats().errors, 0);
     }
 }

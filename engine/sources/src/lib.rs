@@ -81,6 +81,9 @@ pub struct ReaderConfig {
     /// Read GPU sources from recorded JSON in this directory (`metax.json`, `nvidia.json`)
     /// instead of the vendor libraries; a vendor without its file is absent.
     pub gpu_recorded: Option<PathBuf>,
+    /// How `proc.net_dev` reads the host's counters (`MetricCollector.NetdevStats.EnableNetlink`);
+    /// over netlink it reads `link.json` of `netlink_recorded` when that is set.
+    pub net_dev_via: net_dev::NetDevVia,
 }
 
 /// The netlink readers, live or from recorded JSON.
@@ -103,7 +106,8 @@ fn netlink_readers(config: &ReaderConfig) -> Vec<Box<dyn Reader>> {
 
 /// Every polled host reader, rooted at `roots`.
 pub fn host_readers(roots: &Roots, config: &ReaderConfig) -> Vec<Box<dyn Reader>> {
-    let host_net = NetnsView::host(&roots.proc);
+    let host_net =
+        NetnsView::host(&roots.proc).with_netlink_recorded(config.netlink_recorded.as_deref());
     let mut readers: Vec<Box<dyn Reader>> = vec![
         Box::new(stat::reader(&roots.proc)),
         Box::new(stat::cpu_reader(&roots.proc)),
@@ -112,7 +116,7 @@ pub fn host_readers(roots: &Roots, config: &ReaderConfig) -> Vec<Box<dyn Reader>
         Box::new(memory::meminfo_reader(&roots.proc)),
         Box::new(buddyinfo::reader(&roots.proc)),
         Box::new(diskstats::reader(&roots.proc)),
-        Box::new(host_net.net_dev()),
+        host_net.net_dev_via(config.net_dev_via),
         Box::new(host_net.netstat()),
         Box::new(host_net.sockstat()),
         Box::new(host_net.arp()),

@@ -1,7 +1,10 @@
-//! `proc.net_dev`: per-interface counters from `<net>/dev` (host or a process's netns).
+//! `proc.net_dev`: per-interface counters from `<net>/dev` (host or a process's netns), or
+//! the same counters from rtnetlink (RTM_GETLINK, IFLA_STATS64) when
+//! `MetricCollector.NetdevStats.EnableNetlink` is set ([`NetDevVia::Netlink`]).
 
 use crate::common::{int, polled, SampleBuilder};
 use crate::file_reader::FileReader;
+use crate::netlink::link::{self, LinkInfo, NetlinkTable, TableReader};
 use huatuo_dsl::catalog::SourceSchema;
 use huatuo_dsl::units::Dim;
 use huatuo_dsl::value::Sample;
@@ -42,12 +45,18 @@ pub fn schema() -> SourceSchema {
             } else {
                 Dim::Count
             };
-            int(name, dim, "a /proc/net/dev counter")
+            int(
+                name,
+                dim,
+                "a /proc/net/dev counter (or its IFLA_STATS64 sum)",
+            )
         })
         .collect();
     polled(
         NAME,
-        "network interface counters from /proc/net/dev of a network namespace",
+        "network interface counters of a network namespace: /proc/net/dev, or RTM_GETLINK \
+         IFLA_STATS64 summed as /proc/net/dev prints them when \
+         MetricCollector.NetdevStats.EnableNetlink is set",
         &["device"],
         fields,
     )
@@ -99,3 +108,70 @@ pub fn parse(text: &str, now_ns: i64) -> Result<Vec<Sample>, String> {
 pub fn reader(net: &Path) -> FileReader {
     FileReader::single(schema(), net.join("dev"), parse)
 }
+
+/// How a namespace's device counters are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NetDevVia {
+    /// `<net>/dev`: `/proc/net/dev`, or `/proc/<pid>/net/dev` for another namespace.
+    #[default]
+    Procfs,
+    /// RTM_GETLINK in the namespace (entered through `/proc/<pid>/ns/net` for another one),
+    /// IFLA_STATS64 summed as `/proc/net/dev` prints them
+    /// ([`link::proc_net_dev_counters`]).
+    Netlink,
+}
+
+impl NetDevVia {
+    /// The method `MetricCollector.NetdevStats.EnableNetlink` selects.
+    pub fn from_enable_netlink(enable_netlink: bool) -> Self {
+        if enable_netlink {
+            NetDevVia::Netlink
+        } else {
+            NetDevVia::Procfs
+        }
+    }
+}
+
+/// `proc.net_dev` samples of a link dump, sorted by device like [`parse`]; links the kernel
+/// sent without IFLA_STATS64 (or recorded without counters) have no sample.
+pub fn from_links(links: &[LinkInfo], now_ns: i64) -> Vec<Sample> {
+    let mut links: Vec<&LinkInfo> = links
+        .iter()
+        .filter(|l| l.counters.len() == FIELDS.len())
+        .collect();
+    links.sort_by(|a, b| a.ifname.cmp(&b.ifname));
+    links
+        .into_iter()
+        .map(|l| {
+            FIELDS
+                .iter()
+                .zip(&l.counters)
+                .fold(
+                    SampleBuilder::new().label("device", l.ifname.clone()),
+                    |b, (n, v)| b.uint(n, *v),
+                )
+                .build(NAME, now_ns)
+        })
+        .collect()
+}
+
+/// The link table read as `proc.net_dev`: same schema, labels and fields as the procfs path.
+pub struct NetDevLinks;
+
+impl NetlinkTable for NetDevLinks {
+    type Row = LinkInfo;
+    const NAME: &'static str = NAME;
+    const REQUEST: &'static str = "RTM_GETLINK";
+    fn schema() -> SourceSchema {
+        schema()
+    }
+    fn dump(netns: Option<&Path>) -> Result<Vec<LinkInfo>, String> {
+        link::dump_live_in(netns)
+    }
+    fn samples(rows: &[LinkInfo], now_ns: i64) -> Vec<Sample> {
+        from_links(rows, now_ns)
+    }
+}
+
+/// `proc.net_dev` over netlink: live, in a namespace, or a recorded `link.json`.
+pub type NetlinkNetDevReader = TableReader<NetDevLinks>;

@@ -2,7 +2,9 @@
 
 use huatuo_dsl::source::Reader;
 use huatuo_dsl::value::{Sample, Value};
+use huatuo_sources::net_dev::{self, NetDevVia};
 use huatuo_sources::netlink::{dcb, link, qdisc};
+use huatuo_sources::{NetnsView, ReaderConfig, Roots};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -89,6 +91,159 @@ fn link_recorded_state_and_counters() {
         ifb0.fields["linkstatus"],
         Value::Str("linkStatusAdminDown, linkStatusCarrierUp".into())
     );
+}
+
+#[test]
+fn stats64_summed_as_proc_net_dev_prints_them() {
+    let mut s = netlink_packet_route::link::Stats64::default();
+    // Distinct powers of two: every sum below names exactly which counters it holds.
+    s.rx_bytes = 1;
+    s.rx_packets = 2;
+    s.rx_errors = 4;
+    s.rx_dropped = 8;
+    s.rx_missed_errors = 16;
+    s.rx_fifo_errors = 32;
+    s.rx_length_errors = 64;
+    s.rx_over_errors = 128;
+    s.rx_crc_errors = 256;
+    s.rx_frame_errors = 512;
+    s.rx_compressed = 1 << 10;
+    s.multicast = 1 << 11;
+    s.tx_bytes = 1 << 12;
+    s.tx_packets = 1 << 13;
+    s.tx_errors = 1 << 14;
+    s.tx_dropped = 1 << 15;
+    s.tx_fifo_errors = 1 << 16;
+    s.collisions = 1 << 17;
+    s.tx_carrier_errors = 1 << 18;
+    s.tx_aborted_errors = 1 << 19;
+    s.tx_window_errors = 1 << 20;
+    s.tx_heartbeat_errors = 1 << 21;
+    s.tx_compressed = 1 << 22;
+    // In neither /proc/net/dev nor the sums.
+    s.rx_nohandler = 1 << 23;
+    s.rx_otherhost_dropped = 1 << 24;
+    assert_eq!(
+        link::proc_net_dev_counters(&s),
+        [
+            1,
+            2,
+            4,
+            8 + 16,
+            32,
+            64 + 128 + 256 + 512,
+            1 << 10,
+            1 << 11,
+            1 << 12,
+            1 << 13,
+            1 << 14,
+            1 << 15,
+            1 << 16,
+            1 << 17,
+            (1 << 18) + (1 << 19) + (1 << 20) + (1 << 21),
+            1 << 22,
+        ]
+    );
+    assert_eq!(link::COUNTERS, net_dev::FIELDS);
+}
+
+/// The proc.net_dev reader of `host_readers` for `config`.
+fn host_net_dev(config: &ReaderConfig) -> Box<dyn Reader> {
+    let roots = Roots::fixture(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"));
+    huatuo_sources::host_readers(&roots, config)
+        .into_iter()
+        .find(|r| r.schema().name == net_dev::NAME)
+        .expect("proc.net_dev is registered")
+}
+
+#[test]
+fn net_dev_via_netlink_reads_the_recorded_link_dump_as_proc_net_dev() {
+    let recorded = Some(fixture(""));
+    let mut netlink = host_net_dev(&ReaderConfig {
+        netlink_recorded: recorded.clone(),
+        net_dev_via: NetDevVia::Netlink,
+        ..Default::default()
+    });
+    assert_eq!(netlink.schema(), net_dev::schema());
+    let samples = netlink.read(NOW).expect("link.json");
+    let devices: Vec<&str> = samples
+        .iter()
+        .map(|s| s.labels["device"].as_str())
+        .collect();
+    assert_eq!(
+        devices,
+        ["eth0", "ifb0", "ifb1", "lo"],
+        "sorted like procfs"
+    );
+    let eth0 = &samples[0];
+    assert_eq!(eth0.source, net_dev::NAME);
+    assert_eq!(eth0.labels.len(), 1, "only `device`, like procfs");
+    assert_eq!(
+        eth0.fields.keys().map(String::as_str).collect::<Vec<_>>(),
+        {
+            let mut names = net_dev::FIELDS.to_vec();
+            names.sort();
+            names
+        }
+    );
+    // link.json's eth0, not proc/net/dev's (213495487 bytes there).
+    assert_eq!(int(eth0, "receive_bytes"), 238561780);
+    assert_eq!(int(eth0, "receive_packets"), 15101);
+    assert_eq!(int(eth0, "transmit_bytes"), 1177964);
+    assert_eq!(int(eth0, "transmit_packets"), 12971);
+    assert_eq!(int(&samples[3], "receive_packets"), 89);
+
+    // Without EnableNetlink the same recorded directory does not change proc.net_dev.
+    let mut procfs = host_net_dev(&ReaderConfig {
+        netlink_recorded: recorded,
+        ..Default::default()
+    });
+    let eth0 = &procfs.read(NOW).expect("proc/net/dev")[0];
+    assert_eq!(int(eth0, "receive_bytes"), 213495487);
+}
+
+#[test]
+fn net_dev_via_netlink_of_a_pid_reads_its_own_recorded_namespace() {
+    let dir = fixture("");
+    let view =
+        NetnsView::for_pid_in(Path::new("/nonexistent"), 4001).with_netlink_recorded(Some(&dir));
+    let err = view
+        .net_dev_via(NetDevVia::Netlink)
+        .read(NOW)
+        .expect_err("no netns/4001 recording here");
+    assert!(err.path.ends_with("netns/4001/link.json"), "{err}");
+    assert_eq!(err.source_name, net_dev::NAME);
+}
+
+#[test]
+fn live_net_dev_via_netlink_matches_procfs_in_the_agent_namespace() {
+    let view = NetnsView::host(Path::new("/proc"));
+    let mut procfs = view.net_dev_via(NetDevVia::Procfs);
+    let mut netlink = view.net_dev_via(NetDevVia::Netlink);
+    let by_device = |samples: Vec<Sample>| {
+        samples
+            .into_iter()
+            .map(|s| (s.labels["device"].clone(), s.fields))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = by_device(procfs.read(NOW).expect("/proc/net/dev"));
+    let through = by_device(netlink.read(NOW).expect("RTM_GETLINK"));
+    let after = by_device(procfs.read(NOW).expect("/proc/net/dev"));
+    assert_eq!(
+        through.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    // Counters only grow: the netlink read sits between the two procfs reads.
+    for (device, fields) in &through {
+        for (name, value) in fields {
+            let (Value::Int(lo), Value::Int(v), Value::Int(hi)) =
+                (&before[device][name], value, &after[device][name])
+            else {
+                panic!("{device} {name} is not an integer");
+            };
+            assert!(lo <= v && v <= hi, "{device} {name}: {lo} <= {v} <= {hi}");
+        }
+    }
 }
 
 #[test]
@@ -283,6 +438,7 @@ fn live_netlink_inside_another_network_namespace() {
     let links = view.link().read(NOW);
     let qdiscs = view.qdisc().read(NOW);
     let net_dev = view.net_dev().read(NOW);
+    let net_dev_netlink = view.net_dev_via(NetDevVia::Netlink).read(NOW);
     let _ = child.kill();
     let _ = child.wait();
     let _ = ip(&["netns", "del", ns]);
@@ -296,6 +452,9 @@ fn live_netlink_inside_another_network_namespace() {
     assert_eq!(names(&links), ["htons0", "htons1", "lo"]);
     let net_dev = net_dev.expect("/proc/<pid>/net/dev");
     assert_eq!(names(&net_dev), ["htons0", "htons1", "lo"]);
+    let net_dev_netlink = net_dev_netlink.expect("proc.net_dev over RTM_GETLINK in the namespace");
+    assert_eq!(names(&net_dev_netlink), ["htons0", "htons1", "lo"]);
+    assert!(net_dev_netlink.iter().all(|s| s.source == "proc.net_dev"));
     let qdiscs = qdiscs.expect("RTM_GETQDISC in the namespace");
     assert!(qdiscs.iter().any(|s| s.labels["device"] == "htons0"));
     assert!(qdiscs.iter().all(|s| s.labels["device"] != "eth0"));

@@ -6,6 +6,7 @@ pub mod enrich;
 pub mod evaluate;
 pub mod poller;
 pub mod pushdown;
+pub mod reader_settings;
 pub mod records;
 pub mod selfmetrics;
 pub mod selfstats;
@@ -258,23 +259,21 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     };
 
     // Polled readers: host, cgroup and the templates' histograms.
-    let collector = &config.metric_collector;
-    let reader_config = huatuo_sources::ReaderConfig {
-        netlink_recorded: options.netlink_recorded.clone(),
-        gpu_recorded: options.gpu_recorded.clone(),
-        netdev_hw_devices: collector.netdev_hw.device_list.clone(),
-        dcb_devices: collector.netdev_dcb.device_list.clone(),
-        ..Default::default()
-    };
+    let reader_config = reader_settings::host_reader_config(
+        config,
+        options.netlink_recorded.as_deref(),
+        options.gpu_recorded.as_deref(),
+    );
     let mut polled = Vec::new();
     let mut readers = huatuo_sources::host_readers(&options.roots, &reader_config);
     if let Some(d) = &discovery {
         readers.extend(huatuo_containers::readers::cgroup_readers_with(
             d.clone(),
-            huatuo_containers::readers::ReaderOptions {
-                proc_root: options.roots.proc.clone(),
-                ..Default::default()
-            },
+            reader_settings::container_reader_options(
+                config,
+                &options.roots.proc,
+                options.netlink_recorded.as_deref(),
+            ),
         ));
     }
     for reader in readers {

@@ -15,6 +15,7 @@ use huatuo_dsl::catalog::{FieldSchema, FieldType, SourceMode, SourceSchema};
 use huatuo_dsl::source::{ReadError, Reader};
 use huatuo_dsl::units::Dim;
 use huatuo_dsl::value::{Sample, Value};
+use huatuo_sources::net_dev::NetDevVia;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +29,11 @@ pub struct ReaderOptions {
     pub host_cpus: f64,
     /// At most this many tasks per container are examined by `cgroup.load`.
     pub max_tasks: usize,
+    /// How `container.net_dev` reads each namespace (`MetricCollector.NetdevStats.EnableNetlink`).
+    pub net_dev_via: NetDevVia,
+    /// Recorded netlink JSON (`<dir>/netns/<pid>/link.json` per namespace) instead of
+    /// entering the namespaces; for fixture trees.
+    pub netlink_recorded: Option<PathBuf>,
 }
 
 impl Default for ReaderOptions {
@@ -36,6 +42,8 @@ impl Default for ReaderOptions {
             proc_root: PathBuf::from("/proc"),
             host_cpus: std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
             max_tasks: 100_000,
+            net_dev_via: NetDevVia::Procfs,
+            netlink_recorded: None,
         }
     }
 }
@@ -194,7 +202,7 @@ pub fn cgroup_readers_with(
     discovery: Arc<Discovery>,
     options: ReaderOptions,
 ) -> Vec<Box<dyn Reader>> {
-    let net = net::readers(&discovery, &options.proc_root);
+    let net = net::readers(&discovery, &options);
     let options = Arc::new(options);
     let cgroup = catalog().into_iter().map(|(schema, read_fn)| {
         Box::new(CgroupReader {

@@ -1,6 +1,10 @@
 //! `container.net_dev`, `container.netstat`, `container.arp` and `container.sockstat` (M11,
 //! M14, M15, M16 container variants): the network counters of each container's own network namespace, read through
 //! `/proc/<init pid>/net/*` with the host parsers of `huatuo-sources` ([`NetnsView`]).
+//! `container.net_dev` reads RTM_GETLINK inside the namespace instead when
+//! [`NetnsReader::net_dev_via`] is [`NetDevVia::Netlink`] (`EnableNetlink`): the host's
+//! netlink reader of the same view, with the same labels and fields (entering a namespace
+//! needs CAP_SYS_ADMIN).
 //!
 //! Containers sharing the host's network namespace (pod `hostNetwork`, or a `/proc/<pid>/ns/net`
 //! inode equal to `/proc/1/ns/net`'s, or the agent's own when pid 1's is not readable) are
@@ -14,7 +18,7 @@ use crate::discovery::Discovery;
 use huatuo_dsl::catalog::SourceSchema;
 use huatuo_dsl::source::{ReadError, Reader};
 use huatuo_dsl::value::Sample;
-use huatuo_sources::file_reader::FileReader;
+use huatuo_sources::net_dev::NetDevVia;
 use huatuo_sources::{arp, net_dev, netstat, sockstat, NetnsView};
 use std::collections::HashMap;
 use std::io;
@@ -28,7 +32,8 @@ pub const DEFAULT_MAX_NAMESPACES: usize = 1024;
 /// Which per-namespace view a [`NetnsReader`] publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetKind {
-    /// `container.net_dev`: `/proc/<pid>/net/dev`, one sample per device.
+    /// `container.net_dev`: `/proc/<pid>/net/dev` (or RTM_GETLINK in the namespace), one
+    /// sample per device.
     NetDev,
     /// `container.netstat`: `/proc/<pid>/net/{netstat,snmp}` as `Group_Key` fields.
     Netstat,
@@ -98,13 +103,13 @@ impl NetKind {
         schema
     }
 
-    /// The host parser's reader over one namespace.
-    fn open(self, view: &NetnsView) -> FileReader {
+    /// The host reader over one namespace; `via` chooses procfs or netlink for `NetDev`.
+    fn open(self, view: &NetnsView, via: NetDevVia) -> Box<dyn Reader> {
         match self {
-            NetKind::NetDev => view.net_dev(),
-            NetKind::Netstat => view.netstat(),
-            NetKind::Arp => view.arp(),
-            NetKind::Sockstat => view.sockstat(),
+            NetKind::NetDev => view.net_dev_via(via),
+            NetKind::Netstat => Box::new(view.netstat()),
+            NetKind::Arp => Box::new(view.arp()),
+            NetKind::Sockstat => Box::new(view.sockstat()),
         }
     }
 }
@@ -135,6 +140,8 @@ pub struct NetnsReader {
     discovery: Arc<Discovery>,
     proc_root: PathBuf,
     max_namespaces: usize,
+    net_dev_via: NetDevVia,
+    netlink_recorded: Option<PathBuf>,
     stats: NetnsStats,
 }
 
@@ -158,8 +165,24 @@ impl NetnsReader {
             discovery,
             proc_root: proc_root.into(),
             max_namespaces: DEFAULT_MAX_NAMESPACES,
+            net_dev_via: NetDevVia::Procfs,
+            netlink_recorded: None,
             stats: NetnsStats::default(),
         }
+    }
+
+    /// How `container.net_dev` reads a namespace: `/proc/<pid>/net/dev` (the default) or
+    /// RTM_GETLINK inside it. Other kinds always read procfs.
+    pub fn net_dev_via(mut self, via: NetDevVia) -> Self {
+        self.net_dev_via = via;
+        self
+    }
+
+    /// Netlink reads take `<dir>/netns/<pid>/link.json` instead of entering the namespace
+    /// (fixture trees; see [`NetnsView::with_netlink_recorded`]).
+    pub fn netlink_recorded(mut self, dir: Option<PathBuf>) -> Self {
+        self.netlink_recorded = dir;
+        self
     }
 
     /// Reads at most `n` namespaces per call; further containers are counted as capped.
@@ -181,10 +204,11 @@ impl NetnsReader {
         }
     }
 
-    /// Reads the namespace of `pid` with the host parser.
+    /// Reads the namespace of `pid` with the host reader.
     fn read_namespace(&mut self, pid: u32, now_ns: i64) -> Outcome {
-        let view = NetnsView::for_pid_in(&self.proc_root, pid);
-        match self.kind.open(&view).read(now_ns) {
+        let view = NetnsView::for_pid_in(&self.proc_root, pid)
+            .with_netlink_recorded(self.netlink_recorded.as_deref());
+        match self.kind.open(&view, self.net_dev_via).read(now_ns) {
             Ok(samples) => {
                 self.stats.namespaces_read += 1;
                 Outcome::Samples(Arc::new(samples))
@@ -311,10 +335,20 @@ pub(crate) fn schemas() -> Vec<SourceSchema> {
     NetKind::ALL.iter().map(|k| k.schema()).collect()
 }
 
-/// One reader per kind over `discovery`'s containers.
-pub(crate) fn readers(discovery: &Arc<Discovery>, proc_root: &Path) -> Vec<Box<dyn Reader>> {
+/// One reader per kind over `discovery`'s containers, with procfs at `options.proc_root`
+/// and `container.net_dev` read as `options.net_dev_via` says.
+pub(crate) fn readers(
+    discovery: &Arc<Discovery>,
+    options: &super::ReaderOptions,
+) -> Vec<Box<dyn Reader>> {
     NetKind::ALL
         .iter()
-        .map(|k| Box::new(NetnsReader::new(*k, discovery.clone(), proc_root)) as Box<dyn Reader>)
+        .map(|k| {
+            Box::new(
+                NetnsReader::new(*k, discovery.clone(), &options.proc_root)
+                    .net_dev_via(options.net_dev_via)
+                    .netlink_recorded(options.netlink_recorded.clone()),
+            ) as Box<dyn Reader>
+        })
         .collect()
 }

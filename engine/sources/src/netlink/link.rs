@@ -9,7 +9,7 @@ use huatuo_dsl::catalog::{FieldType, SourceMode, SourceSchema};
 use huatuo_dsl::source::{ReadError, Reader};
 use huatuo_dsl::units::Dim;
 use huatuo_dsl::value::{Sample, Value};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, Stats64};
 use netlink_packet_route::RouteNetlinkMessage;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -23,8 +23,46 @@ pub const EVENTS: &str = "netlink.link_events";
 /// rtnetlink multicast group of link changes (`RTNLGRP_LINK`).
 const RTNLGRP_LINK: u32 = 1;
 
-/// Counters of a link, named as in `proc.net_dev`.
+/// Counters of a link, named and summed as in `proc.net_dev` ([`proc_net_dev_counters`]).
 pub const COUNTERS: [&str; 16] = crate::net_dev::FIELDS;
+
+/// IFLA_STATS64 as `/proc/net/dev` prints it, in [`COUNTERS`] order. Both come from the
+/// same `dev_get_stats()`; the kernel's `dev_seq_printf_stats()` (net/core/net-procfs.c)
+/// folds some counters together, and so does this:
+/// - `receive_drop` = `rx_dropped + rx_missed_errors`;
+/// - `receive_frame` = `rx_length_errors + rx_over_errors + rx_crc_errors + rx_frame_errors`;
+/// - `transmit_carrier` = `tx_carrier_errors + tx_aborted_errors + tx_window_errors +
+///   tx_heartbeat_errors`;
+/// - `receive_fifo`, `transmit_fifo` are `rx_fifo_errors`, `tx_fifo_errors`, `transmit_colls`
+///   is `collisions`, `receive_multicast` is `multicast`; the rest map by name.
+///
+/// `rx_nohandler` and `rx_otherhost_dropped` are in neither `/proc/net/dev` nor here.
+pub fn proc_net_dev_counters(s: &Stats64) -> [u64; 16] {
+    [
+        s.rx_bytes,
+        s.rx_packets,
+        s.rx_errors,
+        s.rx_dropped.wrapping_add(s.rx_missed_errors),
+        s.rx_fifo_errors,
+        s.rx_length_errors
+            .wrapping_add(s.rx_over_errors)
+            .wrapping_add(s.rx_crc_errors)
+            .wrapping_add(s.rx_frame_errors),
+        s.rx_compressed,
+        s.multicast,
+        s.tx_bytes,
+        s.tx_packets,
+        s.tx_errors,
+        s.tx_dropped,
+        s.tx_fifo_errors,
+        s.collisions,
+        s.tx_carrier_errors
+            .wrapping_add(s.tx_aborted_errors)
+            .wrapping_add(s.tx_window_errors)
+            .wrapping_add(s.tx_heartbeat_errors),
+        s.tx_compressed,
+    ]
+}
 
 /// One link as read from netlink and as recorded in fixture JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,26 +130,7 @@ pub fn from_message(message: &LinkMessage) -> LinkInfo {
             LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
             LinkAttribute::OperState(state) => link.oper_state = state.to_string(),
             LinkAttribute::Carrier(carrier) => link.carrier = *carrier != 0,
-            LinkAttribute::Stats64(s) => {
-                link.counters = vec![
-                    s.rx_bytes,
-                    s.rx_packets,
-                    s.rx_errors,
-                    s.rx_dropped,
-                    s.rx_fifo_errors,
-                    s.rx_frame_errors,
-                    s.rx_compressed,
-                    s.multicast,
-                    s.tx_bytes,
-                    s.tx_packets,
-                    s.tx_errors,
-                    s.tx_dropped,
-                    s.tx_fifo_errors,
-                    s.collisions,
-                    s.tx_carrier_errors,
-                    s.tx_compressed,
-                ]
-            }
+            LinkAttribute::Stats64(s) => link.counters = proc_net_dev_counters(s).to_vec(),
             _ => {}
         }
     }

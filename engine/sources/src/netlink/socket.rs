@@ -5,8 +5,6 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
-use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
-use std::os::fd::AsFd;
 use std::path::Path;
 
 /// Most messages one dump may return; past it the dump is refused (bounded memory).
@@ -63,22 +61,13 @@ pub fn open() -> Result<Socket, String> {
 
 /// Opens a route socket inside the network namespace at `netns` (`/proc/<pid>/ns/net`,
 /// `/run/netns/NAME`), or in the caller's when `None`. Entering a namespace needs
-/// CAP_SYS_ADMIN; it happens on a short-lived thread, the socket stays in that namespace.
+/// CAP_SYS_ADMIN; it happens on a short-lived thread ([`crate::netns::run_in`]), the
+/// socket stays in that namespace.
 pub fn open_in(netns: Option<&Path>) -> Result<Socket, String> {
     let Some(netns) = netns else {
         return open();
     };
-    let file = std::fs::File::open(netns).map_err(|e| format!("{}: {e}", netns.display()))?;
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                move_into_link_name_space(file.as_fd(), Some(LinkNameSpaceType::Network))
-                    .map_err(|e| format!("setns {}: {e}", netns.display()))?;
-                open()
-            })
-            .join()
-            .unwrap_or_else(|_| Err("netns thread panicked".to_string()))
-    })
+    crate::netns::run_in(netns, open)
 }
 
 /// Sends a dump request in the namespace `netns` (the caller's when `None`) and collects

@@ -1,0 +1,164 @@
+//! M14 over the fixture node with and without `MetricCollector.NetdevStats.EnableNetlink`:
+//! the same rules (`netdev`, `netdev_container`) give the same families and labels, with the
+//! values of `proc/net/dev` and `proc/3001/net/dev` (procfs) or of the recorded link dumps
+//! `netlink/link.json` and `netlink/netns/3001/link.json` (netlink). pid 3001 is the init
+//! pid of container `bbbb…` (cgroup v2 tree), in a namespace of its own (`proc/3001/ns/net`
+//! is not `proc/1/ns/net`). The two sources hold different numbers on purpose, so each line
+//! says which path produced it.
+
+mod scrape_common;
+
+use scrape_common::*;
+use std::time::Duration;
+
+/// The container labels of `bbbb…` (labels are rendered sorted: these, `device`, `host`...).
+const B: &str = r#"container_host="",container_hostnamespace="",container_id="bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",container_level="",container_name="bbbbbbbbbbbb",container_type="normal""#;
+const HOST: &str = r#"host="fixture-host",region="""#;
+
+/// The rules' families, in `net_dev::FIELDS` order.
+const FAMILIES: [&str; 16] = [
+    "receive_bytes",
+    "receive_packets",
+    "receive_errors",
+    "receive_dropped",
+    "receive_fifo",
+    "receive_frame",
+    "receive_compressed",
+    "receive_multicast",
+    "transmit_bytes",
+    "transmit_packets",
+    "transmit_errors",
+    "transmit_dropped",
+    "transmit_fifo",
+    "transmit_colls",
+    "transmit_carrier",
+    "transmit_compressed",
+];
+
+fn config(enable_netlink: bool) -> String {
+    format!(
+        r#"
+[Storage.ES]
+    Address = ""
+[MetricCollector.NetdevStats]
+    EnableNetlink = {enable_netlink}
+    DeviceExcluded = "^lo$"
+[Pod]
+    KubeletReadOnlyPort = 0
+    KubeletAuthorizedPort = 0
+"#
+    )
+}
+
+/// Every family of one device: `netdev[_container]_<family>_total{labels} value`, labels
+/// sorted as rendered.
+fn lines(container: bool, device: &str, values: [u64; 16]) -> Vec<String> {
+    let (prefix, labels) = if container {
+        (
+            "netdev_container",
+            format!(r#"{B},device="{device}",{HOST}"#),
+        )
+    } else {
+        ("netdev", format!(r#"device="{device}",{HOST}"#))
+    };
+    FAMILIES
+        .iter()
+        .zip(values)
+        .map(|(family, value)| format!("huatuo_bamai_{prefix}_{family}_total{{{labels}}} {value}"))
+        .collect()
+}
+
+/// proc/net/dev eth0 and proc/3001/net/dev eth0.
+fn procfs_lines() -> Vec<String> {
+    let mut all = lines(
+        false,
+        "eth0",
+        [
+            1000000, 2000, 1, 2, 0, 0, 0, 3, 500000, 1500, 0, 4, 0, 0, 0, 0,
+        ],
+    );
+    all.extend(lines(
+        true,
+        "eth0",
+        [70000, 700, 0, 1, 0, 0, 0, 0, 60000, 600, 0, 2, 0, 0, 0, 0],
+    ));
+    all
+}
+
+/// netlink/link.json eth0 and eth1 (not in proc/net/dev), netlink/netns/3001/link.json eth0.
+fn netlink_lines() -> Vec<String> {
+    let mut all = lines(
+        false,
+        "eth0",
+        [
+            1000100, 2001, 1, 2, 0, 0, 0, 3, 500100, 1501, 0, 4, 0, 0, 0, 0,
+        ],
+    );
+    all.extend(lines(
+        false,
+        "eth1",
+        [4200, 42, 0, 0, 0, 0, 0, 0, 2100, 21, 0, 0, 0, 0, 0, 0],
+    ));
+    all.extend(lines(
+        true,
+        "eth0",
+        [70070, 701, 0, 1, 0, 0, 0, 0, 60060, 601, 0, 2, 0, 0, 0, 0],
+    ));
+    all
+}
+
+/// Runs the agent over the fixture node and returns the first scrape holding every `wanted`
+/// line (or the last one).
+fn scrape(enable_netlink: bool, wanted: &[String]) -> String {
+    let config = TempConfig::new(
+        &format!("metrics-netdev-{enable_netlink}"),
+        &config(enable_netlink),
+    );
+    let port = free_port();
+    let args = fixture_args("cgroup", 30);
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let _agent = start_agent(port, &config.path, &args);
+    scrape_until(port, Duration::from_secs(25), |body| {
+        wanted.iter().all(|line| body.lines().any(|l| l == line))
+    })
+}
+
+/// The `netdev*` series of a scrape (no HELP/TYPE lines).
+fn netdev_series(body: &str) -> Vec<&str> {
+    body.lines()
+        .filter(|l| {
+            l.starts_with("huatuo_bamai_netdev_") && !l.starts_with("huatuo_bamai_netdev_hw")
+        })
+        .collect()
+}
+
+fn check(enable_netlink: bool, wanted: Vec<String>, other: Vec<String>) {
+    let body = scrape(enable_netlink, &wanted);
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|line| !body.lines().any(|l| l == line.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "missing: {missing:#?}\n---\n{body}");
+    // Exactly these series: the other path's values, lo (DeviceExcluded) and devices the
+    // other path lists are absent.
+    let mut series = netdev_series(&body);
+    series.sort_unstable();
+    let mut expected: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(series, expected, "\n---\n{body}");
+    for line in &other {
+        if !wanted.contains(line) {
+            assert!(!body.contains(line.as_str()), "`{line}` exported");
+        }
+    }
+}
+
+#[test]
+fn netdev_families_read_procfs_without_enable_netlink() {
+    check(false, procfs_lines(), netlink_lines());
+}
+
+#[test]
+fn netdev_families_read_netlink_with_enable_netlink() {
+    check(true, netlink_lines(), procfs_lines());
+}
