@@ -96,13 +96,18 @@ fn a_busy_loop_is_the_top_folded_stack() {
         .find(|f| f.label == "huatuo-spin" && f.level == 1)
         .expect("comm frame");
     assert_eq!(spin.value, spin_samples);
-    // The spinning thread is the busiest command of the profile.
-    let busiest = flame
+    // No command has more samples than the spinning thread (the idle task of the other CPU
+    // may have as many: on 2 CPUs both are on a CPU the whole time).
+    let busier: Vec<_> = flame
         .iter()
-        .filter(|f| f.level == 1)
-        .max_by_key(|f| f.value)
-        .expect("a command frame");
-    assert_eq!(busiest.label, "huatuo-spin", "{shown:#?}");
+        .filter(|f| f.level == 1 && f.value > spin.value)
+        .map(|f| (&f.label, f.value))
+        .collect();
+    assert!(
+        busier.is_empty(),
+        "{busier:?} over {}\n{shown:#?}",
+        spin.value
+    );
 }
 
 #[test]

@@ -82,7 +82,11 @@ struct LoopDevice {
 
 impl LoopDevice {
     fn create() -> Option<LoopDevice> {
-        let file = std::env::temp_dir().join(format!("huatuo-blockio-{}.img", std::process::id()));
+        // one image per device: the tests of this file run in parallel
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file =
+            std::env::temp_dir().join(format!("huatuo-blockio-{}-{n}.img", std::process::id()));
         std::fs::File::create(&file).ok()?.set_len(64 << 20).ok()?;
         let out = Command::new("losetup")
             .args(["--find", "--show"])
@@ -153,6 +157,7 @@ fn blockio_raw_tp_variant_sees_q2c_and_d2c() {
 }
 
 /// 200 O_DIRECT 4 KiB writes to a fresh loop device show up as q2c and d2c of its disk.
+/// The tests run in parallel, each with its own template instance and device.
 fn direct_writes_are_counted(templates: &Templates) {
     let Some(device) = LoopDevice::create() else {
         if std::env::var("CI").as_deref() == Ok("true") {
@@ -162,6 +167,10 @@ fn direct_writes_are_counted(templates: &Templates) {
         return;
     };
     let disk = device.major_minor();
+    // The device number may have served another test's device just before: count from here.
+    let before = templates.read_histograms();
+    let q2c_before = hist_total(&before, &[("disk", &disk)], "q2c");
+    let d2c_before = hist_total(&before, &[("disk", &disk)], "d2c");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_DIRECT)
@@ -174,8 +183,8 @@ fn direct_writes_are_counted(templates: &Templates) {
     file.sync_all().expect("sync");
     drop(file);
     let samples = templates.read_histograms();
-    let q2c = hist_total(&samples, &[("disk", &disk)], "q2c");
-    let d2c = hist_total(&samples, &[("disk", &disk)], "d2c");
+    let q2c = hist_total(&samples, &[("disk", &disk)], "q2c") - q2c_before;
+    let d2c = hist_total(&samples, &[("disk", &disk)], "d2c") - d2c_before;
     // Each 4 KiB O_DIRECT write is one request (merges can only lower the count).
     assert!(
         (20..=220).contains(&q2c),
