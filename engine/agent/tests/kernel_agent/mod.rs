@@ -1,6 +1,7 @@
 //! Harness of the end-to-end kernel tests (`events_kernel`, `events_hungtask`,
-//! `autotrace_kernel`): the real `huatuo run` on the live kernel with shipped rules, its
-//! records stored as local files in a scratch directory, its `/status` read over HTTP.
+//! `events_softlockup`, `autotrace_kernel`): the real `huatuo run` on the live kernel with
+//! shipped rules, its records stored as local files in a scratch directory, its `/status`
+//! read over HTTP.
 //! Builds on `scrape_common` (repository root, root check, ports, scratch config).
 
 #![allow(dead_code)]
@@ -145,6 +146,13 @@ impl Agent {
         })
     }
 
+    /// The first `/status` the agent serves (waiting up to 60 s); panics with the log
+    /// otherwise. The stream sources (kmsg) are open by then.
+    pub fn wait_serving(&self) -> Json {
+        wait_until(Duration::from_secs(60), || self.status())
+            .unwrap_or_else(|| panic!("the agent never served /status\nlog:\n{}", self.log()))
+    }
+
     /// The `/status` once every one of `templates` is attached (waiting up to 60 s); panics
     /// with the last status and the log otherwise.
     pub fn wait_attached(&self, templates: &[&str]) -> Json {
@@ -193,5 +201,19 @@ pub fn template_attached(status: &Json, name: &str) -> bool {
                         .all(|p| !p["attached"].is_null())
                 })
         })
+    })
+}
+
+/// The value of the sample of metric `name` (`huatuo_bamai_...`) whose labels include
+/// `label="value"`, in a `/metrics` text (label values with commas are not told apart).
+pub fn sample_value(metrics: &str, name: &str, (label, value): (&str, &str)) -> Option<f64> {
+    let wanted = format!("{label}=\"{value}\"");
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (labels, sample) = rest.split_once("} ")?;
+        labels
+            .split(',')
+            .any(|l| l == wanted)
+            .then(|| sample.trim().parse().ok())?
     })
 }
