@@ -28,6 +28,10 @@ pub use status::{Counters, ProgramStatus, TemplateStatus, VariantOutcome};
 
 use huatuo_dsl::catalog::SourceSchema;
 
+/// Where build.rs put the test-only BPF objects (`tests/bpf/<stem>.bpf.c` →
+/// `test_<stem>.bpf.o`), for the kernel tests of this crate and of the crates using it.
+pub const TEST_OBJECTS_DIR: &str = env!("OUT_DIR");
+
 /// The parsed schema of every embedded template; a schema that does not parse is reported
 /// in the error list instead (a build with a broken schema.toml fails the unit tests).
 pub fn template_schemas() -> (Vec<(&'static str, TemplateSchema)>, Vec<String>) {

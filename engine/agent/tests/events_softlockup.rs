@@ -22,38 +22,16 @@ mod lockup_util;
 
 use kernel_agent::*;
 use serde_json::Value as Json;
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// How long the stored record may take after the kernel's line.
 const RECORD_WAIT: Duration = Duration::from_secs(20);
 
 const COUNTER: &str = "huatuo_bamai_softlockup_total";
 
-/// `test_softlockup.bpf.o` from huatuo-bpf's OUT_DIR, `<target>/<profile>/build/
-/// huatuo-bpf-<hash>/out` (this binary is `<target>/<profile>/deps/<name>`); the newest when
-/// builds of several configurations left more than one.
+/// `test_softlockup.bpf.o`, compiled by huatuo-bpf's build script.
 fn stall_object() -> Vec<u8> {
-    let exe = std::env::current_exe().expect("test binary");
-    let build = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("build"))
-        .expect("<target>/<profile>/deps/<test binary>");
-    let newest = std::fs::read_dir(&build)
-        .unwrap_or_else(|e| panic!("{}: {e}", build.display()))
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("huatuo-bpf-"))
-        .map(|e| e.path().join("out/test_softlockup.bpf.o"))
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max_by_key(|(modified, _): &(SystemTime, PathBuf)| *modified);
-    let (_, path) = newest.unwrap_or_else(|| {
-        panic!(
-            "no huatuo-bpf-*/out/test_softlockup.bpf.o under {}: huatuo-bpf's build script \
-             compiles it from bpf-templates/tests/bpf/softlockup.bpf.c",
-            build.display()
-        )
-    });
+    let path = std::path::Path::new(huatuo_bpf::TEST_OBJECTS_DIR).join("test_softlockup.bpf.o");
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
