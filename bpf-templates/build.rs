@@ -27,6 +27,10 @@ fn run() -> Result<(), String> {
     println!("cargo:rerun-if-env-changed=CLANG");
     println!("cargo:rerun-if-changed=include");
     println!("cargo:rerun-if-changed=tests/bpf");
+    // Each template folder is watched below; a *new* folder is not seen until one of these
+    // paths (or this file) changes: cargo can only watch a directory with everything under it,
+    // and watching the crate root would recompile every template on any edit of src/ or
+    // tests/. Adding a template therefore comes with a touch of this file.
 
     let mut generated = String::from("/// Every template embedded at build time.\npub static TEMPLATES: &[EmbeddedTemplate] = &[\n");
     for name in template_folders(&root)? {
