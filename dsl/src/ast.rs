@@ -35,7 +35,7 @@ pub struct RuleFile {
 }
 
 /// The three kinds of detector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKind {
     /// Produces Prometheus series.
@@ -83,6 +83,18 @@ pub struct Rule {
     pub limit: Option<RateLimit>,
     /// `issues EXPR`: known-issue patterns (usually a config list) to tag records with.
     pub issues: Option<Expr>,
+    /// `fallback for RULE`: this rule stands in for the rule `RULE` (of the same kind) and runs
+    /// only where that rule's source is unavailable; its records and families carry that
+    /// rule's name.
+    pub fallback: Option<Ident>,
+}
+
+impl Rule {
+    /// The name the rule's records (`tracer_name`) and metric families carry: the rule it is
+    /// the fallback for, else its own.
+    pub fn output_name(&self) -> &str {
+        self.fallback.as_ref().unwrap_or(&self.name).name.as_str()
+    }
 }
 
 /// `source NAME [every EXPR]`.

@@ -268,13 +268,17 @@ fn rule() -> impl Strategy<Value = Rule> {
         ),
         prop::collection::vec(emit_item(), 0..4),
     );
-    (head, body, metric, actions(), prop::option::of(expr())).prop_map(
+    let tail = (
+        prop::option::of(expr()),
+        prop::option::of(ident(&["a", "b", "c", "d"])),
+    );
+    (head, body, metric, actions(), tail).prop_map(
         |(
             (kind, name, source, every, span),
             (params, lets, filter, trigger),
             (labels, scope, histograms, emits),
             (captures, cooldown, limit),
-            issues,
+            (issues, fallback),
         )| Rule {
             kind,
             name,
@@ -297,6 +301,7 @@ fn rule() -> impl Strategy<Value = Rule> {
             cooldown,
             limit,
             issues,
+            fallback,
         },
     )
 }
@@ -457,6 +462,7 @@ fn deep_nesting_is_reported_not_recursed() {
         cooldown: None,
         limit: None,
         issues: None,
+        fallback: None,
     };
     let diags = check(
         &[RuleFile {

@@ -42,6 +42,8 @@ pub struct Env<'a> {
     pub captured: BTreeMap<String, Ty>,
     /// Names the rule defines for a later phase (lets, capture results), and what they are.
     pub later: BTreeMap<String, &'static str>,
+    /// The type of each named `emit` item, in order (after the rule was checked).
+    pub emitted: Vec<(String, Ty)>,
     /// The phase of the expression being checked.
     pub phase: Phase,
 }
@@ -58,6 +60,7 @@ impl<'a> Env<'a> {
             lets: BTreeMap::new(),
             captured: BTreeMap::new(),
             later: BTreeMap::new(),
+            emitted: Vec::new(),
             phase: Phase::Const,
         }
     }

@@ -7,6 +7,7 @@ mod ctx;
 pub mod dims;
 mod env;
 mod expr;
+mod fallback;
 mod metric;
 pub mod pattern;
 mod rule;
@@ -32,6 +33,10 @@ pub const CODES: &[(&str, &str)] = &[
     (
         "bad-choice",
         "a capture argument that is not one of its allowed words",
+    ),
+    (
+        "bad-fallback",
+        "a `fallback for` naming itself, another fallback, a rule of the same source, a rule that already has a fallback, or a rule whose records or families differ",
     ),
     (
         "bad-histogram",
@@ -103,6 +108,10 @@ pub const CODES: &[(&str, &str)] = &[
     ),
     ("unknown-label", "a label the source does not have"),
     (
+        "unknown-rule",
+        "a `fallback for` naming no rule of its kind in the rule set",
+    ),
+    (
         "unknown-name",
         "a name that is not a field, param, binding or capture result here",
     ),
@@ -122,6 +131,8 @@ pub struct RuleTypes {
     pub lets: BTreeMap<String, Ty>,
     /// Type of each record field a capture adds.
     pub captured: BTreeMap<String, Ty>,
+    /// Type of each named `emit` item, in order.
+    pub emitted: Vec<(String, Ty)>,
 }
 
 /// Checks every rule of `files` against `catalog`; errors and warnings sorted by place.
@@ -130,6 +141,7 @@ pub fn check(files: &[RuleFile], catalog: &Catalog) -> Vec<Diagnostic> {
     // Metric names are family prefixes, event and autotrace names are tracer names: a metric
     // may share its name with the event it counts (`softlockup` and `softlockup_total`).
     let mut first_seen: HashMap<(bool, &str), (&str, Span)> = HashMap::new();
+    let mut checked = Vec::new();
     for file in files {
         for rule in &file.rules {
             let name = rule.name.name.as_str();
@@ -153,9 +165,20 @@ pub fn check(files: &[RuleFile], catalog: &Catalog) -> Vec<Diagnostic> {
                 }
             }
         }
-        let (_, file_diags) = infer_file(file, catalog);
+        let (types, file_diags) = infer_rules(file, catalog);
         diags.extend(file_diags);
+        checked.extend(
+            file.rules
+                .iter()
+                .zip(types)
+                .map(|(rule, types)| fallback::Checked {
+                    path: &file.path,
+                    rule,
+                    types,
+                }),
+        );
     }
+    diags.extend(fallback::check_fallbacks(&checked));
     diags.sort_by(|a, b| {
         (a.path.as_str(), a.span.line, a.span.col).cmp(&(b.path.as_str(), b.span.line, b.span.col))
     });
@@ -168,19 +191,32 @@ pub fn infer_file(
     file: &RuleFile,
     catalog: &Catalog,
 ) -> (BTreeMap<String, RuleTypes>, Vec<Diagnostic>) {
+    let (types, diags) = infer_rules(file, catalog);
+    let named = file
+        .rules
+        .iter()
+        .zip(types)
+        .map(|(rule, types)| (rule.name.name.clone(), types))
+        .collect();
+    (named, diags)
+}
+
+/// Checks one file; the inferred types of each rule in file order, with the diagnostics.
+fn infer_rules(file: &RuleFile, catalog: &Catalog) -> (Vec<RuleTypes>, Vec<Diagnostic>) {
     let mut ctx = ctx::Ctx::new(catalog, &file.path);
-    let mut types = BTreeMap::new();
-    for rule in &file.rules {
-        let env = rule::check_rule(&mut ctx, rule);
-        types.insert(
-            rule.name.name.clone(),
+    let types = file
+        .rules
+        .iter()
+        .map(|rule| {
+            let env = rule::check_rule(&mut ctx, rule);
             RuleTypes {
                 params: env.params,
                 lets: env.lets,
                 captured: env.captured,
-            },
-        );
-    }
+                emitted: env.emitted,
+            }
+        })
+        .collect();
     (types, ctx.diags)
 }
 
@@ -192,6 +228,7 @@ mod tests {
         include_str!("actions.rs"),
         include_str!("call.rs"),
         include_str!("expr.rs"),
+        include_str!("fallback.rs"),
         include_str!("metric.rs"),
         include_str!("mod.rs"),
         include_str!("pattern.rs"),

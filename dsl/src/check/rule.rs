@@ -37,7 +37,7 @@ pub fn check_rule<'a>(ctx: &mut Ctx<'a>, rule: &Rule) -> Env<'a> {
     }
     actions::check_actions(ctx, &mut env, rule);
     env.phase = Phase::Output;
-    emits(ctx, &env, rule);
+    env.emitted = emits(ctx, &env, rule);
     env
 }
 
@@ -160,7 +160,8 @@ fn bind(ctx: &mut Ctx, env: &mut Env, binding: &Binding) {
     table.insert(name.name.clone(), ty);
 }
 
-fn emits(ctx: &mut Ctx, env: &Env, rule: &Rule) {
+/// Checks the `emit` items; returns the type of each named one.
+fn emits(ctx: &mut Ctx, env: &Env, rule: &Rule) -> Vec<(String, Ty)> {
     let is_metric = rule.kind == RuleKind::Metric;
     if rule.emits.is_empty() && (!is_metric || rule.histograms.is_empty()) {
         let needs = if is_metric {
@@ -179,6 +180,7 @@ fn emits(ctx: &mut Ctx, env: &Env, rule: &Rule) {
         );
     }
     let mut seen: Vec<&str> = Vec::new();
+    let mut emitted = Vec::new();
     for item in &rule.emits {
         match item {
             EmitItem::Named {
@@ -209,6 +211,7 @@ fn emits(ctx: &mut Ctx, env: &Env, rule: &Rule) {
                 if is_metric {
                     metric::need_metric_value(ctx, name, &ty);
                 }
+                emitted.push((name.name.clone(), ty));
             }
             EmitItem::AllFields {
                 include,
@@ -228,6 +231,7 @@ fn emits(ctx: &mut Ctx, env: &Env, rule: &Rule) {
             }
         }
     }
+    emitted
 }
 
 fn emit_name(ctx: &mut Ctx, env: &Env, name: &crate::ast::Ident) -> Ty {

@@ -54,6 +54,8 @@ fn meaningful(pair: &Pair<'_, Rule>) -> bool {
             | Rule::kw_limit
             | Rule::kw_burst
             | Rule::kw_issues
+            | Rule::kw_fallback
+            | Rule::kw_for
     )
 }
 

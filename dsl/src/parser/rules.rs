@@ -37,6 +37,7 @@ struct Draft {
     cooldown: Option<Cooldown>,
     limit: Option<RateLimit>,
     issues: Option<Expr>,
+    fallback: Option<Ident>,
     /// Single clauses seen so far, with where they were written.
     seen: Vec<(&'static str, Span)>,
 }
@@ -86,6 +87,7 @@ fn build_rule(ctx: &Ctx<'_>, pair: Pair<'_, R>) -> Option<Rule> {
         cooldown: draft.cooldown,
         limit: draft.limit,
         issues: draft.issues,
+        fallback: draft.fallback,
     })
 }
 
@@ -189,6 +191,7 @@ fn add_single_clause(
         R::where_clause => draft.filter = Some(expr(ctx, c.next()?)?),
         R::when_clause => draft.trigger = Some(expr(ctx, c.next()?)?),
         R::issues_clause => draft.issues = Some(expr(ctx, c.next()?)?),
+        R::fallback_clause => draft.fallback = Some(ident(ctx, c.next()?)),
         R::labels_clause => draft.labels = Some(idents(ctx, &mut c)),
         R::scope_clause => draft.scope = Some(idents(ctx, &mut c)),
         R::cooldown_clause => {
@@ -263,6 +266,7 @@ fn single_keyword(rule: R) -> Option<&'static str> {
         R::cooldown_clause => "cooldown",
         R::limit_clause => "limit",
         R::issues_clause => "issues",
+        R::fallback_clause => "fallback",
         _ => return None,
     })
 }

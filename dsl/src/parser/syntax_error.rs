@@ -41,6 +41,7 @@ pub const KEYWORDS: &[&str] = &[
     "limit",
     "burst",
     "issues",
+    "fallback",
     "and",
     "or",
     "not",
@@ -54,10 +55,10 @@ fn describe(rule: Rule) -> Option<&'static str> {
     Some(match rule {
         kw_source | kw_help | kw_param | kw_let | kw_script | kw_where | kw_when | kw_labels
         | kw_scope | kw_histogram | kw_emit | kw_capture | kw_cooldown | kw_limit | kw_issues
-        | source_clause | help_clause | param_clause | let_clause | script_clause
+        | kw_fallback | source_clause | help_clause | param_clause | let_clause | script_clause
         | where_clause | when_clause | labels_clause | scope_clause | histogram_clause
         | emit_clause | capture_clause | cooldown_clause | limit_clause | issues_clause
-        | rbrace => CLAUSE_OR_BRACE,
+        | fallback_clause | rbrace => CLAUSE_OR_BRACE,
         hto_file | rule_block | rule_kind | kw_metric | kw_event | kw_autotrace => {
             "a rule (`metric`, `event` or `autotrace`)"
         }
@@ -86,6 +87,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         kw_none => "`none`",
         kw_per => "`per`",
         kw_burst => "`burst`",
+        kw_for => "`for` (`fallback for RULE`)",
         lbrace => "`{`",
         lparen => "`(`",
         rparen => "`)`",

@@ -4,8 +4,10 @@
 //! A case is a folder with `rules/` (or `*.hto` files), optionally `huatuo-bamai.conf`, and
 //! either `input.jsonl` + `expected.jsonl` (the outputs, one JSON value per line, compared as
 //! JSON) or `expected-diagnostics.json` (a list of `{code, line, col}` that must all be
-//! reported, and no other errors). `HUATUO_BLESS=1` rewrites `expected.jsonl` from the actual
-//! outputs; review such a diff line by line before committing it.
+//! reported, and no other errors). An `unavailable` file lists sources (one a line) treated as
+//! unavailable on the recorded node, which settles `fallback for` pairs as the daemon would;
+//! every source is available otherwise. `HUATUO_BLESS=1` rewrites `expected.jsonl` from the
+//! actual outputs; review such a diff line by line before committing it.
 
 use huatuo::cli::check::diagnose;
 use huatuo::cli::inputs::InputArgs;
@@ -78,8 +80,15 @@ fn run_case(case: &Path) -> Result<(), String> {
     let input = case.join("input.jsonl");
     let file = std::fs::File::open(&input).map_err(|e| format!("{}: {e}", input.display()))?;
     let samples = read_samples(&input.display().to_string(), std::io::BufReader::new(file))?;
+    let unavailable: Vec<String> = std::fs::read_to_string(case.join("unavailable"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
     let (outputs, disabled) =
-        replay_samples(inputs, samples).map_err(|d| format!("rules: {d:#?}"))?;
+        replay_samples(inputs, samples, &unavailable).map_err(|d| format!("rules: {d:#?}"))?;
     if !disabled.is_empty() && !case.join("expect-disabled").exists() {
         return Err(format!("rules disabled at run time: {disabled:?}"));
     }

@@ -31,7 +31,7 @@ pub mod script;
 
 pub use capture::{CaptureRequest, CaptureRunner, RecordingCaptureRunner};
 pub use evaluator::{EvalStats, Evaluator, Output, RuleStats};
-pub use plan::{compile, compile_with_scripts, Plan, SourceNeed};
+pub use plan::{compile, compile_with_scripts, Inactive, Plan, SourceNeed};
 pub use script::script_functions;
 pub use script::ScriptHost;
 
@@ -41,15 +41,17 @@ use huatuo_dsl::source::ConfigValues;
 use huatuo_dsl::value::Sample;
 use std::path::Path;
 
-/// Runs rules offline over recorded samples with a [`RecordingCaptureRunner`]: the path
-/// `huatuo replay` and the conformance suite use. Returns the outputs and the final counters.
+/// Runs rules offline over recorded samples with a [`RecordingCaptureRunner`], every source
+/// available (of each `fallback for` pair the preferred rule runs). Returns the outputs and
+/// the final counters.
 pub fn replay(
     files: &[RuleFile],
     config: &dyn ConfigValues,
     stdlib_dir: Option<&Path>,
     samples: impl IntoIterator<Item = Sample>,
 ) -> Result<(Vec<Output>, EvalStats), Vec<Diagnostic>> {
-    let plan = compile(files, config, stdlib_dir)?;
+    let mut plan = compile(files, config, stdlib_dir)?;
+    plan.select_fallbacks(&|_| true);
     let mut evaluator = Evaluator::new(plan);
     let mut runner = RecordingCaptureRunner::default();
     let mut outputs = Vec::new();

@@ -109,6 +109,12 @@ pub struct Scopes {
 pub struct CompiledRule {
     /// Rule name.
     pub name: String,
+    /// The name its records (`tracer_name`) and metric families carry: the rule it is the
+    /// fallback for (`fallback for`), else its own name.
+    pub output: String,
+    /// `fallback for RULE`: runs only where that rule's source is unavailable (see
+    /// [`Plan::select_fallbacks`]).
+    pub fallback_for: Option<String>,
     /// File it came from.
     pub path: String,
     /// Metric, event or autotrace.
@@ -196,6 +202,79 @@ impl Plan {
     pub fn rule_names(&self) -> Vec<String> {
         self.rules.iter().map(|r| r.name.clone()).collect()
     }
+
+    /// Keeps one rule of every `fallback for` pair and removes the other from the plan: the
+    /// preferred rule where `available(its source)`, else its fallback. A fallback whose
+    /// preferred rule is not in the plan (switched off by the BlackList, which removes both)
+    /// stays. Returns the rules removed, each with the one running in its place and why.
+    pub fn select_fallbacks(&mut self, available: &dyn Fn(&str) -> bool) -> Vec<Inactive> {
+        let mut removed = vec![false; self.rules.len()];
+        let mut inactive = Vec::new();
+        for (i, fallback) in self.rules.iter().enumerate() {
+            let Some(target) = &fallback.fallback_for else {
+                continue;
+            };
+            let Some(p) = self
+                .rules
+                .iter()
+                .position(|r| r.kind == fallback.kind && &r.name == target)
+            else {
+                continue;
+            };
+            let preferred = &self.rules[p];
+            let is_fallback = available(&preferred.source);
+            let (gone, active, reason) = if is_fallback {
+                let reason = format!(
+                    "fallback for `{}`, whose source {} is available",
+                    preferred.name, preferred.source
+                );
+                (i, p, reason)
+            } else {
+                let reason = format!(
+                    "source {} is unavailable: its fallback `{}` ({}) runs instead",
+                    preferred.source, fallback.name, fallback.source
+                );
+                (p, i, reason)
+            };
+            removed[gone] = true;
+            let (gone, active) = (&self.rules[gone], &self.rules[active]);
+            inactive.push(Inactive {
+                name: gone.name.clone(),
+                kind: gone.kind,
+                source: gone.source.clone(),
+                active: active.name.clone(),
+                active_source: active.source.clone(),
+                is_fallback,
+                reason,
+            });
+        }
+        let mut index = 0;
+        self.rules.retain(|_| {
+            index += 1;
+            !removed[index - 1]
+        });
+        inactive
+    }
+}
+
+/// A rule of a `fallback for` pair that does not run, because the other one does.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Inactive {
+    /// The rule left out.
+    pub name: String,
+    /// Its kind.
+    pub kind: RuleKind,
+    /// Its source.
+    pub source: String,
+    /// The rule of the pair that runs.
+    pub active: String,
+    /// That rule's source.
+    pub active_source: String,
+    /// True when the rule left out is the fallback (the preferred rule's source is
+    /// available), false when it is the preferred rule.
+    pub is_fallback: bool,
+    /// Why, in words (for `/status` and the log).
+    pub reason: String,
 }
 
 /// Compiles checked rule files; `config` answers `config(...)`, `stdlib_dir` holds `*.rhai`.
@@ -336,6 +415,8 @@ fn compile_rule(rule: &Rule, scope: &mut Scope<'_>) -> Result<CompiledRule, Diag
     };
     Ok(CompiledRule {
         name: rule.name.name.clone(),
+        output: rule.output_name().to_string(),
+        fallback_for: rule.fallback.as_ref().map(|f| f.name.clone()),
         path: scope.path.to_string(),
         kind: rule.kind,
         source: rule.source.name.name.clone(),

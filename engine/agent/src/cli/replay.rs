@@ -20,19 +20,37 @@ pub struct ReplayArgs {
     /// Also print metric points.
     #[arg(long)]
     metrics: bool,
+    /// A source to treat as unavailable on the recorded node (repeatable): of every
+    /// `fallback for` pair whose preferred rule reads it, the fallback runs. Every source is
+    /// available otherwise.
+    #[arg(long, value_name = "SOURCE")]
+    unavailable: Vec<String>,
 }
 
 /// Outputs of a replay and the rules disabled on the way (`(rule, reason)`).
 pub type Replayed = (Vec<Output>, Vec<(String, String)>);
 
-/// The outputs of replaying `samples` through the checked and compiled rules of `inputs`,
-/// and the rules disabled on the way; diagnostics when the rules do not check or compile.
+/// The outputs of replaying `samples` through the checked and compiled rules of `inputs`
+/// with the sources in `unavailable` treated as unavailable (which settles the `fallback for`
+/// pairs), and the rules disabled on the way; diagnostics when the rules do not check or
+/// compile.
 pub fn replay_samples(
     inputs: Inputs,
     samples: impl IntoIterator<Item = Sample>,
+    unavailable: &[String],
 ) -> Result<Replayed, Vec<Diagnostic>> {
-    let compiled = compile_inputs(inputs)?;
+    let mut compiled = compile_inputs(inputs)?;
+    select_fallbacks(&mut compiled.plan, unavailable);
     Ok(evaluate(compiled.plan, samples))
+}
+
+/// Settles the `fallback for` pairs as the daemon does, with every source available except
+/// those named; returns the rules left out.
+pub fn select_fallbacks(
+    plan: &mut huatuo_eval::Plan,
+    unavailable: &[String],
+) -> Vec<huatuo_eval::Inactive> {
+    plan.select_fallbacks(&|source| !unavailable.iter().any(|u| u == source))
 }
 
 /// Runs samples through a compiled plan with a capture runner that only records requests.
@@ -101,7 +119,16 @@ pub fn run(args: ReplayArgs) -> ExitCode {
             crate::daemon::blacklist::REASON
         );
     }
-    let (outputs, disabled) = evaluate(compiled.plan, samples);
+    let mut plan = compiled.plan;
+    for rule in select_fallbacks(&mut plan, &args.unavailable) {
+        let hint = if rule.is_fallback {
+            format!(" (pass --unavailable {} to run it)", rule.active_source)
+        } else {
+            String::new()
+        };
+        eprintln!("note: rule `{}` not run: {}{hint}", rule.name, rule.reason);
+    }
+    let (outputs, disabled) = evaluate(plan, samples);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for output in outputs {

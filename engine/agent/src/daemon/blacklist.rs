@@ -5,7 +5,8 @@
 //! A name in the list matches a rule of that name: the tracer name of an event or autotrace
 //! rule, the collector name of a metric rule (`netdev_hw`, `metax_gpu`). A metric rule and an
 //! event rule may share a name (`oom`): both are switched off, as HUATUO's tracer and its
-//! counter are one module there.
+//! counter are one module there. A `fallback for` rule goes with the rule it stands in for
+//! (`softlockup_kmsg` with `softlockup`): its records carry that name.
 
 use super::status::RuleInfo;
 use huatuo_dsl::ast::RuleFile;
@@ -18,7 +19,8 @@ pub fn apply(mut files: Vec<RuleFile>, blacklist: &[String]) -> (Vec<RuleFile>, 
     let mut removed = Vec::new();
     for file in &mut files {
         file.rules.retain(|rule| {
-            let listed = blacklist.contains(&rule.name.name);
+            let listed = blacklist.contains(&rule.name.name)
+                || blacklist.iter().any(|name| name == rule.output_name());
             if listed {
                 removed.push(RuleInfo::from_rule(rule));
             }
@@ -38,7 +40,8 @@ mod tests {
         let text =
             "metric oom {\n source bpf.oom\n help \"oom kills\"\n emit total = 1 counter\n}\n\
                     event oom {\n source bpf.oom\n emit victim_pid\n}\n\
-                    event softlockup {\n source kmsg\n emit message\n}\n";
+                    event softlockup {\n source kmsg\n emit message\n}\n\
+                    event softlockup_log {\n fallback for softlockup\n source proc.stat\n emit message = \"\"\n}\n";
         vec![parse_file("t.hto", text).expect("test rules parse")]
     }
 
@@ -46,7 +49,7 @@ mod tests {
     fn listed_names_are_removed_and_reported() {
         let (kept, removed) = apply(files(), &["oom".to_string(), "metax_gpu".to_string()]);
         let names: Vec<&str> = kept[0].rules.iter().map(|r| r.name.name.as_str()).collect();
-        assert_eq!(names, ["softlockup"]);
+        assert_eq!(names, ["softlockup", "softlockup_log"]);
         let removed: Vec<(&str, RuleKind)> =
             removed.iter().map(|r| (r.name.as_str(), r.kind)).collect();
         assert_eq!(
@@ -61,6 +64,7 @@ mod tests {
         let view = super::super::status::StatusView {
             rules: kept[0].rules.iter().map(RuleInfo::from_rule).collect(),
             blacklisted: removed,
+            inactive: vec![],
             sources: Default::default(),
             eval: Default::default(),
             templates: None,
@@ -68,19 +72,21 @@ mod tests {
         };
         let json = view.to_json();
         let rules = json["rules"].as_array().expect("rules is a list");
-        assert_eq!(rules.len(), 3);
-        let softlockup = &rules[2];
-        assert_eq!(softlockup["name"], "softlockup");
-        assert_eq!(softlockup["kind"], "event");
-        assert_eq!(softlockup["enabled"], false);
-        assert_eq!(softlockup["disabled"], REASON);
+        assert_eq!(rules.len(), 4);
+        // The fallback goes with the rule it stands in for.
+        for (rule, name) in rules[2..].iter().zip(["softlockup", "softlockup_log"]) {
+            assert_eq!(rule["name"], name);
+            assert_eq!(rule["kind"], "event");
+            assert_eq!(rule["enabled"], false);
+            assert_eq!(rule["disabled"], REASON);
+        }
         assert!(rules[..2].iter().all(|r| r["enabled"] == true));
     }
 
     #[test]
     fn an_empty_list_keeps_everything() {
         let (kept, removed) = apply(files(), &[]);
-        assert_eq!(kept[0].rules.len(), 3);
+        assert_eq!(kept[0].rules.len(), 4);
         assert!(removed.is_empty());
     }
 }

@@ -150,7 +150,7 @@ struct Needs {
     bpf: Vec<String>,
 }
 
-fn needs(plan: &Plan) -> Needs {
+fn needs_of(plan: &Plan) -> Needs {
     let all: BTreeSet<String> = plan.sources().into_iter().map(|n| n.source).collect();
     let bpf = all
         .iter()
@@ -184,7 +184,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     let Compiled {
         inputs,
         files,
-        plan,
+        mut plan,
         blacklisted,
     } = compiled;
     for rule in &blacklisted {
@@ -212,11 +212,13 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     let watch = Arc::new(WatchHub::new(config.events_watch.max_clients as usize));
     let (discovery, _kubelet) = discovery(&options, config);
     let discovery = Some(discovery);
-    let needs = needs(&plan);
+    // What the rules read before `fallback for` pairs are settled: the templates to try.
+    let needs = needs_of(&plan);
     let stop = Arc::new(AtomicBool::new(false));
     let (sender, samples) = sample_queue(SAMPLE_QUEUE);
 
     // Kernel templates.
+    let mut loaded_templates: Vec<String> = Vec::new();
     let templates = if options.bpf && options.bpf_recorded.is_none() && !needs.bpf.is_empty() {
         let schemas: Vec<_> = huatuo_bpf::template_schemas()
             .0
@@ -250,6 +252,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
                 );
             }
         }
+        loaded_templates.extend(loaded.loaded().into_iter().map(|t| format!("bpf.{t}")));
         if let Some(events) = loaded.take_events() {
             streams::forward_bpf(events, sender.clone());
         }
@@ -257,6 +260,25 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     } else {
         None
     };
+
+    // Recorded template maps stand in for the templates they have samples of.
+    let recorded = options
+        .bpf_recorded
+        .as_ref()
+        .map(|path| streams::RecordedHistograms::open(path, &needs.bpf));
+    // Of every `fallback for` pair, the preferred rule runs where its source is available: a
+    // template that loaded (or is in the recording); other sources count as available.
+    let available = |source: &str| match (source.starts_with("bpf."), &recorded) {
+        (false, _) => true,
+        (true, Some(Ok(recording))) => recording.has(source),
+        (true, Some(Err(_))) => false,
+        (true, None) => loaded_templates.iter().any(|t| t == source),
+    };
+    let inactive = plan.select_fallbacks(&available);
+    for rule in &inactive {
+        log::info!("{}", status::fallback_log_line(rule));
+    }
+    let needs = needs_of(&plan);
 
     // Polled readers: host, cgroup and the templates' histograms.
     let reader_config = reader_settings::host_reader_config(
@@ -297,11 +319,10 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
             bpf_interval,
         ));
     }
-    if let Some(path) = &options.bpf_recorded {
-        match streams::RecordedHistograms::open(path, &needs.bpf) {
-            Ok(reader) => polled.push(Polled::new(Box::new(reader), bpf_interval)),
-            Err(e) => log::warn!("recorded template maps unavailable: {e}"),
-        }
+    match recorded {
+        Some(Ok(reader)) => polled.push(Polled::new(Box::new(reader), bpf_interval)),
+        Some(Err(e)) => log::warn!("recorded template maps unavailable: {e}"),
+        None => {}
     }
     let source_stats: SourceStatsMap = Arc::default();
     let poller = spawn_poller(polled, sender.clone(), source_stats.clone(), stop.clone())?;
@@ -358,6 +379,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
             .flat_map(|f| f.rules.iter().map(status::RuleInfo::from_rule))
             .collect(),
         blacklisted,
+        inactive,
         sources: source_stats,
         eval: eval_shared,
         templates,

@@ -4,6 +4,7 @@ use super::evaluate::EvalShared;
 use super::poller::SourceStatsMap;
 use huatuo_bpf::Templates;
 use huatuo_dsl::ast::{Rule, RuleKind};
+use huatuo_eval::Inactive;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,8 @@ pub struct RuleInfo {
     pub kind: RuleKind,
     /// The source it reads.
     pub source: String,
+    /// `fallback for RULE`: the rule it stands in for where that rule's source is unavailable.
+    pub fallback_for: Option<String>,
 }
 
 impl RuleInfo {
@@ -26,7 +29,28 @@ impl RuleInfo {
             name: rule.name.name.clone(),
             kind: rule.kind,
             source: rule.source.name.name.clone(),
+            fallback_for: rule.fallback.as_ref().map(|f| f.name.clone()),
         }
+    }
+}
+
+/// The log line saying which rule of a `fallback for` pair runs and why the other does not.
+pub fn fallback_log_line(inactive: &Inactive) -> String {
+    let kind = match inactive.kind {
+        RuleKind::Metric => "metric",
+        RuleKind::Event => "event",
+        RuleKind::Autotrace => "autotrace",
+    };
+    if inactive.is_fallback {
+        format!(
+            "rule {} ({kind}) runs on {}; its fallback {} ({}) is not run",
+            inactive.active, inactive.active_source, inactive.name, inactive.source
+        )
+    } else {
+        format!(
+            "rule {} ({kind}) not run: {} is unavailable; its fallback {} ({}) runs instead",
+            inactive.name, inactive.source, inactive.active, inactive.active_source
+        )
     }
 }
 
@@ -36,6 +60,8 @@ pub struct StatusView {
     pub rules: Vec<RuleInfo>,
     /// Rules the config's BlackList switched off.
     pub blacklisted: Vec<RuleInfo>,
+    /// Rules of `fallback for` pairs not running because the other rule of the pair does.
+    pub inactive: Vec<Inactive>,
     /// Poller statistics.
     pub sources: SourceStatsMap,
     /// Evaluator counters.
@@ -59,24 +85,40 @@ impl StatusView {
             .rules
             .iter()
             .map(|rule| {
-                let counters = stats.rules.get(&rule.name);
-                json!({
+                let inactive = self
+                    .inactive
+                    .iter()
+                    .find(|i| i.kind == rule.kind && i.name == rule.name);
+                let counters = stats.rules.get(&rule.name).filter(|_| inactive.is_none());
+                let mut entry = json!({
                     "name": rule.name,
                     "kind": rule.kind,
                     "source": rule.source,
                     "counters": counters,
-                    "enabled": counters.is_none_or(|c| c.disabled.is_none()),
-                })
+                    "enabled": inactive.is_none() && counters.is_none_or(|c| c.disabled.is_none()),
+                });
+                if let Some(target) = &rule.fallback_for {
+                    entry["fallback_for"] = json!(target);
+                }
+                if let Some(inactive) = inactive {
+                    entry["disabled"] = json!(inactive.reason);
+                    entry["active_instead"] = json!(inactive.active);
+                }
+                entry
             })
             .chain(self.blacklisted.iter().map(|rule| {
-                json!({
+                let mut entry = json!({
                     "name": rule.name,
                     "kind": rule.kind,
                     "source": rule.source,
                     "counters": null,
                     "enabled": false,
                     "disabled": super::blacklist::REASON,
-                })
+                });
+                if let Some(target) = &rule.fallback_for {
+                    entry["fallback_for"] = json!(target);
+                }
+                entry
             }))
             .collect();
         let sources = self.sources.lock().map(|s| json!(*s)).unwrap_or(Json::Null);
@@ -92,5 +134,83 @@ impl StatusView {
             "sources": sources,
             "templates": templates,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use huatuo_dsl::parser::parse_file;
+
+    /// The shipped pair's shape: a template rule and its kernel log fallback.
+    fn view(template_loaded: bool) -> StatusView {
+        let text = "event softlockup {\n source bpf.softlockup\n emit cpu\n}\n\
+                    event softlockup_kmsg {\n fallback for softlockup\n source kmsg\n emit cpu = 1\n}\n";
+        let file = parse_file("t.hto", text).expect("test rules parse");
+        let mut plan = huatuo_eval::compile(
+            std::slice::from_ref(&file),
+            &huatuo_config::Config::default(),
+            None,
+        )
+        .expect("test rules compile");
+        let inactive =
+            plan.select_fallbacks(&|source| template_loaded || source != "bpf.softlockup");
+        StatusView {
+            rules: file.rules.iter().map(RuleInfo::from_rule).collect(),
+            blacklisted: vec![],
+            inactive,
+            sources: Default::default(),
+            eval: Default::default(),
+            templates: None,
+            rule_files: 1,
+        }
+    }
+
+    fn rule<'a>(json: &'a Json, name: &str) -> &'a Json {
+        json["rules"]
+            .as_array()
+            .and_then(|rules| rules.iter().find(|r| r["name"] == name))
+            .unwrap_or_else(|| panic!("{name} in {json}"))
+    }
+
+    #[test]
+    fn status_says_which_rule_of_a_fallback_pair_runs() {
+        // Template unavailable: the kernel log rule runs.
+        let json = view(false).to_json();
+        let preferred = rule(&json, "softlockup");
+        assert_eq!(preferred["enabled"], false, "{json}");
+        assert_eq!(
+            preferred["disabled"],
+            "source bpf.softlockup is unavailable: its fallback `softlockup_kmsg` (kmsg) runs instead"
+        );
+        assert_eq!(preferred["active_instead"], "softlockup_kmsg");
+        let fallback = rule(&json, "softlockup_kmsg");
+        assert_eq!(fallback["enabled"], true, "{json}");
+        assert_eq!(fallback["fallback_for"], "softlockup");
+        assert!(fallback.get("disabled").is_none());
+        // Template loaded: the template rule runs, the kernel log rule does not.
+        let json = view(true).to_json();
+        assert_eq!(rule(&json, "softlockup")["enabled"], true, "{json}");
+        let fallback = rule(&json, "softlockup_kmsg");
+        assert_eq!(fallback["enabled"], false);
+        assert_eq!(
+            fallback["disabled"],
+            "fallback for `softlockup`, whose source bpf.softlockup is available"
+        );
+        assert_eq!(fallback["active_instead"], "softlockup");
+    }
+
+    #[test]
+    fn the_log_line_names_both_rules() {
+        assert_eq!(
+            fallback_log_line(&view(false).inactive[0]),
+            "rule softlockup (event) not run: bpf.softlockup is unavailable; its fallback \
+             softlockup_kmsg (kmsg) runs instead"
+        );
+        assert_eq!(
+            fallback_log_line(&view(true).inactive[0]),
+            "rule softlockup (event) runs on bpf.softlockup; its fallback softlockup_kmsg (kmsg) \
+             is not run"
+        );
     }
 }

@@ -134,6 +134,11 @@ impl RecordedHistograms {
                 .collect(),
         ))
     }
+
+    /// Whether the recording holds samples of `source`.
+    pub fn has(&self, source: &str) -> bool {
+        self.0.iter().any(|s| s.source == source)
+    }
 }
 
 impl Reader for RecordedHistograms {
