@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-/// Where the kernel.* sysctls are.
-pub const SYSCTL: &str = "/proc/sys/kernel";
+#[path = "../sysctl_util/mod.rs"]
+mod sysctl_util;
+pub use sysctl_util::{read_sysctl, write_sysctl, SYSCTL};
 
 /// True when a hang test can run here: the hung task detector exists and cannot panic the
 /// machine, and FUSE is available. Prints why not otherwise; under `CI=true` a missing
@@ -32,24 +33,6 @@ pub fn hang_ready(test: &str) -> bool {
     }
     eprintln!("SKIP {test}: {why}");
     false
-}
-
-/// The trimmed value of `kernel.<name>`.
-pub fn read_sysctl(name: &str) -> Option<String> {
-    std::fs::read_to_string(Path::new(SYSCTL).join(name))
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
-fn write_sysctl(name: &str, value: &str) -> Result<(), String> {
-    std::fs::write(Path::new(SYSCTL).join(name), value)
-        .map_err(|e| format!("write {value} to kernel.{name}: {e}"))?;
-    match read_sysctl(name) {
-        Some(v) if v == value => Ok(()),
-        other => Err(format!(
-            "kernel.{name} reads {other:?} after writing {value}"
-        )),
-    }
 }
 
 /// Serializes the users of the knobs within one test process.

@@ -27,11 +27,12 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Where the kernel.* sysctls are.
-pub const SYSCTL: &str = "/proc/sys/kernel";
+#[path = "../sysctl_util/mod.rs"]
+mod sysctl_util;
+pub use sysctl_util::{read_sysctl, write_sysctl};
 
 /// The name of the thread that stalls: the task the kernel's lockup line names.
 pub const STALL_COMM: &str = "huatuo-lockup";
@@ -48,24 +49,6 @@ pub const STALL: Duration = Duration::from_secs(5);
 
 /// How long the lockup line may take to be readable from /dev/kmsg after the stall began.
 pub const KMSG_WAIT: Duration = Duration::from_secs(15);
-
-/// The trimmed value of `kernel.<name>`.
-pub fn read_sysctl(name: &str) -> Option<String> {
-    std::fs::read_to_string(Path::new(SYSCTL).join(name))
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
-fn write_sysctl(name: &str, value: &str) -> Result<(), String> {
-    std::fs::write(Path::new(SYSCTL).join(name), value)
-        .map_err(|e| format!("write {value} to kernel.{name}: {e}"))?;
-    match read_sysctl(name) {
-        Some(v) if v == value => Ok(()),
-        other => Err(format!(
-            "kernel.{name} reads {other:?} after writing {value}"
-        )),
-    }
-}
 
 /// The CPUs of a cpulist (`0-3,5`).
 fn cpu_list(text: &str) -> Option<Vec<u32>> {
