@@ -78,19 +78,31 @@ struct huatuo_hist {
 };
 
 /*
- * The slot of `ns` in `h`, NULL when out of range. The bucket is a u64 kept behind a compiler
- * barrier, so the bounds check and the access use the same register: with a u32 clang checks
- * one zero-extended copy and indexes with another, and the verifier rejects raw_tp programs
- * with "R0 unbounded memory access". Every histogram write goes through here.
+ * The bucket of `ns`, as a u64 kept behind a compiler barrier, so the bounds check and the
+ * access use the same register: with a u32 clang checks one zero-extended copy and indexes
+ * with another, and the verifier rejects raw_tp programs with "R0 unbounded memory access".
+ * A caller adding one observation to several histograms buckets it once.
  */
-HUATUO_INLINE __u64 *huatuo_hist_slot(struct huatuo_hist *h, __u64 ns)
+HUATUO_INLINE __u64 huatuo_hist_bucket(__u64 ns)
 {
 	__u64 slot = huatuo_log10l_bucket(ns);
 
 	asm volatile("" : "+r"(slot));
-	if (slot >= HUATUO_HIST_SLOTS)
+	return slot;
+}
+
+/* The counter of `bucket` in `h`, NULL when out of range. Every histogram write goes here. */
+HUATUO_INLINE __u64 *huatuo_hist_at(struct huatuo_hist *h, __u64 bucket)
+{
+	if (bucket >= HUATUO_HIST_SLOTS)
 		return NULL;
-	return &h->slots[slot];
+	return &h->slots[bucket];
+}
+
+/* The slot of `ns` in `h`, NULL when out of range. */
+HUATUO_INLINE __u64 *huatuo_hist_slot(struct huatuo_hist *h, __u64 ns)
+{
+	return huatuo_hist_at(h, huatuo_hist_bucket(ns));
 }
 
 /* Adds one observation to a histogram shared between CPUs (hash map values). */

@@ -101,9 +101,11 @@ struct task_struct___old {
 	long state;
 } __attribute__((preserve_access_index));
 
-static __always_inline void record_cgroup(__u64 cgid, __u64 delta)
+/* Counts one observation in `bucket` of the histogram of cgroup `cgid`. */
+static __always_inline void record_cgroup(__u64 cgid, __u64 bucket)
 {
 	struct huatuo_hist *h;
+	__u64 *slot;
 	__u32 zero = 0;
 
 	h = bpf_map_lookup_elem(&hist_cgroup, &cgid);
@@ -119,29 +121,37 @@ static __always_inline void record_cgroup(__u64 cgid, __u64 delta)
 			return;
 		}
 	}
-	huatuo_hist_add_atomic(h, delta);
+	slot = huatuo_hist_at(h, bucket);
+	if (slot)
+		__sync_fetch_and_add(slot, 1);
 }
 
 /*
  * A task waited `delta` ns in a run queue; `task` (may be NULL) gives its cgroup. `btf`: the
- * pointer is a BTF task pointer (tp_btf), whose cgroup chain is read directly.
+ * pointer is a BTF task pointer (tp_btf), whose cgroup chain is read directly. The wait is
+ * bucketed once for both histograms.
  */
 static __always_inline void record(__u64 delta, struct task_struct *task, bool btf)
 {
 	struct huatuo_hist *h;
+	__u64 bucket, *slot;
 	__u32 zero = 0;
 
 	if ((__s64)delta < 0)
 		return;
+	bucket = huatuo_hist_bucket(delta);
 	h = bpf_map_lookup_elem(&hist_host, &zero);
-	if (h)
-		huatuo_hist_add(h, delta);
+	if (h) {
+		slot = huatuo_hist_at(h, bucket);
+		if (slot)
+			(*slot)++;
+	}
 	if (task && per_cgroup) {
 		int subsys = bpf_core_enum_value(enum cgroup_subsys_id, cpu_cgrp_id);
 		__u64 cgid = btf ? huatuo_task_cgroup_id_btf(task, subsys)
 				 : huatuo_task_cgroup_id(task, subsys);
 		if (cgid)
-			record_cgroup(cgid, delta);
+			record_cgroup(cgid, bucket);
 	}
 }
 
