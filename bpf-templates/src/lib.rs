@@ -69,6 +69,20 @@ mod tests {
     }
 
     #[test]
+    fn per_container_counts_are_found_in_the_schemas() {
+        let (schemas, _) = template_schemas();
+        let counts: Vec<(&str, Vec<(&str, &str)>)> = schemas
+            .iter()
+            .map(|(name, schema)| (*name, schema.container_counts()))
+            .filter(|(_, counts)| !counts.is_empty())
+            .collect();
+        assert_eq!(
+            counts,
+            vec![("reclaim", vec![("container_id", "directstall")])]
+        );
+    }
+
+    #[test]
     fn every_object_is_a_bpf_elf() {
         for template in TEMPLATES {
             assert_eq!(&template.object[..4], b"\x7fELF", "{}", template.name);

@@ -381,6 +381,20 @@ impl TemplateSchema {
         names
     }
 
+    /// The per-container counts of the template: `(container label, count field)` of every
+    /// histogram map keyed by a cgroup alone that publishes a `count_field`.
+    pub fn container_counts(&self) -> Vec<(&str, &str)> {
+        self.histogram
+            .iter()
+            .filter_map(|h| match (h.key.as_slice(), &h.count_field) {
+                ([part], Some(field)) if part.format == KeyFormat::Cgroup => {
+                    Some((part.label.as_str(), field.as_str()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Byte offsets of the event members and the record size (`None` without `[event]`).
     pub fn event_offsets(&self) -> Option<(Vec<usize>, usize)> {
         let event = self.event.as_ref()?;

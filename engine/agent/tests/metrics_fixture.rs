@@ -301,19 +301,36 @@ fn fixture_node_metrics_are_exact() {
             "`{absent}` should not be exported:\n{body}"
         );
     }
-    // M6: one series per HUATUO family (no `zone` label on them: the zones are ours, under
-    // memory_stall_*), directstall only for the container that reclaimed.
+    // M6: one series per HUATUO host family and one per container for directstall, no `zone`
+    // label on them (the zones are ours, under memory_stall_*).
+    let series_of = |family: &str| -> Vec<&str> {
+        body.lines()
+            .filter(|l| l.starts_with(&format!("huatuo_bamai_{family}{{")))
+            .collect()
+    };
     for family in [
         "memory_free_allocpages_stall",
         "memory_free_compaction_stall",
-        "memory_reclaim_container_directstall",
     ] {
-        let series: Vec<&str> = body
-            .lines()
-            .filter(|l| l.starts_with(&format!("huatuo_bamai_{family}{{")))
-            .collect();
+        let series = series_of(family);
         assert_eq!(series.len(), 1, "{family}: {series:#?}");
         assert!(!series[0].contains("zone="), "{}", series[0]);
+    }
+    // Every container the node has gets a directstall series from the start: 0 until its
+    // first memcg reclaim (C1's 3 is asserted exactly above), as HUATUO's do.
+    let containers: std::collections::BTreeSet<&str> = body
+        .lines()
+        .filter_map(|l| l.split("container_id=\"").nth(1)?.split('"').next())
+        .collect();
+    let directstall = series_of("memory_reclaim_container_directstall");
+    assert_eq!(directstall.len(), containers.len(), "{directstall:#?}");
+    assert!(directstall.len() > 1, "{directstall:#?}");
+    for line in &directstall {
+        assert!(!line.contains("zone="), "{line}");
+        assert!(
+            line.ends_with(" 0") || line.contains(C1),
+            "only C1 reclaimed: {line}"
+        );
     }
     // Free space changes while the test runs: present, not exact.
     for family in ["free_bytes", "avail_bytes", "files_free"] {

@@ -313,14 +313,26 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         .map(|s| interval_of(&plan, s, Some(10)))
         .min()
         .unwrap_or(Duration::from_secs(10));
+    let counts = streams::container_counts(&needs.bpf);
+    let with_zeros =
+        |inner: Box<dyn huatuo_dsl::source::Reader>| -> Box<dyn huatuo_dsl::source::Reader> {
+            match &discovery {
+                Some(d) if !counts.is_empty() => Box::new(streams::ContainerZeros {
+                    inner,
+                    discovery: d.clone(),
+                    counts: counts.clone(),
+                }),
+                _ => inner,
+            }
+        };
     if let Some(templates) = &templates {
         polled.push(Polled::new(
-            Box::new(streams::HistogramReader(templates.clone())),
+            with_zeros(Box::new(streams::HistogramReader(templates.clone()))),
             bpf_interval,
         ));
     }
     match recorded {
-        Some(Ok(reader)) => polled.push(Polled::new(Box::new(reader), bpf_interval)),
+        Some(Ok(reader)) => polled.push(Polled::new(with_zeros(Box::new(reader)), bpf_interval)),
         Some(Err(e)) => log::warn!("recorded template maps unavailable: {e}"),
         None => {}
     }

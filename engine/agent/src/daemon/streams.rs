@@ -6,7 +6,7 @@ use super::DaemonOptions;
 use huatuo_bpf::Templates;
 use huatuo_dsl::catalog::{SourceMode, SourceSchema};
 use huatuo_dsl::source::{ReadError, Reader};
-use huatuo_dsl::value::Sample;
+use huatuo_dsl::value::{Sample, Value};
 use huatuo_sources::stream::SampleStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -158,5 +158,82 @@ impl Reader for RecordedHistograms {
                 ..s.clone()
             })
             .collect())
+    }
+}
+
+/// One per-container count a template publishes: its source, the label naming the container
+/// and the count field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerCount {
+    /// Catalog name of the template (`bpf.reclaim`).
+    pub source: String,
+    /// Label holding the container id.
+    pub label: String,
+    /// The `Int` field of the count.
+    pub field: String,
+}
+
+/// The per-container counts of the templates named in `sources` (`count_field` of a map
+/// keyed by a cgroup alone, e.g. memcg reclaims per container).
+pub fn container_counts(sources: &[String]) -> Vec<ContainerCount> {
+    let (schemas, _) = huatuo_bpf::template_schemas();
+    schemas
+        .iter()
+        .filter(|(_, schema)| sources.contains(&schema.source.name))
+        .flat_map(|(_, schema)| {
+            schema
+                .container_counts()
+                .into_iter()
+                .map(|(label, field)| ContainerCount {
+                    source: schema.source.name.clone(),
+                    label: label.to_string(),
+                    field: field.to_string(),
+                })
+        })
+        .collect()
+}
+
+/// Wraps a reader of template maps: every known container that has no entry in a
+/// per-container count yet gets a sample with the count at 0, so its series starts at 0 (as
+/// HUATUO's do) instead of appearing with the first event, and a rate sees the first one.
+pub struct ContainerZeros {
+    /// The reader of the template maps.
+    pub inner: Box<dyn Reader>,
+    /// The known containers.
+    pub discovery: Arc<huatuo_containers::Discovery>,
+    /// What to fill.
+    pub counts: Vec<ContainerCount>,
+}
+
+impl Reader for ContainerZeros {
+    fn schema(&self) -> SourceSchema {
+        self.inner.schema()
+    }
+
+    fn read(&mut self, now_ns: i64) -> Result<Vec<Sample>, ReadError> {
+        let mut samples = self.inner.read(now_ns)?;
+        let Ok(snapshot) = self.discovery.snapshot() else {
+            return Ok(samples);
+        };
+        for count in &self.counts {
+            let counted: std::collections::BTreeSet<&str> = samples
+                .iter()
+                .filter(|s| s.source == count.source && s.fields.contains_key(&count.field))
+                .filter_map(|s| s.labels.get(&count.label).map(String::as_str))
+                .collect();
+            let zeros: Vec<Sample> = snapshot
+                .containers
+                .iter()
+                .filter(|c| !counted.contains(c.id.as_str()))
+                .map(|c| Sample {
+                    source: count.source.clone(),
+                    time_ns: now_ns,
+                    labels: [(count.label.clone(), c.id.clone())].into(),
+                    fields: [(count.field.clone(), Value::Int(0))].into(),
+                })
+                .collect();
+            samples.extend(zeros);
+        }
+        Ok(samples)
     }
 }
