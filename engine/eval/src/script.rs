@@ -298,18 +298,13 @@ pub fn script_functions(dir: &Path) -> Result<Vec<(String, usize)>, Diagnostic> 
 mod tests {
     use super::*;
 
-    fn host_with(files: &[(&str, &str)]) -> (ScriptHost, PathBuf) {
-        let dir = std::env::temp_dir().join(format!(
-            "huatuo-eval-script-{}-{}",
-            std::process::id(),
-            files[0].0
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+    /// A script host loaded from a fresh directory holding `files`, removed on drop.
+    fn host_with(files: &[(&str, &str)]) -> (ScriptHost, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
         for (name, text) in files {
-            std::fs::write(dir.join(name), text).unwrap();
+            std::fs::write(dir.path().join(name), text).unwrap();
         }
-        (ScriptHost::load(&dir).unwrap(), dir)
+        (ScriptHost::load(dir.path()).unwrap(), dir)
     }
 
     #[test]
@@ -336,7 +331,7 @@ mod tests {
         let (host, dir) =
             host_with(&[("spin.rhai", "fn spin(x) {\n  loop {\n    x += 1;\n  }\n}\n")]);
         let err = host.call("spin::spin", &[Value::Int(0)]).unwrap_err();
-        let file = dir.join("spin.rhai").display().to_string();
+        let file = dir.path().join("spin.rhai").display().to_string();
         assert!(err.starts_with(&format!("{file}:1: spin::spin: ")), "{err}");
         assert!(err.to_lowercase().contains("too many operations"), "{err}");
     }
@@ -348,7 +343,7 @@ mod tests {
             "fn f(x) {\n  let y = 1;\n  y + undefined_var\n}\n",
         )]);
         let err = host.call("typo::f", &[Value::Int(0)]).unwrap_err();
-        let file = dir.join("typo.rhai").display().to_string();
+        let file = dir.path().join("typo.rhai").display().to_string();
         assert!(err.starts_with(&format!("{file}:3:")), "{err}");
         assert!(err.contains("undefined_var"), "{err}");
     }
@@ -362,11 +357,13 @@ mod tests {
 
     #[test]
     fn syntax_error_names_file_and_line() {
-        let dir = std::env::temp_dir().join(format!("huatuo-eval-bad-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("bad.rhai"), "fn ok() { 1 }\nfn broken( { }\n").unwrap();
-        let diag = ScriptHost::load(&dir).unwrap_err();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("bad.rhai"),
+            "fn ok() { 1 }\nfn broken( { }\n",
+        )
+        .unwrap();
+        let diag = ScriptHost::load(dir.path()).unwrap_err();
         assert!(diag.path.ends_with("bad.rhai"));
         assert_eq!(diag.span.line, 2);
     }
