@@ -5,7 +5,6 @@ mod common;
 use common::*;
 use huatuo_dsl::value::Value;
 use huatuo_eval::{compile, Evaluator, RecordingCaptureRunner};
-use std::path::PathBuf;
 
 #[test]
 fn script_result_drives_the_trigger() {
@@ -36,25 +35,21 @@ event slow_p90 {
     assert_eq!(fired, vec![(5, 90e6), (6, 95e6)]);
 }
 
-fn temp_stdlib(name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("huatuo-eval-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// A stdlib directory holding `files`, removed when the returned guard drops.
+fn temp_stdlib(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
     for (file, text) in files {
-        std::fs::write(dir.join(file), text).unwrap();
+        std::fs::write(dir.path().join(file), text).unwrap();
     }
     dir
 }
 
 #[test]
 fn runaway_script_is_stopped_and_disables_only_its_rule() {
-    let dir = temp_stdlib(
-        "spin",
-        &[(
-            "spin.rhai",
-            "fn forever(x) {\n    let n = 0;\n    loop {\n        n += x;\n    }\n}\n",
-        )],
-    );
+    let dir = temp_stdlib(&[(
+        "spin.rhai",
+        "fn forever(x) {\n    let n = 0;\n    loop {\n        n += x;\n    }\n}\n",
+    )]);
     let text = r#"
 event spinning {
     source s
@@ -67,7 +62,7 @@ event steady {
     emit   x
 }
 "#;
-    let mut ev = Evaluator::new(plan_with(text, &MapConfig::default(), Some(&dir)));
+    let mut ev = Evaluator::new(plan_with(text, &MapConfig::default(), Some(dir.path())));
     let mut runner = RecordingCaptureRunner::default();
     let s = sample("s", 0, &[], &[("x", Value::Int(1))]);
     let out = ev.push(&s, &mut runner);
@@ -82,7 +77,7 @@ event steady {
     assert_eq!(disabled.len(), 1);
     let (rule, reason) = &disabled[0];
     assert_eq!(rule, "spinning");
-    let file = dir.join("spin.rhai").display().to_string();
+    let file = dir.path().join("spin.rhai").display().to_string();
     assert!(
         reason.starts_with("test.hto:4:16: rule `spinning`: "),
         "{reason}"
