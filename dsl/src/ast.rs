@@ -46,6 +46,17 @@ pub enum RuleKind {
     Autotrace,
 }
 
+impl RuleKind {
+    /// The keyword that starts a rule of this kind.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            RuleKind::Metric => "metric",
+            RuleKind::Event => "event",
+            RuleKind::Autotrace => "autotrace",
+        }
+    }
+}
+
 /// One rule: a `metric`, `event` or `autotrace` block.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rule {

@@ -154,10 +154,6 @@ fn differences(fallback: &Shape, preferred: &Shape, name: &str) -> Vec<String> {
     out
 }
 
-fn kind_word(kind: RuleKind) -> &'static str {
-    super::rule::kind_word(kind)
-}
-
 /// "a metric", "an event", "an autotrace".
 fn article(kind: RuleKind) -> &'static str {
     match kind {
@@ -183,7 +179,7 @@ pub fn check_fallbacks(rules: &[Checked]) -> Vec<Diagnostic> {
         let Some(target) = &rule.fallback else {
             continue;
         };
-        let kind = kind_word(rule.kind);
+        let kind = rule.kind.keyword();
         let error = |code: &'static str, message: String| {
             Diagnostic::error(code, checked.path, target.span, message)
         };

@@ -176,7 +176,7 @@ fn emits(ctx: &mut Ctx, env: &Env, rule: &Rule) -> Vec<(String, Ty)> {
                 format!("rule `{}` produces nothing", rule.name.name),
             )
             .with_label("no output")
-            .with_help(format!("a {} rule needs {needs}", kind_word(rule.kind))),
+            .with_help(format!("a {} rule needs {needs}", rule.kind.keyword())),
         );
     }
     let mut seen: Vec<&str> = Vec::new();
@@ -259,15 +259,6 @@ fn emit_name(ctx: &mut Ctx, env: &Env, name: &crate::ast::Ident) -> Ty {
     }
 }
 
-/// The keyword of a rule kind.
-pub fn kind_word(kind: RuleKind) -> &'static str {
-    match kind {
-        RuleKind::Metric => "metric",
-        RuleKind::Event => "event",
-        RuleKind::Autotrace => "autotrace",
-    }
-}
-
 /// Reports a clause the rule's kind does not take.
 pub fn not_for_kind(ctx: &mut Ctx, kind: RuleKind, span: crate::ast::Span, what: &str) {
     let help = if kind == RuleKind::Metric {
@@ -279,7 +270,7 @@ pub fn not_for_kind(ctx: &mut Ctx, kind: RuleKind, span: crate::ast::Span, what:
         ctx.error(
             "not-for-kind",
             span,
-            format!("{what} cannot be used in a {} rule", kind_word(kind)),
+            format!("{what} cannot be used in a {} rule", kind.keyword()),
         )
         .with_label("not for this kind of rule")
         .with_help(help),

@@ -290,7 +290,7 @@ fn run_rule(
     let data = record_data(rule, rt, scripts, sample, &locals, emitted, captures)?;
     rt.stats.fired += 1;
     out.push(Output::Record(Record {
-        tracer_name: rule.output.clone(),
+        tracer_name: rule.output().to_string(),
         tracer_type: TracerType::Auto,
         time_ns: sample.time_ns,
         labels: sample.labels.clone(),

@@ -36,7 +36,7 @@ pub fn points(
             return Ok(Vec::new());
         }
     }
-    let prefix = family_prefix(&rule.output, container);
+    let prefix = family_prefix(rule.output(), container);
     let labels = series_labels(rule, sample, container);
     let point = |family: String, help: &str, kind, value| MetricPoint {
         family,
@@ -117,7 +117,7 @@ pub fn zero_points(plan: &Plan, catalog: &Catalog) -> Vec<MetricPoint> {
         if rule.kind != RuleKind::Metric || !host || !host_series_unlabelled(rule, catalog) {
             continue;
         }
-        let prefix = family_prefix(&rule.output, false);
+        let prefix = family_prefix(rule.output(), false);
         for emit in &rule.emits {
             let Emit::Named {
                 name,

@@ -109,9 +109,6 @@ pub struct Scopes {
 pub struct CompiledRule {
     /// Rule name.
     pub name: String,
-    /// The name its records (`tracer_name`) and metric families carry: the rule it is the
-    /// fallback for (`fallback for`), else its own name.
-    pub output: String,
     /// `fallback for RULE`: runs only where that rule's source is unavailable (see
     /// [`Plan::select_fallbacks`]).
     pub fallback_for: Option<String>,
@@ -154,6 +151,12 @@ pub struct CompiledRule {
 }
 
 impl CompiledRule {
+    /// The name its records (`tracer_name`) and metric families carry: the rule it is the
+    /// fallback for (`fallback for`), else its own name.
+    pub fn output(&self) -> &str {
+        self.fallback_for.as_deref().unwrap_or(&self.name)
+    }
+
     /// `path:line:col` of a span in this rule's file.
     pub fn place(&self, span: Span) -> String {
         format!("{}:{}:{}", self.path, span.line, span.col)
@@ -415,7 +418,6 @@ fn compile_rule(rule: &Rule, scope: &mut Scope<'_>) -> Result<CompiledRule, Diag
     };
     Ok(CompiledRule {
         name: rule.name.name.clone(),
-        output: rule.output_name().to_string(),
         fallback_for: rule.fallback.as_ref().map(|f| f.name.clone()),
         path: scope.path.to_string(),
         kind: rule.kind,

@@ -43,7 +43,7 @@ fn plan() -> Plan {
 fn names(plan: &Plan) -> Vec<(String, String)> {
     plan.rules
         .iter()
-        .map(|r| (r.name.clone(), r.output.clone()))
+        .map(|r| (r.name.clone(), r.output().to_string()))
         .collect()
 }
 

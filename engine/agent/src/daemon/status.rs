@@ -36,11 +36,7 @@ impl RuleInfo {
 
 /// The log line saying which rule of a `fallback for` pair runs and why the other does not.
 pub fn fallback_log_line(inactive: &Inactive) -> String {
-    let kind = match inactive.kind {
-        RuleKind::Metric => "metric",
-        RuleKind::Event => "event",
-        RuleKind::Autotrace => "autotrace",
-    };
+    let kind = inactive.kind.keyword();
     if inactive.is_fallback {
         format!(
             "rule {} ({kind}) runs on {}; its fallback {} ({}) is not run",
