@@ -12,6 +12,7 @@
 
 use serde::Deserialize;
 use std::path::Path;
+use std::sync::OnceLock;
 
 /// One kernel facility a variant requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -47,7 +48,11 @@ impl Requirement {
 
 /// block_rq_issue passes `want` arguments on this kernel.
 fn block_rq_args(proc_root: &Path, want: usize) -> Result<(), String> {
-    let (args, from) = match crate::kernel_btf::kernel_tracepoint_args("block_rq_issue") {
+    // The kernel BTF is megabytes: parsed once, however many variants ask.
+    static FROM_BTF: OnceLock<Result<usize, String>> = OnceLock::new();
+    let from_btf =
+        FROM_BTF.get_or_init(|| crate::kernel_btf::kernel_tracepoint_args("block_rq_issue"));
+    let (args, from) = match from_btf.clone() {
         Ok(n) => (n, "kernel BTF".to_string()),
         Err(btf) => {
             let path = proc_root.join("sys/kernel/osrelease");
