@@ -248,26 +248,20 @@ fn v1_expected() -> Vec<String> {
 fn scrape_fixture(cgroup: &str, bpf_recorded: bool, wanted: &[String]) -> (String, Vec<String>) {
     let config = TempConfig::new(&format!("metrics-fixture-{cgroup}"), CONFIG);
     let port = free_port();
-    let mut args = fixture_args(cgroup, 40);
-    if bpf_recorded {
-        args.push("--bpf-recorded".into());
-        args.push(
-            repo()
-                .join("engine/agent/tests/fixtures/node/bpf/maps.jsonl")
-                .into(),
-        );
-    }
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let _agent = start_agent(port, &config.path, &args);
+    let recorded: &[(&str, &str)] = if bpf_recorded {
+        &[(
+            "--bpf-recorded",
+            "engine/agent/tests/fixtures/node/bpf/maps.jsonl",
+        )]
+    } else {
+        &[]
+    };
+    let _agent = start_fixture_agent(port, &config.path, cgroup, 40, recorded);
     // Two poll intervals (10 s each): the deltas need a second read.
     let body = scrape_until(port, Duration::from_secs(35), |body| {
-        wanted.iter().all(|line| body.lines().any(|l| l == line))
+        missing_lines(body, wanted).is_empty()
     });
-    let missing = wanted
-        .iter()
-        .filter(|line| !body.lines().any(|l| l == line.as_str()))
-        .cloned()
-        .collect();
+    let missing = missing_lines(&body, wanted);
     (body, missing)
 }
 

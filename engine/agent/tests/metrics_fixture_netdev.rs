@@ -68,43 +68,47 @@ fn lines(container: bool, device: &str, values: [u64; 16]) -> Vec<String> {
         .collect()
 }
 
-/// proc/net/dev eth0 and proc/3001/net/dev eth0.
-fn procfs_lines() -> Vec<String> {
-    let mut all = lines(
-        false,
-        "eth0",
-        [
-            1000000, 2000, 1, 2, 0, 0, 0, 3, 500000, 1500, 0, 4, 0, 0, 0, 0,
-        ],
-    );
-    all.extend(lines(
-        true,
-        "eth0",
-        [70000, 700, 0, 1, 0, 0, 0, 0, 60000, 600, 0, 2, 0, 0, 0, 0],
-    ));
-    all
-}
+/// `(container, device, procfs values, netlink values)`.
+type Device = (bool, &'static str, Option<[u64; 16]>, Option<[u64; 16]>);
 
-/// netlink/link.json eth0 and eth1 (not in proc/net/dev), netlink/netns/3001/link.json eth0.
-fn netlink_lines() -> Vec<String> {
-    let mut all = lines(
+/// Each device's values in proc/net/dev and proc/3001/net/dev (procfs), and in
+/// netlink/link.json and netlink/netns/3001/link.json (netlink; eth1 is in link.json only).
+const DEVICES: [Device; 3] = [
+    (
         false,
         "eth0",
-        [
+        Some([
+            1000000, 2000, 1, 2, 0, 0, 0, 3, 500000, 1500, 0, 4, 0, 0, 0, 0,
+        ]),
+        Some([
             1000100, 2001, 1, 2, 0, 0, 0, 3, 500100, 1501, 0, 4, 0, 0, 0, 0,
-        ],
-    );
-    all.extend(lines(
+        ]),
+    ),
+    (
         false,
         "eth1",
-        [4200, 42, 0, 0, 0, 0, 0, 0, 2100, 21, 0, 0, 0, 0, 0, 0],
-    ));
-    all.extend(lines(
+        None,
+        Some([4200, 42, 0, 0, 0, 0, 0, 0, 2100, 21, 0, 0, 0, 0, 0, 0]),
+    ),
+    (
         true,
         "eth0",
-        [70070, 701, 0, 1, 0, 0, 0, 0, 60060, 601, 0, 2, 0, 0, 0, 0],
-    ));
-    all
+        Some([70000, 700, 0, 1, 0, 0, 0, 0, 60000, 600, 0, 2, 0, 0, 0, 0]),
+        Some([70070, 701, 0, 1, 0, 0, 0, 0, 60060, 601, 0, 2, 0, 0, 0, 0]),
+    ),
+];
+
+/// The lines of every device of `DEVICES` that the netlink (or the procfs) path reads.
+fn expected(netlink: bool) -> Vec<String> {
+    DEVICES
+        .iter()
+        .flat_map(|(container, device, procfs, by_netlink)| {
+            let values = if netlink { by_netlink } else { procfs };
+            values
+                .map(|values| lines(*container, device, values))
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// Runs the agent over the fixture node and returns the first scrape holding every `wanted`
@@ -115,11 +119,9 @@ fn scrape(enable_netlink: bool, wanted: &[String]) -> String {
         &config(enable_netlink),
     );
     let port = free_port();
-    let args = fixture_args("cgroup", 30);
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let _agent = start_agent(port, &config.path, &args);
+    let _agent = start_fixture_agent(port, &config.path, "cgroup", 30, &[]);
     scrape_until(port, Duration::from_secs(25), |body| {
-        wanted.iter().all(|line| body.lines().any(|l| l == line))
+        missing_lines(body, wanted).is_empty()
     })
 }
 
@@ -134,10 +136,7 @@ fn netdev_series(body: &str) -> Vec<&str> {
 
 fn check(enable_netlink: bool, wanted: Vec<String>, other: Vec<String>) {
     let body = scrape(enable_netlink, &wanted);
-    let missing: Vec<&String> = wanted
-        .iter()
-        .filter(|line| !body.lines().any(|l| l == line.as_str()))
-        .collect();
+    let missing = missing_lines(&body, &wanted);
     assert!(missing.is_empty(), "missing: {missing:#?}\n---\n{body}");
     // Exactly these series: the other path's values, lo (DeviceExcluded) and devices the
     // other path lists are absent.
@@ -155,10 +154,10 @@ fn check(enable_netlink: bool, wanted: Vec<String>, other: Vec<String>) {
 
 #[test]
 fn netdev_families_read_procfs_without_enable_netlink() {
-    check(false, procfs_lines(), netlink_lines());
+    check(false, expected(false), expected(true));
 }
 
 #[test]
 fn netdev_families_read_netlink_with_enable_netlink() {
-    check(true, netlink_lines(), procfs_lines());
+    check(true, expected(true), expected(false));
 }

@@ -11,8 +11,6 @@
 mod scrape_common;
 
 use scrape_common::*;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 fn config(blacklist: Option<&str>) -> String {
@@ -24,24 +22,6 @@ fn config(blacklist: Option<&str>) -> String {
     )
 }
 
-/// The body of `GET path`, or an empty string.
-fn get(port: u16, path: &str) -> String {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return String::new();
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default()
-}
-
 /// One exposition line of `family` with `labels` plus the common host/region, sorted.
 fn line(family: &str, labels: &[(&str, &str)], value: &str) -> String {
     let mut all: Vec<(&str, &str)> = labels.to_vec();
@@ -51,70 +31,80 @@ fn line(family: &str, labels: &[(&str, &str)], value: &str) -> String {
     format!("huatuo_bamai_{family}{{{}}} {value}", labels.join(","))
 }
 
+/// `base` labels plus `extra`.
+fn with<'a>(base: &[(&'a str, &'a str)], extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    [base, extra].concat()
+}
+
+/// One line of `family` per `(ip, value)`, with `base` plus that `ip` label.
+fn per_ip(family: &str, base: &[(&str, &str)], values: &[(&str, &str)]) -> Vec<String> {
+    values
+        .iter()
+        .map(|(ip, value)| line(family, &with(base, &[("ip", ip)]), value))
+        .collect()
+}
+
+/// GPU 0's families that both vendors have, `<vendor>_gpu_*`: the SDK and driver versions,
+/// the info line (`gpu` plus `info`), the board power and the PCIe link speed, width, receive
+/// and transmit rates.
+fn board_lines(
+    vendor: &str,
+    (sdk, driver): (&str, &str),
+    info: &[(&str, &str)],
+    power: &str,
+    [speed, width, receive, transmit]: [&str; 4],
+) -> Vec<String> {
+    let gpu = [("gpu", "0")];
+    let family = |name: &str| format!("{vendor}_gpu_{name}");
+    vec![
+        line(&family("sdk_info"), &[("version", sdk)], "1"),
+        line(&family("driver_info"), &[("version", driver)], "1"),
+        line(&family("info"), &with(&gpu, info), "1"),
+        line(&family("board_power_watts"), &gpu, power),
+        line(&family("pcie_link_speed_gt_per_second"), &gpu, speed),
+        line(&family("pcie_link_width_lanes"), &gpu, width),
+        line(&family("pcie_receive_bytes_per_second"), &gpu, receive),
+        line(&family("pcie_transmit_bytes_per_second"), &gpu, transmit),
+    ]
+}
+
 /// Every metax_gpu family from `fixtures/node/gpu/metax.json`: one C500 with one die and one
 /// MetaXLink.
 fn metax_expected() -> Vec<String> {
-    let gpu = [("gpu", "0")];
     let link = [("gpu", "0"), ("metaxlink", "1")];
     let die = [("die", "0"), ("gpu", "0")];
-    let with = |base: &[(&'static str, &'static str)], extra: &[(&'static str, &'static str)]| {
-        let mut labels = base.to_vec();
-        labels.extend_from_slice(extra);
-        labels
-    };
-    let mut lines = vec![
-        line("metax_gpu_sdk_info", &[("version", "2.14.6")], "1"),
-        line("metax_gpu_driver_info", &[("version", "2.9.1")], "1"),
-        line(
-            "metax_gpu_info",
-            &[
-                ("gpu", "0"),
-                ("model", "C500"),
-                ("uuid", "GPU-5d0e8f1a-0c9b-4d27-a1f3-3b2f6a7c9e10"),
-                ("bios_version", "1.22.3.0"),
-                ("bdf", "0000:0f:00.0"),
-                ("mode", "native"),
-                ("die_count", "1"),
-            ],
-            "1",
-        ),
-        line("metax_gpu_board_power_watts", &gpu, "72.5"),
-        line("metax_gpu_pcie_link_speed_gt_per_second", &gpu, "32"),
-        line("metax_gpu_pcie_link_width_lanes", &gpu, "16"),
-        line("metax_gpu_pcie_receive_bytes_per_second", &gpu, "125000000"),
-        line("metax_gpu_pcie_transmit_bytes_per_second", &gpu, "3000000"),
-        line("metax_gpu_metaxlink_link_speed_gt_per_second", &link, "32"),
-        line("metax_gpu_metaxlink_link_width_lanes", &link, "16"),
-        line(
-            "metax_gpu_metaxlink_receive_bytes_per_second",
-            &link,
-            "1000000",
-        ),
-        line(
-            "metax_gpu_metaxlink_transmit_bytes_per_second",
-            &link,
-            "2000000",
-        ),
-        line(
-            "metax_gpu_metaxlink_receive_bytes_total",
-            &link,
-            "123456789",
-        ),
-        line(
-            "metax_gpu_metaxlink_transmit_bytes_total",
-            &link,
-            "987654321",
-        ),
-        line(
+    let mut lines = board_lines(
+        "metax",
+        ("2.14.6", "2.9.1"),
+        &[
+            ("model", "C500"),
+            ("uuid", "GPU-5d0e8f1a-0c9b-4d27-a1f3-3b2f6a7c9e10"),
+            ("bios_version", "1.22.3.0"),
+            ("bdf", "0000:0f:00.0"),
+            ("mode", "native"),
+            ("die_count", "1"),
+        ],
+        "72.5",
+        ["32", "16", "125000000", "3000000"],
+    );
+    for (family, value) in [
+        ("link_speed_gt_per_second", "32"),
+        ("link_width_lanes", "16"),
+        ("receive_bytes_per_second", "1000000"),
+        ("transmit_bytes_per_second", "2000000"),
+        ("receive_bytes_total", "123456789"),
+        ("transmit_bytes_total", "987654321"),
+    ] {
+        lines.push(line(&format!("metax_gpu_metaxlink_{family}"), &link, value));
+    }
+    for (error_type, count) in [("ce", "2"), ("ue", "0")] {
+        lines.push(line(
             "metax_gpu_metaxlink_aer_errors_total",
-            &with(&link, &[("error_type", "ce")]),
-            "2",
-        ),
-        line(
-            "metax_gpu_metaxlink_aer_errors_total",
-            &with(&link, &[("error_type", "ue")]),
-            "0",
-        ),
+            &with(&link, &[("error_type", error_type)]),
+            count,
+        ));
+    }
+    lines.extend([
         line("metax_gpu_status", &die, "0"),
         line("metax_gpu_temperature_celsius", &die, "45.5"),
         line("metax_gpu_memory_total_bytes", &die, "68719476736"),
@@ -130,22 +120,22 @@ fn metax_expected() -> Vec<String> {
             "4",
         ),
         line("metax_gpu_ecc_memory_retired_pages_total", &die, "2"),
-    ];
-    for (ip, percent) in [("xcore", "87"), ("encoder", "0"), ("decoder", "3")] {
-        lines.push(line(
-            "metax_gpu_utilization_percent",
-            &with(&die, &[("ip", ip)]),
-            percent,
-        ));
-    }
-    for (ip, mhz) in [
-        ("xcore", "1600"),
-        ("memory", "1800"),
-        ("encoder", "1000"),
-        ("decoder", "1000"),
-    ] {
-        lines.push(line("metax_gpu_clock_mhz", &with(&die, &[("ip", ip)]), mhz));
-    }
+    ]);
+    lines.extend(per_ip(
+        "metax_gpu_utilization_percent",
+        &die,
+        &[("xcore", "87"), ("encoder", "0"), ("decoder", "3")],
+    ));
+    lines.extend(per_ip(
+        "metax_gpu_clock_mhz",
+        &die,
+        &[
+            ("xcore", "1600"),
+            ("memory", "1800"),
+            ("encoder", "1000"),
+            ("decoder", "1000"),
+        ],
+    ));
     for (memory_type, error_type, count) in [
         ("sram", "ce", "1"),
         ("sram", "ue", "0"),
@@ -182,61 +172,50 @@ fn metax_expected() -> Vec<String> {
 /// `die` label), as the NVML mapping would give it.
 fn nvidia_expected() -> Vec<String> {
     let gpu = [("gpu", "0")];
-    let with = |extra: &[(&'static str, &'static str)]| {
-        let mut labels = gpu.to_vec();
-        labels.extend_from_slice(extra);
-        labels
-    };
-    let mut lines = vec![
-        line("nvidia_gpu_sdk_info", &[("version", "12.535.104.05")], "1"),
-        line("nvidia_gpu_driver_info", &[("version", "535.104.05")], "1"),
-        line(
-            "nvidia_gpu_info",
-            &[
-                ("gpu", "0"),
-                ("model", "NVIDIA A100-SXM4-80GB"),
-                ("uuid", "GPU-8a3c2e41-7b55-4f0e-9d1a-2c6b0e4f7a93"),
-                ("bios_version", "92.00.36.00.02"),
-                ("bdf", "00000000:07:00.0"),
-            ],
-            "1",
-        ),
-        line("nvidia_gpu_board_power_watts", &gpu, "61.25"),
-        line("nvidia_gpu_pcie_link_speed_gt_per_second", &gpu, "16"),
-        line("nvidia_gpu_pcie_link_width_lanes", &gpu, "16"),
-        line("nvidia_gpu_pcie_receive_bytes_per_second", &gpu, "2048000"),
-        line("nvidia_gpu_pcie_transmit_bytes_per_second", &gpu, "3000"),
+    let mut lines = board_lines(
+        "nvidia",
+        ("12.535.104.05", "535.104.05"),
+        &[
+            ("model", "NVIDIA A100-SXM4-80GB"),
+            ("uuid", "GPU-8a3c2e41-7b55-4f0e-9d1a-2c6b0e4f7a93"),
+            ("bios_version", "92.00.36.00.02"),
+            ("bdf", "00000000:07:00.0"),
+        ],
+        "61.25",
+        ["16", "16", "2048000", "3000"],
+    );
+    lines.extend([
         line("nvidia_gpu_temperature_celsius", &gpu, "33"),
         line("nvidia_gpu_memory_total_bytes", &gpu, "85899345920"),
         line("nvidia_gpu_memory_used_bytes", &gpu, "4194304"),
         line(
             "nvidia_gpu_clocks_throttling",
-            &with(&[("reason", "sw_power_cap")]),
+            &with(&gpu, &[("reason", "sw_power_cap")]),
             "1",
         ),
         line("nvidia_gpu_performance_state", &gpu, "0"),
         line("nvidia_gpu_ecc_memory_retired_pages_total", &gpu, "2"),
         "# TYPE huatuo_bamai_nvidia_gpu_ecc_memory_errors_total counter".into(),
-    ];
-    for (ip, percent) in [("gpu", "87"), ("memory", "40"), ("decoder", "0")] {
-        lines.push(line(
-            "nvidia_gpu_utilization_percent",
-            &with(&[("ip", ip)]),
-            percent,
-        ));
-    }
-    for (ip, mhz) in [
-        ("graphics", "1410"),
-        ("sm", "1410"),
-        ("memory", "1593"),
-        ("video", "1275"),
-    ] {
-        lines.push(line("nvidia_gpu_clock_mhz", &with(&[("ip", ip)]), mhz));
-    }
+    ]);
+    lines.extend(per_ip(
+        "nvidia_gpu_utilization_percent",
+        &gpu,
+        &[("gpu", "87"), ("memory", "40"), ("decoder", "0")],
+    ));
+    lines.extend(per_ip(
+        "nvidia_gpu_clock_mhz",
+        &gpu,
+        &[
+            ("graphics", "1410"),
+            ("sm", "1410"),
+            ("memory", "1593"),
+            ("video", "1275"),
+        ],
+    ));
     for (error_type, count) in [("ce", "5"), ("ue", "0")] {
         lines.push(line(
             "nvidia_gpu_ecc_memory_errors_total",
-            &with(&[("memory_type", "dram"), ("error_type", error_type)]),
+            &with(&gpu, &[("memory_type", "dram"), ("error_type", error_type)]),
             count,
         ));
     }
@@ -255,29 +234,21 @@ struct Run {
 fn run(tag: &str, blacklist: Option<&str>, recorded: bool, wanted: &[String]) -> Run {
     let config = TempConfig::new(&format!("metrics-gpu-{tag}"), &config(blacklist));
     let port = free_port();
-    let mut args = fixture_args("cgroup", 40);
-    if recorded {
-        args.push("--gpu-recorded".into());
-        args.push(
-            repo()
-                .join("engine/agent/tests/fixtures/node/gpu")
-                .into_os_string(),
-        );
-    }
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let _agent = start_agent(port, &config.path, &args);
+    let recorded: &[(&str, &str)] = if recorded {
+        &[("--gpu-recorded", "engine/agent/tests/fixtures/node/gpu")]
+    } else {
+        &[]
+    };
+    let _agent = start_fixture_agent(port, &config.path, "cgroup", 40, recorded);
     // The loadavg family is there once the first poll went through.
     let metrics = scrape_until(port, Duration::from_secs(20), |body| {
-        body.contains("huatuo_bamai_loadavg_load1{")
-            && wanted.iter().all(|w| body.lines().any(|l| l == w))
+        body.contains("huatuo_bamai_loadavg_load1{") && missing_lines(body, wanted).is_empty()
     });
-    let missing = wanted
-        .iter()
-        .filter(|w| !metrics.lines().any(|l| l == w.as_str()))
-        .cloned()
-        .collect();
-    let status = serde_json::from_str(&get(port, "/status")).unwrap_or_default();
-    let healthz = get(port, "/healthz");
+    let missing = missing_lines(&metrics, wanted);
+    let status = get(port, "/status")
+        .and_then(|body| serde_json::from_str(&body).ok())
+        .unwrap_or_default();
+    let healthz = get(port, "/healthz").unwrap_or_default();
     Run {
         metrics,
         missing,
@@ -332,33 +303,10 @@ fn recorded_gpu_readings_give_every_family_exactly() {
     // The GPU families pass Prometheus' own linter without a single remark.
     let mut exposition = gpu_lines(&run.metrics).join("\n");
     exposition.push('\n');
-    if let Some((ok, report)) = promtool_check(&exposition) {
+    if promtool_available() {
+        let (ok, report) = promtool_check(&exposition);
         assert!(ok && report.trim().is_empty(), "promtool: {report}");
     }
-}
-
-/// `promtool check metrics` over `text`: (success, output), `None` when promtool is missing
-/// (required under CI=true).
-fn promtool_check(text: &str) -> Option<(bool, String)> {
-    use std::process::{Command, Stdio};
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
-        assert!(!ci(), "promtool is missing (Debian package `prometheus`)");
-        println!("SKIPPED promtool: not installed");
-        return None;
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(text.as_bytes()).expect("write to promtool");
-    }
-    let out = child.wait_with_output().expect("promtool output");
-    let mut report = String::from_utf8_lossy(&out.stdout).into_owned();
-    report.push_str(&String::from_utf8_lossy(&out.stderr));
-    Some((out.status.success(), report))
 }
 
 #[test]

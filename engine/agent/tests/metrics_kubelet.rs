@@ -70,9 +70,7 @@ fn run_agent(kubelet_port: u16, within: Duration, done: impl Fn(&str) -> bool) -
         ),
     );
     let port = free_port();
-    let args = fixture_args("cgroup", 40);
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let _agent = start_agent(port, &config.path, &args);
+    let _agent = start_fixture_agent(port, &config.path, "cgroup", 40, &[]);
     scrape_until(port, within, done)
 }
 

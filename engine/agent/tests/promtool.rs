@@ -5,8 +5,6 @@
 mod scrape_common;
 
 use scrape_common::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const CONFIG: &str = r#"
@@ -23,41 +21,6 @@ const NAMING_LINTS: [&str; 3] = [
     "counter metrics should have \"_total\" suffix",
     "non-counter metrics should not have \"_total\" suffix",
 ];
-
-/// `promtool check metrics` over `body`: (success, everything it printed).
-fn promtool_check(body: &str) -> (bool, String) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(body.as_bytes()).expect("write to promtool");
-    }
-    let out = child.wait_with_output().expect("promtool output");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-fn promtool_available() -> bool {
-    let found = Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            !ci(),
-            "promtool is missing (Debian package `prometheus`, see scripts/deps.sh)"
-        );
-        println!("SKIPPED: promtool is not installed (apt-get install prometheus)");
-    }
-    found
-}
 
 /// Runs the agent with all shipped rules, waits for host families and the agent's own, and
 /// checks the scrape with promtool.

@@ -31,18 +31,33 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The body of one `GET /metrics`, or `None` while the agent is not serving.
-pub fn scrape(port: u16) -> Option<String> {
+/// The body of one `GET path` (`/metrics`, `/status`, ...), or `None` while the agent is not
+/// serving.
+pub fn get(port: u16, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let request =
-        format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     response
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_string())
+}
+
+/// The body of one `GET /metrics`, or `None` while the agent is not serving.
+pub fn scrape(port: u16) -> Option<String> {
+    get(port, "/metrics")
+}
+
+/// The lines of `wanted` that are not, whole, a line of `body`.
+pub fn missing_lines(body: &str, wanted: &[String]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|w| !body.lines().any(|l| l == w.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// A temporary directory holding a config whose local record files stay inside it.
@@ -150,4 +165,60 @@ pub fn fixture_args(cgroup: &str, seconds: u32) -> Vec<std::ffi::OsString> {
     }
     args.push(seconds.to_string().into());
     args
+}
+
+/// Starts the agent on `port` over the fixture node (`fixture_args(cgroup, seconds)`), plus
+/// each `(flag, path)` of `recorded` with the path under the repository root (e.g.
+/// `("--gpu-recorded", "engine/agent/tests/fixtures/node/gpu")`).
+pub fn start_fixture_agent(
+    port: u16,
+    config: &Path,
+    cgroup: &str,
+    seconds: u32,
+    recorded: &[(&str, &str)],
+) -> Agent {
+    let mut args = fixture_args(cgroup, seconds);
+    for (flag, path) in recorded {
+        args.push(flag.into());
+        args.push(repo().join(path).into());
+    }
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    start_agent(port, config, &args)
+}
+
+/// Whether `promtool` runs here; prints why the check is skipped otherwise. Under `CI=true` a
+/// missing promtool is a failure.
+pub fn promtool_available() -> bool {
+    let found = Command::new("promtool")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            !ci(),
+            "promtool is missing (Debian package `prometheus`, see scripts/deps.sh)"
+        );
+        println!("SKIPPED: promtool is not installed (apt-get install prometheus)");
+    }
+    found
+}
+
+/// `promtool check metrics` over `body`: (success, everything it printed).
+pub fn promtool_check(body: &str) -> (bool, String) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(body.as_bytes()).expect("write to promtool");
+    }
+    let out = child.wait_with_output().expect("promtool output");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
 }
