@@ -34,7 +34,6 @@ fn a_task_hung_in_d_state_is_reported_with_its_stack() {
         return;
     }
     let knobs = HungTaskKnobs::set(1).unwrap_or_else(|e| panic!("hung task knobs: {e}"));
-    let saved = knobs.saved().to_vec();
 
     let mut templates = Templates::load(&["hungtask"], &BTreeMap::new());
     let status = templates.status();
@@ -77,11 +76,7 @@ fn a_task_hung_in_d_state_is_reported_with_its_stack() {
     // released and cleaned up before asserting on the event
     let problems = hang.finish();
     assert!(problems.is_empty(), "clean-up: {problems:#?}");
-    drop(knobs);
-    for (knob, value) in &saved {
-        let now = std::fs::read_to_string(format!("/proc/sys/kernel/{knob}")).unwrap();
-        assert_eq!(now.trim(), value, "kernel.{knob} not restored");
-    }
+    knobs.restore();
 
     assert_eq!(event.source, "bpf.hungtask");
     assert_eq!(int(&event, "pid"), Some(pid), "{event:#?}");

@@ -125,10 +125,7 @@ fn map_int(
     samples
         .iter()
         .filter(|s| pick(s))
-        .find_map(|s| match s.fields.get(field) {
-            Some(Value::Int(n)) => Some(*n),
-            _ => None,
-        })
+        .find_map(|s| int(s, field))
 }
 
 /// A file removed on drop.

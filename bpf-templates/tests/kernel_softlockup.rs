@@ -126,44 +126,14 @@ fn a_real_soft_lockup_is_logged_for_the_stalled_cpu_and_thread() {
     }
     let program = StallProgram::load(OBJECT).unwrap_or_else(|e| panic!("{e}"));
     let t = trigger(&program).unwrap_or_else(|e| panic!("{e}"));
-    println!(
-        "stall: thread {} on CPU {} held {:?} ({} clock reads, {:.1} ns each); kernel line \
-         {:?} logged {:?} after the stall began, read {:?} after it ended; \
-         watchdog_thresh {} -> {:?}",
-        t.tid,
-        t.result.cpu,
-        t.result.held(),
-        t.result.iterations,
-        t.result.ns_per_iteration(),
-        t.line.as_ref().map(|l| &l.message),
-        t.line_after,
-        t.read_after_end,
-        t.thresh_before,
-        t.thresh_after,
-    );
-    assert_eq!(
-        t.thresh_after.as_deref(),
-        Some(t.thresh_before.as_str()),
-        "kernel.watchdog_thresh not restored"
-    );
+    println!("{}", t.summary());
+    let line = t.checked_line();
     assert_eq!(t.result.runs, 1, "{:?}", t.result);
     assert!(
         t.result.held() >= STALL && t.result.held() < STALL + Duration::from_millis(500),
         "held {:?}",
         t.result.held()
     );
-    let line = t.line.as_ref().unwrap_or_else(|| {
-        panic!(
-            "no soft lockup line for thread {} (CPU {}) within {KMSG_WAIT:?}; logged meanwhile: \
-             {:#?}",
-            t.tid,
-            t.result.cpu,
-            t.records.iter().map(|r| &r.message).collect::<Vec<_>>()
-        )
-    });
-    assert_eq!(line.cpu, t.result.cpu, "{line:?}");
-    assert_eq!(line.comm, STALL_COMM, "{line:?}");
-    assert_eq!(line.pid, t.tid, "{line:?}");
     assert!(
         line.message
             .starts_with("watchdog: BUG: soft lockup - CPU#"),

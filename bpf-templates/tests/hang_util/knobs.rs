@@ -1,6 +1,7 @@
-//! The hung-task detector's knobs, set for a test and restored on drop, and the check that a
-//! hang test may run on this machine. Only `std`: shared with the agent's kernel tests
-//! (`engine/agent/tests/events_hungtask.rs` includes this file with `#[path]`).
+//! The hung-task detector's knobs, set for a test and restored on drop, the check that a hang
+//! test may run on this machine, and the /proc reads about the tasks involved. Only `std`:
+//! shared with the agent's kernel tests (`engine/agent/tests/events_hungtask.rs` includes this
+//! file with `#[path]`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -51,6 +52,13 @@ pub fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// The state letter (`D`, `S`, ...) of thread `tid` of this process: the field after the
+/// `(comm)` of /proc/self/task/<tid>/stat.
+pub fn task_state(tid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
 /// `kernel.hung_task_timeout_secs` lowered for a test and `kernel.hung_task_warnings` set to 0
 /// (khungtaskd raises sched_process_hang before it looks at the warning budget, so the
 /// tracepoint fires without a kernel log splat per check and without using up the host's
@@ -96,9 +104,17 @@ impl HungTaskKnobs {
         Ok(knobs)
     }
 
-    /// The values this guard restores, `(name, value)`.
-    pub fn saved(&self) -> &[(&'static str, String)] {
-        &self.saved
+    /// Restores the knobs now, as on drop, and asserts that each reads back as it was.
+    pub fn restore(self) {
+        let saved = self.saved.clone();
+        drop(self);
+        for (knob, value) in &saved {
+            assert_eq!(
+                read_sysctl(knob).as_deref(),
+                Some(value.as_str()),
+                "kernel.{knob} not restored"
+            );
+        }
     }
 }
 

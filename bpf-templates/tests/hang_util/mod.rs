@@ -35,7 +35,7 @@ pub mod knobs;
 pub use knobs::{hang_ready, HungTaskKnobs};
 
 use fuse::MARK;
-use knobs::pid_alive;
+use knobs::{pid_alive, task_state};
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader};
@@ -148,7 +148,7 @@ impl HungTask {
 
     /// State letter of the blocked thread (`D`), from /proc/<pid>/task/<tid>/stat.
     pub fn state(&self) -> Option<char> {
-        task_state(self.tid)
+        task_state(self.tid as u32)
     }
 
     /// Every line the server printed so far.
@@ -414,12 +414,6 @@ fn mounted_on(dir: &Path) -> bool {
         .unwrap_or_default()
         .lines()
         .any(|line| line.split(' ').nth(4) == Some(target.as_ref()))
-}
-
-/// The state letter of thread `tid` of this process (the field after the `(comm)`).
-fn task_state(tid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// The body of the server child's test: does nothing unless this process was started by

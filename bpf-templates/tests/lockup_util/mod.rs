@@ -436,6 +436,52 @@ pub struct Triggered {
     pub thresh_after: Option<String>,
 }
 
+impl Triggered {
+    /// One line on the stall, the kernel's line and the threshold, for the test's output.
+    pub fn summary(&self) -> String {
+        format!(
+            "stall: thread {} on CPU {} held {:?} ({} clock reads, {:.1} ns each); kernel line \
+             {:?} logged {:?} after the stall began, read {:?} after it ended; \
+             watchdog_thresh {} -> {:?}",
+            self.tid,
+            self.result.cpu,
+            self.result.held(),
+            self.result.iterations,
+            self.result.ns_per_iteration(),
+            self.line.as_ref().map(|l| &l.message),
+            self.line_after,
+            self.read_after_end,
+            self.thresh_before,
+            self.thresh_after,
+        )
+    }
+
+    /// The kernel's line, asserted to have come and to name the stalled CPU and thread, once
+    /// the threshold is asserted restored.
+    pub fn checked_line(&self) -> &LockupLine {
+        assert_eq!(
+            self.thresh_after.as_deref(),
+            Some(self.thresh_before.as_str()),
+            "kernel.watchdog_thresh not restored"
+        );
+        let line = self.line.as_ref().unwrap_or_else(|| {
+            panic!(
+                "no soft lockup line for thread {} (CPU {}) within {KMSG_WAIT:?}; logged \
+                 meanwhile: {:#?}",
+                self.tid,
+                self.result.cpu,
+                self.records.iter().map(|r| &r.message).collect::<Vec<_>>()
+            )
+        });
+        assert_eq!(
+            (line.cpu, line.pid, line.comm.as_str()),
+            (self.result.cpu, self.tid, STALL_COMM),
+            "{line:?}"
+        );
+        line
+    }
+}
+
 /// Lowers the threshold, stalls one CPU once for [`STALL`], restores the threshold and reads
 /// /dev/kmsg (from its end before the stall) for the line naming the stalled thread.
 pub fn trigger(program: &StallProgram) -> Result<Triggered, String> {

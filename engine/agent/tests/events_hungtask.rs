@@ -184,8 +184,7 @@ impl Hang {
     }
 
     fn state(&self) -> Option<char> {
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{}/stat", self.tid)).ok()?;
-        stat.rsplit_once(')')?.1.trim_start().chars().next()
+        knobs::task_state(self.tid)
     }
 }
 
@@ -229,7 +228,6 @@ fn the_hungtask_rule_records_a_task_hung_in_d_state() {
     }
     let pid = std::process::id();
     let knobs = knobs::HungTaskKnobs::set(1).unwrap_or_else(|e| panic!("hung task knobs: {e}"));
-    let saved = knobs.saved().to_vec();
     let agent = Agent::start(Setup {
         tag: "agent-hungtask",
         rules: "rules/",
@@ -248,14 +246,7 @@ fn the_hungtask_rule_records_a_task_hung_in_d_state() {
     let record = agent.wait_record("hungtask", Duration::from_secs(20), |r| r["pid"] == pid);
     let state_then = hang.state();
     drop(hang);
-    drop(knobs);
-    for (knob, value) in &saved {
-        assert_eq!(
-            knobs::read_sysctl(knob).as_deref(),
-            Some(value.as_str()),
-            "kernel.{knob} not restored"
-        );
-    }
+    knobs.restore();
     let record = record.unwrap_or_else(|| {
         panic!(
             "no hungtask record for pid {pid} (tid {tid}, state {state_then:?}): {:#?}\nlog:\n{}",
@@ -271,10 +262,7 @@ fn the_hungtask_rule_records_a_task_hung_in_d_state() {
         "stack of the hung thread: {record:#}"
     );
     // The D-state capture lists every thread in D, the hung one with its own stack.
-    let blocked = record["blocked_processes_stack"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no blocked_processes_stack: {record:#}"));
-    let listed = blocked
+    let listed = captured_tasks(&record, "blocked_processes_stack", "D")
         .iter()
         .find(|t| t["tid"].as_i64() == Some(tid as i64))
         .unwrap_or_else(|| panic!("hung tid {tid} not in blocked_processes_stack: {record:#}"));
@@ -283,5 +271,6 @@ fn the_hungtask_rule_records_a_task_hung_in_d_state() {
         listed["stack"].to_string().contains("filename_create"),
         "{record:#}"
     );
-    assert!(record["cpus_stack"].is_array(), "no cpus_stack: {record:#}");
+    // The R-state capture: the running tasks (the capturing thread at least).
+    captured_tasks(&record, "cpus_stack", "R");
 }

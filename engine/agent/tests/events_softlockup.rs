@@ -41,10 +41,7 @@ fn the_softlockup_rule_records_a_real_soft_lockup() {
     if !kernel_tests_enabled(name, "root and BPF") || !lockup_util::lockup_ready(name) {
         return;
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .expect("hostname")
-        .trim()
-        .to_string();
+    let host = lockup_util::read_sysctl("hostname").expect("hostname");
     let program = lockup_util::StallProgram::load(&stall_object())
         .unwrap_or_else(|e| panic!("the stall program: {e}"));
     let agent = Agent::start(Setup {
@@ -80,35 +77,8 @@ fn the_softlockup_rule_records_a_real_soft_lockup() {
     assert_eq!(before, 0.0, "{COUNTER} before the lockup");
 
     let t = lockup_util::trigger(&program).unwrap_or_else(|e| panic!("{e}"));
-    println!(
-        "stall: thread {} on CPU {} held {:?}; kernel line {:?} logged {:?} after the stall \
-         began; watchdog_thresh {} -> {:?}",
-        t.tid,
-        t.result.cpu,
-        t.result.held(),
-        t.line.as_ref().map(|l| &l.message),
-        t.line_after,
-        t.thresh_before,
-        t.thresh_after,
-    );
-    assert_eq!(
-        t.thresh_after.as_deref(),
-        Some(t.thresh_before.as_str()),
-        "kernel.watchdog_thresh not restored"
-    );
-    let line = t.line.clone().unwrap_or_else(|| {
-        panic!(
-            "the kernel logged no soft lockup for thread {} (CPU {}): {:#?}",
-            t.tid,
-            t.result.cpu,
-            t.records.iter().map(|r| &r.message).collect::<Vec<_>>()
-        )
-    });
-    assert_eq!(
-        (line.cpu, line.pid, line.comm.as_str()),
-        (t.result.cpu, t.tid, lockup_util::STALL_COMM),
-        "{line:?}"
-    );
+    println!("{}", t.summary());
+    let line = t.checked_line();
 
     // The line's pid is the stalled thread's id. The kmsg rule emits it as `pid` (and as
     // `tid` once the rule has one); a kernel template emits it as `tid`, with the process id
@@ -146,16 +116,7 @@ fn the_softlockup_rule_records_a_real_soft_lockup() {
         line.pid
     );
     assert_eq!(record["comm"], line.comm.as_str(), "{record:#}");
-    let tasks = stack
-        .as_array()
-        .unwrap_or_else(|| panic!("no cpus_stack: {record:#}"));
-    assert!(!tasks.is_empty(), "empty cpus_stack: {record:#}");
-    assert!(
-        tasks
-            .iter()
-            .all(|t| t["state"] == "R" && t["tid"].is_number()),
-        "cpus_stack lists tasks not running: {record:#}"
-    );
+    captured_tasks(&record, "cpus_stack", "R");
     assert_eq!(
         agent.records("softlockup").len(),
         1,

@@ -2,7 +2,7 @@
 //! `events_softlockup`, `autotrace_kernel`): the real `huatuo run` on the live kernel with
 //! shipped rules, its records stored as local files in a scratch directory, its `/status`
 //! read over HTTP.
-//! Builds on `scrape_common` (repository root, root check, ports, scratch config).
+//! Builds on `scrape_common` (repository root, root check, ports, scratch config, HTTP GET).
 
 #![allow(dead_code)]
 
@@ -15,8 +15,6 @@ pub use scrape_common::{ci, free_port, is_root, repo};
 
 use scrape_common::TempConfig;
 use serde_json::Value as Json;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -98,15 +96,9 @@ impl Agent {
         }
     }
 
-    /// The body of a raw HTTP/1.0 `GET path`, or `None` while the agent is not serving.
+    /// The body of `GET path`, or `None` while the agent is not serving.
     pub fn get(&self, path: &str) -> Option<String> {
-        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        text.split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_string())
+        scrape_common::get(self.port, path)
     }
 
     /// `GET /status` parsed, or `None` while the agent is not serving.
@@ -216,4 +208,20 @@ pub fn sample_value(metrics: &str, name: &str, (label, value): (&str, &str)) -> 
             .any(|l| l == wanted)
             .then(|| sample.trim().parse().ok())?
     })
+}
+
+/// The tasks a `tasks(state: ...)` capture stored as `field` of `record`: panics (with the
+/// record) unless it is a non-empty list of tasks all in `state`, each with a numeric tid.
+pub fn captured_tasks<'a>(record: &'a Json, field: &str, state: &str) -> &'a [Json] {
+    let tasks = record[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {field}: {record:#}"));
+    assert!(!tasks.is_empty(), "empty {field}: {record:#}");
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t["state"] == state && t["tid"].is_number()),
+        "{field} lists tasks not in state {state}: {record:#}"
+    );
+    tasks
 }
