@@ -412,7 +412,7 @@ mod real {
     use std::net::UdpSocket;
     use std::os::unix::fs::MetadataExt;
     use std::process::{Child, Command, Stdio};
-    use std::sync::Mutex;
+    use std::sync::{Mutex, MutexGuard};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     /// The tests share `/sys/fs/cgroup/*/docker` (created and removed by whichever needs it)
@@ -516,6 +516,41 @@ mod real {
         }
     }
 
+    /// Starts `sleep secs` in the namespace `ns` (killed by `cleanup`) and returns its pid
+    /// once it is in that namespace.
+    fn sleeper_in(cleanup: &mut Cleanup, ns: &str, secs: u32) -> u32 {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "sleep", &secs.to_string()])
+            .spawn()
+            .expect("spawn sleeper in the netns");
+        let pid = child.id();
+        cleanup.children.push(child);
+        // pid 1's namespace may be unreadable (no CAP_SYS_PTRACE over it); ours is the host's.
+        let host_ns = netns_inode(1)
+            .or_else(|| netns_inode(std::process::id()))
+            .expect("host netns inode");
+        let mut entered = false;
+        for _ in 0..200 {
+            if netns_inode(pid).is_some_and(|i| i != host_ns) {
+                entered = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(entered, "the sleeper entered the test namespace");
+        pid
+    }
+
+    /// Discovery over the host's cgroup v1 tree, as the daemon's.
+    fn host_discovery() -> Arc<Discovery> {
+        Arc::new(Discovery::new(DiscoveryOptions {
+            root: PathBuf::from(CGROUP_ROOT),
+            refresh_interval: Duration::from_secs(60),
+            docker_root: None,
+            ..DiscoveryOptions::default()
+        }))
+    }
+
     fn sample_of<'a>(samples: &'a [Sample], id: &str, device: Option<&str>) -> &'a Sample {
         samples
             .iter()
@@ -535,24 +570,9 @@ mod real {
 
     #[test]
     fn container_netns_counters_show_the_veth_traffic() {
-        let v1 = PathBuf::from(CGROUP_ROOT)
-            .join("cpu/cgroup.procs")
-            .is_file();
-        let has_ip = Command::new("ip")
-            .arg("-V")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok();
-        if !(is_root() && v1 && has_ip) {
-            assert!(
-                !must_run(),
-                "CI=true but not root on a cgroup v1 host with ip(8)"
-            );
-            eprintln!("SKIPPED: needs root, cgroup v1 cpu/cpuacct/memory and ip(8)");
+        let Some(_serial) = host_ready() else {
             return;
-        }
-        // Held until after `cleanup` is dropped (declared first, dropped last).
-        let _serial = HOST_STATE.lock().unwrap_or_else(|e| e.into_inner());
+        };
         let tag = std::process::id() % 1_000_000;
         let ns = format!("huatuo-test-{tag}");
         let (host_if, cont_if) = (format!("htv{tag}h"), format!("htv{tag}c"));
@@ -570,53 +590,28 @@ mod real {
         ip(&["link", "set", &cont_if, "netns", &ns]).expect("veth into netns");
         ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_if]).expect("host addr");
         ip(&["link", "set", &host_if, "up"]).expect("host link up");
-        let in_ns = |args: &[&str]| {
-            let mut all = vec!["netns", "exec", ns.as_str()];
-            all.push("ip");
-            all.extend_from_slice(args);
-            ip(&all)
-        };
-        in_ns(&["addr", "add", &format!("{cont_ip}/30"), "dev", &cont_if]).expect("ns addr");
-        in_ns(&["link", "set", &cont_if, "up"]).expect("ns link up");
-        in_ns(&["link", "set", "lo", "up"]).expect("ns lo up");
+        in_ns(
+            &ns,
+            &["addr", "add", &format!("{cont_ip}/30"), "dev", &cont_if],
+        )
+        .expect("ns addr");
+        in_ns(&ns, &["link", "set", &cont_if, "up"]).expect("ns link up");
+        in_ns(&ns, &["link", "set", "lo", "up"]).expect("ns lo up");
 
-        let netns_child = Command::new("ip")
-            .args(["netns", "exec", &ns, "sleep", "30"])
-            .spawn()
-            .expect("spawn sleeper in the netns");
-        let netns_pid = netns_child.id();
-        cleanup.children.push(netns_child);
+        let netns_pid = sleeper_in(&mut cleanup, &ns, 30);
         let host_child = Command::new("sleep")
             .arg("30")
             .spawn()
             .expect("spawn sleeper in the host netns");
         let host_pid = host_child.id();
         cleanup.children.push(host_child);
-        // pid 1's namespace may be unreadable (no CAP_SYS_PTRACE over it); ours is the host's.
-        let host_ns = netns_inode(1)
-            .or_else(|| netns_inode(std::process::id()))
-            .expect("host netns inode");
-        let mut entered = false;
-        for _ in 0..200 {
-            if netns_inode(netns_pid).is_some_and(|i| i != host_ns) {
-                entered = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(entered, "the sleeper entered the test namespace");
 
         let id = container_id(1);
         let host_net_id = container_id(2);
         fake_docker_cgroup(&mut cleanup, &id, netns_pid);
         fake_docker_cgroup(&mut cleanup, &host_net_id, host_pid);
 
-        let discovery = Arc::new(Discovery::new(DiscoveryOptions {
-            root: PathBuf::from(CGROUP_ROOT),
-            refresh_interval: Duration::from_secs(60),
-            docker_root: None,
-            ..DiscoveryOptions::default()
-        }));
+        let discovery = host_discovery();
         let mut net_dev = NetnsReader::new(NetKind::NetDev, discovery.clone(), "/proc");
         let mut netstat = NetnsReader::new(NetKind::Netstat, discovery.clone(), "/proc");
         let mut arp = NetnsReader::new(NetKind::Arp, discovery, "/proc");
@@ -679,6 +674,13 @@ mod real {
             "the container resolved or learned the host side's address"
         );
         assert_eq!(net_dev.stats().errors, 0);
+    }
+
+    /// The lock on the host state shared by the real tests, when this host can run them
+    /// (`None` after a SKIPPED message otherwise; a failure under CI=true). Hold it until
+    /// after the test's `Cleanup` is dropped: declare it first, it is dropped last.
+    fn host_ready() -> Option<MutexGuard<'static, ()>> {
+        can_run().then(|| HOST_STATE.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Whether this host can run the real tests; panics under CI=true when it cannot.
@@ -774,11 +776,9 @@ mod real {
 
     #[test]
     fn container_net_dev_through_netlink_equals_procfs_and_moves_with_traffic() {
-        if !can_run() {
+        let Some(_serial) = host_ready() else {
             return;
-        }
-        // Held until after `cleanup` is dropped (declared first, dropped last).
-        let _serial = HOST_STATE.lock().unwrap_or_else(|e| e.into_inner());
+        };
         // Two namespaces of ours joined by a veth pair: the container's and its peer's.
         // Nothing is created or addressed in the host's namespace.
         let tag = std::process::id() % 100_000;
@@ -822,33 +822,11 @@ mod real {
             in_ns(name, &["link", "set", link, "up"]).expect("link up");
         }
 
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns, "sleep", "60"])
-            .spawn()
-            .expect("spawn sleeper in the netns");
-        let pid = child.id();
-        cleanup.children.push(child);
-        let host_ns = netns_inode(1)
-            .or_else(|| netns_inode(std::process::id()))
-            .expect("host netns inode");
-        let mut entered = false;
-        for _ in 0..200 {
-            if netns_inode(pid).is_some_and(|i| i != host_ns) {
-                entered = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(entered, "the sleeper entered the test namespace");
+        let pid = sleeper_in(&mut cleanup, &ns, 60);
         let id = container_id(3);
         fake_docker_cgroup(&mut cleanup, &id, pid);
 
-        let discovery = Arc::new(Discovery::new(DiscoveryOptions {
-            root: PathBuf::from(CGROUP_ROOT),
-            refresh_interval: Duration::from_secs(60),
-            docker_root: None,
-            ..DiscoveryOptions::default()
-        }));
+        let discovery = host_discovery();
         let mut procfs = NetnsReader::new(NetKind::NetDev, discovery.clone(), "/proc");
         // What the daemon builds when EnableNetlink is set.
         let mut netlink = cgroup_readers_with(
