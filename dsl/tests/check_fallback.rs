@@ -14,18 +14,22 @@ event lockup {
 }
 ";
 
-#[test]
-fn a_fallback_with_the_same_fields_checks_clean() {
-    let text = format!(
-        "{PREFERRED}
-event lockup_stat {{
+/// A fallback `name` for `lockup` reading proc.stat, with the same fields.
+fn stat_fallback(name: &str) -> String {
+    format!(
+        "event {name} {{
     fallback for lockup
     source proc.stat
     capture tasks(state: \"R\") as frames
     emit pid = 0, comm = \"\", offtime = system, frames
 }}
 "
-    );
+    )
+}
+
+#[test]
+fn a_fallback_with_the_same_fields_checks_clean() {
+    let text = format!("{PREFERRED}\n{}", stat_fallback("lockup_stat"));
     let diags = check_text(&text);
     assert!(diags.is_empty(), "{diags:#?}");
 }
@@ -112,18 +116,13 @@ fn a_rule_cannot_be_its_own_fallback() {
 fn a_fallback_of_a_fallback_is_rejected() {
     let text = format!(
         "{PREFERRED}
-event lockup_stat {{
-    fallback for lockup
-    source proc.stat
-    capture tasks(state: \"R\") as frames
-    emit pid = 0, comm = \"\", offtime = system, frames
-}}
-event lockup_disk {{
+{}event lockup_disk {{
     fallback for lockup_stat
     source proc.diskstats
     emit pid = 0
 }}
-"
+",
+        stat_fallback("lockup_stat")
     );
     let diags = check_text(&text);
     let chain: Vec<_> = diags
@@ -157,21 +156,10 @@ event lockup_again {{
 
 #[test]
 fn a_rule_has_at_most_one_fallback() {
-    let fallback = |name: &str| {
-        format!(
-            "event {name} {{
-    fallback for lockup
-    source proc.stat
-    capture tasks(state: \"R\") as frames
-    emit pid = 0, comm = \"\", offtime = system, frames
-}}
-"
-        )
-    };
     let diags = check_files(&[
         ("rules/a.hto", PREFERRED),
-        ("rules/b.hto", &fallback("first")),
-        ("rules/c.hto", &fallback("second")),
+        ("rules/b.hto", &stat_fallback("first")),
+        ("rules/c.hto", &stat_fallback("second")),
     ]);
     assert_eq!(diags.len(), 1, "{diags:#?}");
     let d = &diags[0];

@@ -40,6 +40,14 @@ fn plan() -> Plan {
     plan_with(RULES, &MapConfig::default(), None)
 }
 
+/// (family, value) of each metric point.
+fn totals(points: &[MetricPoint]) -> Vec<(&str, f64)> {
+    points
+        .iter()
+        .map(|p| (p.family.as_str(), p.value))
+        .collect()
+}
+
 fn names(plan: &Plan) -> Vec<(String, String)> {
     plan.rules
         .iter()
@@ -121,11 +129,10 @@ fn an_available_source_keeps_the_preferred_rules_and_drops_the_fallbacks() {
     assert_eq!(recs[0].tracer_name, "lockup");
     assert_eq!(recs[0].tracer_type, TracerType::Auto);
     assert_eq!(recs[0].time_ns, SEC);
-    let totals: Vec<(&str, f64)> = points
-        .iter()
-        .map(|p| (p.family.as_str(), p.value))
-        .collect();
-    assert_eq!(totals, [("lockup_total", 1.0), ("unrelated_lines", 1.0)]);
+    assert_eq!(
+        totals(&points),
+        [("lockup_total", 1.0), ("unrelated_lines", 1.0)]
+    );
 }
 
 #[test]
@@ -167,11 +174,10 @@ fn an_unavailable_source_runs_the_fallbacks_under_the_preferred_name() {
         .into_iter()
         .collect()
     );
-    let totals: Vec<(&str, f64)> = points
-        .iter()
-        .map(|p| (p.family.as_str(), p.value))
-        .collect();
-    assert_eq!(totals, [("lockup_total", 1.0), ("unrelated_lines", 1.0)]);
+    assert_eq!(
+        totals(&points),
+        [("lockup_total", 1.0), ("unrelated_lines", 1.0)]
+    );
 }
 
 #[test]
