@@ -119,6 +119,7 @@ fn check_str(text: &str, check: Check, what: &str) -> Result<(), String> {
                 regex_reason(&err)
             )
         }),
+        Check::HttpUrls if !text.is_empty() => crate::address::es_addresses(text).map(|_| ()),
         Check::OneOf(words) if !words.iter().any(|w| w.eq_ignore_ascii_case(text)) => Err(format!(
             "{what} `{text}` is not one of {}",
             words.join(", ")
@@ -131,6 +132,11 @@ fn check_str(text: &str, check: Check, what: &str) -> Result<(), String> {
 fn check_number(value: f64, check: Check) -> Result<(), String> {
     if !value.is_finite() {
         return Err("must be a finite number".to_string());
+    }
+    if let Check::Range(min, max) = check {
+        if value < min as f64 || value > max as f64 {
+            return Err(format!("must be from {min} to {max}, found {value}"));
+        }
     }
     if value < 0.0 {
         return Err(format!("must not be negative, found {value}"));

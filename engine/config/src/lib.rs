@@ -2,6 +2,7 @@
 //! and defaults, file:line:col diagnostics, the key catalog rules read with `config(...)`,
 //! and values in base units.
 
+mod address;
 mod field;
 mod hint;
 mod load;
@@ -9,10 +10,11 @@ mod model;
 mod section;
 mod unit;
 
+pub use address::es_addresses;
 pub use field::{compile_filter, FilterRule, KnownIssue, FILTER_FIELDS};
 pub use load::{
-    load_dir, load_file, load_str, CODE_IO, CODE_SYNTAX, CODE_TYPE, CODE_UNKNOWN_KEY, CODE_VALUE,
-    DEFAULT_FILE_NAME, MAX_FILE_BYTES,
+    load_dir, load_file, load_str, read_text, CODE_IO, CODE_SYNTAX, CODE_TYPE, CODE_UNKNOWN_KEY,
+    CODE_VALUE, DEFAULT_FILE_NAME, MAX_FILE_BYTES,
 };
 pub use model::*;
 

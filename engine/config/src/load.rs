@@ -61,20 +61,25 @@ pub const MAX_FILE_BYTES: u64 = 4 << 20;
 
 /// Reads and validates the config file at `path`.
 pub fn load_file(path: &Path) -> Result<Config, Vec<Diagnostic>> {
-    let name = path.display().to_string();
-    match read_bounded(path) {
-        Ok(text) => load_str(&name, &text),
-        Err(message) => Err(vec![Diagnostic::error(
+    let text = read_text(path)?;
+    load_str(&path.display().to_string(), &text)
+}
+
+/// The text of the config file at `path`: at most `MAX_FILE_BYTES` of UTF-8 are read (a
+/// device such as `/dev/zero` or a huge file is refused without filling memory).
+pub fn read_text(path: &Path) -> Result<String, Vec<Diagnostic>> {
+    read_bounded(path).map_err(|message| {
+        vec![Diagnostic::error(
             CODE_IO,
-            &name,
+            &path.display().to_string(),
             Span {
                 line: 1,
                 col: 1,
                 ..Span::default()
             },
             message,
-        )]),
-    }
+        )]
+    })
 }
 
 /// The file's text, if it is readable UTF-8 of at most `MAX_FILE_BYTES`.

@@ -22,6 +22,8 @@ section! {
     pub struct Config {
         /// Tracers and metric collectors disabled globally.
         "BlackList" => black_list: Vec<String> = strings(&["netdev_hw", "metax_gpu"]), Plain, Check::Any;
+        /// Longest time the agent takes to stop after SIGTERM/SIGINT: what is still queued is saved (ours).
+        "ShutdownTimeout" => shutdown_timeout: i64 = 10, Seconds, Check::Range(1, 300);
     }
     sections {
         /// `[Log]`.
@@ -62,7 +64,7 @@ section! {
         /// CPU cores the agent may use once started.
         "LimitCPU" => limit_cpu: f64 = 2.0, Plain, Check::Positive;
         /// Memory limit of the agent.
-        "LimitMem" => limit_mem: i64 = 2048, Mebibytes, Check::Positive;
+        "LimitMem" => limit_mem: i64 = 2048, Mebibytes, Check::Range(1, 1 << 20);
     }
     sections {}
 }
@@ -81,14 +83,18 @@ section! {
 section! {
     /// `[Storage.ES]`: Elasticsearch / OpenSearch; off when Address, Username or Password is empty.
     pub struct EsStorage {
-        /// Elasticsearch or OpenSearch URL.
-        "Address" => address: String = "http://127.0.0.1:9200".to_string(), Plain, Check::Any;
+        /// Elasticsearch or OpenSearch URL, http:// or https://; several separated by commas.
+        "Address" => address: String = "http://127.0.0.1:9200".to_string(), Plain, Check::HttpUrls;
         /// Index the records are written to.
         "Index" => index: String = "huatuo_bamai".to_string(), Plain, Check::Any;
         /// Basic-auth user name.
         "Username" => username: String = String::new(), Plain, Check::Any;
         /// Basic-auth password.
         "Password" => password: String = String::new(), Plain, Check::Any;
+        /// PEM file of the CA certificates that sign the cluster's certificate, trusted besides the system roots (ours).
+        "CACertPath" => ca_cert_path: String = String::new(), Plain, Check::Any;
+        /// Send records and credentials to an https cluster whose certificate does not verify (ours; logged as a warning).
+        "InsecureSkipVerify" => insecure_skip_verify: bool = false, Plain, Check::Any;
     }
     sections {}
 }
@@ -99,9 +105,9 @@ section! {
         /// Directory of the record files.
         "Path" => path: String = "huatuo-local".to_string(), Plain, Check::Any;
         /// Size at which a tracer's record file is rotated.
-        "RotationSize" => rotation_size: i64 = 100, Mebibytes, Check::Positive;
+        "RotationSize" => rotation_size: i64 = 100, Mebibytes, Check::Range(1, 10_240);
         /// Rotated files kept per tracer.
-        "MaxRotation" => max_rotation: i64 = 10, Plain, Check::Any;
+        "MaxRotation" => max_rotation: i64 = 10, Plain, Check::Range(0, 1000);
     }
     sections {}
 }
@@ -156,11 +162,11 @@ section! {
         /// Rise of total CPU usage within one interval.
         "DeltaUsageThreshold" => delta_usage_threshold: f64 = 55.0, Percent, Check::Any;
         /// Sampling interval of container CPU usage.
-        "Interval" => interval: i64 = 10, Seconds, Check::Positive;
+        "Interval" => interval: i64 = 10, Seconds, Check::Range(1, 86_400);
         /// Minimum time between two profiling runs.
         "IntervalTracing" => interval_tracing: i64 = 1800, Seconds, Check::Any;
         /// Duration of one profiling run.
-        "RunTracingToolTimeout" => run_tracing_tool_timeout: i64 = 10, Seconds, Check::Positive;
+        "RunTracingToolTimeout" => run_tracing_tool_timeout: i64 = 10, Seconds, Check::Range(1, 600);
     }
     sections {
         /// `[[AutoTracing.CPUIdle.Filter.Included]]` and `Excluded` rules.
@@ -187,9 +193,9 @@ section! {
         /// Rise of host system CPU usage within one interval.
         "DeltaSysThreshold" => delta_sys_threshold: f64 = 20.0, Percent, Check::Any;
         /// Sampling interval of host CPU usage.
-        "Interval" => interval: i64 = 10, Seconds, Check::Positive;
+        "Interval" => interval: i64 = 10, Seconds, Check::Range(1, 86_400);
         /// Duration of one profiling run.
-        "RunTracingToolTimeout" => run_tracing_tool_timeout: i64 = 10, Seconds, Check::Positive;
+        "RunTracingToolTimeout" => run_tracing_tool_timeout: i64 = 10, Seconds, Check::Range(1, 600);
     }
     sections {}
 }
@@ -200,7 +206,7 @@ section! {
         /// Container D-state load average that triggers profiling.
         "ThresholdLoad" => threshold_load: f64 = 5.0, Plain, Check::Any;
         /// Sampling interval of container load.
-        "Interval" => interval: i64 = 10, Seconds, Check::Positive;
+        "Interval" => interval: i64 = 10, Seconds, Check::Range(1, 86_400);
         /// Minimum time between two profiling runs.
         "IntervalTracing" => interval_tracing: i64 = 1800, Seconds, Check::Any;
     }
@@ -219,11 +225,11 @@ section! {
         /// Average IO wait that triggers IO tracing.
         "AwaitThreshold" => await_threshold: i64 = 100, Millis, Check::Any;
         /// Duration of one IO tracing run.
-        "RunTracingToolTimeout" => run_tracing_tool_timeout: i64 = 10, Seconds, Check::Positive;
+        "RunTracingToolTimeout" => run_tracing_tool_timeout: i64 = 10, Seconds, Check::Range(1, 600);
         /// Processes listed per IO tracing record.
-        "MaxProcDump" => max_proc_dump: i64 = 10, Plain, Check::Positive;
+        "MaxProcDump" => max_proc_dump: i64 = 10, Plain, Check::Range(1, 1000);
         /// Files listed per process.
-        "MaxFilesPerProcDump" => max_files_per_proc_dump: i64 = 5, Plain, Check::Positive;
+        "MaxFilesPerProcDump" => max_files_per_proc_dump: i64 = 5, Plain, Check::Range(1, 1000);
     }
     sections {}
 }
@@ -236,13 +242,13 @@ section! {
         /// Anonymous memory share of RAM that must also be reached.
         "DeltaAnonThreshold" => delta_anon_threshold: f64 = 70.0, Percent, Check::Any;
         /// Sampling interval of memory usage.
-        "Interval" => interval: i64 = 10, Seconds, Check::Positive;
+        "Interval" => interval: i64 = 10, Seconds, Check::Range(1, 86_400);
         /// Minimum time between two captures.
         "IntervalTracing" => interval_tracing: i64 = 1800, Seconds, Check::Any;
         /// Number of samples in the comparison window.
-        "SlidingWindowLength" => sliding_window_length: i64 = 60, Plain, Check::Positive;
+        "SlidingWindowLength" => sliding_window_length: i64 = 60, Plain, Check::Range(1, 3600);
         /// Processes dumped per record.
-        "DumpProcessMaxNum" => dump_process_max_num: i64 = 10, Plain, Check::Positive;
+        "DumpProcessMaxNum" => dump_process_max_num: i64 = 10, Plain, Check::Range(1, 1000);
     }
     sections {}
 }
@@ -479,9 +485,9 @@ section! {
     /// `[EventsWatch]`: the `POST /v1/events/watch` SSE stream (seed 001 lines 1166-1168).
     pub struct EventsWatch {
         /// Concurrent watch clients; more are refused with HTTP 429.
-        "MaxClients" => max_clients: i64 = 100, Plain, Check::Positive;
+        "MaxClients" => max_clients: i64 = 100, Plain, Check::Range(1, 10_000);
         /// Interval of the `: ping` keep-alive comment.
-        "KeepAliveInterval" => keep_alive_interval: i64 = 30, Seconds, Check::Positive;
+        "KeepAliveInterval" => keep_alive_interval: i64 = 30, Seconds, Check::Range(1, 3600);
     }
     sections {}
 }

@@ -66,6 +66,11 @@ pub(crate) enum Check {
     Positive,
     /// A TCP port, 0 (disabled) to 65535.
     Port,
+    /// A number from the first to the second bound, inclusive: for counts, sizes and
+    /// intervals whose huge (or zero) values would exhaust memory, disk or time.
+    Range(i64, i64),
+    /// One or several comma-separated http(s) URLs (`Storage.ES.Address`); empty means off.
+    HttpUrls,
     /// A regular expression (each element, for lists); empty means "no filter".
     Regex,
     /// One of these words, case-insensitive (each element, for lists).

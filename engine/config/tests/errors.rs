@@ -96,12 +96,12 @@ fn a_float_key_accepts_an_integer_but_an_integer_key_rejects_a_float() {
 
 #[test]
 fn bad_values_are_config_value_errors() {
-    let d = only("[AutoTracing.CPUSys]\nInterval = -5\n");
+    let d = only("[AutoTracing.Dload]\nIntervalTracing = -5\n");
     assert_eq!(d.code, "config-value");
-    assert_eq!(d.location(), "t.conf:2:12");
+    assert_eq!(d.location(), "t.conf:2:19");
     assert!(d.message.contains("must not be negative"), "{}", d.message);
 
-    let d = only("[EventsWatch]\nKeepAliveInterval = 0\n");
+    let d = only("[RuntimeCgroup]\nLimitCPU = 0\n");
     assert!(d.message.contains("greater than 0"), "{}", d.message);
 
     let d = only("[Pod]\nKubeletAuthorizedPort = 70000\n");
@@ -149,8 +149,8 @@ fn huge_regex_is_rejected_by_the_size_limit() {
 
 #[test]
 fn overflowing_durations_are_rejected() {
-    // 10^10 seconds do not fit in i64 nanoseconds.
-    let d = only("[AutoTracing.CPUSys]\nInterval = 10000000000\n");
+    // 10^13 milliseconds do not fit in i64 nanoseconds.
+    let d = only("[AutoTracing.IOTracing]\nAwaitThreshold = 10000000000000\n");
     assert_eq!(d.code, "config-value");
     assert!(d.message.contains("too large"), "{}", d.message);
 }
@@ -223,10 +223,9 @@ fn unknown_key_without_a_close_match_lists_the_known_names() {
         Some("known names in `[EventsWatch]`: MaxClients, KeepAliveInterval")
     );
     let d = only("Qqq = 1\n");
-    assert!(d
-        .help
-        .as_deref()
-        .is_some_and(|h| h.starts_with("known names in the top level: BlackList, Log,")));
+    assert!(d.help.as_deref().is_some_and(
+        |h| h.starts_with("known names in the top level: BlackList, ShutdownTimeout, Log,")
+    ));
 }
 
 #[test]
@@ -236,4 +235,83 @@ fn a_key_in_the_wrong_section_suggests_where_it_belongs() {
         d.help.as_deref(),
         Some("did you mean `AutoTracing.IssuesList`?")
     );
+}
+
+#[test]
+fn counts_sizes_and_intervals_outside_their_range_name_key_place_and_range() {
+    for (text, location, message) in [
+        (
+            "[Storage.LocalFile]\nMaxRotation = 1000000000000\n",
+            "t.conf:2:15",
+            "`Storage.LocalFile.MaxRotation`: must be from 0 to 1000, found 1000000000000",
+        ),
+        (
+            "[Storage.LocalFile]\n  RotationSize = 0\n",
+            "t.conf:2:18",
+            "`Storage.LocalFile.RotationSize`: must be from 1 to 10240, found 0",
+        ),
+        (
+            "[Storage.LocalFile]\nRotationSize = -1\n",
+            "t.conf:2:16",
+            "`Storage.LocalFile.RotationSize`: must be from 1 to 10240, found -1",
+        ),
+        (
+            "[AutoTracing.CPUSys]\nInterval = 0\n",
+            "t.conf:2:12",
+            "`AutoTracing.CPUSys.Interval`: must be from 1 to 86400, found 0",
+        ),
+        (
+            "[AutoTracing.IOTracing]\nRunTracingToolTimeout = 100000\n",
+            "t.conf:2:25",
+            "`AutoTracing.IOTracing.RunTracingToolTimeout`: must be from 1 to 600, found 100000",
+        ),
+        (
+            "[AutoTracing.MemoryBurst]\nSlidingWindowLength = 100000000\n",
+            "t.conf:2:23",
+            "`AutoTracing.MemoryBurst.SlidingWindowLength`: must be from 1 to 3600, found 100000000",
+        ),
+        (
+            "[EventsWatch]\nMaxClients = 0\n",
+            "t.conf:2:14",
+            "`EventsWatch.MaxClients`: must be from 1 to 10000, found 0",
+        ),
+        (
+            "ShutdownTimeout = 86400\n",
+            "t.conf:1:19",
+            "`ShutdownTimeout`: must be from 1 to 300, found 86400",
+        ),
+    ] {
+        let d = only(text);
+        assert_eq!(d.code, "config-value", "{text}");
+        assert_eq!(d.location(), location, "{text}");
+        assert_eq!(d.message, message);
+    }
+    let edges =
+        "ShutdownTimeout = 300\n[Storage.LocalFile]\nMaxRotation = 0\nRotationSize = 10240\n";
+    assert!(load_str("t.conf", edges).is_ok());
+}
+
+#[test]
+fn an_es_address_that_is_not_an_http_url_is_an_error_at_its_place() {
+    let d = only("[Storage.ES]\nAddress = \"ftp//127.0.0.1:9200\"\n");
+    assert_eq!(d.code, "config-value");
+    assert_eq!(d.location(), "t.conf:2:11");
+    assert!(
+        d.message
+            .starts_with("`Storage.ES.Address`: `ftp//127.0.0.1:9200` is not an http(s) URL"),
+        "{}",
+        d.message
+    );
+    let d = only("[Storage.ES]\nAddress = \"ftp://x\"\n");
+    assert_eq!(d.location(), "t.conf:2:11");
+    assert!(d.message.contains("the scheme is `ftp`"), "{}", d.message);
+    for good in [
+        "",
+        ":9200",
+        "https://a:9200,https://b:9200",
+        "es.example:9200",
+    ] {
+        let text = format!("[Storage.ES]\nAddress = \"{good}\"\n");
+        assert!(load_str("t.conf", &text).is_ok(), "{good}");
+    }
 }

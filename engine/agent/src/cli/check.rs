@@ -47,12 +47,12 @@ pub fn diagnose(inputs: &Inputs) -> (usize, Vec<Diagnostic>) {
 
 /// Runs the subcommand; exit 0 when clean, 1 on errors (clap exits 2 on usage errors).
 pub fn run(args: CheckArgs) -> ExitCode {
-    let (inputs, rules, diags) = match args.inputs.load(&args.paths) {
+    let (inputs, loaded_texts, rules, diags) = match args.inputs.load(&args.paths) {
         Ok(inputs) => {
             let (rules, diags) = diagnose(&inputs);
-            (Some(inputs), rules, diags)
+            (Some(inputs), Vec::new(), rules, diags)
         }
-        Err((diags, _)) => (None, 0, diags),
+        Err((diags, texts)) => (None, texts, 0, diags),
     };
     let errors = diags
         .iter()
@@ -62,11 +62,15 @@ pub fn run(args: CheckArgs) -> ExitCode {
     match args.format {
         Format::Json => println!("{}", render_json(&diags)),
         Format::Human => {
+            // Only texts already read (within their size caps) are shown, never a file read
+            // again here.
             let text_of = |path: &str| {
-                inputs
-                    .as_ref()
-                    .and_then(|i| i.text_of(path))
-                    .or_else(|| std::fs::read_to_string(path).ok())
+                inputs.as_ref().and_then(|i| i.text_of(path)).or_else(|| {
+                    loaded_texts
+                        .iter()
+                        .find(|t| t.path == path)
+                        .map(|t| t.text.clone())
+                })
             };
             if !diags.is_empty() {
                 eprint!("{}", render_human(&diags, &text_of));

@@ -67,17 +67,7 @@ impl InputArgs {
         let mut texts = Vec::new();
         let (config, config_text) = match self.config_path() {
             Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    (
-                        vec![Diagnostic::error(
-                            "io",
-                            &path.display().to_string(),
-                            Default::default(),
-                            e.to_string(),
-                        )],
-                        Vec::new(),
-                    )
-                })?;
+                let text = huatuo_config::read_text(&path).map_err(|d| (d, Vec::new()))?;
                 let shown = path.display().to_string();
                 let source = SourceText {
                     path: shown.clone(),
