@@ -84,6 +84,14 @@ impl Storage {
         }
     }
 
+    /// Moves what waits in memory for Elasticsearch to its on-disk spool and stops sending;
+    /// later documents still reach every sink (Elasticsearch's through the spool).
+    pub fn flush(&self) {
+        if let Some(es) = &self.es {
+            es.flush();
+        }
+    }
+
     /// What storage has done so far.
     pub fn counters(&self) -> &StorageCounters {
         &self.counters

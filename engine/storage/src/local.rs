@@ -1,10 +1,20 @@
 //! Local file storage: `<dir>/<tracer_name>`, rotated by size, a bounded number kept.
+//!
+//! Records hold commands, paths, connection tuples and stacks: files are created 0600 and the
+//! directory 0700 (a file an earlier version left readable to others is tightened when next
+//! written; an existing directory keeps its mode, it may be shared).
 
 use crate::document::Document;
 use crate::StorageError;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// Mode of record files.
+pub const FILE_MODE: u32 = 0o600;
+/// Mode of the record directory when the agent creates it.
+pub const DIR_MODE: u32 = 0o700;
 
 /// Settings of `[Storage.LocalFile]`.
 #[derive(Debug, Clone)]
@@ -24,9 +34,13 @@ pub struct LocalFileStore {
 }
 
 impl LocalFileStore {
-    /// Creates the store, creating its directory.
+    /// Creates the store, creating its directory (mode 0700).
     pub fn new(settings: LocalFileSettings) -> Result<Self, StorageError> {
-        fs::create_dir_all(&settings.dir).map_err(|e| StorageError::io(&settings.dir, e))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&settings.dir)
+            .map_err(|e| StorageError::io(&settings.dir, e))?;
         Ok(LocalFileStore { settings })
     }
 
@@ -45,13 +59,18 @@ impl LocalFileStore {
             doc.tracer_id,
             doc.body
         );
-        let current = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let meta = fs::metadata(&path).ok();
+        let current = meta.as_ref().map_or(0, fs::Metadata::len);
         if current > 0 && current + entry.len() as u64 > self.settings.rotation_bytes {
             self.rotate(&path)?;
+        } else if meta.is_some_and(|m| m.permissions().mode() & 0o077 != 0) {
+            fs::set_permissions(&path, fs::Permissions::from_mode(FILE_MODE))
+                .map_err(|e| StorageError::io(&path, e))?;
         }
         let mut file: File = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(FILE_MODE)
             .open(&path)
             .map_err(|e| StorageError::io(&path, e))?;
         file.write_all(entry.as_bytes())
@@ -59,24 +78,47 @@ impl LocalFileStore {
     }
 
     /// Shifts `name.N-1` → `name.N` … `name` → `name.1`, dropping what exceeds the limit.
+    /// Only the rotated files that exist are touched (the directory is listed once), so the
+    /// cost does not depend on `max_rotation`.
     fn rotate(&self, path: &Path) -> Result<(), StorageError> {
-        let keep = self.settings.max_rotation;
-        let numbered = |n: usize| PathBuf::from(format!("{}.{}", path.display(), n));
+        let keep = self.settings.max_rotation as u64;
+        let numbered = |n: u64| PathBuf::from(format!("{}.{}", path.display(), n));
         if keep == 0 {
             return fs::remove_file(path).map_err(|e| StorageError::io(path, e));
         }
-        let oldest = numbered(keep);
-        if oldest.exists() {
-            fs::remove_file(&oldest).map_err(|e| StorageError::io(&oldest, e))?;
-        }
-        for n in (1..keep).rev() {
+        let mut rotated = self.rotated_numbers(path)?;
+        // Oldest first, so a rename never lands on a file still to be moved.
+        rotated.sort_unstable_by(|a, b| b.cmp(a));
+        for n in rotated {
             let from = numbered(n);
-            if from.exists() {
-                let to = numbered(n + 1);
-                fs::rename(&from, &to).map_err(|e| StorageError::io(&from, e))?;
+            if n >= keep {
+                fs::remove_file(&from).map_err(|e| StorageError::io(&from, e))?;
+            } else {
+                fs::rename(&from, numbered(n + 1)).map_err(|e| StorageError::io(&from, e))?;
             }
         }
         fs::rename(path, numbered(1)).map_err(|e| StorageError::io(path, e))
+    }
+
+    /// The numbers `N` of the existing `name.N` files next to `path`.
+    fn rotated_numbers(&self, path: &Path) -> Result<Vec<u64>, StorageError> {
+        let dir = &self.settings.dir;
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return Ok(Vec::new());
+        };
+        let prefix = format!("{name}.");
+        let mut numbers = Vec::new();
+        for entry in fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
+            let entry = entry.map_err(|e| StorageError::io(dir, e))?;
+            let file_name = entry.file_name();
+            let number = file_name
+                .to_str()
+                .and_then(|f| f.strip_prefix(&prefix))
+                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|n| n.parse::<u64>().ok());
+            numbers.extend(number);
+        }
+        Ok(numbers)
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value as Json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,10 @@ struct FakeState {
 struct FakeEs {
     port: u16,
     state: Arc<Mutex<FakeState>>,
+    /// Connections accepted (a refused TLS handshake still counts).
+    connections: Arc<AtomicUsize>,
+    /// The PEM of the self-signed certificate, for TLS servers.
+    cert_pem: Option<String>,
 }
 
 impl FakeEs {
@@ -63,6 +67,7 @@ impl FakeEs {
         let key = rcgen::KeyPair::generate().expect("key");
         let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
         let cert = params.self_signed(&key).expect("self-signed");
+        let pem = cert.pem();
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ServerConfig::builder_with_provider(provider)
@@ -71,7 +76,9 @@ impl FakeEs {
             .with_no_client_auth()
             .with_single_cert(vec![cert.der().clone()], key)
             .expect("server config");
-        FakeEs::start(0, Some(Arc::new(config)))
+        let mut es = FakeEs::start(0, Some(Arc::new(config)));
+        es.cert_pem = Some(pem);
+        es
     }
 
     /// Serves plain HTTP, or HTTPS with `tls`.
@@ -84,8 +91,11 @@ impl FakeEs {
             requests: Vec::new(),
         }));
         let shared = Arc::clone(&state);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::clone(&connections);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                accepted.fetch_add(1, Ordering::Relaxed);
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
                 match &tls {
                     None => serve(stream, &shared),
@@ -96,7 +106,12 @@ impl FakeEs {
                 }
             }
         });
-        FakeEs { port, state }
+        FakeEs {
+            port,
+            state,
+            connections,
+            cert_pem: None,
+        }
     }
 
     fn address(&self) -> String {
@@ -459,8 +474,14 @@ fn the_spool_and_the_queue_survive_a_restart() {
 #[test]
 fn a_bad_address_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let err = EsSink::start(settings("ftp://es:21", dir.path())).unwrap_err();
-    assert!(err.to_string().contains("Storage.ES Address"), "{err}");
+    for bad in [
+        "ftp://es:21",
+        "ftp//127.0.0.1:9200",
+        "http://a:9200,ftp://b",
+    ] {
+        let err = EsSink::start(settings(bad, dir.path())).unwrap_err();
+        assert!(err.to_string().contains("Storage.ES.Address"), "{err}");
+    }
 }
 
 #[test]
@@ -490,10 +511,32 @@ fn a_full_queue_spools_directly_and_nothing_is_lost() {
 }
 
 #[test]
-fn https_with_a_self_signed_certificate_is_accepted_by_default() {
+fn a_self_signed_server_is_refused_by_default_and_never_sees_the_credentials() {
     let es = FakeEs::bind_tls();
     let dir = tempfile::tempdir().unwrap();
     let sink = EsSink::start(settings(&es.tls_address(), dir.path())).unwrap();
+    sink.store(&doc(1, false));
+    wait_for("1 spooled", sink.counters(), |c| get(&c.spool_docs) == 1);
+    // The client did connect (more than once: the replay retries) ...
+    let start = Instant::now();
+    while es.connections.load(Ordering::Relaxed) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(10), "no retry");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ... but no request, and so no Authorization header, ever reached the server.
+    assert!(es.requests().is_empty(), "{:?}", es.requests());
+    assert_eq!(get(&sink.counters().indexed), 0);
+}
+
+#[test]
+fn a_self_signed_server_is_accepted_when_its_ca_is_configured() {
+    let es = FakeEs::bind_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, es.cert_pem.as_deref().expect("pem")).unwrap();
+    let mut s = settings(&es.tls_address(), &dir.path().join("spool"));
+    s.ca_cert_path = Some(ca);
+    let sink = EsSink::start(s).unwrap();
     sink.store(&doc(1, false));
     wait_for("1 indexed over TLS", sink.counters(), |c| {
         get(&c.indexed) == 1
@@ -502,16 +545,75 @@ fn https_with_a_self_signed_certificate_is_accepted_by_default() {
 }
 
 #[test]
-fn https_with_verification_refuses_an_unknown_certificate_and_spools() {
+fn insecure_skip_verify_accepts_an_unverified_server() {
     let es = FakeEs::bind_tls();
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(&es.tls_address(), dir.path());
-    s.accept_invalid_certs = false;
+    s.insecure_skip_verify = true;
     let sink = EsSink::start(s).unwrap();
     sink.store(&doc(1, false));
-    wait_for("1 spooled", sink.counters(), |c| get(&c.spool_docs) == 1);
+    wait_for("1 indexed over TLS", sink.counters(), |c| {
+        get(&c.indexed) == 1
+    });
+}
+
+#[test]
+fn a_bad_ca_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings("https://127.0.0.1:9200", dir.path());
+    s.ca_cert_path = Some(dir.path().join("missing.pem"));
+    let err = EsSink::start(s.clone()).unwrap_err().to_string();
+    assert!(
+        err.contains("CACertPath") && err.contains("missing.pem"),
+        "{err}"
+    );
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    s.ca_cert_path = Some(empty);
+    let err = EsSink::start(s).unwrap_err().to_string();
+    assert!(err.contains("no PEM certificate"), "{err}");
+}
+
+#[test]
+fn the_next_address_is_tried_when_one_is_down() {
+    let down = {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let es = FakeEs::bind(0);
+    let dir = tempfile::tempdir().unwrap();
+    let address = format!("http://127.0.0.1:{down},{}", es.address());
+    let sink = EsSink::start(settings(&address, dir.path())).unwrap();
+    for n in 0..3 {
+        sink.store(&doc(n, false));
+    }
+    wait_for("3 indexed", sink.counters(), |c| get(&c.indexed) == 3);
+    assert_eq!(es.accepted(), vec![0, 1, 2]);
+}
+
+#[test]
+fn flush_spools_the_queue_and_later_documents_go_to_the_spool() {
+    let es = FakeEs::bind(0);
+    es.set_mode(Mode::Slow(Duration::from_secs(5)));
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&es.address(), dir.path());
+    s.request_timeout = Duration::from_secs(8);
+    let sink = EsSink::start(s).unwrap();
+    for n in 0..3 {
+        sink.store(&doc(n, false));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    sink.flush();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(get(&sink.counters().spool_docs), 3);
+    sink.store(&doc(3, false));
+    assert_eq!(get(&sink.counters().spool_docs), 4);
     assert_eq!(get(&sink.counters().indexed), 0);
-    assert!(es.requests().is_empty());
 }
 
 #[test]

@@ -4,6 +4,9 @@ use huatuo_dsl::output::{Record, TracerType};
 use huatuo_dsl::value::Value;
 use huatuo_storage::{Document, HostInfo, LocalFileSettings, LocalFileStore, Storage};
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 fn record(name: &str, offtime: i64) -> Record {
     let mut data = BTreeMap::new();
@@ -119,4 +122,89 @@ fn unwritable_directory_is_counted_not_fatal() {
             .load(std::sync::atomic::Ordering::Relaxed),
         1
     );
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).expect("meta").permissions().mode() & 0o777
+}
+
+fn store_in(dir: &Path, rotation_bytes: u64, max_rotation: usize) -> Storage {
+    Storage::new(Some(
+        LocalFileStore::new(LocalFileSettings {
+            dir: dir.to_path_buf(),
+            rotation_bytes,
+            max_rotation,
+        })
+        .expect("store"),
+    ))
+}
+
+fn write(storage: &Storage, name: &str, n: i64) {
+    storage.store(&Document::new(
+        &record(name, n),
+        &host(),
+        chrono::Local::now(),
+    ));
+}
+
+#[test]
+fn record_files_are_0600_in_a_0700_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("a/huatuo-local");
+    let storage = store_in(&dir, 1500, 2);
+    for n in 0..20 {
+        write(&storage, "oom", n);
+    }
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("oom")), 0o600);
+    assert_eq!(mode(&dir.join("oom.1")), 0o600);
+    // A file an earlier version left world-readable is tightened at the next record.
+    let old = dir.join("softirq_tracing");
+    std::fs::write(&old, "# old\n{}\n").expect("write");
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    write(&storage, "softirq_tracing", 1);
+    assert_eq!(mode(&old), 0o600);
+}
+
+#[test]
+fn rotation_touches_only_existing_files_whatever_max_rotation_is() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
+    // MaxRotation = 10^12 used to stat every number from 1 up on each rotation.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let worker_dir = dir.clone();
+    std::thread::spawn(move || {
+        let storage = store_in(&worker_dir, 600, 1_000_000_000_000);
+        for n in 0..30 {
+            write(&storage, "oom", n);
+        }
+        let _ = done_tx.send(());
+    });
+    let start = Instant::now();
+    done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("30 records with MaxRotation = 10^12 did not finish in 10 s");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let rotated = std::fs::read_dir(&dir).expect("dir").count() - 1;
+    assert!(rotated >= 10, "{rotated} rotated files");
+    // Newest first: oom holds record 29, oom.1 the records just before it.
+    let text = |name: &str| std::fs::read_to_string(dir.join(name)).expect(name);
+    assert!(text("oom").contains("\"offtime\":29"));
+    let newest_rotated = text("oom.1");
+    let oldest = text(&format!("oom.{rotated}"));
+    assert!(oldest.contains("\"offtime\":0}"), "{oldest}");
+    assert!(!newest_rotated.contains("\"offtime\":0}"));
+
+    // A smaller limit drops the extra files, gaps included.
+    std::fs::write(dir.join("oom.77"), "# stale\n").expect("write");
+    let storage = store_in(&dir, 600, 3);
+    for n in 100..103 {
+        write(&storage, "oom", n);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["oom", "oom.1", "oom.2", "oom.3"]);
 }

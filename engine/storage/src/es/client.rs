@@ -1,14 +1,28 @@
 //! The HTTP side: one `_bulk` POST with basic auth over http or https (rustls).
+//!
+//! https certificates are verified against the system's CA roots plus the configured CA file;
+//! a handshake that does not verify fails before any request (and its credentials) is sent.
+//! Skipping verification is an explicit setting. Redirects are not followed, so credentials
+//! never go to a server other than the configured ones.
 
 use super::bulk::{self, Failure, ItemOutcome, Pending};
 use super::EsError;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Sends bulk requests to one cluster.
-#[derive(Debug, Clone)]
+/// Largest CA file read.
+const MAX_CA_FILE_BYTES: u64 = 1 << 20;
+
+/// Sends bulk requests to one cluster, through the first of its addresses that answers.
+#[derive(Debug)]
 pub struct BulkClient {
     http: reqwest::Client,
-    url: String,
+    /// `<address>/_bulk` for every configured address.
+    urls: Vec<String>,
+    /// The address in use; a request that cannot be delivered moves to the next one.
+    current: AtomicUsize,
     index: String,
     username: String,
     password: String,
@@ -17,7 +31,7 @@ pub struct BulkClient {
 /// What the client needs from the settings.
 #[derive(Debug, Clone)]
 pub struct ClientSettings<'a> {
-    /// `Storage.ES Address`.
+    /// `Storage.ES Address`: one URL or several separated by commas.
     pub address: &'a str,
     /// The index documents go to.
     pub index: &'a str,
@@ -27,24 +41,38 @@ pub struct ClientSettings<'a> {
     pub password: &'a str,
     /// Whole-request timeout.
     pub timeout: Duration,
+    /// PEM file of extra CA certificates to trust.
+    pub ca_cert_path: Option<&'a Path>,
     /// Whether to accept certificates that do not verify.
-    pub accept_invalid_certs: bool,
+    pub insecure_skip_verify: bool,
 }
 
 impl BulkClient {
     /// A client for the cluster at `settings.address`.
     pub fn new(settings: &ClientSettings<'_>) -> Result<BulkClient, EsError> {
-        let base = base_url(settings.address)?;
-        let http = reqwest::Client::builder()
+        let urls = huatuo_config::es_addresses(settings.address)
+            .map_err(|why| EsError::Address(settings.address.to_string(), why))?
+            .into_iter()
+            .map(|base| format!("{base}/_bulk"))
+            .collect();
+        let mut builder = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
-            .danger_accept_invalid_certs(settings.accept_invalid_certs)
-            .user_agent(concat!("huatuo/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| EsError::Client(e.to_string()))?;
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("huatuo/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = settings.ca_cert_path {
+            for cert in read_ca_file(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if settings.insecure_skip_verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(|e| EsError::Client(describe(&e)))?;
         Ok(BulkClient {
             http,
-            url: format!("{base}/_bulk"),
+            urls,
+            current: AtomicUsize::new(0),
             index: settings.index.to_string(),
             username: settings.username.to_string(),
             password: settings.password.to_string(),
@@ -53,22 +81,50 @@ impl BulkClient {
 
     /// Indexes `docs` in one bulk request; one outcome per document, in order.
     pub async fn send(&self, docs: &[Pending]) -> Result<Vec<ItemOutcome>, Failure> {
+        let at = self.current.load(Ordering::Relaxed) % self.urls.len();
+        let result = self.send_to(&self.urls[at], docs).await;
+        if matches!(result, Err(Failure::Retryable(_))) && self.urls.len() > 1 {
+            self.current
+                .store((at + 1) % self.urls.len(), Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn send_to(&self, url: &str, docs: &[Pending]) -> Result<Vec<ItemOutcome>, Failure> {
         let response = self
             .http
-            .post(&self.url)
+            .post(url)
             .basic_auth(&self.username, Some(&self.password))
             .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
             .body(bulk::encode(&self.index, docs))
             .send()
             .await
-            .map_err(|e| Failure::Retryable(describe(&e)))?;
+            .map_err(|e| Failure::Retryable(format!("{url}: {}", describe(&e))))?;
         let status = response.status().as_u16();
         let body = response
             .bytes()
             .await
-            .map_err(|e| Failure::Retryable(describe(&e)))?;
+            .map_err(|e| Failure::Retryable(format!("{url}: {}", describe(&e))))?;
         bulk::classify(status, &body, docs.len())
     }
+}
+
+/// The certificates of a PEM file (`Storage.ES.CACertPath`); none is an error.
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, EsError> {
+    let bad = |why: String| EsError::Client(format!("CACertPath {}: {why}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE_BYTES + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| bad(e.to_string()))?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(bad(format!("larger than {MAX_CA_FILE_BYTES} bytes")));
+    }
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(describe(&e)))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in the file".to_string()));
+    }
+    Ok(certs)
 }
 
 /// The error and its causes on one line (reqwest's own message hides the cause).
@@ -81,48 +137,4 @@ fn describe(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// The base URL of `Address`: HUATUO's default `:9200` means localhost, no scheme means http.
-pub fn base_url(address: &str) -> Result<String, EsError> {
-    let address = address.trim().trim_end_matches('/');
-    let bad = |why: &str| EsError::Address(address.to_string(), why.to_string());
-    if address.is_empty() {
-        return Err(bad("empty"));
-    }
-    let with_scheme = if address.contains("://") {
-        address.to_string()
-    } else if address.starts_with(':') {
-        format!("http://127.0.0.1{address}")
-    } else {
-        format!("http://{address}")
-    };
-    let url = reqwest::Url::parse(&with_scheme).map_err(|e| bad(&e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("the scheme must be http or https"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("no host"));
-    }
-    Ok(with_scheme)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::base_url;
-
-    #[test]
-    fn addresses_are_normalised() {
-        assert_eq!(base_url(":9200").unwrap(), "http://127.0.0.1:9200");
-        assert_eq!(base_url("es:9200/").unwrap(), "http://es:9200");
-        assert_eq!(
-            base_url("https://127.0.0.1:9200").unwrap(),
-            "https://127.0.0.1:9200"
-        );
-        assert_eq!(base_url("http://es/prefix").unwrap(), "http://es/prefix");
-        for bad in ["", "ftp://es:21", "http://:9200", "http://es:99999"] {
-            let err = base_url(bad).unwrap_err().to_string();
-            assert!(err.contains("Storage.ES Address"), "{bad}: {err}");
-        }
-    }
 }

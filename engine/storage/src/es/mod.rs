@@ -32,10 +32,10 @@ use worker::{lock, Worker, WorkerSettings};
 #[derive(Debug, thiserror::Error)]
 pub enum EsError {
     /// `Address` is not a usable http(s) address.
-    #[error("Storage.ES Address {0:?}: {1}")]
+    #[error("Storage.ES.Address {0:?}: {1}")]
     Address(String, String),
-    /// The HTTP client could not be built (TLS setup).
-    #[error("Storage.ES: HTTP client: {0}")]
+    /// The HTTP client could not be built (TLS setup, CA file).
+    #[error("Storage.ES: {0}")]
     Client(String),
     /// The spool directory could not be opened.
     #[error("Storage.ES spool: {0}")]
@@ -48,7 +48,8 @@ pub enum EsError {
 /// Settings of the sink: `[Storage.ES]` plus the spool and batching knobs.
 #[derive(Debug, Clone)]
 pub struct EsSettings {
-    /// `Address`: `http(s)://host:port`; `:9200` means localhost, no scheme means http.
+    /// `Address`: `http(s)://host:port`, or several separated by commas (tried in turn);
+    /// `:9200` means localhost, no scheme means http.
     pub address: String,
     /// `Index`.
     pub index: String,
@@ -76,9 +77,11 @@ pub struct EsSettings {
     pub retry_initial: Duration,
     /// Longest replay delay.
     pub retry_max: Duration,
-    /// Accept TLS certificates that do not verify. HUATUO's documented setup talks https to
-    /// OpenSearch's self-signed demo certificate with no CA setting, so this defaults to true.
-    pub accept_invalid_certs: bool,
+    /// `CACertPath`: PEM file of CA certificates trusted besides the system roots.
+    pub ca_cert_path: Option<PathBuf>,
+    /// `InsecureSkipVerify`: accept https certificates that do not verify (off by default;
+    /// with it on, records and credentials go to whoever answers).
+    pub insecure_skip_verify: bool,
 }
 
 impl EsSettings {
@@ -107,18 +110,19 @@ impl EsSettings {
             request_timeout: Duration::from_secs(10),
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
-            accept_invalid_certs: true,
+            ca_cert_path: None,
+            insecure_skip_verify: false,
         }
     }
 }
 
 /// The Elasticsearch/OpenSearch sink: a queue in front of a worker thread (see the module
-/// documentation). Dropping it (or [`EsSink::close`]) moves what is still in memory to the
-/// spool, to be replayed by the next run.
+/// documentation). [`EsSink::flush`], [`EsSink::close`] or dropping it moves what is still in
+/// memory to the spool, to be replayed by the next run.
 pub struct EsSink {
-    tx: Option<mpsc::Sender<Pending>>,
+    tx: mpsc::Sender<Pending>,
     stop: watch::Sender<bool>,
-    worker: Option<JoinHandle<()>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
     spool: Arc<Mutex<Spool>>,
     counters: Arc<EsCounters>,
 }
@@ -140,7 +144,8 @@ impl EsSink {
             username: &settings.username,
             password: &settings.password,
             timeout: settings.request_timeout,
-            accept_invalid_certs: settings.accept_invalid_certs,
+            ca_cert_path: settings.ca_cert_path.as_deref(),
+            insecure_skip_verify: settings.insecure_skip_verify,
         })?;
         let counters = Arc::new(EsCounters::default());
         let spool = Spool::open(
@@ -175,9 +180,9 @@ impl EsSink {
             .spawn(move || runtime.block_on(worker.run()))
             .map_err(EsError::Worker)?;
         Ok(EsSink {
-            tx: Some(tx),
+            tx,
             stop,
-            worker: Some(handle),
+            worker: Mutex::new(Some(handle)),
             spool,
             counters,
         })
@@ -189,10 +194,8 @@ impl EsSink {
             id: Some(doc.tracer_id.clone()),
             line: doc.body.to_string(),
         };
-        let Some(tx) = &self.tx else {
-            return lock(&self.spool).append(&[pending]);
-        };
-        if let Err(e) = tx.try_send(pending) {
+        // Once the worker has stopped the queue is closed: documents go to the spool.
+        if let Err(e) = self.tx.try_send(pending) {
             let pending = match e {
                 mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => p,
             };
@@ -211,15 +214,21 @@ impl EsSink {
     }
 
     /// Stops the worker (interrupting a request in flight) and spools what is in memory.
-    pub fn close(mut self) {
-        self.shutdown();
+    pub fn close(self) {
+        self.flush();
     }
 
-    /// Signals the worker and waits for it to spool its queue and exit.
-    fn shutdown(&mut self) {
+    /// Stops the worker (interrupting a request in flight) and waits until it has moved
+    /// its batch and queue to the spool; documents stored afterwards go to the spool
+    /// directly. Waits only for local disk writes, never for the cluster.
+    pub fn flush(&self) {
         let _ = self.stop.send(true);
-        self.tx = None;
-        if let Some(worker) = self.worker.take() {
+        let worker = self
+            .worker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(worker) = worker {
             if worker.join().is_err() {
                 log::error!("Storage.ES worker panicked");
             }
@@ -229,6 +238,6 @@ impl EsSink {
 
 impl Drop for EsSink {
     fn drop(&mut self) {
-        self.shutdown();
+        self.flush();
     }
 }

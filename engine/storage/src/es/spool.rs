@@ -14,7 +14,7 @@ use crate::StorageError;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,6 +23,8 @@ use std::sync::Arc;
 const SEGMENT_SUFFIX: &str = ".ndjson";
 /// Name of the file recording the confirmed prefix of the oldest segment.
 const CURSOR_FILE: &str = "cursor";
+/// Mode of segment and cursor files: documents carry process names, paths and addresses.
+const FILE_MODE: u32 = 0o600;
 
 /// One segment file: its sequence number, size and number of documents.
 #[derive(Debug, Clone, Copy)]
@@ -235,6 +237,7 @@ impl Spool {
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(FILE_MODE)
                 .open(self.segment_path(seq))?;
             self.active = Some((seq, file));
             self.segments.push_back(Segment {
@@ -300,7 +303,13 @@ impl Spool {
             return Ok(());
         };
         let tmp = self.dir.join(format!("{CURSOR_FILE}.tmp"));
-        fs::write(&tmp, format!("{} {}\n", head.seq, self.head_offset))?;
+        OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(&tmp)?
+            .write_all(format!("{} {}\n", head.seq, self.head_offset).as_bytes())?;
         fs::rename(&tmp, self.dir.join(CURSOR_FILE))
     }
 
@@ -520,13 +529,18 @@ mod tests {
     }
 
     #[test]
-    fn the_spool_directory_is_private() {
+    fn the_spool_directory_and_its_files_are_private() {
         use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
         let dir = tempfile::tempdir().unwrap();
         let spool_dir = dir.path().join("es-spool");
-        open(&spool_dir, 1 << 20, 1 << 20);
-        let mode = fs::metadata(&spool_dir).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o700);
+        let (mut spool, _) = open(&spool_dir, 1 << 20, 1 << 20);
+        assert_eq!(mode(&spool_dir), 0o700);
+        spool.append(&[doc(1), doc(2)]);
+        let chunk = spool.peek(1, usize::MAX).unwrap().unwrap();
+        spool.commit(&chunk);
+        assert_eq!(mode(&spool.segment_path(1)), 0o600);
+        assert_eq!(mode(&spool_dir.join(CURSOR_FILE)), 0o600);
     }
 
     #[test]

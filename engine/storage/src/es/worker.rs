@@ -169,6 +169,9 @@ impl Worker {
             }
         }
         let mut rest = batch.take();
+        // Closed first, so a document stored meanwhile is either drained here or refused
+        // (and spooled by the sender): none is left behind in the queue.
+        self.rx.close();
         while let Ok(doc) = self.rx.try_recv() {
             rest.push(doc);
         }
