@@ -69,6 +69,7 @@ mod tests {
             eval: Default::default(),
             templates: None,
             rule_files: 1,
+            storage: serde_json::Value::Null,
         };
         let json = view.to_json();
         let rules = json["rules"].as_array().expect("rules is a list");

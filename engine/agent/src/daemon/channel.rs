@@ -48,6 +48,12 @@ impl SampleSender {
         }
     }
 
+    /// Wakes an evaluator waiting for a sample so it looks at its stop flag: queues an empty
+    /// sample, which the evaluator never evaluates once stopped. A full queue needs no wake.
+    pub fn wake(&self) {
+        let _ = self.tx.try_send(Sample::default());
+    }
+
     /// The queue's counters.
     pub fn counters(&self) -> Arc<QueueCounters> {
         self.counters.clone()

@@ -6,7 +6,7 @@ use huatuo_dsl::output::Record;
 use huatuo_dsl::value::Sample;
 use huatuo_eval::{EvalStats, Evaluator, Output};
 use huatuo_http::metric_store::MetricStore;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -22,8 +22,11 @@ pub struct EvalShared {
     pub records_dropped: AtomicU64,
 }
 
-/// Starts the evaluator on its own thread; it ends when the sample queue closes. The plan's
-/// unlabelled running-total counters are exported at 0 (and never expire) from the start.
+/// Starts the evaluator on its own thread; it ends when the sample queue closes or, after
+/// the sample in hand, once `stop` is set (a waiting evaluator is woken by
+/// `SampleSender::wake`). The plan's unlabelled running-total counters are exported at 0
+/// (and never expire) from the start.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_evaluator(
     mut evaluator: Evaluator,
     mut samples: mpsc::Receiver<Sample>,
@@ -32,6 +35,7 @@ pub fn spawn_evaluator(
     metrics: Arc<MetricStore>,
     records: mpsc::Sender<Record>,
     shared: Arc<EvalShared>,
+    stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("huatuo-eval".into())
@@ -43,6 +47,9 @@ pub fn spawn_evaluator(
             let mut last_publish = Instant::now();
             let mut points = Vec::new();
             while let Some(mut sample) = samples.blocking_recv() {
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
                 enricher.enrich(&mut sample);
                 for output in evaluator.push(&sample, &mut captures) {
                     match output {

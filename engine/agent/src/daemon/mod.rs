@@ -10,11 +10,13 @@ pub mod reader_settings;
 pub mod records;
 pub mod selfmetrics;
 pub mod selfstats;
+mod shutdown;
 pub mod status;
+mod storage;
 mod streams;
 
 use crate::cli::inputs::Compiled;
-use channel::sample_queue;
+use channel::{sample_queue, SampleSender};
 use enrich::{DiscoveryResolver, Enricher};
 use evaluate::{spawn_evaluator, EvalShared};
 use huatuo_bpf::{LoadOptions, Templates};
@@ -23,14 +25,14 @@ use huatuo_eval::{Evaluator, Plan};
 use huatuo_http::metric_store::MetricStore;
 use huatuo_http::server::{bind, serve, ApiState};
 use huatuo_http::watch::WatchHub;
-use huatuo_storage::{HostInfo, LocalFileSettings, LocalFileStore, Storage};
+use huatuo_storage::HostInfo;
 use poller::{spawn_poller, Polled, SourceStatsMap};
 use records::RecordSink;
 use selfmetrics::SelfMetrics;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,37 +77,6 @@ fn hostname(roots: &huatuo_sources::Roots) -> String {
     std::fs::read_to_string(roots.proc.join("sys/kernel/hostname"))
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Bytes the Elasticsearch spool may hold on disk while the cluster is unreachable.
-const ES_SPOOL_BYTES: u64 = 256 * 1024 * 1024;
-
-fn storage(config: &huatuo_config::Config, spool_dir: &std::path::Path) -> anyhow::Result<Storage> {
-    let local = &config.storage.local_file;
-    let local = if local.enabled() {
-        Some(LocalFileStore::new(LocalFileSettings {
-            dir: PathBuf::from(&local.path),
-            rotation_bytes: (local.rotation_size.max(1) as u64).saturating_mul(1024 * 1024),
-            max_rotation: local.max_rotation as usize,
-        })?)
-    } else {
-        None
-    };
-    let mut storage = Storage::new(local);
-    let es = &config.storage.es;
-    if es.enabled() {
-        let settings = huatuo_storage::EsSettings::new(
-            &es.address,
-            &es.index,
-            &es.username,
-            &es.password,
-            spool_dir,
-            ES_SPOOL_BYTES,
-        );
-        storage = storage.with_es(huatuo_storage::EsSink::start(settings)?);
-        log::info!("storing records in Elasticsearch at {}", es.address);
-    }
-    Ok(storage)
 }
 
 /// Container discovery over the cgroup root, enriched from the kubelet when `[Pod]` enables
@@ -169,15 +140,19 @@ fn interval_of(plan: &Plan, source: &str, default_s: Option<u64>) -> Duration {
         .unwrap_or_else(|| Duration::from_secs(default_s.unwrap_or(10)))
 }
 
-/// Runs the daemon until a signal (or `run_for`); errors only for what makes it unable to
-/// start (the port taken, the storage directory not creatable).
+/// Runs the daemon until a signal (or `run_for`), then stops within the config's
+/// `ShutdownTimeout`; errors only for what makes it unable to start (the port taken, the
+/// storage directory not creatable).
 pub fn run(compiled: Compiled, options: DaemonOptions) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("huatuo-rt")
         .build()?;
-    runtime.block_on(run_async(compiled, options))
+    let result = runtime.block_on(run_async(compiled, options));
+    // Blocking calls still stuck after the bounded shutdown are not waited for.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result
 }
 
 async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result<()> {
@@ -196,11 +171,13 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         );
     }
     let config = &inputs.config;
+    let shutdown_bound = Duration::from_secs(config.shutdown_timeout.max(1) as u64);
     let host = HostInfo {
         hostname: hostname(&options.roots),
         region: options.region.clone(),
     };
-    let storage = Arc::new(storage(config, &options.spool_dir)?);
+    let opened = storage::open(config, &options.spool_dir)?;
+    let storage = Arc::new(opened.storage);
     let common = [
         ("host", host.hostname.clone()),
         ("region", host.region.clone()),
@@ -210,25 +187,200 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     .collect();
     let metrics = Arc::new(MetricStore::new(common, MAX_SERIES));
     let watch = Arc::new(WatchHub::new(config.events_watch.max_clients as usize));
-    let (discovery, _kubelet) = discovery(&options, config);
+    let (discovery, kubelet) = discovery(&options, config);
     let discovery = Some(discovery);
-    // What the rules read before `fallback for` pairs are settled: the templates to try.
-    let needs = needs_of(&plan);
     let stop = Arc::new(AtomicBool::new(false));
     let (sender, samples) = sample_queue(SAMPLE_QUEUE);
 
-    // Kernel templates.
-    let mut loaded_templates: Vec<String> = Vec::new();
-    let templates = if options.bpf && options.bpf_recorded.is_none() && !needs.bpf.is_empty() {
+    // What the rules read before `fallback for` pairs are settled: the templates to try.
+    let mut loaded = load_templates(&options, &files, config, &plan, &discovery, &sender);
+    let inactive = plan.select_fallbacks(&|source| loaded.available(source));
+    for rule in &inactive {
+        log::info!("{}", status::fallback_log_line(rule));
+    }
+    let source_stats: SourceStatsMap = Arc::default();
+    let sources = start_sources(
+        &options,
+        config,
+        &plan,
+        &discovery,
+        loaded.polled_templates(&plan, &discovery),
+        &sender,
+        source_stats.clone(),
+        stop.clone(),
+    )?;
+
+    // Evaluator and record sink.
+    let eval_shared = Arc::new(EvalShared::default());
+    let (record_tx, record_rx) = tokio::sync::mpsc::channel(RECORD_QUEUE);
+    let queue_counters = sender.counters();
+    let waker = sender.clone();
+    drop(sender);
+    let evaluator = spawn_evaluator(
+        Evaluator::new(plan),
+        samples,
+        crate::capture::runner::DaemonCaptures {
+            proc_root: crate::capture::procscan::ProcRoot(options.roots.proc.clone()),
+        },
+        Arc::new(Enricher::new(discovery.clone())),
+        metrics.clone(),
+        record_tx,
+        eval_shared.clone(),
+        stop.clone(),
+    )?;
+    let (sink_stop, sink_stop_rx) = tokio::sync::watch::channel(false);
+    let sink = tokio::spawn(
+        RecordSink {
+            host,
+            storage: storage.clone(),
+            watch: watch.clone(),
+            discovery: discovery.clone(),
+            capture_errors: Arc::new(AtomicU64::new(0)),
+        }
+        .run(record_rx, sink_stop_rx),
+    );
+
+    // HTTP API.
+    let self_metrics = Arc::new(SelfMetrics {
+        queue: queue_counters,
+        sources: source_stats.clone(),
+        eval: eval_shared.clone(),
+        storage: storage.clone(),
+        watch: watch.clone(),
+        templates: loaded.templates.clone(),
+    });
+    let status = status::StatusView {
+        rules: files
+            .iter()
+            .flat_map(|f| f.rules.iter().map(status::RuleInfo::from_rule))
+            .collect(),
+        blacklisted,
+        inactive,
+        sources: source_stats,
+        eval: eval_shared,
+        templates: loaded.templates,
+        rule_files: inputs.rule_files.len(),
+        storage: opened.status,
+    };
+    let state = ApiState {
+        metrics: metrics.clone(),
+        watch,
+        status: Arc::new(move || status.to_json()),
+        on_scrape: Arc::new(move |store: &MetricStore| store.update(&self_metrics.points(store))),
+        keep_alive: Duration::from_secs(config.events_watch.keep_alive_interval.max(1) as u64),
+    };
+    let (server, server_stop) = start_api(state, options.listen).await?;
+    let expiry = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            metrics.expire(SERIES_MAX_AGE);
+        }
+    });
+
+    let running = shutdown::Running {
+        stop,
+        waker,
+        poller: sources.poller,
+        streams: sources.streams,
+        evaluator,
+        sink,
+        sink_stop,
+        server,
+        server_stop,
+        background: vec![expiry],
+        kubelet,
+        storage,
+    };
+    wait_for_stop(options.run_for).await;
+    log::info!("stopping (within {shutdown_bound:?})");
+    running.shutdown(shutdown_bound).await;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// The kernel templates the plan reads (or their recorded maps) and what came of loading them.
+struct LoadedTemplates {
+    /// Loaded templates, when any were loaded.
+    templates: Option<Arc<Mutex<Templates>>>,
+    /// `bpf.NAME` of each template that loaded.
+    loaded: Vec<String>,
+    /// Recorded template maps standing in for templates (`--bpf-recorded`).
+    recorded: Option<Result<streams::RecordedHistograms, String>>,
+}
+
+impl LoadedTemplates {
+    /// Of every `fallback for` pair, the preferred rule runs where its source is available: a
+    /// template that loaded (or is in the recording); other sources count as available.
+    fn available(&self, source: &str) -> bool {
+        match (source.starts_with("bpf."), &self.recorded) {
+            (false, _) => true,
+            (true, Some(Ok(recording))) => recording.has(source),
+            (true, Some(Err(_))) => false,
+            (true, None) => self.loaded.iter().any(|t| t == source),
+        }
+    }
+
+    /// The polled readers of the templates' maps (live or recorded) the settled `plan` reads,
+    /// every shortest interval of the rules reading them, with zero series for containers
+    /// that had no event yet.
+    fn polled_templates(&mut self, plan: &Plan, discovery: &Option<Arc<Discovery>>) -> Vec<Polled> {
+        let bpf = needs_of(plan).bpf;
+        let interval = bpf
+            .iter()
+            .map(|s| interval_of(plan, s, Some(10)))
+            .min()
+            .unwrap_or(Duration::from_secs(10));
+        let counts = streams::container_counts(&bpf);
+        let with_zeros =
+            |inner: Box<dyn huatuo_dsl::source::Reader>| -> Box<dyn huatuo_dsl::source::Reader> {
+                match discovery {
+                    Some(d) if !counts.is_empty() => Box::new(streams::ContainerZeros {
+                        inner,
+                        discovery: d.clone(),
+                        counts: counts.clone(),
+                    }),
+                    _ => inner,
+                }
+            };
+        let mut polled = Vec::new();
+        if let Some(templates) = &self.templates {
+            polled.push(Polled::new(
+                with_zeros(Box::new(streams::HistogramReader(templates.clone()))),
+                interval,
+            ));
+        }
+        match self.recorded.take() {
+            Some(Ok(reader)) => polled.push(Polled::new(with_zeros(Box::new(reader)), interval)),
+            Some(Err(e)) => log::warn!("recorded template maps unavailable: {e}"),
+            None => {}
+        }
+        polled
+    }
+}
+
+/// Loads the kernel templates the rules read (or opens their recorded maps), pushing rule
+/// conditions into them; their event streams feed `sender`.
+fn load_templates(
+    options: &DaemonOptions,
+    files: &[huatuo_dsl::ast::RuleFile],
+    config: &huatuo_config::Config,
+    plan: &Plan,
+    discovery: &Option<Arc<Discovery>>,
+    sender: &SampleSender,
+) -> LoadedTemplates {
+    let bpf = needs_of(plan).bpf;
+    let mut loaded_names: Vec<String> = Vec::new();
+    let templates = if options.bpf && options.bpf_recorded.is_none() && !bpf.is_empty() {
         let schemas: Vec<_> = huatuo_bpf::template_schemas()
             .0
             .into_iter()
             .map(|(_, schema)| schema)
-            .filter(|s| needs.bpf.contains(&s.source.name))
+            .filter(|s| bpf.contains(&s.source.name))
             .collect();
-        let tunables = pushdown::tunables(&files, &schemas, config);
-        let names: Vec<&str> = needs.bpf.iter().map(String::as_str).collect();
-        let resolver: Arc<dyn huatuo_bpf::CgroupResolver> = match &discovery {
+        let tunables = pushdown::tunables(files, &schemas, config);
+        let names: Vec<&str> = bpf.iter().map(String::as_str).collect();
+        let resolver: Arc<dyn huatuo_bpf::CgroupResolver> = match discovery {
             Some(d) => Arc::new(DiscoveryResolver(d.clone())),
             None => Arc::new(huatuo_bpf::NoContainers),
         };
@@ -252,7 +404,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
                 );
             }
         }
-        loaded_templates.extend(loaded.loaded().into_iter().map(|t| format!("bpf.{t}")));
+        loaded_names.extend(loaded.loaded().into_iter().map(|t| format!("bpf.{t}")));
         if let Some(events) = loaded.take_events() {
             streams::forward_bpf(events, sender.clone());
         }
@@ -260,27 +412,37 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     } else {
         None
     };
-
-    // Recorded template maps stand in for the templates they have samples of.
     let recorded = options
         .bpf_recorded
         .as_ref()
-        .map(|path| streams::RecordedHistograms::open(path, &needs.bpf));
-    // Of every `fallback for` pair, the preferred rule runs where its source is available: a
-    // template that loaded (or is in the recording); other sources count as available.
-    let available = |source: &str| match (source.starts_with("bpf."), &recorded) {
-        (false, _) => true,
-        (true, Some(Ok(recording))) => recording.has(source),
-        (true, Some(Err(_))) => false,
-        (true, None) => loaded_templates.iter().any(|t| t == source),
-    };
-    let inactive = plan.select_fallbacks(&available);
-    for rule in &inactive {
-        log::info!("{}", status::fallback_log_line(rule));
+        .map(|path| streams::RecordedHistograms::open(path, &bpf));
+    LoadedTemplates {
+        templates,
+        loaded: loaded_names,
+        recorded,
     }
-    let needs = needs_of(&plan);
+}
 
-    // Polled readers: host, cgroup and the templates' histograms.
+/// The threads reading sources.
+struct Sources {
+    poller: std::thread::JoinHandle<()>,
+    streams: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Starts the poller over the host and cgroup readers the plan reads (plus `templates`, the
+/// templates' maps) and the stream readers (kmsg, link events).
+#[allow(clippy::too_many_arguments)]
+fn start_sources(
+    options: &DaemonOptions,
+    config: &huatuo_config::Config,
+    plan: &Plan,
+    discovery: &Option<Arc<Discovery>>,
+    templates: Vec<Polled>,
+    sender: &SampleSender,
+    source_stats: SourceStatsMap,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Sources> {
+    let needs = needs_of(plan);
     let reader_config = reader_settings::host_reader_config(
         config,
         options.netlink_recorded.as_deref(),
@@ -288,7 +450,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     );
     let mut polled = Vec::new();
     let mut readers = huatuo_sources::host_readers(&options.roots, &reader_config);
-    if let Some(d) = &discovery {
+    if let Some(d) = discovery {
         readers.extend(huatuo_containers::readers::cgroup_readers_with(
             d.clone(),
             reader_settings::container_reader_options(
@@ -303,145 +465,37 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         if needs.all.contains(&schema.name) {
             polled.push(Polled::new(
                 reader,
-                interval_of(&plan, &schema.name, schema.default_interval_s),
+                interval_of(plan, &schema.name, schema.default_interval_s),
             ));
         }
     }
-    let bpf_interval = needs
-        .bpf
-        .iter()
-        .map(|s| interval_of(&plan, s, Some(10)))
-        .min()
-        .unwrap_or(Duration::from_secs(10));
-    let counts = streams::container_counts(&needs.bpf);
-    let with_zeros =
-        |inner: Box<dyn huatuo_dsl::source::Reader>| -> Box<dyn huatuo_dsl::source::Reader> {
-            match &discovery {
-                Some(d) if !counts.is_empty() => Box::new(streams::ContainerZeros {
-                    inner,
-                    discovery: d.clone(),
-                    counts: counts.clone(),
-                }),
-                _ => inner,
-            }
-        };
-    if let Some(templates) = &templates {
-        polled.push(Polled::new(
-            with_zeros(Box::new(streams::HistogramReader(templates.clone()))),
-            bpf_interval,
-        ));
-    }
-    match recorded {
-        Some(Ok(reader)) => polled.push(Polled::new(with_zeros(Box::new(reader)), bpf_interval)),
-        Some(Err(e)) => log::warn!("recorded template maps unavailable: {e}"),
-        None => {}
-    }
-    let source_stats: SourceStatsMap = Arc::default();
-    let poller = spawn_poller(polled, sender.clone(), source_stats.clone(), stop.clone())?;
-
-    // Stream sources besides templates.
-    let mut stream_threads = Vec::new();
+    polled.extend(templates);
+    let poller = spawn_poller(polled, sender.clone(), source_stats, stop.clone())?;
+    let mut streams = Vec::new();
     if needs.all.contains(huatuo_sources::kmsg::NAME) {
-        stream_threads.extend(streams::kmsg(&options.kmsg, sender.clone(), stop.clone()));
+        streams.extend(streams::kmsg(&options.kmsg, sender.clone(), stop.clone()));
     }
     if needs.all.contains(huatuo_sources::netlink::link::EVENTS) {
-        stream_threads.extend(streams::link_events(&options, sender.clone(), stop.clone()));
+        streams.extend(streams::link_events(options, sender.clone(), stop));
     }
+    Ok(Sources { poller, streams })
+}
 
-    // Evaluator and record sink.
-    let eval_shared = Arc::new(EvalShared::default());
-    let (record_tx, record_rx) = tokio::sync::mpsc::channel(RECORD_QUEUE);
-    let queue_counters = sender.counters();
-    drop(sender);
-    let evaluator = spawn_evaluator(
-        Evaluator::new(plan),
-        samples,
-        crate::capture::runner::DaemonCaptures {
-            proc_root: crate::capture::procscan::ProcRoot(options.roots.proc.clone()),
-        },
-        Arc::new(Enricher::new(discovery.clone())),
-        metrics.clone(),
-        record_tx,
-        eval_shared.clone(),
-    )?;
-    let capture_errors = Arc::new(AtomicU64::new(0));
-    let sink = tokio::spawn(
-        RecordSink {
-            host,
-            storage: storage.clone(),
-            watch: watch.clone(),
-            discovery: discovery.clone(),
-            capture_errors,
-        }
-        .run(record_rx),
-    );
-
-    // HTTP API.
-    let self_metrics = Arc::new(SelfMetrics {
-        queue: queue_counters,
-        sources: source_stats.clone(),
-        eval: eval_shared.clone(),
-        storage: storage.clone(),
-        watch: watch.clone(),
-        templates: templates.clone(),
-    });
-    let status = status::StatusView {
-        rules: files
-            .iter()
-            .flat_map(|f| f.rules.iter().map(status::RuleInfo::from_rule))
-            .collect(),
-        blacklisted,
-        inactive,
-        sources: source_stats,
-        eval: eval_shared,
-        templates,
-        rule_files: inputs.rule_files.len(),
-    };
-    let status = Arc::new(status);
-    let state = ApiState {
-        metrics: metrics.clone(),
-        watch,
-        status: Arc::new(move || status.to_json()),
-        on_scrape: Arc::new(move |store: &MetricStore| store.update(&self_metrics.points(store))),
-        keep_alive: Duration::from_secs(config.events_watch.keep_alive_interval.max(1) as u64),
-    };
-    let listener = bind(options.listen).await?;
+/// Binds the HTTP API and serves it until the returned sender fires.
+async fn start_api(
+    state: ApiState,
+    listen: SocketAddr,
+) -> anyhow::Result<(
+    tokio::task::JoinHandle<std::io::Result<()>>,
+    tokio::sync::oneshot::Sender<()>,
+)> {
+    let listener = bind(listen).await?;
     log::info!("serving on {}", listener.local_addr()?);
-    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(state, listener, async {
-        let _ = shutdown_rx.await;
+        let _ = stopped.await;
     }));
-    let expiry = {
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                metrics.expire(SERIES_MAX_AGE);
-            }
-        })
-    };
-
-    wait_for_stop(options.run_for).await;
-    log::info!("stopping");
-    stop.store(true, Ordering::Relaxed);
-    let _ = shutdown_tx.send(());
-    expiry.abort();
-    let _ = tokio::task::spawn_blocking(move || {
-        let _ = poller.join();
-        for thread in stream_threads {
-            let _ = thread.join();
-        }
-    })
-    .await;
-    let _ = server.await;
-    // The evaluator ends when every sender is gone; the sink when the evaluator is.
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        let _ = tokio::task::spawn_blocking(move || evaluator.join()).await;
-        let _ = sink.await;
-    })
-    .await;
-    Ok(())
+    Ok((server, stop))
 }
 
 async fn wait_for_stop(run_for: Option<Duration>) {

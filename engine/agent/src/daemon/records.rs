@@ -8,7 +8,7 @@ use huatuo_http::watch::WatchHub;
 use huatuo_storage::{Document, HostInfo, Storage};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Everything the sink needs.
 pub struct RecordSink {
@@ -25,10 +25,22 @@ pub struct RecordSink {
 }
 
 impl RecordSink {
-    /// Consumes records until the channel closes.
-    pub async fn run(self, mut records: mpsc::Receiver<Record>) {
+    /// Consumes records until the channel closes; once `stop` turns true, the records
+    /// already queued are still stored and then the sink ends.
+    pub async fn run(self, mut records: mpsc::Receiver<Record>, mut stop: watch::Receiver<bool>) {
         let sink = Arc::new(self);
-        while let Some(record) = records.recv().await {
+        let mut closed = false;
+        loop {
+            let record = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop), if !closed => {
+                    records.close();
+                    closed = true;
+                    continue;
+                }
+                record = records.recv() => record,
+            };
+            let Some(record) = record else { break };
             let sink = sink.clone();
             if pending_profiles(&record.data).is_empty() {
                 sink.finish(record).await;

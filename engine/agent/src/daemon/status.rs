@@ -66,6 +66,8 @@ pub struct StatusView {
     pub templates: Option<Arc<Mutex<Templates>>>,
     /// Number of rule files.
     pub rule_files: usize,
+    /// Where records are stored, with warnings about the cluster connection.
+    pub storage: Json,
 }
 
 impl StatusView {
@@ -129,6 +131,7 @@ impl StatusView {
             "rules": rules,
             "sources": sources,
             "templates": templates,
+            "storage": self.storage,
         })
     }
 }
@@ -159,6 +162,7 @@ mod tests {
             eval: Default::default(),
             templates: None,
             rule_files: 1,
+            storage: Json::Null,
         }
     }
 
