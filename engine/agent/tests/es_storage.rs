@@ -1,0 +1,385 @@
+//! The real agent storing records in Elasticsearch: https is verified (a self-signed server
+//! never sees the credentials unless its CA is configured or verification is explicitly
+//! skipped, which /status and the log say), and SIGTERM stops the agent within
+//! `ShutdownTimeout` even while a rule's script is stuck and the cluster never answers, with
+//! every record kept: in the local file and, for Elasticsearch, in the on-disk spool.
+
+mod scrape_common;
+
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use scrape_common::{free_port, get, repo, Agent};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The `ShutdownTimeout` the tests configure.
+const BOUND: Duration = Duration::from_secs(3);
+
+/// An "Elasticsearch" that accepts connections, reads what is sent and never answers.
+struct BlackHole {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+}
+
+impl BlackHole {
+    fn start() -> BlackHole {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                counted.fetch_add(1, Ordering::Relaxed);
+                let mut reader = stream.try_clone().expect("clone");
+                held.lock().expect("held").push(stream);
+                std::thread::spawn(move || {
+                    let mut sink = [0u8; 4096];
+                    while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
+                });
+            }
+        });
+        BlackHole { port, connections }
+    }
+}
+
+/// An https "Elasticsearch" with a self-signed certificate for 127.0.0.1: it records the
+/// Authorization header of every request that gets through the handshake, and answers 503.
+struct SelfSigned {
+    port: u16,
+    cert_pem: String,
+    connections: Arc<AtomicUsize>,
+    authorizations: Arc<Mutex<Vec<String>>>,
+}
+
+impl SelfSigned {
+    fn start() -> SelfSigned {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+        let cert = params.self_signed(&key).expect("self-signed");
+        let cert_pem = cert.pem();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocols")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .expect("server config");
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let authorizations: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (counted, seen) = (Arc::clone(&connections), Arc::clone(&authorizations));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                counted.fetch_add(1, Ordering::Relaxed);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let (config, seen) = (Arc::clone(&config), Arc::clone(&seen));
+                std::thread::spawn(move || serve_once(config, stream, &seen));
+            }
+        });
+        SelfSigned {
+            port,
+            cert_pem,
+            connections,
+            authorizations,
+        }
+    }
+
+    fn authorizations(&self) -> Vec<String> {
+        self.authorizations.lock().expect("seen").clone()
+    }
+}
+
+/// Reads one request's head over TLS, noting its Authorization, and answers 503. A refused
+/// handshake ends at the first read: nothing of the request is ever seen.
+fn serve_once(config: Arc<ServerConfig>, stream: TcpStream, seen: &Mutex<Vec<String>>) {
+    let Ok(conn) = ServerConnection::new(config) else {
+        return;
+    };
+    let mut reader = BufReader::new(StreamOwned::new(conn, stream));
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap_or(0) > 0 && !line.trim().is_empty() {
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("authorization") {
+                seen.lock().expect("seen").push(value.trim().to_string());
+            }
+        }
+        line.clear();
+    }
+    let _ = reader
+        .get_mut()
+        .write_all(b"HTTP/1.1 503 Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+}
+
+/// A temporary tree: procfs root, rules, stdlib, config, local files, spool and log.
+struct Tree(PathBuf);
+
+impl Tree {
+    /// The tree, with `es` (besides the credentials) in the config's `[Storage.ES]`.
+    fn new(tag: &str, es: &str) -> Tree {
+        let root = std::env::temp_dir().join(format!("huatuo-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for dir in ["proc", "cgroup", "rules", "stdlib"] {
+            std::fs::create_dir_all(root.join(dir)).expect("mkdir");
+        }
+        let tree = Tree(root);
+        tree.set_load("0.30");
+        // Records at every poll; a second rule runs a script that takes minutes, once the
+        // load goes above 5 (when a test says so).
+        std::fs::write(
+            tree.path("rules/shutdown.hto"),
+            "event store_probe {\n    source proc.loadavg every 100ms\n    cooldown none\n    emit load1\n}\n\n\
+             event stuck_script {\n    source proc.loadavg every 100ms\n    where load1 > 5\n    \
+             script spun = slow::spin(load1)\n    cooldown none\n    emit spun\n}\n",
+        )
+        .expect("rules");
+        std::fs::write(
+            tree.path("stdlib/slow.rhai"),
+            "/// Thousands of scans of a 9000-element array: within the operation limit, minutes long.\n\
+             fn spin(load) {\n    let a = [];\n    a.pad(9000, 0);\n    let n = 0;\n    \
+             for i in 0..15000 {\n        if a.contains(-1) { n += 1; }\n    }\n    n + load\n}\n",
+        )
+        .expect("script");
+        std::fs::write(
+            tree.path("huatuo-bamai.conf"),
+            format!(
+                "ShutdownTimeout = {}\n[Storage.ES]\nUsername = \"elastic\"\nPassword = \"secret\"\n\
+                 {es}\n[Storage.LocalFile]\nPath = \"{}\"\n",
+                BOUND.as_secs(),
+                tree.path("local").display()
+            ),
+        )
+        .expect("config");
+        tree
+    }
+
+    fn set_load(&self, load1: &str) {
+        let tmp = self.path("proc/loadavg.tmp");
+        std::fs::write(&tmp, format!("{load1} 0.20 0.22 2/300 4242\n")).expect("loadavg");
+        std::fs::rename(&tmp, self.path("proc/loadavg")).expect("rename");
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    /// Starts `huatuo run` on this tree, its log in `agent.log`, the API on `port`.
+    fn start_agent(&self, port: u16) -> Agent {
+        let log = std::fs::File::create(self.path("agent.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_huatuo"))
+            .current_dir(repo())
+            .arg("run")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--config")
+            .arg(self.path("huatuo-bamai.conf"))
+            .args(["--no-bpf", "--procfs-root"])
+            .arg(self.path("proc"))
+            .arg("--cgroup-root")
+            .arg(self.path("cgroup"))
+            .arg("--rules")
+            .arg(self.path("rules"))
+            .arg("--stdlib")
+            .arg(self.path("stdlib"))
+            .arg("--spool-dir")
+            .arg(self.path("spool"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start huatuo");
+        Agent(child)
+    }
+
+    /// What the agent logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("agent.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The tracer ids of the records in a local record file (`# time name id` header lines).
+fn local_ids(path: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("# "))
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect()
+}
+
+/// The tracer ids of the documents in the spool's segment files.
+fn spooled_ids(dir: &Path) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if !entry.file_name().to_string_lossy().ends_with(".ndjson") {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in text.lines() {
+            let doc: serde_json::Value = serde_json::from_str(line).expect("spooled JSON");
+            ids.insert(doc["tracer_id"].as_str().expect("tracer_id").to_string());
+        }
+    }
+    ids
+}
+
+fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `storage.elasticsearch` of the agent's `/status`, once it serves.
+fn es_status(port: u16) -> serde_json::Value {
+    let mut body = None;
+    wait_until("/status", Duration::from_secs(60), || {
+        body = get(port, "/status");
+        body.is_some()
+    });
+    let status: serde_json::Value =
+        serde_json::from_str(&body.unwrap_or_default()).expect("status JSON");
+    status["storage"]["elasticsearch"].clone()
+}
+
+#[test]
+fn sigterm_exits_within_the_bound_and_spools_the_queued_documents() {
+    let es = BlackHole::start();
+    let tree = Tree::new(
+        "shutdown",
+        &format!("Address = \"http://127.0.0.1:{}\"", es.port),
+    );
+    let mut agent = tree.start_agent(free_port());
+    let local = tree.path("local/store_probe");
+    wait_until(
+        "records and a bulk request in flight",
+        Duration::from_secs(60),
+        || local_ids(&local).len() >= 5 && es.connections.load(Ordering::Relaxed) >= 1,
+    );
+    // The next poll starts the minutes-long script: the evaluator is stuck from then on.
+    tree.set_load("9.00");
+    std::thread::sleep(Duration::from_secs(2));
+    let stored = local_ids(&local);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        local_ids(&local),
+        stored,
+        "the evaluator should be stuck in the script"
+    );
+
+    let pid = agent.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = agent.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < BOUND + Duration::from_secs(3),
+            "still running {:?} after SIGTERM (ShutdownTimeout = {BOUND:?})",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = start.elapsed();
+    assert!(status.success(), "{status:?}");
+    // Nothing reached the cluster, so every record stored locally waits in the spool.
+    let spooled = spooled_ids(&tree.path("spool"));
+    assert!(stored.len() >= 5, "{stored:?}");
+    assert_eq!(spooled, stored, "spool vs local records");
+    assert!(
+        tree.log()
+            .contains("the evaluator (a rule still evaluating) did not stop"),
+        "{}",
+        tree.log()
+    );
+    println!(
+        "exited {took:?} after SIGTERM; {} documents spooled",
+        spooled.len()
+    );
+}
+
+#[test]
+fn a_self_signed_cluster_is_refused_and_never_sees_the_credentials() {
+    let es = SelfSigned::start();
+    let tree = Tree::new(
+        "tls-refused",
+        &format!("Address = \"https://127.0.0.1:{}\"", es.port),
+    );
+    let port = free_port();
+    let _agent = tree.start_agent(port);
+    // The first bulk request and a replay both stop at the handshake.
+    wait_until("two connections", Duration::from_secs(60), || {
+        es.connections.load(Ordering::Relaxed) >= 2
+    });
+    assert!(es.authorizations().is_empty(), "{:?}", es.authorizations());
+    let status = es_status(port);
+    assert_eq!(status["insecure_skip_verify"], false, "{status}");
+    assert_eq!(status["warnings"], serde_json::json!([]), "{status}");
+}
+
+#[test]
+fn a_self_signed_cluster_is_accepted_when_its_ca_is_configured() {
+    let es = SelfSigned::start();
+    let ca = std::env::temp_dir().join(format!("huatuo-tls-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca, &es.cert_pem).expect("write CA");
+    let tree = Tree::new(
+        "tls-ca",
+        &format!(
+            "Address = \"https://127.0.0.1:{}\"\nCACertPath = \"{}\"",
+            es.port,
+            ca.display()
+        ),
+    );
+    let _agent = tree.start_agent(free_port());
+    wait_until("a request through TLS", Duration::from_secs(60), || {
+        !es.authorizations().is_empty()
+    });
+    let _ = std::fs::remove_file(&ca);
+    // elastic:secret
+    assert_eq!(es.authorizations()[0], "Basic ZWxhc3RpYzpzZWNyZXQ=");
+}
+
+#[test]
+fn skipping_verification_is_explicit_and_said_in_the_log_and_status() {
+    let es = SelfSigned::start();
+    let tree = Tree::new(
+        "tls-insecure",
+        &format!(
+            "Address = \"https://127.0.0.1:{}\"\nInsecureSkipVerify = true",
+            es.port
+        ),
+    );
+    let port = free_port();
+    let _agent = tree.start_agent(port);
+    wait_until("a request through TLS", Duration::from_secs(60), || {
+        !es.authorizations().is_empty()
+    });
+    let status = es_status(port);
+    assert_eq!(status["insecure_skip_verify"], true, "{status}");
+    let warning = status["warnings"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(warning.contains("InsecureSkipVerify = true"), "{status}");
+    assert_eq!(tree.log().matches(&warning).count(), 1, "{}", tree.log());
+}
