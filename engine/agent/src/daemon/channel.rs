@@ -48,8 +48,8 @@ impl SampleSender {
         }
     }
 
-    /// Wakes an evaluator waiting for a sample so it looks at its stop flag: queues an empty
-    /// sample, which the evaluator never evaluates once stopped. A full queue needs no wake.
+    /// Wakes an evaluator waiting for a sample so it looks at its stop flag: queues a sample
+    /// without a source, which the evaluator skips. A full queue needs no wake.
     pub fn wake(&self) {
         let _ = self.tx.try_send(Sample::default());
     }

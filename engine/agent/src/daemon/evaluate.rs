@@ -22,10 +22,11 @@ pub struct EvalShared {
     pub records_dropped: AtomicU64,
 }
 
-/// Starts the evaluator on its own thread; it ends when the sample queue closes or, after
-/// the sample in hand, once `stop` is set (a waiting evaluator is woken by
-/// `SampleSender::wake`). The plan's unlabelled running-total counters are exported at 0
-/// (and never expire) from the start.
+/// Starts the evaluator on its own thread; it ends when the sample queue closes. Once `stop`
+/// is set the queue is closed (later samples are counted as dropped by their senders), what
+/// it holds is still evaluated, and the thread ends (a waiting evaluator is woken by
+/// `SampleSender::wake`). The plan's unlabelled running-total counters are exported at 0 (and
+/// never expire) from the start.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn_evaluator(
     mut evaluator: Evaluator,
@@ -48,7 +49,11 @@ pub fn spawn_evaluator(
             let mut points = Vec::new();
             while let Some(mut sample) = samples.blocking_recv() {
                 if stop.load(Ordering::Acquire) {
-                    break;
+                    samples.close();
+                }
+                if sample.source.is_empty() {
+                    // A wake-up, not a reading.
+                    continue;
                 }
                 enricher.enrich(&mut sample);
                 for output in evaluator.push(&sample, &mut captures) {

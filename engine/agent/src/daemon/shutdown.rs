@@ -1,7 +1,7 @@
 //! Stopping the running daemon within a bound (`ShutdownTimeout`).
 //!
 //! On a signal every part is told to stop at once: the poller and stream readers, the
-//! evaluator (after the sample in hand), the HTTP server. The record sink then stores what
+//! evaluator (once it has evaluated the samples already queued), the HTTP server. The record sink then stores what
 //! the evaluator already produced, and finally what waits in memory for Elasticsearch is
 //! moved to its on-disk spool. Each wait has a deadline, and the spool gets a reserved share
 //! of the bound, so a wedged storage call, a slow script or a stuck client delays the exit by
