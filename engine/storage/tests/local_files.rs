@@ -124,8 +124,10 @@ fn unwritable_directory_is_counted_not_fatal() {
     );
 }
 
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).expect("meta").permissions().mode() & 0o777
+/// The permission bits of `path`, in octal as `ls` shows them.
+fn mode(path: &Path) -> String {
+    let mode = std::fs::metadata(path).expect("meta").permissions().mode();
+    format!("{:o}", mode & 0o777)
 }
 
 fn store_in(dir: &Path, rotation_bytes: u64, max_rotation: usize) -> Storage {
@@ -155,15 +157,15 @@ fn record_files_are_0600_in_a_0700_directory() {
     for n in 0..20 {
         write(&storage, "oom", n);
     }
-    assert_eq!(mode(&dir), 0o700);
-    assert_eq!(mode(&dir.join("oom")), 0o600);
-    assert_eq!(mode(&dir.join("oom.1")), 0o600);
+    assert_eq!(mode(&dir), "700");
+    assert_eq!(mode(&dir.join("oom")), "600");
+    assert_eq!(mode(&dir.join("oom.1")), "600");
     // A file an earlier version left world-readable is tightened at the next record.
     let old = dir.join("softirq_tracing");
     std::fs::write(&old, "# old\n{}\n").expect("write");
     std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     write(&storage, "softirq_tracing", 1);
-    assert_eq!(mode(&old), 0o600);
+    assert_eq!(mode(&old), "600");
 }
 
 #[test]
