@@ -1,8 +1,9 @@
 //! The real agent storing records in Elasticsearch: https is verified (a self-signed server
 //! never sees the credentials unless its CA is configured or verification is explicitly
 //! skipped, which /status and the log say), and SIGTERM stops the agent within
-//! `ShutdownTimeout` even while a rule's script is stuck and the cluster never answers, with
-//! every record kept: in the local file and, for Elasticsearch, in the on-disk spool.
+//! `ShutdownTimeout` even while a rule's script is stuck, an event stream client reads
+//! nothing and the cluster never answers, with every record kept: in the local file and, for
+//! Elasticsearch, in the on-disk spool.
 
 mod scrape_common;
 
@@ -264,13 +265,19 @@ fn sigterm_exits_within_the_bound_and_spools_the_queued_documents() {
         "shutdown",
         &format!("Address = \"http://127.0.0.1:{}\"", es.port),
     );
-    let mut agent = tree.start_agent(free_port());
+    let port = free_port();
+    let mut agent = tree.start_agent(port);
     let local = tree.path("local/store_probe");
     wait_until(
         "records and a bulk request in flight",
         Duration::from_secs(60),
         || local_ids(&local).len() >= 5 && es.connections.load(Ordering::Relaxed) >= 1,
     );
+    // An event stream client that never reads.
+    let mut stalled = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stalled
+        .write_all(b"POST /v1/events/watch HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        .expect("watch request");
     // The next poll starts the minutes-long script: the evaluator is stuck from then on.
     tree.set_load("9.00");
     std::thread::sleep(Duration::from_secs(2));
@@ -316,6 +323,7 @@ fn sigterm_exits_within_the_bound_and_spools_the_queued_documents() {
         "exited {took:?} after SIGTERM; {} documents spooled",
         spooled.len()
     );
+    drop(stalled);
 }
 
 #[test]
