@@ -42,6 +42,8 @@ section! {
         "Pod" => pod: Pod;
         /// `[EventsWatch]`.
         "EventsWatch" => events_watch: EventsWatch;
+        /// `[Rules]` (ours).
+        "Rules" => rules: Rules;
     }
 }
 
@@ -488,6 +490,15 @@ section! {
         "MaxClients" => max_clients: i64 = 100, Plain, Check::Range(1, 10_000);
         /// Interval of the `: ping` keep-alive comment.
         "KeepAliveInterval" => keep_alive_interval: i64 = 30, Seconds, Check::Range(1, 3600);
+    }
+    sections {}
+}
+
+section! {
+    /// `[Rules]` (ours): limits on running the rules' stdlib scripts.
+    pub struct Rules {
+        /// Wall time one script call may take; a rule whose call takes longer is disabled.
+        "ScriptTimeout" => script_timeout: i64 = 100, Millis, Check::Range(1, 1000);
     }
     sections {}
 }

@@ -315,3 +315,20 @@ fn an_es_address_that_is_not_an_http_url_is_an_error_at_its_place() {
         assert!(load_str("t.conf", &text).is_ok(), "{good}");
     }
 }
+
+#[test]
+fn script_timeout_outside_its_bounds_is_an_error_naming_the_range() {
+    for (text, found) in [("0", "0"), ("60000", "60000")] {
+        let d = only(&format!("[Rules]\n    ScriptTimeout = {text}\n"));
+        assert_eq!(d.location(), "t.conf:2:21", "{d:?}");
+        assert!(d.message.contains("Rules.ScriptTimeout"), "{}", d.message);
+        assert!(
+            d.message
+                .contains(&format!("must be from 1 to 1000, found {found}")),
+            "{}",
+            d.message
+        );
+    }
+    let config = load_str("t.conf", "[Rules]\n    ScriptTimeout = 250\n").unwrap();
+    assert_eq!(config.rules.script_timeout, 250);
+}

@@ -42,6 +42,8 @@ pub struct RuleStats {
     pub shed_by_limit: u64,
     /// Runtime errors (the first one disables the rule).
     pub errors: u64,
+    /// Script calls stopped at the script time limit (the first one disables the rule).
+    pub script_timeouts: u64,
     /// Captures that failed (the record is still produced, with `<capture>_error`).
     pub capture_errors: u64,
     /// Entity, cooldown and histogram states evicted to stay within bounds.
@@ -130,7 +132,10 @@ impl Evaluator {
                 continue;
             }
             rt.stats.samples += 1;
-            if let Err((span, message)) = run_rule(rule, rt, scripts, sample, captures, &mut out) {
+            let timeouts_before = scripts.map_or(0, ScriptHost::timeouts);
+            let result = run_rule(rule, rt, scripts, sample, captures, &mut out);
+            rt.stats.script_timeouts += scripts.map_or(0, ScriptHost::timeouts) - timeouts_before;
+            if let Err((span, message)) = result {
                 let reason = format!("{}: rule `{}`: {message}", rule.place(span), rule.name);
                 log::warn!("disabling rule: {reason}");
                 rt.stats.errors += 1;

@@ -56,7 +56,7 @@ pub enum CExpr {
     },
     /// `filter_allows(included, excluded)` with its rules compiled.
     Filter(Box<crate::filter::FieldFilter>),
-    /// A stdlib script call `file::fn(args)`.
+    /// A stdlib script call `file::fn(args)`; undefined when an argument is.
     Script {
         /// Qualified name.
         name: String,
@@ -172,6 +172,11 @@ impl CExpr {
                     .iter()
                     .map(|arg| arg.eval(ctx))
                     .collect::<Result<Vec<_>, _>>()?;
+                // A script is never called with an undefined argument (a missing field, a
+                // `delta` or `rate` still warming up): its value is undefined, as a builtin's.
+                if values.iter().any(|v| matches!(v, Value::Null)) {
+                    return Ok(Value::Null);
+                }
                 let host = ctx
                     .scripts
                     .ok_or_else(|| format!("{name}: no script library loaded"))?;

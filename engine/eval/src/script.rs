@@ -1,18 +1,31 @@
 //! The rhai script library (`stdlib/*.rhai`): loaded once into one sandboxed engine.
 //!
 //! The engine has no module resolver (`no_module`), no file or network access (rhai has none
-//! built in), `print`/`debug` go nowhere, and every call is bounded in operations, call depth,
-//! string, array and map sizes. A script error names the file and line.
+//! built in), `print`/`debug` go nowhere, and every call is bounded in wall time, operations,
+//! call depth, string, array and map sizes. A script error names the file and line.
 
 use huatuo_dsl::ast::Span;
 use huatuo_dsl::diag::Diagnostic;
 use huatuo_dsl::value::Value;
 use rhai::{Dynamic, Engine, EvalAltResult, Position, Scope, AST};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Operations one script call may perform before it is stopped.
 pub const MAX_OPERATIONS: u64 = 100_000;
+/// Wall time one script call may take before it is stopped, unless set otherwise.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(100);
+/// The clock is read every this many operations: one operation (`contains` on a 10 000-item
+/// array) can take a millisecond, so the overshoot stays a few milliseconds.
+const CLOCK_EVERY_OPS: u64 = 8;
+
+thread_local! {
+    /// When the script call running on this thread must stop; `None` outside a call.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
 
 /// The loaded script files and the engine that runs them.
 pub struct ScriptHost {
@@ -21,6 +34,10 @@ pub struct ScriptHost {
     /// Line of each `fn` definition by qualified name, for errors rhai reports without a
     /// position (it drops the position of limit errors such as too many operations).
     def_lines: BTreeMap<String, usize>,
+    /// Wall time one call may take.
+    time_limit: Duration,
+    /// Calls stopped at the time limit.
+    timeouts: AtomicU64,
 }
 
 impl std::fmt::Debug for ScriptHost {
@@ -45,7 +62,32 @@ fn sandboxed_engine() -> Engine {
         .disable_symbol("eval");
     engine.on_print(|_| {});
     engine.on_debug(|_, _, _| {});
+    engine.on_progress(|ops| {
+        if ops % CLOCK_EVERY_OPS != 0 {
+            return None;
+        }
+        let expired = DEADLINE
+            .get()
+            .is_some_and(|deadline| Instant::now() >= deadline);
+        expired.then_some(Dynamic::UNIT)
+    });
     engine
+}
+
+/// Sets this thread's deadline for the duration of one script call.
+struct DeadlineGuard;
+
+impl DeadlineGuard {
+    fn start(limit: Duration) -> Self {
+        DEADLINE.set(Instant::now().checked_add(limit));
+        DeadlineGuard
+    }
+}
+
+impl Drop for DeadlineGuard {
+    fn drop(&mut self) {
+        DEADLINE.set(None);
+    }
 }
 
 fn script_diag(path: &Path, pos: Position, message: String) -> Diagnostic {
@@ -108,7 +150,24 @@ impl ScriptHost {
             engine,
             files,
             def_lines,
+            time_limit: DEFAULT_TIME_LIMIT,
+            timeouts: AtomicU64::new(0),
         })
+    }
+
+    /// Sets the wall time one call may take (the config's `Rules.ScriptTimeout`).
+    pub fn set_time_limit(&mut self, limit: Duration) {
+        self.time_limit = limit;
+    }
+
+    /// The wall time one call may take.
+    pub fn time_limit(&self) -> Duration {
+        self.time_limit
+    }
+
+    /// Calls stopped so far because they reached the time limit.
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts.load(Ordering::Relaxed)
     }
 
     /// Every public function as (`file::fn`, arity), sorted.
@@ -144,10 +203,23 @@ impl ScriptHost {
             .ok_or_else(|| format!("{qualified}: no script file {stem}.rhai"))?;
         let dyn_args: Vec<Dynamic> = args.iter().map(to_dynamic).collect();
         let mut scope = Scope::new();
-        self.engine
-            .call_fn::<Dynamic>(&mut scope, ast, func, dyn_args)
-            .map(|d| from_dynamic(&d))
-            .map_err(|e| describe_error(path, qualified, self.def_lines.get(qualified), &e))
+        let result = {
+            let _deadline = DeadlineGuard::start(self.time_limit);
+            self.engine
+                .call_fn::<Dynamic>(&mut scope, ast, func, dyn_args)
+        };
+        result.map(|d| from_dynamic(&d)).map_err(|e| {
+            let def_line = self.def_lines.get(qualified);
+            if is_terminated(&e) {
+                self.timeouts.fetch_add(1, Ordering::Relaxed);
+                let limit = self.time_limit.as_millis();
+                let place = describe_place(path, &e, def_line);
+                return format!(
+                    "{place}: {qualified}: stopped after the script time limit of {limit}ms"
+                );
+            }
+            describe_error(path, qualified, def_line, &e)
+        })
     }
 }
 
@@ -163,23 +235,38 @@ fn fn_name(line: &str) -> Option<&str> {
         .then_some(&rest[..end])
 }
 
+/// The error a script call failed with, below the layers of nested function calls.
+fn innermost(err: &EvalAltResult) -> &EvalAltResult {
+    let mut inner = err;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, next, _) = inner {
+        inner = next;
+    }
+    inner
+}
+
+/// Whether the call was stopped by the progress callback (the time limit).
+fn is_terminated(err: &EvalAltResult) -> bool {
+    matches!(innermost(err), EvalAltResult::ErrorTerminated(..))
+}
+
+/// `file:line[:col]` of an error, else of the called function's definition.
+fn describe_place(path: &Path, err: &EvalAltResult, def_line: Option<&usize>) -> String {
+    let pos = innermost(err).position();
+    match (pos.line(), pos.position(), def_line) {
+        (Some(line), Some(col), _) => format!("{}:{line}:{col}", path.display()),
+        (Some(line), None, _) | (None, _, Some(&line)) => format!("{}:{line}", path.display()),
+        _ => path.display().to_string(),
+    }
+}
+
 fn describe_error(
     path: &Path,
     qualified: &str,
     def_line: Option<&usize>,
     err: &EvalAltResult,
 ) -> String {
-    let mut inner = err;
-    while let EvalAltResult::ErrorInFunctionCall(_, _, next, _) = inner {
-        inner = next;
-    }
-    let pos = inner.position();
-    let place = match (pos.line(), pos.position(), def_line) {
-        (Some(line), Some(col), _) => format!("{}:{line}:{col}", path.display()),
-        (Some(line), None, _) | (None, _, Some(&line)) => format!("{}:{line}", path.display()),
-        _ => path.display().to_string(),
-    };
-    let mut message = inner.to_string();
+    let place = describe_place(path, err, def_line);
+    let mut message = innermost(err).to_string();
     if let Some(cut) = message.rfind(" (line ") {
         message.truncate(cut);
     }
@@ -328,12 +415,40 @@ mod tests {
 
     #[test]
     fn endless_loop_is_stopped_with_file_and_line() {
-        let (host, dir) =
+        let (mut host, dir) =
             host_with(&[("spin.rhai", "fn spin(x) {\n  loop {\n    x += 1;\n  }\n}\n")]);
+        // Long enough that the operations limit, not the clock, stops it in a debug build.
+        host.set_time_limit(Duration::from_secs(60));
         let err = host.call("spin::spin", &[Value::Int(0)]).unwrap_err();
         let file = dir.path().join("spin.rhai").display().to_string();
         assert!(err.starts_with(&format!("{file}:1: spin::spin: ")), "{err}");
         assert!(err.to_lowercase().contains("too many operations"), "{err}");
+    }
+
+    #[test]
+    fn endless_loop_is_stopped_at_the_time_limit() {
+        let (mut host, dir) = host_with(&[(
+            "spin.rhai",
+            "fn spin(x) {\n  loop {\n    x += 1;\n  }\n}\nfn one() { 1 }\n",
+        )]);
+        host.set_time_limit(Duration::from_millis(20));
+        let started = Instant::now();
+        let err = host.call("spin::spin", &[Value::Int(0)]).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        let file = dir.path().join("spin.rhai").display().to_string();
+        assert_eq!(
+            err,
+            format!("{file}:1: spin::spin: stopped after the script time limit of 20ms")
+        );
+        assert_eq!(host.timeouts(), 1);
+        // The deadline ends with its call: a later call gets its own full time.
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(host.call("spin::one", &[]), Ok(Value::Int(1)));
+        assert_eq!(host.timeouts(), 1);
     }
 
     #[test]

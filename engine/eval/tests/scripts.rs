@@ -4,7 +4,9 @@ mod common;
 
 use common::*;
 use huatuo_dsl::value::Value;
-use huatuo_eval::{compile, Evaluator, RecordingCaptureRunner};
+use huatuo_eval::{compile, compile_with_scripts, Evaluator, RecordingCaptureRunner, ScriptHost};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[test]
 fn script_result_drives_the_trigger() {
@@ -62,7 +64,12 @@ event steady {
     emit   x
 }
 "#;
-    let mut ev = Evaluator::new(plan_with(text, &MapConfig::default(), Some(dir.path())));
+    // A time limit no debug build reaches first: the operations limit stops this one.
+    let mut host = ScriptHost::load(dir.path()).unwrap();
+    host.set_time_limit(Duration::from_secs(60));
+    let plan =
+        compile_with_scripts(&[parse(text)], &MapConfig::default(), Some(Arc::new(host))).unwrap();
+    let mut ev = Evaluator::new(plan);
     let mut runner = RecordingCaptureRunner::default();
     let s = sample("s", 0, &[], &[("x", Value::Int(1))]);
     let out = ev.push(&s, &mut runner);
@@ -93,6 +100,76 @@ event steady {
     // Later samples: the steady rule still runs.
     assert_eq!(records(&ev.push(&s, &mut runner)).len(), 1);
     assert_eq!(ev.stats().rules["steady"].fired, 2);
+}
+
+/// 15 000 `contains` on a 9 000-item array: within every operation and size limit, yet
+/// seconds of work per call.
+const SLOW_SCRIPT: &str = "\
+fn scan(x) {
+    let a = [];
+    for i in 0..9000 { a.push(i); }
+    for j in 0..15000 { a.contains(-1); }
+    x
+}
+";
+
+#[test]
+fn slow_script_is_cut_at_the_time_limit_and_disables_its_rule() {
+    let dir = temp_stdlib(&[("slow.rhai", SLOW_SCRIPT)]);
+    let text = r#"
+event slow {
+    source s
+    script v = slow::scan(x)
+    emit   v
+}
+event steady {
+    source s
+    emit   x
+}
+"#;
+    let mut host = ScriptHost::load(dir.path()).unwrap();
+    let limit = Duration::from_millis(100);
+    host.set_time_limit(limit);
+    let plan =
+        compile_with_scripts(&[parse(text)], &MapConfig::default(), Some(Arc::new(host))).unwrap();
+    let mut ev = Evaluator::new(plan);
+    let mut runner = RecordingCaptureRunner::default();
+    let s = sample("s", 0, &[], &[("x", Value::Int(1))]);
+    let started = Instant::now();
+    let out = ev.push(&s, &mut runner);
+    let took = started.elapsed();
+    // The call is cut at the limit (plus a few operations), not after seconds of work; the
+    // margin allows for a loaded test machine.
+    assert!(took < limit * 5, "one sample took {took:?}");
+    let names: Vec<_> = records(&out)
+        .iter()
+        .map(|r| r.tracer_name.as_str())
+        .collect();
+    assert_eq!(names, ["steady"]);
+    let disabled = ev.disabled_rules();
+    assert_eq!(disabled.len(), 1, "{disabled:?}");
+    let (rule, reason) = &disabled[0];
+    assert_eq!(rule, "slow");
+    let file = dir.path().join("slow.rhai").display().to_string();
+    assert!(
+        reason.starts_with("test.hto:4:16: rule `slow`: "),
+        "{reason}"
+    );
+    // rhai reports no position for a stopped call: the place is the function's definition.
+    assert!(
+        reason.contains(&format!("{file}:1: slow::scan: ")),
+        "{reason}"
+    );
+    assert!(reason.contains("script time limit of 100ms"), "{reason}");
+    let stats = ev.stats();
+    assert_eq!(stats.rules["slow"].script_timeouts, 1);
+    assert_eq!(stats.rules["slow"].errors, 1);
+    assert_eq!(stats.rules["steady"].script_timeouts, 0);
+    // Disabled for good: later samples cost nothing and the other rule keeps running.
+    let started = Instant::now();
+    assert_eq!(records(&ev.push(&s, &mut runner)).len(), 1);
+    assert!(started.elapsed() < limit, "a disabled rule still ran");
+    assert_eq!(ev.stats().rules["slow"].script_timeouts, 1);
 }
 
 #[test]

@@ -99,11 +99,13 @@ impl InputArgs {
             .iter()
             .map(|s| (PathBuf::from(&s.path), s.text.clone()))
             .collect();
-        let script_host = ScriptHost::from_sources(sources).map_err(|d| {
+        let mut script_host = ScriptHost::from_sources(sources).map_err(|d| {
             let mut shown = texts.clone();
             shown.extend(scripts.iter().cloned());
             (vec![d], shown)
         })?;
+        let timeout_ms = u64::try_from(config.rules.script_timeout).unwrap_or(1);
+        script_host.set_time_limit(std::time::Duration::from_millis(timeout_ms));
         Ok(Inputs {
             config,
             config_text,

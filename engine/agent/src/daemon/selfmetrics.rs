@@ -143,6 +143,13 @@ impl SelfMetrics {
                     s.errors as f64,
                 ));
                 out.push(point(
+                    "agent_rule_script_timeouts_total",
+                    "script calls of a rule stopped at the script time limit",
+                    Counter,
+                    &labels,
+                    s.script_timeouts as f64,
+                ));
+                out.push(point(
                     "agent_rule_enabled",
                     "1 while the rule runs, 0 once disabled",
                     Gauge,
