@@ -110,6 +110,10 @@ pub struct SourceSchema {
     /// Whether samples come per container (they then carry `container_id`).
     #[serde(default)]
     pub per_container: bool,
+    /// Whether every sample is a container's, none the host's (the cgroup readers): a metric
+    /// of such a source has no host series.
+    #[serde(default)]
+    pub container_only: bool,
     /// Labels that identify a sample's entity besides the container.
     #[serde(default)]
     pub labels: Vec<String>,

@@ -184,3 +184,25 @@ pub const UNIT_SUFFIXES: &[UnitSuffix] = &[
 pub fn unit_suffix(suffix: &str) -> Option<&'static UnitSuffix> {
     UNIT_SUFFIXES.iter().find(|u| u.suffix == suffix)
 }
+
+/// How an operator would write a value in base units: in the largest unit that keeps it whole
+/// (`10ms`, `-5s`, `45%`, `2GiB`).
+pub fn show_quantity(value: f64, dim: Dim) -> String {
+    if dim == Dim::Count {
+        return value.to_string();
+    }
+    let best = UNIT_SUFFIXES
+        .iter()
+        .filter(|u| u.dim == dim && u.suffix.is_ascii())
+        .filter(|u| value != 0.0 && (value / u.scale).fract() == 0.0)
+        .max_by(|a, b| a.scale.total_cmp(&b.scale))
+        .or_else(|| {
+            UNIT_SUFFIXES
+                .iter()
+                .find(|u| u.dim == dim && u.scale == 1.0)
+        });
+    match best {
+        Some(unit) => format!("{}{}", value / unit.scale, unit.suffix),
+        None => value.to_string(),
+    }
+}

@@ -59,6 +59,7 @@ fn a_source_labelled_by_container_id_carries_them_too() {
         mode: SourceMode::Stream,
         default_interval_s: None,
         per_container: false,
+        container_only: false,
         labels: vec!["cpu".into(), CONTAINER_ID.into()],
         fields: vec![],
         open_fields: None,

@@ -96,6 +96,20 @@ fn check_scope(ctx: &mut Ctx, source: &SourceSchema, word: &Ident) {
         ));
         return;
     }
+    if word.name == "host" && source.container_only {
+        ctx.push(
+            ctx.error(
+                "bad-scope",
+                word.span,
+                format!(
+                    "{} reports only per container: `scope host` produces nothing",
+                    source.name
+                ),
+            )
+            .with_label("no host series")
+            .with_help("use `scope container`, or a host source"),
+        );
+    }
     if word.name == "container" && !source.may_carry_container() {
         ctx.push(
             ctx.error(

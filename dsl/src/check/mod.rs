@@ -48,7 +48,7 @@ pub const CODES: &[(&str, &str)] = &[
     ),
     (
         "bad-scope",
-        "a scope other than host/container, or container on a host-only source",
+        "a scope other than host/container, container on a host-only source, or host on a per-container source",
     ),
     (
         "capture-unsupported",
@@ -59,6 +59,10 @@ pub const CODES: &[(&str, &str)] = &[
         "a param, let or script bound twice in one rule",
     ),
     ("duplicate-emit", "the same output name emitted twice"),
+    (
+        "empty-file",
+        "warning: a rule file without rules (empty, or only comments)",
+    ),
     (
         "duplicate-rule",
         "two rules with one name across the rule set",
@@ -143,6 +147,17 @@ pub fn check(files: &[RuleFile], catalog: &Catalog) -> Vec<Diagnostic> {
     let mut first_seen: HashMap<(bool, &str), (&str, Span)> = HashMap::new();
     let mut checked = Vec::new();
     for file in files {
+        if file.rules.is_empty() {
+            let start = Span {
+                line: 1,
+                col: 1,
+                ..Span::default()
+            };
+            diags.push(
+                Diagnostic::warning("empty-file", &file.path, start, "this file has no rules")
+                    .with_help("a rule file holds `metric`, `event` or `autotrace` blocks"),
+            );
+        }
         for rule in &file.rules {
             let name = rule.name.name.as_str();
             let key = (rule.kind == RuleKind::Metric, name);

@@ -1,36 +1,16 @@
 //! Short renderings of expressions for diagnostics (`offtime`, `45%`, `delta(...)`).
 
 use crate::ast::{Expr, ExprKind, Literal, UnOp};
-use crate::units::{Dim, UNIT_SUFFIXES};
+use crate::units::{show_quantity, Dim};
 
 /// How an operator would have written a literal: the value in the largest unit that keeps
 /// it whole (`10ms`, `45%`, `2GiB`).
 pub fn literal(lit: &Literal) -> String {
     match lit {
-        Literal::Int(value, dim) => with_unit(*value as f64, *dim),
-        Literal::Float(value, dim) => with_unit(*value, *dim),
+        Literal::Int(value, dim) => show_quantity(*value as f64, *dim),
+        Literal::Float(value, dim) => show_quantity(*value, *dim),
         Literal::Str(s) => format!("{s:?}"),
         Literal::Bool(b) => b.to_string(),
-    }
-}
-
-fn with_unit(value: f64, dim: Dim) -> String {
-    if dim == Dim::Count {
-        return value.to_string();
-    }
-    let best = UNIT_SUFFIXES
-        .iter()
-        .filter(|u| u.dim == dim && u.suffix.is_ascii())
-        .filter(|u| value != 0.0 && (value / u.scale).fract() == 0.0)
-        .max_by(|a, b| a.scale.total_cmp(&b.scale))
-        .or_else(|| {
-            UNIT_SUFFIXES
-                .iter()
-                .find(|u| u.dim == dim && u.scale == 1.0)
-        });
-    match best {
-        Some(unit) => format!("{}{}", value / unit.scale, unit.suffix),
-        None => value.to_string(),
     }
 }
 

@@ -37,8 +37,10 @@ pub fn catalog_markdown(catalog: &Catalog) -> String {
             cell(&source.description)
         ));
         out.push_str(&format!("- mode: {mode}\n"));
-        if source.per_container {
-            out.push_str("- one sample per container (label `container_id`)\n");
+        if source.container_only {
+            out.push_str("- one sample per container (label `container_id`), none for the host\n");
+        } else if source.per_container {
+            out.push_str("- samples of a container's tasks carry its `container_id`\n");
         }
         if !source.labels.is_empty() {
             out.push_str(&format!("- labels: `{}`\n", source.labels.join("`, `")));

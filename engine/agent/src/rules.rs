@@ -4,7 +4,11 @@ use huatuo_dsl::ast::{RuleFile, Span};
 use huatuo_dsl::diag::Diagnostic;
 use huatuo_dsl::parser::parse_file;
 use include_dir::{include_dir, Dir};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// Largest rule or script file read: parsing stays bounded in memory and time.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
 
 /// The shipped `rules/` tree, built into the binary.
 static EMBEDDED_RULES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../rules");
@@ -60,12 +64,50 @@ fn collect(path: &Path, extension: &str, out: &mut Vec<SourceText>) -> Result<()
         }
         return Ok(());
     }
-    let text = std::fs::read_to_string(path).map_err(io_error)?;
-    out.push(SourceText {
-        path: path.display().to_string(),
-        text,
-    });
+    let shown = path.display().to_string();
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(io_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(vec![Diagnostic::error(
+            "io",
+            &shown,
+            Span::default(),
+            format!("file is larger than {} MiB", MAX_FILE_BYTES >> 20),
+        )
+        .with_label("too large")]);
+    }
+    let text = utf8_text(&shown, bytes)?;
+    out.push(SourceText { path: shown, text });
     Ok(())
+}
+
+/// The text of a file's bytes, or an error at the line and column of the first byte that is
+/// not UTF-8.
+fn utf8_text(path: &str, bytes: Vec<u8>) -> Result<String, Vec<Diagnostic>> {
+    String::from_utf8(bytes).map_err(|err| {
+        let bad = err.utf8_error().valid_up_to();
+        let valid = std::str::from_utf8(&err.as_bytes()[..bad]).unwrap_or_default();
+        let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
+        let span = Span {
+            start: bad,
+            end: bad + 1,
+            line: valid.matches('\n').count() + 1,
+            col: valid[line_start..].chars().count() + 1,
+        };
+        vec![Diagnostic::error(
+            "encoding",
+            path,
+            span,
+            format!(
+                "not UTF-8: byte 0x{:02x}",
+                err.as_bytes().get(bad).copied().unwrap_or_default()
+            ),
+        )
+        .with_label("first byte that is not UTF-8")
+        .with_help("rule and script files are UTF-8 text")]
+    })
 }
 
 /// The rule files built into the binary, sorted by path.

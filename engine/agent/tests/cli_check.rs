@@ -120,3 +120,56 @@ fn a_bad_config_key_is_named_with_its_line_and_nearest_key() {
 fn usage_errors_exit_2() {
     assert_eq!(huatuo(&["check", "--no-such-flag"]).status.code(), Some(2));
 }
+
+/// A fresh directory for one test's rule files, removed on drop.
+fn rule_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("huatuo-check-{tag}"))
+        .tempdir()
+        .expect("tempdir")
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_reported_at_its_first_bad_byte() {
+    let dir = rule_dir("utf8");
+    let file = dir.path().join("latin1.hto");
+    // `é` in Latin-1 (0xe9) on line 3, after `    help   "caf`.
+    let mut bytes = b"event e {\n    source kmsg\n    help   \"caf".to_vec();
+    bytes.extend_from_slice(b"\xe9\"\n    emit   message\n}\n");
+    std::fs::write(&file, bytes).expect("write");
+    let out = huatuo(&["check", "--stdlib", "stdlib", file.to_str().expect("utf8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:3:16", file.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("error[encoding]"), "{stderr}");
+    assert!(stderr.contains("byte 0xe9"), "{stderr}");
+}
+
+#[test]
+fn an_empty_rule_file_is_a_warning_not_an_error() {
+    let dir = rule_dir("empty");
+    std::fs::write(dir.path().join("empty.hto"), "# nothing here yet\n").expect("write");
+    std::fs::write(
+        dir.path().join("one.hto"),
+        "event e {\n    source kmsg\n    emit   message\n}\n",
+    )
+    .expect("write");
+    let out = huatuo(&[
+        "check",
+        "--stdlib",
+        "stdlib",
+        dir.path().to_str().expect("utf8"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let empty = dir.path().join("empty.hto");
+    assert!(
+        stderr.contains(&format!("{}:1:1", empty.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("warning[empty-file]"), "{stderr}");
+    assert!(stderr.contains("0 errors, 1 warnings"), "{stderr}");
+}

@@ -311,16 +311,16 @@ impl<'a> Scope<'a> {
         let n = match args.get(1) {
             Some(a) => {
                 let n = self.constant_f64(&a.value, "the sample count")?;
-                let limit = if func == Stateful::Window {
-                    MAX_WINDOW as f64
+                let (limit, wanted) = if func == Stateful::Window {
+                    (MAX_WINDOW as f64, format!("between 1 and {MAX_WINDOW}"))
                 } else {
-                    f64::MAX
+                    (f64::MAX, "of at least 1".to_string())
                 };
                 if !(1.0..=limit).contains(&n) {
                     return Err(self.err(
                         "bad-count",
                         a.value.span,
-                        format!("`{name}` needs a count between 1 and {limit}, found {n}"),
+                        format!("`{name}` needs a count {wanted}, found {n}"),
                     ));
                 }
                 n

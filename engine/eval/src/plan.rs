@@ -10,6 +10,7 @@ use huatuo_dsl::ast::{self, Expr, Ident, MetricType, Rule, RuleFile, RuleKind, S
 use huatuo_dsl::diag::Diagnostic;
 use huatuo_dsl::output::MetricKind;
 use huatuo_dsl::source::ConfigValues;
+use huatuo_dsl::units::{show_quantity, Dim};
 use huatuo_dsl::value::Value;
 use regex::Regex;
 use std::collections::BTreeMap;
@@ -362,7 +363,7 @@ fn compile_rule(rule: &Rule, scope: &mut Scope<'_>) -> Result<CompiledRule, Diag
         scope.params.insert(p.name.name.clone(), v);
     }
     let interval_ns = match &rule.source.every {
-        Some(e) => Some(scope.constant_int(e, "the source interval")?),
+        Some(e) => Some(positive_duration(scope, e, "the poll interval", true)?),
         None => None,
     };
     scope.allow_stateful = false;
@@ -533,6 +534,36 @@ fn compile_capture(c: &ast::Capture, scope: &mut Scope<'_>) -> Result<CaptureSpe
     })
 }
 
+/// The longest backoff period when `max` is not given: 3 hours (HUATUO's).
+const DEFAULT_BACKOFF_MAX_NS: i64 = 3 * 3600 * 1_000_000_000;
+
+/// A constant duration that must be positive (or, with `strict` false, not negative); the
+/// error shows the value as written (`-5s`) at the expression.
+fn positive_duration(
+    scope: &mut Scope<'_>,
+    e: &Expr,
+    what: &str,
+    strict: bool,
+) -> Result<i64, Diagnostic> {
+    let ns = scope.constant_int(e, what)?;
+    if ns > 0 || (ns == 0 && !strict) {
+        return Ok(ns);
+    }
+    let wanted = if strict {
+        "greater than 0"
+    } else {
+        "0 or more"
+    };
+    Err(scope.err(
+        "bad-duration",
+        e.span,
+        format!(
+            "{what} must be {wanted}, found {}",
+            show_quantity(ns as f64, Dim::Time)
+        ),
+    ))
+}
+
 fn compile_cooldown(
     policy: &ast::CooldownPolicy,
     span: Span,
@@ -540,28 +571,35 @@ fn compile_cooldown(
 ) -> Result<CooldownSpec, Diagnostic> {
     Ok(match policy {
         ast::CooldownPolicy::None => CooldownSpec::None,
-        ast::CooldownPolicy::Fixed(e) => CooldownSpec::Fixed(scope.constant_int(e, "a cooldown")?),
+        ast::CooldownPolicy::Fixed(e) => {
+            CooldownSpec::Fixed(positive_duration(scope, e, "a cooldown", false)?)
+        }
         ast::CooldownPolicy::Backoff(args) => {
             let mut initial = None;
             let (mut factor, mut max, mut reset) = (2.0, None, None);
             for arg in args {
+                let value = &arg.value;
                 match arg.name.as_ref().map(|n| n.name.as_str()) {
                     None | Some("initial") => {
-                        initial = Some(scope.constant_int(&arg.value, "the initial backoff")?)
+                        initial = Some(positive_duration(
+                            scope,
+                            value,
+                            "the initial backoff",
+                            true,
+                        )?)
                     }
-                    Some("factor") => {
-                        factor = scope.constant_f64(&arg.value, "the backoff factor")?
-                    }
+                    Some("factor") => factor = scope.constant_f64(value, "the backoff factor")?,
                     Some("max") => {
-                        max = Some(scope.constant_int(&arg.value, "the longest backoff")?)
+                        let ns = positive_duration(scope, value, "the longest backoff", true)?;
+                        max = Some((ns, value.span));
                     }
                     Some("reset") => {
-                        reset = Some(scope.constant_int(&arg.value, "the backoff reset")?)
+                        reset = Some(positive_duration(scope, value, "the backoff reset", true)?)
                     }
                     Some(other) => {
                         return Err(scope.err(
                             "bad-backoff",
-                            arg.value.span,
+                            value.span,
                             format!(
                                 "unknown backoff argument `{other}` (initial, factor, max, reset)"
                             ),
@@ -569,7 +607,7 @@ fn compile_cooldown(
                     }
                 }
             }
-            let initial = initial.filter(|i| *i > 0).ok_or_else(|| {
+            let initial = initial.ok_or_else(|| {
                 scope.err(
                     "bad-backoff",
                     span,
@@ -583,7 +621,21 @@ fn compile_cooldown(
                     "the backoff factor must be at least 1",
                 ));
             }
-            let max = max.unwrap_or(3 * 3600 * 1_000_000_000).max(initial);
+            let max = match max {
+                Some((max, max_span)) if max < initial => {
+                    return Err(scope.err(
+                        "bad-backoff",
+                        max_span,
+                        format!(
+                            "the longest backoff ({}) is shorter than the initial one ({})",
+                            show_quantity(max as f64, Dim::Time),
+                            show_quantity(initial as f64, Dim::Time)
+                        ),
+                    ))
+                }
+                Some((max, _)) => max,
+                None => DEFAULT_BACKOFF_MAX_NS.max(initial),
+            };
             CooldownSpec::Backoff {
                 initial,
                 factor,

@@ -102,3 +102,49 @@ fn replay_runs_the_whole_path() {
     );
     assert_eq!(stats.rules["e"].samples, 4);
 }
+
+#[test]
+fn a_bad_count_names_the_range_in_words() {
+    let d = first_error("event e {\n    source s\n    let a = ema(x, 0)\n    emit a\n}\n");
+    assert_eq!(d.code, "bad-count");
+    assert_eq!(d.location(), "test.hto:3:20");
+    assert_eq!(d.message, "`ema` needs a count of at least 1, found 0");
+    let d = first_error("event e {\n    source s\n    let w = window(x, 0)\n    emit w\n}\n");
+    assert!(
+        d.message
+            .starts_with("`window` needs a count between 1 and "),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn durations_that_cannot_mean_anything_are_errors_showing_the_value() {
+    let d = first_error("event e {\n    source s\n    cooldown -5s\n    emit x\n}\n");
+    assert_eq!(
+        (d.code, d.location()),
+        ("bad-duration", "test.hto:3:14".to_string())
+    );
+    assert_eq!(d.message, "a cooldown must be 0 or more, found -5s");
+    let d = first_error("metric m {\n    source s every 0s\n    emit x\n}\n");
+    assert_eq!(
+        d.message,
+        "the poll interval must be greater than 0, found 0ns"
+    );
+    let d =
+        first_error("event e {\n    source s\n    cooldown backoff(10m, max: 1m)\n    emit x\n}\n");
+    assert_eq!(
+        (d.code, d.location()),
+        ("bad-backoff", "test.hto:3:32".to_string())
+    );
+    assert_eq!(
+        d.message,
+        "the longest backoff (1m) is shorter than the initial one (10m)"
+    );
+    // `cooldown 0s` stays allowed: it means "no quiet time".
+    plan_with(
+        "event e {\n    source s\n    cooldown 0s\n    emit x\n}\n",
+        &MapConfig::default(),
+        None,
+    );
+}

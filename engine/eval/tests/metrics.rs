@@ -281,6 +281,7 @@ fn stream_source(
         mode: huatuo_dsl::catalog::SourceMode::Stream,
         default_interval_s: None,
         per_container,
+        container_only: false,
         labels: labels.iter().map(|l| l.to_string()).collect(),
         fields: Vec::new(),
         open_fields: None,

@@ -66,6 +66,7 @@ pub fn polled(
         mode: SourceMode::Polled,
         default_interval_s: Some(10),
         per_container: false,
+        container_only: false,
         labels: labels.iter().map(|l| l.to_string()).collect(),
         fields,
         open_fields: None,

@@ -42,6 +42,7 @@ pub fn schema() -> SourceSchema {
         mode: SourceMode::Stream,
         default_interval_s: None,
         per_container: false,
+        container_only: false,
         labels: Vec::new(),
         fields: vec![
             int(

@@ -93,6 +93,7 @@ impl HistogramReader {
             mode: SourceMode::Polled,
             default_interval_s: Some(10),
             per_container: false,
+            container_only: false,
             labels: Vec::new(),
             fields: Vec::new(),
             open_fields: None,

@@ -165,6 +165,7 @@ pub(crate) fn schema(name: &str, description: &str, fields: Vec<FieldSchema>) ->
         mode: SourceMode::Polled,
         default_interval_s: Some(10),
         per_container: true,
+        container_only: true,
         labels: Vec::new(),
         fields,
         open_fields: None,

@@ -94,6 +94,7 @@ impl NetKind {
         );
         schema.name = self.name().to_string();
         schema.per_container = true;
+        schema.container_only = true;
         let drop = self.host_only_fields();
         if !drop.is_empty() {
             // Closed, so that a rule naming a dropped field is an `unknown-name` error.
