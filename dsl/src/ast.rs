@@ -278,14 +278,31 @@ pub enum Literal {
     Bool(bool),
 }
 
-/// Binary operators, loosest first: `or`, `and`, comparisons and matches, `+ -`, `* / %`.
+/// The logical operators, loosest first; each joins a flat chain of operands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum BinOp {
+pub enum LogicOp {
     /// `or`
     Or,
     /// `and`
     And,
+}
+
+impl LogicOp {
+    /// The operator as written.
+    pub fn word(self) -> &'static str {
+        match self {
+            LogicOp::Or => "or",
+            LogicOp::And => "and",
+        }
+    }
+}
+
+/// Binary operators, loosest first: comparisons and matches, `+ -`, `* / %` (`and`/`or` are
+/// [`LogicOp`] chains).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinOp {
     /// `==`
     Eq,
     /// `!=`
@@ -337,6 +354,9 @@ pub enum ExprKind {
     Unary(UnOp, Box<Expr>),
     /// `lhs op rhs`.
     Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// `a and b and ...` or `a or b or ...`: two or more operands of one logical operator,
+    /// kept flat so that a long chain is no deeper than one operator.
+    Logic(LogicOp, Vec<Expr>),
     /// `name(args)`; `file::fn(args)` calls a stdlib script.
     Call(Ident, Vec<Arg>),
 }

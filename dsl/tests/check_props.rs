@@ -82,8 +82,6 @@ const DIMS: &[Dim] = &[
     Dim::PerSec,
 ];
 const BINOPS: &[BinOp] = &[
-    BinOp::Or,
-    BinOp::And,
     BinOp::Eq,
     BinOp::Ne,
     BinOp::Lt,
@@ -138,6 +136,9 @@ fn expr() -> impl Strategy<Value = Expr> {
             }),
             (prop::sample::select(BINOPS), inner.clone(), inner.clone())
                 .prop_map(|(op, l, r)| ExprKind::Binary(op, Box::new(l), Box::new(r))),
+            (any::<bool>(), prop::collection::vec(inner.clone(), 2..5)).prop_map(|(and, items)| {
+                ExprKind::Logic(if and { LogicOp::And } else { LogicOp::Or }, items)
+            }),
             (ident(FUNCS), prop::collection::vec(arg(inner), 0..4))
                 .prop_map(|(f, args)| ExprKind::Call(f, args)),
         ];

@@ -107,8 +107,11 @@ fn softirq_event_clauses() {
 
     // offtime > threshold and comm !~ "..."  =>  And(Gt(..), NotMatch(..))
     let filter = r.filter.as_ref().expect("where");
-    let ExprKind::Binary(BinOp::And, l, rr) = &filter.kind else {
+    let ExprKind::Logic(LogicOp::And, operands) = &filter.kind else {
         panic!("{filter:?}")
+    };
+    let [l, rr] = &operands[..] else {
+        panic!("{operands:?}")
     };
     let ExprKind::Binary(BinOp::Gt, a, b) = &l.kind else {
         panic!()
@@ -228,8 +231,11 @@ fn cpusys_autotrace_clauses() {
 
     // The trigger spans two lines.
     let when = r.trigger.as_ref().expect("when");
-    let ExprKind::Binary(BinOp::And, l, rr) = &when.kind else {
+    let ExprKind::Logic(LogicOp::And, operands) = &when.kind else {
         panic!()
+    };
+    let [l, rr] = &operands[..] else {
+        panic!("{operands:?}")
     };
     let ExprKind::Binary(BinOp::Gt, _, t1) = &l.kind else {
         panic!()

@@ -33,6 +33,10 @@ fn sexp(e: &Expr) -> String {
         }
         ExprKind::Unary(op, x) => format!("({op:?} {})", sexp(x)),
         ExprKind::Binary(op, a, b) => format!("({op:?} {} {})", sexp(a), sexp(b)),
+        ExprKind::Logic(op, operands) => {
+            let operands: Vec<String> = operands.iter().map(sexp).collect();
+            format!("({op:?} {})", operands.join(" "))
+        }
         ExprKind::Call(f, args) => {
             let args: Vec<String> = args
                 .iter()
@@ -106,7 +110,7 @@ fn precedence_and_associativity() {
     );
     assert_eq!(
         sexp(&when("a <= b and a >= c and a != d and a < e")),
-        "(And (And (And (Le a b) (Ge a c)) (Ne a d)) (Lt a e))"
+        "(And (Le a b) (Ge a c) (Ne a d) (Lt a e))"
     );
     // `%` attached to digits is percent; with spaces it is the remainder.
     assert_eq!(sexp(&when("10% > x % 3")), "(Gt 10 (Rem x 3))");

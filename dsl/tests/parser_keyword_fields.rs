@@ -18,9 +18,10 @@ fn keyword_named_field_reads_and_emits() {
     let file = parse_file("k.hto", RULE).unwrap_or_else(|d| panic!("{d:#?}"));
     let rule = &file.rules[0];
     let filter = rule.filter.as_ref().expect("where");
-    let ExprKind::Binary(BinOp::And, lhs, _) = &filter.kind else {
+    let ExprKind::Logic(LogicOp::And, operands) = &filter.kind else {
         panic!("{filter:?}")
     };
+    let lhs = &operands[0];
     let ExprKind::Binary(BinOp::Eq, field, _) = &lhs.kind else {
         panic!("{lhs:?}")
     };

@@ -31,6 +31,14 @@ fn infer_kind(ctx: &mut Ctx, env: &Env, e: &Expr) -> Ty {
         ExprKind::List(items) => list_ty(ctx, env, items),
         ExprKind::Unary(op, inner) => unary_ty(ctx, env, *op, inner),
         ExprKind::Binary(op, l, r) => binary_ty(ctx, env, *op, l, r),
+        ExprKind::Logic(op, operands) => {
+            let word = format!("`{}`", op.word());
+            for operand in operands {
+                let ty = infer(ctx, env, operand);
+                need_bool(ctx, operand, &ty, &word);
+            }
+            Ty::Bool
+        }
         ExprKind::Call(name, args) => call::infer_call(ctx, env, e, name, args),
     }
 }
@@ -132,12 +140,6 @@ fn binary_ty(ctx: &mut Ctx, env: &Env, op: BinOp, l: &Expr, r: &Expr) -> Ty {
     let lt = infer(ctx, env, l);
     let rt = infer(ctx, env, r);
     match op {
-        BinOp::Or | BinOp::And => {
-            let word = if op == BinOp::Or { "`or`" } else { "`and`" };
-            need_bool(ctx, l, &lt, word);
-            need_bool(ctx, r, &rt, word);
-            Ty::Bool
-        }
         BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
             compare(ctx, op, (l, &lt), (r, &rt));
             Ty::Bool

@@ -9,6 +9,13 @@ use std::cell::{Cell, RefCell};
 
 /// Most diagnostics kept for one file; further ones are only counted.
 const MAX_DIAGS: usize = 100;
+/// Distance in bytes between two counts of `Ctx::continuations`.
+const CHECKPOINT: usize = 256;
+
+/// Whether a byte continues a multi-byte UTF-8 character.
+fn is_continuation(byte: &u8) -> bool {
+    byte & 0xc0 == 0x80
+}
 
 /// Shared state of one parse.
 pub(super) struct Ctx<'a> {
@@ -18,6 +25,9 @@ pub(super) struct Ctx<'a> {
     pub text: &'a str,
     /// Byte offset of the start of each line.
     line_starts: Vec<usize>,
+    /// UTF-8 continuation bytes before each multiple of `CHECKPOINT` bytes, so that a column
+    /// costs at most `CHECKPOINT` byte reads however long its line is.
+    continuations: Vec<usize>,
     /// Diagnostics found so far.
     diags: RefCell<Vec<Diagnostic>>,
     /// Diagnostics dropped because `MAX_DIAGS` was reached.
@@ -30,10 +40,16 @@ impl<'a> Ctx<'a> {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
+        let mut continuations = vec![0];
+        for block in text.as_bytes().chunks(CHECKPOINT) {
+            let before = continuations.last().copied().unwrap_or(0);
+            continuations.push(before + block.iter().filter(|b| is_continuation(b)).count());
+        }
         Ctx {
             path,
             text,
             line_starts,
+            continuations,
             diags: RefCell::new(Vec::new()),
             dropped: Cell::new(0),
         }
@@ -49,16 +65,30 @@ impl<'a> Ctx<'a> {
             .get(line.wrapping_sub(1))
             .copied()
             .unwrap_or(0);
-        let col = self
-            .text
-            .get(line_start..start)
-            .map_or(1, |prefix| prefix.chars().count() + 1);
+        let col = start
+            - line_start
+            - (self.continuations_before(start) - self.continuations_before(line_start))
+            + 1;
         Span {
             start,
             end,
             line: line.max(1),
             col,
         }
+    }
+
+    /// UTF-8 continuation bytes in the text before byte `at`.
+    fn continuations_before(&self, at: usize) -> usize {
+        let block = at / CHECKPOINT;
+        let counted = self.continuations.get(block).copied().unwrap_or(0);
+        let rest = self
+            .text
+            .as_bytes()
+            .get(block * CHECKPOINT..at)
+            .map_or(0, |bytes| {
+                bytes.iter().filter(|b| is_continuation(b)).count()
+            });
+        counted + rest
     }
 
     /// The span of a pest span.

@@ -3,7 +3,7 @@
 use super::context::Ctx;
 use super::cursor::Cursor;
 use super::{literal, Rule};
-use crate::ast::{Arg, BinOp, Expr, ExprKind, Ident, Literal, UnOp};
+use crate::ast::{Arg, BinOp, Expr, ExprKind, Ident, Literal, LogicOp, Span, UnOp};
 use pest::iterators::{Pair, Pairs};
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 use std::sync::LazyLock;
@@ -103,6 +103,9 @@ fn fold(ctx: &Ctx<'_>, pairs: Pairs<'_, Rule>) -> Option<Folded> {
         })
         .map_infix(|lhs, op, rhs| {
             let (lhs, rhs) = (lhs?, rhs?);
+            if let Some(logic) = logic_op(op.as_rule()) {
+                return chain(ctx, logic, lhs, rhs);
+            }
             let bin = binop(op.as_rule());
             let cmp = is_comparison(bin);
             if cmp && (lhs.bare_cmp || rhs.bare_cmp) {
@@ -127,6 +130,42 @@ fn fold(ctx: &Ctx<'_>, pairs: Pairs<'_, Rule>) -> Option<Folded> {
         .parse(pairs)
 }
 
+/// `lhs and rhs` (or `or`): appended to `lhs` when it is already a chain of the same operator,
+/// so that `a and b and c ...` stays one flat node however long it is.
+fn chain(ctx: &Ctx<'_>, op: LogicOp, lhs: Folded, rhs: Folded) -> Option<Folded> {
+    // The chain starts where its first operand does: only the end moves.
+    let span = Span {
+        end: rhs.expr.span.end,
+        ..lhs.expr.span
+    };
+    let (mut operands, depth) = match lhs.expr.kind {
+        ExprKind::Logic(lop, operands) if lop == op => (operands, lhs.depth),
+        kind => {
+            let first = Expr {
+                kind,
+                span: lhs.expr.span,
+            };
+            (vec![first], lhs.depth + 1)
+        }
+    };
+    let depth = depth.max(rhs.depth + 1);
+    operands.push(rhs.expr);
+    let expr = Expr {
+        kind: ExprKind::Logic(op, operands),
+        span,
+    };
+    deeper(ctx, expr, depth, false)
+}
+
+/// The logical operator of an infix pair, if it is one.
+fn logic_op(rule: Rule) -> Option<LogicOp> {
+    match rule {
+        Rule::op_or => Some(LogicOp::Or),
+        Rule::op_and => Some(LogicOp::And),
+        _ => None,
+    }
+}
+
 /// Wraps a new operator node, refusing trees deeper than `MAX_DEPTH`.
 fn deeper(ctx: &Ctx<'_>, expr: Expr, depth: usize, bare_cmp: bool) -> Option<Folded> {
     if depth > MAX_DEPTH {
@@ -147,8 +186,6 @@ fn deeper(ctx: &Ctx<'_>, expr: Expr, depth: usize, bare_cmp: bool) -> Option<Fol
 /// The binary operator of an infix pair.
 fn binop(rule: Rule) -> BinOp {
     match rule {
-        Rule::op_or => BinOp::Or,
-        Rule::op_and => BinOp::And,
         Rule::op_eq => BinOp::Eq,
         Rule::op_ne => BinOp::Ne,
         Rule::op_lt => BinOp::Lt,

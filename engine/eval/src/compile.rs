@@ -119,6 +119,13 @@ impl<'a> Scope<'a> {
                 }
             }
             ExprKind::Binary(op, a, b) => self.binary(*op, a, b)?,
+            ExprKind::Logic(op, operands) => CExpr::Logic(
+                *op,
+                operands
+                    .iter()
+                    .map(|operand| self.expr(operand))
+                    .collect::<Result<_, _>>()?,
+            ),
             ExprKind::Call(name, args) => self.call(&name.name, name.span, args, e.span)?,
         };
         self.fold(node, e.span)
@@ -139,8 +146,6 @@ impl<'a> Scope<'a> {
     fn binary(&mut self, op: BinOp, a: &Expr, b: &Expr) -> Result<CExpr, Diagnostic> {
         let left = Box::new(self.expr(a)?);
         Ok(match op {
-            BinOp::And => CExpr::And(left, Box::new(self.expr(b)?)),
-            BinOp::Or => CExpr::Or(left, Box::new(self.expr(b)?)),
             BinOp::Match | BinOp::NotMatch => CExpr::Match {
                 subject: left,
                 patterns: self.patterns(b)?,
@@ -368,11 +373,11 @@ impl<'a> Scope<'a> {
     /// Replaces a node whose inputs are all constant by its value.
     fn fold(&self, node: CExpr, span: Span) -> Result<CExpr, Diagnostic> {
         let foldable = match &node {
-            CExpr::List(items) | CExpr::Pure(_, items) => items.iter().all(is_const),
-            CExpr::Not(a) | CExpr::Neg(a) => is_const(a),
-            CExpr::And(a, b) | CExpr::Or(a, b) | CExpr::Binary(_, a, b) => {
-                is_const(a) && is_const(b)
+            CExpr::List(items) | CExpr::Pure(_, items) | CExpr::Logic(_, items) => {
+                items.iter().all(is_const)
             }
+            CExpr::Not(a) | CExpr::Neg(a) => is_const(a),
+            CExpr::Binary(_, a, b) => is_const(a) && is_const(b),
             CExpr::Match { subject, .. } => is_const(subject),
             _ => false,
         };

@@ -3,7 +3,7 @@
 use crate::funcs::{call_pure, step, Pure, SlotState, Stateful, StepResult};
 use crate::ops;
 use crate::script::ScriptHost;
-use huatuo_dsl::ast::BinOp;
+use huatuo_dsl::ast::{BinOp, LogicOp};
 use huatuo_dsl::value::{Sample, Value};
 use regex::Regex;
 
@@ -24,10 +24,9 @@ pub enum CExpr {
     Not(Box<CExpr>),
     /// `-x`.
     Neg(Box<CExpr>),
-    /// `a and b` (both sides always evaluated so stateful calls see every sample).
-    And(Box<CExpr>, Box<CExpr>),
-    /// `a or b` (both sides always evaluated).
-    Or(Box<CExpr>, Box<CExpr>),
+    /// `a and b and ...` or `a or b or ...` (every operand always evaluated, so that
+    /// stateful calls see every sample).
+    Logic(LogicOp, Vec<CExpr>),
     /// Arithmetic or comparison.
     Binary(BinOp, Box<CExpr>, Box<CExpr>),
     /// `x =~ re`, `x !~ re`, `matches_any(x, [re...])` with constant patterns.
@@ -107,14 +106,17 @@ impl CExpr {
                 Ok(ops::from_truth(t.map(|b| !b)))
             }
             CExpr::Neg(inner) => ops::binary(BinOp::Sub, &Value::Int(0), &inner.eval(ctx)?),
-            CExpr::And(a, b) | CExpr::Or(a, b) => {
-                let left = ops::truth(&a.eval(ctx)?)?;
-                let right = ops::truth(&b.eval(ctx)?)?;
-                Ok(ops::from_truth(if matches!(self, CExpr::And(..)) {
-                    ops::and(left, right)
-                } else {
-                    ops::or(left, right)
-                }))
+            CExpr::Logic(op, operands) => {
+                let combine = match op {
+                    LogicOp::And => ops::and,
+                    LogicOp::Or => ops::or,
+                };
+                let mut result = None;
+                for operand in operands {
+                    let t = ops::truth(&operand.eval(ctx)?)?;
+                    result = Some(result.map_or(t, |acc| combine(acc, t)));
+                }
+                Ok(ops::from_truth(result.flatten()))
             }
             CExpr::Binary(op, a, b) => {
                 let left = a.eval(ctx)?;

@@ -58,7 +58,7 @@ pub fn from_truth(t: Option<bool>) -> Value {
     t.map_or(Value::Null, Value::Bool)
 }
 
-/// Applies an arithmetic or comparison operator (not `and`/`or`/`=~`).
+/// Applies an arithmetic or comparison operator (not `=~`).
 pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, String> {
     if matches!(a, Value::Null) || matches!(b, Value::Null) {
         return Ok(Value::Null);
@@ -78,7 +78,7 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, String> {
                 _ => ord != Ordering::Less,
             }))
         }
-        BinOp::And | BinOp::Or | BinOp::Match | BinOp::NotMatch => {
+        BinOp::Match | BinOp::NotMatch => {
             Err(format!("operator {op:?} is not an arithmetic operator"))
         }
     }

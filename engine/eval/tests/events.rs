@@ -215,3 +215,24 @@ fn named_arguments_follow_the_parameter_names() {
     // seeded 8, then 8·3/4 + 0/4 = 6
     assert_eq!(values, [8.0, 6.0]);
 }
+
+#[test]
+fn a_long_and_chain_fires_only_when_every_term_holds() {
+    let terms: Vec<String> = (0..128).map(|i| format!("x > {i}")).collect();
+    let text = format!(
+        "event e {{\n    source s\n    when {}\n    emit x\n}}\n",
+        terms.join(" and ")
+    );
+    let mut ev = evaluator(&text);
+    let mut runner = huatuo_eval::RecordingCaptureRunner::default();
+    let fired: Vec<usize> = [127, 128, 5, 500]
+        .iter()
+        .enumerate()
+        .filter(|(i, x)| {
+            let s = sample("s", *i as i64 * SEC, &[], &[("x", Value::Int(**x))]);
+            !records(&ev.push(&s, &mut runner)).is_empty()
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(fired, [1, 3]);
+}

@@ -7,7 +7,7 @@
 //! reading them may produce container series.
 
 use huatuo_bpf::TemplateSchema;
-use huatuo_dsl::ast::{BinOp, BindingKind, Expr, ExprKind, Literal, Rule, RuleFile};
+use huatuo_dsl::ast::{BinOp, BindingKind, Expr, ExprKind, Literal, LogicOp, Rule, RuleFile};
 use huatuo_dsl::source::ConfigValues;
 use huatuo_dsl::value::Value;
 use std::collections::BTreeMap;
@@ -27,9 +27,10 @@ fn op_text(op: BinOp) -> Option<&'static str> {
 
 fn conjuncts<'e>(expr: &'e Expr, out: &mut Vec<&'e Expr>) {
     match &expr.kind {
-        ExprKind::Binary(BinOp::And, l, r) => {
-            conjuncts(l, out);
-            conjuncts(r, out);
+        ExprKind::Logic(LogicOp::And, operands) => {
+            for operand in operands {
+                conjuncts(operand, out);
+            }
         }
         _ => out.push(expr),
     }
