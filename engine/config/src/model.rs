@@ -497,8 +497,8 @@ section! {
 section! {
     /// `[Rules]` (ours): limits on running the rules' stdlib scripts.
     pub struct Rules {
-        /// Wall time one script call may take; a rule whose call takes longer is disabled.
-        "ScriptTimeout" => script_timeout: i64 = 100, Millis, Check::Range(1, 1000);
+        /// CPU time one script call may use (wall time: ten times that); a longer call disables its rule.
+        "ScriptTimeout" => script_timeout: i64 = 100, Millis, Check::Range(1, 500);
     }
     sections {}
 }

@@ -324,7 +324,7 @@ fn script_timeout_outside_its_bounds_is_an_error_naming_the_range() {
         assert!(d.message.contains("Rules.ScriptTimeout"), "{}", d.message);
         assert!(
             d.message
-                .contains(&format!("must be from 1 to 1000, found {found}")),
+                .contains(&format!("must be from 1 to 500, found {found}")),
             "{}",
             d.message
         );

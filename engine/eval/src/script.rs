@@ -1,7 +1,7 @@
 //! The rhai script library (`stdlib/*.rhai`): loaded once into one sandboxed engine.
 //!
 //! The engine has no module resolver (`no_module`), no file or network access (rhai has none
-//! built in), `print`/`debug` go nowhere, and every call is bounded in wall time, operations,
+//! built in), `print`/`debug` go nowhere, and every call is bounded in time, operations,
 //! call depth, string, array and map sizes. A script error names the file and line.
 
 use huatuo_dsl::ast::Span;
@@ -16,15 +16,54 @@ use std::time::{Duration, Instant};
 
 /// Operations one script call may perform before it is stopped.
 pub const MAX_OPERATIONS: u64 = 100_000;
-/// Wall time one script call may take before it is stopped, unless set otherwise.
+/// CPU time one script call may use before it is stopped, unless set otherwise.
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(100);
+/// A call is also stopped once its wall time reaches this many times the limit: on a busy
+/// node a thread waits for a CPU, and a script should not lose its rule for that, yet the
+/// evaluator must never wait on a script without bound.
+pub const WALL_FACTOR: u32 = 10;
 /// The clock is read every this many operations: one operation (`contains` on a 10 000-item
 /// array) can take a millisecond, so the overshoot stays a few milliseconds.
 const CLOCK_EVERY_OPS: u64 = 8;
 
+/// When the script call running on a thread must stop.
+#[derive(Clone, Copy)]
+struct Budget {
+    /// The thread's CPU time when the call started.
+    cpu_start: Duration,
+    /// CPU time the call may use.
+    cpu_limit: Duration,
+    /// The wall-clock backstop (none when too far to represent).
+    wall_deadline: Option<Instant>,
+}
+
+impl Budget {
+    fn spent(&self) -> bool {
+        let cpu = thread_cpu_time().saturating_sub(self.cpu_start);
+        cpu >= self.cpu_limit || self.wall_deadline.is_some_and(|end| Instant::now() >= end)
+    }
+}
+
 thread_local! {
-    /// When the script call running on this thread must stop; `None` outside a call.
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The budget of the script call running on this thread; `None` outside a call.
+    static BUDGET: Cell<Option<Budget>> = const { Cell::new(None) };
+}
+
+/// CPU time used by the calling thread (zero if the clock cannot be read).
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`, a valid and exclusive borrow.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// The loaded script files and the engine that runs them.
@@ -34,7 +73,7 @@ pub struct ScriptHost {
     /// Line of each `fn` definition by qualified name, for errors rhai reports without a
     /// position (it drops the position of limit errors such as too many operations).
     def_lines: BTreeMap<String, usize>,
-    /// Wall time one call may take.
+    /// CPU time one call may use.
     time_limit: Duration,
     /// Calls stopped at the time limit.
     timeouts: AtomicU64,
@@ -66,27 +105,29 @@ fn sandboxed_engine() -> Engine {
         if ops % CLOCK_EVERY_OPS != 0 {
             return None;
         }
-        let expired = DEADLINE
-            .get()
-            .is_some_and(|deadline| Instant::now() >= deadline);
-        expired.then_some(Dynamic::UNIT)
+        let spent = BUDGET.get().is_some_and(|budget| budget.spent());
+        spent.then_some(Dynamic::UNIT)
     });
     engine
 }
 
-/// Sets this thread's deadline for the duration of one script call.
-struct DeadlineGuard;
+/// Sets this thread's budget for the duration of one script call.
+struct BudgetGuard;
 
-impl DeadlineGuard {
+impl BudgetGuard {
     fn start(limit: Duration) -> Self {
-        DEADLINE.set(Instant::now().checked_add(limit));
-        DeadlineGuard
+        BUDGET.set(Some(Budget {
+            cpu_start: thread_cpu_time(),
+            cpu_limit: limit,
+            wall_deadline: Instant::now().checked_add(limit.saturating_mul(WALL_FACTOR)),
+        }));
+        BudgetGuard
     }
 }
 
-impl Drop for DeadlineGuard {
+impl Drop for BudgetGuard {
     fn drop(&mut self) {
-        DEADLINE.set(None);
+        BUDGET.set(None);
     }
 }
 
@@ -155,12 +196,13 @@ impl ScriptHost {
         })
     }
 
-    /// Sets the wall time one call may take (the config's `Rules.ScriptTimeout`).
+    /// Sets the CPU time one call may use (the config's `Rules.ScriptTimeout`); its wall time
+    /// is bounded by [`WALL_FACTOR`] times that.
     pub fn set_time_limit(&mut self, limit: Duration) {
         self.time_limit = limit;
     }
 
-    /// The wall time one call may take.
+    /// The CPU time one call may use.
     pub fn time_limit(&self) -> Duration {
         self.time_limit
     }
@@ -204,7 +246,7 @@ impl ScriptHost {
         let dyn_args: Vec<Dynamic> = args.iter().map(to_dynamic).collect();
         let mut scope = Scope::new();
         let result = {
-            let _deadline = DeadlineGuard::start(self.time_limit);
+            let _budget = BudgetGuard::start(self.time_limit);
             self.engine
                 .call_fn::<Dynamic>(&mut scope, ast, func, dyn_args)
         };

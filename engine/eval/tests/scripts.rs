@@ -138,9 +138,9 @@ event steady {
     let started = Instant::now();
     let out = ev.push(&s, &mut runner);
     let took = started.elapsed();
-    // The call is cut at the limit (plus a few operations), not after seconds of work; the
-    // margin allows for a loaded test machine.
-    assert!(took < limit * 5, "one sample took {took:?}");
+    // The call is cut at the limit of CPU time (or ten times it in wall time on a busy
+    // machine), not after seconds of work.
+    assert!(took < limit * 11, "one sample took {took:?}");
     let names: Vec<_> = records(&out)
         .iter()
         .map(|r| r.tracer_name.as_str())
