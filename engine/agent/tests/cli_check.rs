@@ -173,3 +173,27 @@ fn an_empty_rule_file_is_a_warning_not_an_error() {
     assert!(stderr.contains("warning[empty-file]"), "{stderr}");
     assert!(stderr.contains("0 errors, 1 warnings"), "{stderr}");
 }
+
+#[test]
+fn stdlib_dir_adds_to_the_builtin_scripts() {
+    let dir = rule_dir("stdlib");
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir_all(&scripts).expect("mkdir");
+    std::fs::write(scripts.join("mine.rhai"), "fn twice(x) { x * 2 }\n").expect("write");
+    let rule = dir.path().join("r.hto");
+    std::fs::write(
+        &rule,
+        "event e {\n    source proc.loadavg\n    script a = mine::twice(load1)\n    \
+         script b = stats::mean(window(load1, 3))\n    emit   a, b\n}\n",
+    )
+    .expect("write");
+    let out = huatuo(&[
+        "check",
+        "--stdlib",
+        scripts.to_str().expect("utf8"),
+        rule.to_str().expect("utf8"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("0 errors, 0 warnings"), "{stderr}");
+}

@@ -29,7 +29,8 @@ pub struct InputArgs {
     /// Rule files or directories (the rules built into the binary when absent).
     #[arg(long = "rules", value_name = "PATH")]
     pub rules: Vec<PathBuf>,
-    /// Directory of rhai scripts (the built-in stdlib when absent).
+    /// Directory of rhai scripts added to the built-in stdlib (a file named like a built-in
+    /// one, `stats.rhai`, replaces it).
     #[arg(long, value_name = "DIR")]
     pub stdlib: Option<PathBuf>,
 }
@@ -92,7 +93,10 @@ impl InputArgs {
             read_rule_files(&rule_paths).map_err(|d| (d, texts.clone()))?
         };
         let scripts = match &self.stdlib {
-            Some(dir) => read_script_files(dir).map_err(|d| (d, texts.clone()))?,
+            Some(dir) => {
+                let added = read_script_files(dir).map_err(|d| (d, texts.clone()))?;
+                with_builtin_scripts(added)
+            }
             None => embedded_script_files(),
         };
         let sources = scripts
@@ -114,6 +118,22 @@ impl InputArgs {
             script_host: Arc::new(script_host),
         })
     }
+}
+
+/// The built-in scripts, except those `added` replaces (same file name), then `added`.
+fn with_builtin_scripts(added: Vec<SourceText>) -> Vec<SourceText> {
+    let name = |s: &SourceText| {
+        std::path::Path::new(&s.path)
+            .file_name()
+            .map(|n| n.to_os_string())
+    };
+    let replaced: Vec<_> = added.iter().map(name).collect();
+    let mut scripts: Vec<SourceText> = embedded_script_files()
+        .into_iter()
+        .filter(|s| !replaced.contains(&name(s)))
+        .collect();
+    scripts.extend(added);
+    scripts
 }
 
 impl Inputs {
