@@ -1,0 +1,46 @@
+//! Fuzzes what a network client sends first: arbitrary bytes as a request line, headers and
+//! body, written to the real API server on a loopback socket. The server must answer or close
+//! the connection, never panic; a panic in a connection task aborts the process here.
+#![no_main]
+
+use huatuo_http::metric_store::MetricStore;
+use huatuo_http::server::{bind, serve, ApiState};
+use huatuo_http::watch::WatchHub;
+use libfuzzer_sys::fuzz_target;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// The address of one server started for the whole run.
+fn server() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("runtime");
+            runtime.block_on(async move {
+                let state = ApiState {
+                    metrics: Arc::new(MetricStore::new(Default::default(), 100)),
+                    watch: Arc::new(WatchHub::new(4)),
+                    status: Arc::new(|| serde_json::json!({})),
+                    on_scrape: Arc::new(|_| {}),
+                    keep_alive: Duration::from_secs(30),
+                };
+                let listener = bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
+                tx.send(listener.local_addr().expect("addr")).expect("send");
+                let _ = serve(state, listener, std::future::pending()).await;
+            });
+        });
+        rx.recv().expect("server address")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(mut stream) = TcpStream::connect(server()) else { return };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = stream.write_all(data);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut head = [0u8; 512];
+    let _ = stream.read(&mut head);
+});
