@@ -268,43 +268,49 @@ HUATUO_INLINE __u64 huatuo_cgroup_kn_id(struct cgroup *cgrp)
 }
 
 /*
- * The id of the cgroup a task belongs to for container attribution: the v2 cgroup when v2
- * is the real hierarchy (cgroup_v2 = 1), else the cgroup of the given v1 controller
- * (`subsys`, e.g. cpu_cgrp_id).
+ * The cgroup a task belongs to for container attribution: the v2 cgroup when v2 is the real
+ * hierarchy (cgroup_v2 = 1), else the cgroup of the given v1 controller (`subsys`, e.g.
+ * cpu_cgrp_id). NULL when it cannot be read.
  */
+HUATUO_INLINE struct cgroup *huatuo_task_cgroup(struct task_struct *task, int subsys)
+{
+	if (cgroup_v2)
+		return BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	return BPF_CORE_READ(task, cgroups, subsys[subsys], cgroup);
+}
+
+/* The id of that cgroup (0 when unknown). */
 HUATUO_INLINE __u64 huatuo_task_cgroup_id(struct task_struct *task, int subsys)
 {
-	struct cgroup *cgrp;
+	struct cgroup *cgrp = huatuo_task_cgroup(task, subsys);
 
-	if (cgroup_v2)
-		cgrp = BPF_CORE_READ(task, cgroups, dfl_cgrp);
-	else
-		cgrp = BPF_CORE_READ(task, cgroups, subsys[subsys], cgroup);
 	if (!cgrp)
 		return 0;
 	return huatuo_cgroup_kn_id(cgrp);
 }
 
 /*
- * huatuo_task_cgroup_id for a BTF task pointer (tp_btf programs): the same chain read by
- * direct loads instead of one probe read per hop (kernels with tp_btf have a u64 kn->id).
+ * huatuo_task_cgroup for a BTF task pointer (tp_btf programs): the same chain read by direct
+ * loads instead of one probe read per hop.
  */
-HUATUO_INLINE __u64 huatuo_task_cgroup_id_btf(struct task_struct *task, int subsys)
+HUATUO_INLINE struct cgroup *huatuo_task_cgroup_btf(struct task_struct *task, int subsys)
 {
 	struct css_set *cset = task->cgroups;
-	struct cgroup *cgrp;
+	struct cgroup_subsys_state *css;
 
 	if (!cset)
-		return 0;
-	if (cgroup_v2) {
-		cgrp = cset->dfl_cgrp;
-	} else {
-		struct cgroup_subsys_state *css = cset->subsys[subsys];
+		return NULL;
+	if (cgroup_v2)
+		return cset->dfl_cgrp;
+	css = cset->subsys[subsys];
+	return css ? css->cgroup : NULL;
+}
 
-		if (!css)
-			return 0;
-		cgrp = css->cgroup;
-	}
+/* huatuo_task_cgroup_id from a BTF task pointer (kernels with tp_btf have a u64 kn->id). */
+HUATUO_INLINE __u64 huatuo_task_cgroup_id_btf(struct task_struct *task, int subsys)
+{
+	struct cgroup *cgrp = huatuo_task_cgroup_btf(task, subsys);
+
 	if (!cgrp || !cgrp->kn)
 		return 0;
 	return cgrp->kn->id;
