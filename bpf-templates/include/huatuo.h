@@ -6,8 +6,8 @@
  *    `events` (a ring buffer, or a perf event array when compiled with -DHUATUO_PERFBUF).
  *    Only with -DHUATUO_EVENTS, which build.rs passes for templates whose schema.toml has an
  *    [event] table (polled templates carry no ring buffer, so they load on any kernel).
- *  - huatuo_ratelimit_allow(): a per-CPU token bucket; tunables `rate_per_sec` (0 = no limit)
- *    and `burst`, both set by the loader from the rule.
+ *  - huatuo_ratelimit_allow(): a machine-wide window of `burst` events per `burst /
+ *    rate_per_sec` seconds (rate_per_sec 0 = no limit), both set by the loader from the rule.
  *  - huatuo_counters: per-CPU array, index HUATUO_CNT_EMITTED / _SHED / _LOST / _MAP_FULL.
  *  - huatuo_log10l_bucket(ns): decimal log-linear histogram bucketing (see below).
  *  - huatuo_task_cgroup_id(task, subsys): the cgroup id used to attribute work to containers
@@ -147,52 +147,56 @@ HUATUO_INLINE void huatuo_count(__u32 idx)
 }
 
 #ifdef HUATUO_EVENTS
-/* Token bucket tunables: events per second per CPU (0 = unlimited) and the burst size. */
+/*
+ * Rate limit tunables: `burst` events per window of `burst / rate_per_sec` seconds for the
+ * whole machine (rate_per_sec 0 = no limit), so a rule's `limit 20 per 1s` is what reaches
+ * user space, whatever the number of CPUs.
+ */
 volatile const __u64 rate_per_sec = 0;
 volatile const __u64 burst = 64;
 
-struct huatuo_bucket_state {
-	__u64 last_ns;
-	__u64 credit; /* in event-nanoseconds: one event costs 1e9 */
+/* The current window of the machine-wide limit: one entry shared by every CPU. */
+struct huatuo_window {
+	__u64 start_ns;
+	__u64 used;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct huatuo_bucket_state);
-} huatuo_bucket SEC(".maps");
+	__type(value, struct huatuo_window);
+} huatuo_window SEC(".maps");
 
 #define HUATUO_NSEC 1000000000ULL
 
-/* True when the per-CPU token bucket has a token for one more event (and takes it). */
+/*
+ * True when the machine-wide window has room for one more event (and takes it). A fixed
+ * window of `burst` events per `burst / rate_per_sec` s: the long-run rate is rate_per_sec
+ * and at most `burst` pass at once. The count is one shared word added to atomically (plain
+ * XADD, which every kernel with BPF has); CPUs that test it at the same instant may each pass,
+ * so a window lets through at most burst + CPUs - 1.
+ */
 HUATUO_INLINE int huatuo_ratelimit_allow(void)
 {
-	__u64 rate = rate_per_sec, cap, now, elapsed;
-	struct huatuo_bucket_state *st;
+	__u64 rate = rate_per_sec, cap = burst ? burst : 1, period, now;
+	struct huatuo_window *w;
 	__u32 zero = 0;
 
 	if (rate == 0)
 		return 1;
-	st = bpf_map_lookup_elem(&huatuo_bucket, &zero);
-	if (!st)
+	w = bpf_map_lookup_elem(&huatuo_window, &zero);
+	if (!w)
 		return 1;
-	cap = (burst ? burst : 1) * HUATUO_NSEC;
+	period = cap * HUATUO_NSEC / rate;
 	now = bpf_ktime_get_ns();
-	if (st->last_ns == 0) {
-		st->credit = cap;
-	} else {
-		elapsed = now - st->last_ns;
-		if (elapsed > 10 * HUATUO_NSEC)
-			elapsed = 10 * HUATUO_NSEC;
-		st->credit += elapsed * rate;
-		if (st->credit > cap)
-			st->credit = cap;
+	if (w->start_ns == 0 || now - w->start_ns >= period) {
+		w->start_ns = now;
+		w->used = 0;
 	}
-	st->last_ns = now;
-	if (st->credit < HUATUO_NSEC)
+	if (w->used >= cap)
 		return 0;
-	st->credit -= HUATUO_NSEC;
+	__sync_fetch_and_add(&w->used, 1);
 	return 1;
 }
 
@@ -264,43 +268,49 @@ HUATUO_INLINE __u64 huatuo_cgroup_kn_id(struct cgroup *cgrp)
 }
 
 /*
- * The id of the cgroup a task belongs to for container attribution: the v2 cgroup when v2
- * is the real hierarchy (cgroup_v2 = 1), else the cgroup of the given v1 controller
- * (`subsys`, e.g. cpu_cgrp_id).
+ * The cgroup a task belongs to for container attribution: the v2 cgroup when v2 is the real
+ * hierarchy (cgroup_v2 = 1), else the cgroup of the given v1 controller (`subsys`, e.g.
+ * cpu_cgrp_id). NULL when it cannot be read.
  */
+HUATUO_INLINE struct cgroup *huatuo_task_cgroup(struct task_struct *task, int subsys)
+{
+	if (cgroup_v2)
+		return BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	return BPF_CORE_READ(task, cgroups, subsys[subsys], cgroup);
+}
+
+/* The id of that cgroup (0 when unknown). */
 HUATUO_INLINE __u64 huatuo_task_cgroup_id(struct task_struct *task, int subsys)
 {
-	struct cgroup *cgrp;
+	struct cgroup *cgrp = huatuo_task_cgroup(task, subsys);
 
-	if (cgroup_v2)
-		cgrp = BPF_CORE_READ(task, cgroups, dfl_cgrp);
-	else
-		cgrp = BPF_CORE_READ(task, cgroups, subsys[subsys], cgroup);
 	if (!cgrp)
 		return 0;
 	return huatuo_cgroup_kn_id(cgrp);
 }
 
 /*
- * huatuo_task_cgroup_id for a BTF task pointer (tp_btf programs): the same chain read by
- * direct loads instead of one probe read per hop (kernels with tp_btf have a u64 kn->id).
+ * huatuo_task_cgroup for a BTF task pointer (tp_btf programs): the same chain read by direct
+ * loads instead of one probe read per hop.
  */
-HUATUO_INLINE __u64 huatuo_task_cgroup_id_btf(struct task_struct *task, int subsys)
+HUATUO_INLINE struct cgroup *huatuo_task_cgroup_btf(struct task_struct *task, int subsys)
 {
 	struct css_set *cset = task->cgroups;
-	struct cgroup *cgrp;
+	struct cgroup_subsys_state *css;
 
 	if (!cset)
-		return 0;
-	if (cgroup_v2) {
-		cgrp = cset->dfl_cgrp;
-	} else {
-		struct cgroup_subsys_state *css = cset->subsys[subsys];
+		return NULL;
+	if (cgroup_v2)
+		return cset->dfl_cgrp;
+	css = cset->subsys[subsys];
+	return css ? css->cgroup : NULL;
+}
 
-		if (!css)
-			return 0;
-		cgrp = css->cgroup;
-	}
+/* huatuo_task_cgroup_id from a BTF task pointer (kernels with tp_btf have a u64 kn->id). */
+HUATUO_INLINE __u64 huatuo_task_cgroup_id_btf(struct task_struct *task, int subsys)
+{
+	struct cgroup *cgrp = huatuo_task_cgroup_btf(task, subsys);
+
 	if (!cgrp || !cgrp->kn)
 		return 0;
 	return cgrp->kn->id;

@@ -19,6 +19,12 @@
  * (sk->sk_cgrp_data, the cgroup v2 of the task that created it) when cgroup v2 is the real
  * hierarchy, else 0 (no container). `host_netns` is 1 when the packet's network namespace
  * is the agent's own (`host_netns_inum`, set by the loader: needs = ["host_netns"]).
+ *
+ * Cost: these hooks fire for every packet (and TO_USER_COPY for every datagram copy of any
+ * socket family), so each program first drops, with a few direct loads and no map access,
+ * what no rule wants: packets of the host network namespace when `skip_host_netns` is set
+ * (pushed down from the rules' `not (... and host_netns)`), and at TO_USER_COPY anything but
+ * a TCP socket's data (unix sockets alone fire it millions of times a second).
  */
 #include "huatuo.h"
 #include "../drops/skb_tuple.h"
@@ -35,6 +41,8 @@ volatile const __u64 threshold_ns = 5000000ULL;
 volatile const __u64 mono_to_real_ns = 0;
 /* Inode of the agent's (the host's) network namespace, set by the loader. */
 volatile const __u64 host_netns_inum = 0;
+/* 1 = no rule wants packets of the host network namespace (pushed down from the rules). */
+volatile const __u64 skip_host_netns = 0;
 
 struct rx_event {
 	u8 saddr[16];
@@ -62,15 +70,23 @@ struct {
 	__type(value, struct rx_event);
 } rx_scratch SEC(".maps");
 
-/* The packet's age in ns, 0 when it has no timestamp or is younger than the threshold. */
-static __always_inline u64 skb_age(const struct sk_buff *skb)
+/*
+ * The packet's age in ns, 0 when it has no timestamp or is younger than the threshold.
+ * `btf`: a BTF pointer, read by direct loads (no probe read).
+ */
+static __always_inline u64 skb_age(struct sk_buff *skb, bool btf)
 {
-	u64 ts = BPF_CORE_READ(skb, tstamp), now = bpf_ktime_get_ns();
+	u64 ts = btf ? skb->tstamp : BPF_CORE_READ(skb, tstamp), now;
+	bool mono = false;
 
 	if (!ts)
 		return 0;
-	if (!bpf_core_field_exists(skb->tstamp_type) ||
-	    BPF_CORE_READ_BITFIELD_PROBED(skb, tstamp_type) != HT_SKB_CLOCK_MONOTONIC)
+	now = bpf_ktime_get_ns();
+	if (bpf_core_field_exists(skb->tstamp_type))
+		mono = (btf ? BPF_CORE_READ_BITFIELD(skb, tstamp_type)
+			    : BPF_CORE_READ_BITFIELD_PROBED(skb, tstamp_type)) ==
+		       HT_SKB_CLOCK_MONOTONIC;
+	if (!mono)
 		now += mono_to_real_ns;
 	if (now <= ts || now - ts <= threshold_ns)
 		return 0;
@@ -91,12 +107,70 @@ static __always_inline u64 rx_cgroup_id(const struct sock *sk, u8 where)
 	return cgrp ? huatuo_cgroup_kn_id(cgrp) : 0;
 }
 
-static __always_inline int report(void *ctx, const struct sk_buff *skb, const struct sock *sk,
-				  u8 where, bool at_data)
+/*
+ * The network namespace the event would name: the socket's (`sk`, else the packet's owner),
+ * else the device's. `btf`: the pointers are BTF pointers (tp_btf), read by direct loads.
+ */
+static __always_inline u32 packet_netns(struct sk_buff *skb, struct sock *sk, bool btf)
+{
+	struct net_device *dev;
+
+	if (btf) {
+		if (!sk)
+			sk = skb->sk;
+		if (sk)
+			return sk->__sk_common.skc_net.net->ns.inum;
+		dev = skb->dev;
+		return dev ? dev->nd_net.net->ns.inum : 0;
+	}
+	if (!sk)
+		sk = BPF_CORE_READ(skb, sk);
+	if (sk)
+		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+}
+
+/* True for a packet of the host network namespace when no rule wants those. */
+static __always_inline bool skip_host(struct sk_buff *skb, struct sock *sk, bool btf)
+{
+	u32 netns;
+
+	if (!skip_host_netns)
+		return false;
+	netns = packet_netns(skb, sk, btf);
+	return netns && netns == host_netns_inum;
+}
+
+/* True unless the copied data belongs to a TCP socket (the only kind the template reports). */
+static __always_inline bool not_tcp_copy(struct sk_buff *skb, bool btf)
+{
+	struct sock *sk;
+	u16 family;
+
+	if (btf) {
+		sk = skb->sk;
+		if (!sk)
+			return true;
+		family = sk->__sk_common.skc_family;
+		if (family != HT_AF_INET && family != HT_AF_INET6)
+			return true;
+		return BPF_CORE_READ_BITFIELD(sk, sk_protocol) != HT_IPPROTO_TCP;
+	}
+	sk = BPF_CORE_READ(skb, sk);
+	if (!sk)
+		return true;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != HT_AF_INET && family != HT_AF_INET6)
+		return true;
+	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != HT_IPPROTO_TCP;
+}
+
+static __always_inline int report(void *ctx, struct sk_buff *skb, struct sock *sk, u8 where,
+				  bool at_data, bool btf)
 {
 	struct skb_tuple t = {};
 	struct rx_event *e;
-	u64 age = skb_age(skb);
+	u64 age = skb_age(skb, btf);
 	u32 zero = 0;
 
 	if (!age)
@@ -134,39 +208,50 @@ static __always_inline int report(void *ctx, const struct sk_buff *skb, const st
 	return 0;
 }
 
+/* The stage programs: the cheap exits, then the report. */
+static __always_inline int stage(void *ctx, struct sk_buff *skb, struct sock *sk, u8 where,
+				 bool btf)
+{
+	if (where == WHERE_USER_COPY && not_tcp_copy(skb, btf))
+		return 0;
+	if (skip_host(skb, sk, btf))
+		return 0;
+	return report(ctx, skb, sk, where, where == WHERE_NETIF_RCV, btf);
+}
+
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(tp_btf_netif_receive_skb, struct sk_buff *skb)
 {
-	return report(ctx, skb, 0, WHERE_NETIF_RCV, true);
+	return stage(ctx, skb, 0, WHERE_NETIF_RCV, true);
 }
 
 SEC("raw_tp/netif_receive_skb")
 int raw_tp_netif_receive_skb(void *ctx)
 {
-	return report(ctx, (struct sk_buff *)((u64 *)ctx)[0], 0, WHERE_NETIF_RCV, true);
+	return stage(ctx, (struct sk_buff *)((u64 *)ctx)[0], 0, WHERE_NETIF_RCV, false);
 }
 
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tp_btf_tcp_probe, struct sock *sk, struct sk_buff *skb)
 {
-	return report(ctx, skb, sk, WHERE_TCPV4_RCV, false);
+	return stage(ctx, skb, sk, WHERE_TCPV4_RCV, true);
 }
 
 SEC("raw_tp/tcp_probe")
 int raw_tp_tcp_probe(void *ctx)
 {
-	return report(ctx, (struct sk_buff *)((u64 *)ctx)[1], (struct sock *)((u64 *)ctx)[0],
-		      WHERE_TCPV4_RCV, false);
+	return stage(ctx, (struct sk_buff *)((u64 *)ctx)[1], (struct sock *)((u64 *)ctx)[0],
+		     WHERE_TCPV4_RCV, false);
 }
 
 SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(tp_btf_skb_copy_datagram_iovec, struct sk_buff *skb)
 {
-	return report(ctx, skb, 0, WHERE_USER_COPY, false);
+	return stage(ctx, skb, 0, WHERE_USER_COPY, true);
 }
 
 SEC("raw_tp/skb_copy_datagram_iovec")
 int raw_tp_skb_copy_datagram_iovec(void *ctx)
 {
-	return report(ctx, (struct sk_buff *)((u64 *)ctx)[0], 0, WHERE_USER_COPY, false);
+	return stage(ctx, (struct sk_buff *)((u64 *)ctx)[0], 0, WHERE_USER_COPY, false);
 }

@@ -2,7 +2,8 @@
 /*
  * runqlat: run queue latency, the time from a task becoming runnable (wakeup, new task,
  * preemption) to it running on a CPU. One histogram for the host (per-CPU array) and one
- * per container cgroup (hash map keyed by the cgroup id), read at scrape time.
+ * per container cgroup (hash map keyed by the cgroup id; tasks of the root cgroup, which is
+ * no container, are kept out of it), read at scrape time.
  *
  * Two ways to measure, chosen per kernel by the loader's attach chain:
  *
@@ -148,8 +149,24 @@ static __always_inline void record(__u64 delta, struct task_struct *task, bool b
 	}
 	if (task && per_cgroup) {
 		int subsys = bpf_core_enum_value(enum cgroup_subsys_id, cpu_cgrp_id);
-		__u64 cgid = btf ? huatuo_task_cgroup_id_btf(task, subsys)
-				 : huatuo_task_cgroup_id(task, subsys);
+		struct cgroup *cgrp;
+		__u64 cgid;
+
+		/*
+		 * A task of the root cgroup is in no container: user space would drop its
+		 * histogram, so it is not kept (the root's tasks are most of a host's switches).
+		 */
+		if (btf) {
+			cgrp = huatuo_task_cgroup_btf(task, subsys);
+			if (!cgrp || cgrp->level == 0 || !cgrp->kn)
+				return;
+			cgid = cgrp->kn->id;
+		} else {
+			cgrp = huatuo_task_cgroup(task, subsys);
+			if (!cgrp || BPF_CORE_READ(cgrp, level) == 0)
+				return;
+			cgid = huatuo_cgroup_kn_id(cgrp);
+		}
 		if (cgid)
 			record_cgroup(cgid, bucket);
 	}
@@ -327,6 +344,46 @@ int tp_sched_switch(struct trace_event_raw_sched_switch *ctx)
 }
 
 #endif /* HUATUO_TASK_STORAGE */
+
+/*
+ * Queued variants (preferred): no per-task state at all. The scheduler stamps a task that
+ * becomes runnable with its run queue's clock (`sched_info.last_queued`) and clears the stamp
+ * when the task arrives on a CPU, which happens right after sched_switch. At sched_switch the
+ * wait of `next` is therefore the run queue's clock now (updated by __schedule just before)
+ * minus that stamp: two loads the scheduler is about to make itself, no map but the
+ * histogram. The run queue is reached from the outgoing task's scheduling entity (its
+ * cfs_rq, set for every task on this CPU); a kernel without group scheduling has no
+ * `se.cfs_rq`, fails the CO-RE relocation and falls back to the sched_info variants. A wait
+ * cut by a migration between run queues is counted from the arrival on the new queue.
+ */
+static __always_inline void on_switch_in(__u64 queued, __u64 clock, struct task_struct *next,
+					 bool btf)
+{
+	if (!queued || clock < queued)
+		return;
+	record(clock - queued, next, btf);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(tp_btf_sched_switch_queued, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	struct cfs_rq *cfs = prev->se.cfs_rq;
+
+	if (!cfs || !cfs->rq)
+		return 0;
+	on_switch_in(next->sched_info.last_queued, cfs->rq->clock, next, true);
+	return 0;
+}
+
+SEC("raw_tp/sched_switch")
+int BPF_PROG(raw_tp_sched_switch_queued, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	on_switch_in(BPF_CORE_READ(next, sched_info.last_queued),
+		     BPF_CORE_READ(prev, se.cfs_rq, rq, clock), next, false);
+	return 0;
+}
 
 /*
  * sched_info variants. `task` leaves the CPU with the kernel's counters `run_delay` (ns spent

@@ -20,6 +20,8 @@ use std::sync::OnceLock;
 pub enum Requirement {
     /// Per-task run-queue accounting in `task->sched_info`.
     SchedInfo,
+    /// Group scheduling: every task's `se.cfs_rq` leads to its run queue.
+    GroupSched,
     /// block_rq_insert/issue pass the request only (>= 5.11).
     BlockRqOneArg,
     /// block_rq_insert/issue pass the queue, then the request (< 5.11).
@@ -31,6 +33,7 @@ impl Requirement {
     pub fn name(self) -> &'static str {
         match self {
             Requirement::SchedInfo => "sched_info",
+            Requirement::GroupSched => "group_sched",
             Requirement::BlockRqOneArg => "block_rq_one_arg",
             Requirement::BlockRqQueueArg => "block_rq_queue_arg",
         }
@@ -40,6 +43,7 @@ impl Requirement {
     pub fn check(self, proc_root: &Path) -> Result<(), String> {
         match self {
             Requirement::SchedInfo => sched_info_live(proc_root),
+            Requirement::GroupSched => group_sched(proc_root),
             Requirement::BlockRqOneArg => block_rq_args(proc_root, 1),
             Requirement::BlockRqQueueArg => block_rq_args(proc_root, 2),
         }
@@ -81,6 +85,24 @@ fn args_by_release(release: &str) -> Result<usize, String> {
         return Err(format!("kernel release `{release}` is not major.minor"));
     };
     Ok(if (major, minor) >= (5, 11) { 1 } else { 2 })
+}
+
+/// The kernel schedules by group (CONFIG_FAIR_GROUP_SCHED) when it has the `cpu` cgroup
+/// controller, listed in `/proc/cgroups` whether or not it is mounted.
+fn group_sched(proc_root: &Path) -> Result<(), String> {
+    let path = proc_root.join("cgroups");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("requires group_sched: {}: {e}", path.display()))?;
+    if text
+        .lines()
+        .any(|line| line.split_whitespace().next() == Some("cpu"))
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "requires group_sched: {} lists no `cpu` controller (no CONFIG_FAIR_GROUP_SCHED)",
+        path.display()
+    ))
 }
 
 /// The kernel accounts run-queue waits when init or this process has any in its schedstat
@@ -138,6 +160,25 @@ mod tests {
         assert_eq!(Requirement::SchedInfo.check(dir.path()), Ok(()));
         let dir = tree("0 0 0\n", "5 0 1\n");
         assert_eq!(Requirement::SchedInfo.check(dir.path()), Ok(()));
+    }
+
+    #[test]
+    fn group_sched_from_the_cpu_controller() {
+        let dir = tempfile::tempdir().unwrap();
+        let cgroups = dir.path().join("cgroups");
+        std::fs::write(
+            &cgroups,
+            "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t2\t1\t1\n",
+        )
+        .unwrap();
+        assert_eq!(Requirement::GroupSched.check(dir.path()), Ok(()));
+        std::fs::write(
+            &cgroups,
+            "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpuset\t1\t1\t1\n",
+        )
+        .unwrap();
+        let err = Requirement::GroupSched.check(dir.path()).unwrap_err();
+        assert!(err.contains("no `cpu` controller"), "{err}");
     }
 
     #[test]

@@ -50,6 +50,8 @@ fn total(samples: &[Sample], container: Option<&str>) -> (u64, u64) {
 struct Mode {
     force_hashmap: bool,
     no_sched_info: bool,
+    /// With sched_info: the queue-stamp variant (no per-task state) rather than run_delay.
+    queued: bool,
     kind: AttachKind,
 }
 
@@ -58,7 +60,16 @@ impl Mode {
         Mode {
             force_hashmap,
             no_sched_info,
+            queued: !no_sched_info,
             kind,
+        }
+    }
+
+    /// The run_delay variant (per-task state) instead of the queue stamp.
+    fn run_delay(self) -> Mode {
+        Mode {
+            queued: false,
+            ..self
         }
     }
 
@@ -70,6 +81,8 @@ impl Mode {
             force_hashmap: self.force_hashmap,
             unmet: if self.no_sched_info {
                 vec![Requirement::SchedInfo]
+            } else if !self.queued {
+                vec![Requirement::GroupSched]
             } else {
                 vec![]
             },
@@ -85,7 +98,13 @@ impl Mode {
             AttachKind::RawTp => "raw_tp",
             _ => "tp",
         };
-        let suffix = if self.no_sched_info { "" } else { "_schedinfo" };
+        let suffix = if self.no_sched_info {
+            ""
+        } else if self.queued {
+            "_queued"
+        } else {
+            "_schedinfo"
+        };
         format!("{prefix}_sched_switch{suffix}")
     }
 
@@ -99,6 +118,8 @@ impl Mode {
             },
             if self.no_sched_info {
                 "wakeup"
+            } else if self.queued {
+                "queued"
             } else {
                 "schedinfo"
             },
@@ -113,6 +134,16 @@ fn runqlat_attaches_and_counts_contention() {
         return;
     }
     counts_contention(Mode::new(false, false, AttachKind::TpBtf));
+    counts_contention(Mode::new(false, false, AttachKind::RawTp));
+}
+
+/// The run_delay variant (where the run queue clock is out of reach) counts the same way.
+#[test]
+fn runqlat_run_delay_variant_counts_contention() {
+    if !kernel_ready("runqlat_run_delay_variant_counts_contention") {
+        return;
+    }
+    counts_contention(Mode::new(false, false, AttachKind::TpBtf).run_delay());
 }
 
 /// The hash-map object (kernels without task storage) counts the same way, on each kind.
@@ -123,7 +154,7 @@ fn runqlat_hashmap_object_counts_contention() {
     }
     let _tracefs = TracefsGuard::new();
     for kind in [AttachKind::TpBtf, AttachKind::RawTp, AttachKind::Tracepoint] {
-        counts_contention(Mode::new(true, false, kind));
+        counts_contention(Mode::new(true, false, kind).run_delay());
     }
 }
 

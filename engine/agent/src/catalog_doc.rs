@@ -49,9 +49,14 @@ pub fn catalog_markdown(catalog: &Catalog) -> String {
             out.push_str(&format!("- captures: `{}`\n", source.captures.join("`, `")));
         }
         for tunable in &source.tunables {
+            let condition = if tunable.op == "not" {
+                format!("not {}", tunable.field)
+            } else {
+                format!("{} {} ...", tunable.field, tunable.op)
+            };
             out.push_str(&format!(
-                "- kernel pushdown: `where {} {} ...` sets `{}`\n",
-                tunable.field, tunable.op, tunable.name
+                "- kernel pushdown: `where {condition}` sets `{}`\n",
+                tunable.name
             ));
         }
         out.push('\n');

@@ -65,7 +65,8 @@ fn every_template_reports_what_attached() {
             "{expected} missing from {names:?}"
         );
     }
-    // This kernel keeps sched_info: runqlat runs on sched_switch alone.
+    // This kernel keeps sched_info and schedules by group: runqlat runs on sched_switch
+    // alone, from the scheduler's own queue stamp.
     let runqlat = templates
         .iter()
         .find(|t| t["name"] == "runqlat")
@@ -73,10 +74,7 @@ fn every_template_reports_what_attached() {
     let programs = runqlat["programs"].as_array().expect("programs");
     let switch = &programs[0];
     let attached = &switch["tried"][switch["attached"].as_u64().expect("attached") as usize];
-    assert_eq!(
-        attached["prog"], "tp_btf_sched_switch_schedinfo",
-        "{switch}"
-    );
+    assert_eq!(attached["prog"], "tp_btf_sched_switch_queued", "{switch}");
     assert!(
         programs[1..].iter().all(|p| p["not_needed"].is_string()),
         "{runqlat}"

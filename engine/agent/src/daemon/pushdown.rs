@@ -7,7 +7,9 @@
 //! reading them may produce container series.
 
 use huatuo_bpf::TemplateSchema;
-use huatuo_dsl::ast::{BinOp, BindingKind, Expr, ExprKind, Literal, LogicOp, Rule, RuleFile};
+use huatuo_dsl::ast::{
+    BinOp, BindingKind, Expr, ExprKind, Literal, LogicOp, Rule, RuleFile, UnOp,
+};
 use huatuo_dsl::source::ConfigValues;
 use huatuo_dsl::value::Value;
 use std::collections::BTreeMap;
@@ -61,10 +63,58 @@ fn constant(expr: &Expr, rule: &Rule, config: &dyn ConfigValues) -> Option<f64> 
     }
 }
 
-/// The bound a rule's filter puts on `field` with `op`, when it has one.
+/// The truth of a constant expression: a boolean literal, a param bound to one, or a boolean
+/// `config(k, d)`.
+fn constant_bool(expr: &Expr, rule: &Rule, config: &dyn ConfigValues) -> Option<bool> {
+    match &expr.kind {
+        ExprKind::Literal(Literal::Bool(v)) => Some(*v),
+        ExprKind::Name(name) => rule
+            .params
+            .iter()
+            .find(|b| b.kind == BindingKind::Param && b.name.name == *name)
+            .and_then(|b| constant_bool(&b.value, rule, config)),
+        ExprKind::Call(name, args) if name.name == "config" => {
+            let key = match &args.first()?.value.kind {
+                ExprKind::Literal(Literal::Str(key)) => key,
+                _ => return None,
+            };
+            match config.value(key) {
+                Some(Value::Bool(v)) => Some(v),
+                _ => constant_bool(&args.get(1)?.value, rule, config),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Whether `expr` is the boolean field `field` itself, or `c and field` with every `c`
+/// constantly true: the terms a `not` turns into "never `field`".
+fn is_field_when_on(expr: &Expr, field: &str, rule: &Rule, config: &dyn ConfigValues) -> bool {
+    let mut parts = Vec::new();
+    conjuncts(expr, &mut parts);
+    parts
+        .iter()
+        .any(|p| matches!(&p.kind, ExprKind::Name(name) if name == field))
+        && parts.iter().all(|p| match &p.kind {
+            ExprKind::Name(name) if name == field => true,
+            _ => constant_bool(p, rule, config) == Some(true),
+        })
+}
+
+/// The bound a rule's filter puts on `field` with `op`, when it has one. Op `not` (a boolean
+/// field the rule never wants true) gives 1 for a conjunct `not field` or
+/// `not (c and field)` with `c` constantly true.
 fn rule_bound(rule: &Rule, field: &str, op: &str, config: &dyn ConfigValues) -> Option<f64> {
     let mut parts = Vec::new();
     conjuncts(rule.filter.as_ref()?, &mut parts);
+    if op == "not" {
+        return parts.iter().find_map(|part| match &part.kind {
+            ExprKind::Unary(UnOp::Not, inner) if is_field_when_on(inner, field, rule, config) => {
+                Some(1.0)
+            }
+            _ => None,
+        });
+    }
     parts.iter().find_map(|part| match &part.kind {
         ExprKind::Binary(bin, lhs, rhs) if op_text(*bin) == Some(op) => match &lhs.kind {
             ExprKind::Name(name) if name == field => constant(rhs, rule, config),
@@ -190,6 +240,39 @@ event b { source bpf.softirq_off emit offtime }
         );
         assert_eq!(t["softirq_off"].get("threshold_ns"), None);
         assert_eq!(t["softirq_off"].get("rate_per_sec"), None);
+    }
+
+    #[test]
+    fn host_netns_packets_are_skipped_in_the_kernel_only_when_every_rule_skips_them() {
+        // The shipped rule form: `not (skip_host and host_netns)`, skip_host from the config.
+        let rule = |name: &str, skip: &str| {
+            format!(
+                "event {name} {{ source bpf.netrx_latency param skip_host = {skip} \
+                 where latency > 5ms and not (skip_host and host_netns) emit latency }}\n"
+            )
+        };
+        let on = tunables_for(&rule("a", "true"));
+        assert_eq!(on["netrx_latency"].get("skip_host_netns"), Some(&1));
+        let off = tunables_for(&rule("a", "false"));
+        assert_eq!(off["netrx_latency"].get("skip_host_netns"), None);
+        let plain =
+            tunables_for("event a { source bpf.netrx_latency where not host_netns emit latency }");
+        assert_eq!(plain["netrx_latency"].get("skip_host_netns"), Some(&1));
+        // One rule wanting host packets keeps them all.
+        let mixed = tunables_for(&format!("{}{}", rule("a", "true"), rule("b", "false")));
+        assert_eq!(mixed["netrx_latency"].get("skip_host_netns"), None);
+        // `not (host_netns or x)` is not the same condition: nothing is pushed.
+        let other = tunables_for(
+            "event a { source bpf.netrx_latency where not (host_netns or latency > 1ms) emit latency }",
+        );
+        assert_eq!(other["netrx_latency"].get("skip_host_netns"), None);
+        // The default config (ExcludedHostNetnamespace = true) with the shipped rule text.
+        let shipped = tunables_for(
+            r#"event a { source bpf.netrx_latency
+                 param skip_host = config("EventTracing.NetRxLatency.ExcludedHostNetnamespace", true)
+                 where not (skip_host and host_netns) emit latency }"#,
+        );
+        assert_eq!(shipped["netrx_latency"].get("skip_host_netns"), Some(&1));
     }
 
     #[test]

@@ -1,0 +1,402 @@
+#!/usr/bin/env python3
+"""Whole-agent overhead bench (run through bench/overhead/run.sh).
+
+Interleaved rounds of three modes, each running the same loads:
+  off    nothing attached;
+  on     the release agent with the shipped rules and config (every template);
+  floor  empty programs on exactly the hooks the agent attached (read from its /status),
+         attached by the bench's `hook_floor` binary.
+Per load: the median over rounds, the loss against `off` in percent (positive = worse), the
+agent's own CPU (utime+stime from /proc/<pid>/stat over the load window) and, for `on` and
+`floor`, the BPF time per second of load per program (kernel.bpf_stats_enabled=1,
+run_time_ns/run_cnt deltas over the load window only).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+HUATUO = os.path.join(TARGET, "release", "huatuo")
+FLOOR = os.path.join(TARGET, "release", "hook_floor")
+STATS = "/proc/sys/kernel/bpf_stats_enabled"
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prog_stats():
+    """run_cnt/run_time_ns of every loaded BPF program, by id."""
+    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, check=True)
+    progs = {}
+    for p in json.loads(out.stdout or b"[]"):
+        progs[p["id"]] = {
+            "name": p.get("name", "?"),
+            "cnt": p.get("run_cnt", 0),
+            "ns": p.get("run_time_ns", 0),
+        }
+    return progs
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime (fields 14, 15)
+
+
+# ---------------------------------------------------------------------------- loads
+# Each returns (value, unit, higher_is_better).
+
+
+def messaging(args, pipes):
+    cmd = ["perf", "bench", "sched", "messaging", "-g", str(args.groups), "-l", str(args.loops)]
+    if pipes:
+        cmd.append("-p")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if "Total time" in line:
+            return float(line.split(":")[1].split()[0]), "s", False
+    raise RuntimeError(f"perf bench printed no total: {out}")
+
+
+def tcp_stream(args):
+    port = free_port()
+    server = subprocess.Popen(["iperf3", "-s", "-1", "-p", str(port)], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        out = subprocess.run(
+            ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(args.secs), "-J"],
+            capture_output=True, text=True, check=True).stdout
+        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9, "Gb/s", True
+    finally:
+        server.wait(timeout=10)
+
+
+ECHO_SERVER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept(); c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+while True:
+    d = c.recv(64)
+    if not d:
+        break
+    c.sendall(d)
+"""
+
+
+def tcp_rr(args):
+    """Round trips per second of 32-byte requests over one loopback TCP connection."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(port)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        server.stdout.readline()
+        c = socket.create_connection(("127.0.0.1", port))
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        n, msg, end = 0, b"x" * 32, time.monotonic() + args.secs
+        start = time.monotonic()
+        while time.monotonic() < end:
+            for _ in range(100):
+                c.sendall(msg)
+                got = 0
+                while got < len(msg):
+                    got += len(c.recv(64))
+            n += 100
+        rate = n / (time.monotonic() - start)
+        c.close()
+        return rate / 1000, "k req/s", True
+    finally:
+        server.wait(timeout=10)
+
+
+def fork_exec(args):
+    """fork+exec of /bin/true, one after the other."""
+    n, end = 0, time.monotonic() + args.secs
+    start = time.monotonic()
+    while time.monotonic() < end:
+        for _ in range(20):
+            pid = os.posix_spawn("/bin/true", ["true"], {})
+            os.waitpid(pid, 0)
+        n += 20
+    return n / (time.monotonic() - start), "exec/s", True
+
+
+def file_io(args, direct):
+    path = os.path.join(args.work, "io.dat")
+    size_mb = args.io_mb
+    flags = ["oflag=direct", "bs=64k", f"count={size_mb * 16}"] if direct else \
+        ["bs=1M", f"count={size_mb}", "conv=fdatasync"]
+    start = time.monotonic()
+    subprocess.run(["dd", "if=/dev/zero", f"of={path}"] + flags,
+                   capture_output=True, check=True)
+    elapsed = time.monotonic() - start
+    os.unlink(path)
+    return size_mb / elapsed, "MB/s", True
+
+
+LOADS = [
+    ("sched messaging (sockets)", lambda a: messaging(a, False)),
+    ("sched messaging (pipes)", lambda a: messaging(a, True)),
+    ("loopback TCP stream", tcp_stream),
+    ("loopback TCP request/response", tcp_rr),
+    ("fork+exec", fork_exec),
+    ("file write, buffered", lambda a: file_io(a, False)),
+    ("file write, O_DIRECT", lambda a: file_io(a, True)),
+]
+
+# ---------------------------------------------------------------------------- modes
+
+
+class Agent:
+    """The release agent with the shipped rules and config (records under the work dir)."""
+
+    def __init__(self, work):
+        before = prog_stats()
+        self.work = work
+        self.port = free_port()
+        config = os.path.join(work, "huatuo-bamai.conf")
+        with open(os.path.join(REPO, "huatuo-bamai.conf")) as f:
+            text = f.read()
+        records = os.path.join(work, "records")
+        text = text.replace('Path = "huatuo-local"', f'Path = "{records}"')
+        with open(config, "w") as f:
+            f.write(text)
+        self.log = open(os.path.join(work, "agent.log"), "ab")
+        self.proc = subprocess.Popen(
+            [HUATUO, "run", "--rules", "rules", "--stdlib", "stdlib", "--config", config,
+             "--listen", f"127.0.0.1:{self.port}", "--spool-dir", os.path.join(work, "spool")],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.pid = self.proc.pid
+        self.status = self.wait_ready()
+        names = {v["prog"] for _, v in attached_variants(self.status)}
+        stats = prog_stats()
+        self.labels = {i: stats[i]["name"] for i in new_programs(before, names)}
+
+    def wait_ready(self):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the agent exited ({self.proc.returncode}): see {self.work}/agent.log")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status", timeout=2) as r:
+                    status = json.load(r)
+                if templates_of(status):
+                    time.sleep(2)  # let the first polls and scans settle
+                    return status
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("the agent did not serve /status with templates within 120 s")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def templates_of(status):
+    """The template list of /status, wherever it sits."""
+    if isinstance(status, dict):
+        if isinstance(status.get("templates"), list):
+            return status["templates"]
+        for v in status.values():
+            found = templates_of(v)
+            if found:
+                return found
+    return None
+
+
+def attached_variants(status):
+    """(template/program, attached variant) of every program the agent attached."""
+    for t in templates_of(status) or []:
+        for p in t.get("programs", []):
+            idx = p.get("attached")
+            if idx is not None:
+                yield f"{t['name']}/{p['program']}", p["tried"][idx]
+
+
+def new_programs(before, names):
+    """Ids of programs loaded since `before` whose name is one of `names` (bpftool prints the
+    full name from BTF, or the kernel's first 15 characters): bpftool here cannot name a
+    program's owner, and other processes load programs too."""
+    def known(name):
+        return name in names or (len(name) == 15 and any(n.startswith(name) for n in names))
+    return {i for i, p in prog_stats().items() if i not in before and known(p["name"])}
+
+
+def attached_hooks(status):
+    """KIND:TARGET of every program the agent attached, and what the floor cannot copy."""
+    hooks, skipped = [], []
+    for name, v in attached_variants(status):
+        hook = f"{v['kind']}:{v['target']}"
+        if v["kind"] in ("tp_btf", "raw_tp", "tracepoint"):
+            hooks.append(hook)
+        else:
+            skipped.append(f"{name} ({hook})")
+    return hooks, skipped
+
+
+class Floor:
+    def __init__(self, hooks):
+        before = prog_stats()
+        self.proc = subprocess.Popen([FLOOR] + hooks, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("attached"):
+            raise RuntimeError(f"hook_floor failed: {line!r}")
+        self.pid = self.proc.pid
+        # loaded one after the other, in the order of `hooks`
+        ids = sorted(new_programs(before, {"floor_tp_btf", "floor_raw_tp", "floor_tracepoint"}))
+        self.labels = {i: f"empty {hook}" for i, hook in zip(ids, hooks)}
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=20)
+
+
+def run_mode(mode, args, hooks, results, bpf):
+    holder = None
+    if mode == "on":
+        holder = Agent(args.work)
+    elif mode == "floor":
+        holder = Floor(hooks)
+    try:
+        for name, load in LOADS:
+            if name == "loopback TCP stream" and not shutil.which("iperf3"):
+                continue
+            before, t0 = prog_stats(), time.monotonic()
+            c0 = cpu_ticks(holder.pid) if mode == "on" else 0
+            value, unit, higher = load(args)
+            after, wall = prog_stats(), time.monotonic() - t0
+            c1 = cpu_ticks(holder.pid) if mode == "on" else 0
+            results.setdefault((name, unit, higher), {}).setdefault(mode, []).append(value)
+            if mode == "on":
+                results[(name, unit, higher)].setdefault("agent_cpu", []).append(
+                    (c1 - c0) / HZ / wall * 100)
+            if holder is not None:
+                # programs of one name (two templates on one hook) are added up
+                window = {}
+                for id_, p in after.items():
+                    if id_ not in holder.labels:
+                        continue
+                    b = before.get(id_, {"cnt": 0, "ns": 0})
+                    w = window.setdefault(holder.labels[id_], [0, 0, 0])
+                    w[0] += p["cnt"] - b["cnt"]
+                    w[1] += p["ns"] - b["ns"]
+                    w[2] += 1
+                for label, (cnt, ns, progs) in window.items():
+                    if cnt > 0:
+                        if progs > 1:
+                            label = f"{label} ({progs} programs)"
+                        bpf.setdefault((mode, name), {}).setdefault(label, []).append(
+                            (ns / wall / 1000, ns / cnt, cnt / wall))
+            print(f"  {mode:5s} {name}: {value:.3f} {unit}", file=sys.stderr, flush=True)
+    finally:
+        if holder is not None:
+            holder.stop()
+
+
+def loss(off, x, higher):
+    return (off - x) / off * 100 if higher else (x - off) / off * 100
+
+
+def report(args, results, bpf, hooks, skipped):
+    med = statistics.median
+    print(f"machine: {os.uname().release}, {os.cpu_count()} CPUs; date: "
+          f"{time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}; rounds: {args.rounds}, "
+          f"{args.secs} s per timed load, messaging -g {args.groups} -l {args.loops}, "
+          f"file writes {args.io_mb} MB")
+    print(f"floor hooks ({len(hooks)}): {', '.join(sorted(set(hooks)))}")
+    if skipped:
+        print(f"not in the floor (no empty equivalent attached): {', '.join(skipped)}")
+    print()
+    print("| load | off | on | floor | on loss % | floor loss % | on beyond floor, points | agent CPU % |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (name, unit, higher), modes in results.items():
+        if not all(m in modes for m in ("off", "on", "floor")):
+            continue
+        off, on, floor = med(modes["off"]), med(modes["on"]), med(modes["floor"])
+        lo, lf = loss(off, on, higher), loss(off, floor, higher)
+        cpu = med(modes["agent_cpu"])
+        print(f"| {name} ({unit}) | {off:.3f} | {on:.3f} | {floor:.3f} | {lo:+.1f} | {lf:+.1f} "
+              f"| {lo - lf:+.1f} | {cpu:.1f} |")
+    print()
+    print("BPF time per second of load (median over rounds), programs above 1 µs/s:")
+    print()
+    print("| load | mode | program | µs/s | ns/run | runs/s |")
+    print("|---|---|---|---|---|---|")
+    for (mode, name), progs in sorted(bpf.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        rows = []
+        for prog, vals in progs.items():
+            us = med(v[0] for v in vals)
+            if us >= 1:
+                rows.append((us, prog, med(v[1] for v in vals), med(v[2] for v in vals)))
+        total = sum(r[0] for r in rows)
+        for us, prog, per, rate in sorted(rows, reverse=True):
+            print(f"| {name} | {mode} | {prog} | {us:.0f} | {per:.0f} | {rate:.0f} |")
+        if rows:
+            print(f"| {name} | {mode} | **total** | {total:.0f} | | |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--secs", type=int, default=10, help="seconds per timed load")
+    ap.add_argument("--loops", type=int, default=2000, help="perf bench messaging -l")
+    ap.add_argument("--groups", type=int, default=10, help="perf bench messaging -g")
+    ap.add_argument("--io-mb", type=int, default=512, help="MB written per file load")
+    ap.add_argument("--quick", action="store_true",
+                    help="1 round, 2 s loads, -l 200, 64 MB: for developing the bench")
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.secs, args.loops, args.io_mb = 1, 2, 200, 64
+    if os.geteuid() != 0:
+        sys.exit("run as root (BPF, bpf_stats)")
+    for path in (HUATUO, FLOOR):
+        if not os.access(path, os.X_OK):
+            sys.exit(f"{path} missing: build with bench/overhead/run.sh")
+    with open(STATS) as f:
+        stats_before = f.read().strip()
+    args.work = tempfile.mkdtemp(prefix="huatuo-overhead.", dir="/var/tmp")
+    try:
+        with open(STATS, "w") as f:
+            f.write("1")
+        # The hooks of the floor: what the agent attaches on this kernel.
+        agent = Agent(args.work)
+        hooks, skipped = attached_hooks(agent.status)
+        agent.stop()
+        results, bpf = {}, {}
+        for r in range(args.rounds):
+            # rotate the order so no mode always runs first in a round
+            order = ["off", "on", "floor"][r % 3:] + ["off", "on", "floor"][:r % 3]
+            for mode in order:
+                print(f"round {r + 1}/{args.rounds}: {mode}", file=sys.stderr, flush=True)
+                run_mode(mode, args, hooks, results, bpf)
+        report(args, results, bpf, hooks, skipped)
+    finally:
+        with open(STATS, "w") as f:
+            f.write(stats_before)
+        shutil.rmtree(args.work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
