@@ -42,6 +42,8 @@ section! {
         "Pod" => pod: Pod;
         /// `[EventsWatch]`.
         "EventsWatch" => events_watch: EventsWatch;
+        /// `[Operations]` (ours).
+        "Operations" => operations: Operations;
     }
 }
 
@@ -488,6 +490,19 @@ section! {
         "MaxClients" => max_clients: i64 = 100, Plain, Check::Range(1, 10_000);
         /// Interval of the `: ping` keep-alive comment.
         "KeepAliveInterval" => keep_alive_interval: i64 = 30, Seconds, Check::Range(1, 3600);
+    }
+    sections {}
+}
+
+section! {
+    /// `[Operations]` (ours): on-demand profiles and traces started with `POST /v1/operations`.
+    pub struct Operations {
+        /// Operations running at once; more are refused with HTTP 429.
+        "MaxConcurrent" => max_concurrent: i64 = 2, Plain, Check::Positive;
+        /// Longest `duration_seconds` an operation may ask for.
+        "MaxDuration" => max_duration: i64 = 600, Seconds, Check::Positive;
+        /// Finished operations kept in memory for `GET /v1/operations/{id}`; the oldest go first.
+        "Retained" => retained: i64 = 256, Plain, Check::Positive;
     }
     sections {}
 }
