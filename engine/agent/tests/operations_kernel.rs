@@ -323,3 +323,215 @@ fn operations_profile_stop_and_refuse_with_their_codes() {
     })
     .unwrap_or_else(|| panic!("the stopped profile was not stored\nlog:\n{}", agent.log()));
 }
+
+/// A network namespace whose nftables input chain drops 30 % of the TCP segments to
+/// `port`; deleted on drop.
+struct LossyNetns {
+    name: String,
+}
+
+fn ip(args: &[&str]) {
+    let output = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        output.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl LossyNetns {
+    fn create(port: u16) -> LossyNetns {
+        let name = format!("hto-rtx-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        let netns = LossyNetns { name };
+        ip(&["-n", &netns.name, "link", "set", "lo", "up"]);
+        let rules = format!(
+            "table inet huatuo_test {{\n  chain in {{\n    type filter hook input priority 0;\n    \
+             tcp dport {port} numgen random mod 10 < 3 drop\n  }}\n}}\n"
+        );
+        let output = Command::new("ip")
+            .args(["netns", "exec", &netns.name, "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(rules.as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("run nft (install nftables: scripts/deps.sh)");
+        assert!(
+            output.status.success(),
+            "nft: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        netns
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!("/run/netns/{}", self.name))
+    }
+}
+
+impl Drop for LossyNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// A TCP connection inside `netns` sending to `port` until dropped; the receiver discards.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Traffic {
+    fn start(netns: &LossyNetns, port: u16) -> Traffic {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        let (listener, client) = huatuo_sources::netns::run_in(&netns.path(), || {
+            let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+            let client = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+            Ok((listener, client))
+        })
+        .expect("sockets in the test netns");
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = std::thread::spawn(move || {
+            if let Ok((mut server, _)) = listener.accept() {
+                let mut buf = vec![0u8; 64 * 1024];
+                while matches!(server.read(&mut buf), Ok(n) if n > 0) {}
+            }
+        });
+        let flag = stop.clone();
+        let writer = std::thread::spawn(move || {
+            let mut client = client;
+            let _ = client.set_write_timeout(Some(Duration::from_secs(5)));
+            let chunk = vec![0x5au8; 16 * 1024];
+            while !flag.load(Ordering::Relaxed) {
+                if client.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            let _ = client.shutdown(std::net::Shutdown::Both);
+        });
+        Traffic {
+            stop,
+            threads: vec![writer, reader],
+        }
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn traces_see_real_retransmissions_and_drops_in_a_lossy_netns() {
+    if !kernel_tests_enabled("operations_kernel", "root, BPF, ip and nft") {
+        return;
+    }
+    let port = free_port();
+    let netns = LossyNetns::create(port);
+    let netns_inode = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(netns.path()).expect("netns file").ino()
+    };
+    let agent = Agent::start(Setup {
+        tag: "operations-trace",
+        rules: "rules/autotrace",
+        config: "",
+        args: &["--run-for", "180"],
+    });
+    let base = format!("http://{}", agent.addr());
+    wait_until(Duration::from_secs(60), || {
+        (http("GET", &format!("{base}/readyz"), None).0 == 204).then_some(())
+    })
+    .unwrap_or_else(|| panic!("never ready\nlog:\n{}", agent.log()));
+    let ops = format!("{base}/v1/operations");
+    let json = "application/json";
+    for (id, kind) in [("rtx", "tcp_retransmit"), ("drops", "networking_drop")] {
+        let (status, body) = http(
+            "POST",
+            &ops,
+            Some((json, &start_body(id, 5, json!({ "type": kind })))),
+        );
+        assert_eq!(status, 202, "{kind}: {body}\nlog:\n{}", agent.log());
+    }
+    // Start the traffic once both traces are collecting.
+    for id in ["rtx", "drops"] {
+        wait_until(Duration::from_secs(30), || {
+            let (_, body) = http("GET", &format!("{ops}/{id}"), None);
+            (body["data"]["status"] != "pending").then_some(())
+        })
+        .unwrap_or_else(|| panic!("{id} never started\nlog:\n{}", agent.log()));
+    }
+    let traffic = Traffic::start(&netns, port);
+    let rtx = wait_terminal(&agent, "rtx", Duration::from_secs(60));
+    let drops = wait_terminal(&agent, "drops", Duration::from_secs(60));
+    drop(traffic);
+    assert_eq!(rtx["terminal"]["outcome"], "completed", "{rtx}");
+    assert_eq!(drops["terminal"]["outcome"], "completed", "{drops}");
+
+    let ours = |event: &Json| {
+        let fields = &event["fields"];
+        fields["netns"].as_u64() == Some(netns_inode)
+            && (fields["dport"].as_u64() == Some(u64::from(port))
+                || fields["sport"].as_u64() == Some(u64::from(port)))
+    };
+    let record = |tracer: &str, id: &str| {
+        wait_until(Duration::from_secs(10), || {
+            stored(&agent, tracer)
+                .into_iter()
+                .find(|d| d["tracer_data"]["request_id"] == id)
+        })
+        .unwrap_or_else(|| panic!("no stored {tracer} record\nlog:\n{}", agent.log()))
+    };
+    let rtx_doc = record("tracing_tcp_retransmit", "rtx");
+    assert_eq!(rtx_doc["tracer_type"], "manual");
+    let events = rtx_doc["tracer_data"]["events"].as_array().expect("events");
+    let retransmits: Vec<&Json> = events.iter().filter(|e| ours(e)).collect();
+    assert!(
+        !retransmits.is_empty(),
+        "no retransmission on port {port} in netns {netns_inode} among {} events: {:?}",
+        events.len(),
+        &events[..events.len().min(5)]
+    );
+    let first = &retransmits[0]["fields"];
+    assert_eq!(first["saddr"], "127.0.0.1", "{first}");
+    assert_eq!(first["daddr"], "127.0.0.1", "{first}");
+    assert_eq!(first["family"], 2, "{first}");
+    assert!(
+        retransmits
+            .iter()
+            .any(|e| e["fields"]["total_retrans"].as_u64().unwrap_or(0) > 0),
+        "{first}"
+    );
+
+    let drops_doc = record("tracing_networking_drop", "drops");
+    let events = drops_doc["tracer_data"]["events"]
+        .as_array()
+        .expect("events");
+    let dropped: Vec<&Json> = events.iter().filter(|e| ours(e)).collect();
+    assert!(
+        dropped.iter().any(|e| e["fields"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("NETFILTER")),
+        "no NETFILTER_DROP of port {port} among {} events: {:?}",
+        events.len(),
+        &events[..events.len().min(5)]
+    );
+}

@@ -5,6 +5,7 @@
 pub mod container;
 pub mod flamegraph;
 pub mod profile;
+pub mod trace;
 
 use huatuo_containers::Discovery;
 use huatuo_dsl::output::{Record, TracerType};
@@ -113,10 +114,13 @@ impl Executor for NodeExecutor {
                  not ship (template `offcpu` missing)",
             )),
             Spec::Profiling(_) => profile::admit(self.bpf),
-            Spec::Tracing(_) => Err(ApiError::not_implemented(format!(
-                "tracing type {} has no executor in this agent yet",
-                request.spec.type_name()
-            ))),
+            Spec::Tracing(t) => match trace::template_of(t.kind) {
+                Some(template) => trace::admit(self.bpf, template),
+                None => Err(ApiError::not_implemented(format!(
+                    "tracing type {} has no executor in this agent yet",
+                    request.spec.type_name()
+                ))),
+            },
         }
     }
 
@@ -133,7 +137,18 @@ impl Executor for NodeExecutor {
             Spec::Profiling(spec) => {
                 profile::run(request, spec, container.as_ref(), control, &mut data)?
             }
-            Spec::Tracing(_) => return Err("no executor for this tracing type".into()),
+            Spec::Tracing(t) => {
+                let template =
+                    trace::template_of(t.kind).ok_or("no executor for this tracing type")?;
+                trace::run(
+                    request,
+                    template,
+                    self.discovery.as_ref(),
+                    container.as_ref(),
+                    control,
+                    &mut data,
+                )?
+            }
         };
         let labels = container
             .as_ref()
