@@ -75,15 +75,32 @@ int raw_tp_tcp_retransmit_skb(struct bpf_raw_tracepoint_args *ctx)
 				 (const struct sk_buff *)((u64 *)ctx)[1]);
 }
 
-/* The classic record of tcp:tcp_retransmit_skb (tcp_event_sk_skb): socket and skb addresses. */
+/*
+ * The classic record of tcp:tcp_retransmit_skb: socket and skb addresses. Its own event
+ * class on newer kernels (trace_event_raw_tcp_retransmit_skb), the shared tcp_event_sk_skb
+ * class on older ones; the field names are the same.
+ */
+struct trace_event_raw_tcp_retransmit_skb___compat {
+	const void *skbaddr;
+	const void *skaddr;
+} __attribute__((preserve_access_index));
+
 struct trace_event_raw_tcp_event_sk_skb___compat {
 	const void *skbaddr;
 	const void *skaddr;
 } __attribute__((preserve_access_index));
 
 SEC("tracepoint/tcp/tcp_retransmit_skb")
-int tp_tcp_retransmit_skb(struct trace_event_raw_tcp_event_sk_skb___compat *ctx)
+int tp_tcp_retransmit_skb(void *ctx)
 {
-	return handle_retransmit(ctx, (const struct sock *)BPF_CORE_READ(ctx, skaddr),
-				 (const struct sk_buff *)BPF_CORE_READ(ctx, skbaddr));
+	if (bpf_core_type_exists(struct trace_event_raw_tcp_retransmit_skb___compat)) {
+		struct trace_event_raw_tcp_retransmit_skb___compat *rec = ctx;
+
+		return handle_retransmit(ctx, (const struct sock *)BPF_CORE_READ(rec, skaddr),
+					 (const struct sk_buff *)BPF_CORE_READ(rec, skbaddr));
+	}
+	struct trace_event_raw_tcp_event_sk_skb___compat *rec = ctx;
+
+	return handle_retransmit(ctx, (const struct sock *)BPF_CORE_READ(rec, skaddr),
+				 (const struct sk_buff *)BPF_CORE_READ(rec, skbaddr));
 }
