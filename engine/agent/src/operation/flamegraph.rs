@@ -1,8 +1,16 @@
 //! SVG flame graphs of folded stacks, rendered with the `inferno` crate.
 
+/// An SVG saying a profile collected no samples (inferno refuses an empty input).
+const NO_SAMPLES: &str = "<?xml version=\"1.0\" standalone=\"no\"?>\
+<svg version=\"1.1\" width=\"1200\" height=\"60\" xmlns=\"http://www.w3.org/2000/svg\">\
+<text x=\"600\" y=\"36\" text-anchor=\"middle\">No samples collected</text></svg>\n";
+
 /// Renders folded stack lines (`comm;frame;...;frame count`) as an SVG flame graph titled
-/// `title`.
+/// `title`; an empty profile is an SVG saying so.
 pub fn svg(folded: &[String], title: &str) -> Result<String, String> {
+    if folded.is_empty() {
+        return Ok(NO_SAMPLES.to_string());
+    }
     let mut options = inferno::flamegraph::Options::default();
     options.title = title.to_string();
     options.count_name = "samples".into();
@@ -32,6 +40,10 @@ mod tests {
     #[test]
     fn no_samples_is_an_svg_saying_so() {
         let svg = svg(&[], "cpu").expect("svg");
-        assert!(svg.contains("No stack counts found"), "{svg}");
+        assert!(svg.contains("No samples collected"), "{svg}");
+        assert!(
+            svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"),
+            "{svg}"
+        );
     }
 }

@@ -391,11 +391,6 @@ impl Operations {
         }
     }
 
-    /// Operations not yet terminal.
-    pub fn active(&self) -> usize {
-        self.lock().entries.values().filter(|e| active(e)).count()
-    }
-
     /// The flame graph of a finished profile.
     pub fn flamegraph(&self, request_id: &str) -> Result<Arc<String>, ApiError> {
         let inner = self.lock();
