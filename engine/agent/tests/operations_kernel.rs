@@ -324,6 +324,36 @@ fn operations_profile_stop_and_refuse_with_their_codes() {
     .unwrap_or_else(|| panic!("the stopped profile was not stored\nlog:\n{}", agent.log()));
 }
 
+/// Subscribes to `POST /v1/events/watch` with a `tracer_name` filter; the CloudEvents arrive
+/// on the returned channel (the reading thread ends with the agent).
+fn watch_events(addr: &str, tracer_filter: &str) -> std::sync::mpsc::Receiver<Json> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let url = format!("http://{addr}/v1/events/watch");
+    let body = json!({ "filters": { "tracer_name": tracer_filter } }).to_string();
+    std::thread::spawn(move || {
+        let Ok(response) = ureq::post(&url)
+            .timeout(Duration::from_secs(170))
+            .set("Content-Type", "application/json")
+            .send_string(&body)
+        else {
+            return;
+        };
+        for line in std::io::BufReader::new(response.into_reader()).lines() {
+            let Ok(line) = line else { break };
+            if let Some(Ok(event)) = line
+                .strip_prefix("data:")
+                .map(|d| serde_json::from_str::<Json>(d.trim()))
+            {
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
+
 /// A network namespace whose nftables input chain drops 30 % of the TCP segments to
 /// `port`; deleted on drop.
 struct LossyNetns {
@@ -462,6 +492,7 @@ fn traces_see_real_retransmissions_and_drops_in_a_lossy_netns() {
     .unwrap_or_else(|| panic!("never ready\nlog:\n{}", agent.log()));
     let ops = format!("{base}/v1/operations");
     let json = "application/json";
+    let stream = watch_events(&agent.addr(), "^tracing_tcp_retransmit$");
     for (id, kind) in [("rtx", "tcp_retransmit"), ("drops", "networking_drop")] {
         let (status, body) = http(
             "POST",
@@ -519,6 +550,17 @@ fn traces_see_real_retransmissions_and_drops_in_a_lossy_netns() {
             .any(|e| e["fields"]["total_retrans"].as_u64().unwrap_or(0) > 0),
         "{first}"
     );
+
+    // The record is published on the event stream too, as a manual tracer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let published = std::iter::from_fn(|| {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        stream.recv_timeout(left).ok()
+    })
+    .find(|e| e["data"]["tracer_data"]["request_id"] == "rtx");
+    let published = published.expect("the tcp_retransmit record on the event stream");
+    assert_eq!(published["data"]["tracer_name"], "tracing_tcp_retransmit");
+    assert_eq!(published["data"]["tracer_run_type"], "manual");
 
     let drops_doc = record("tracing_networking_drop", "drops");
     let events = drops_doc["tracer_data"]["events"]
