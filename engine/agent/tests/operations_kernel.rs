@@ -2,7 +2,8 @@
 //! OpenAPI document, container lookups, every operation error code, a 3 s CPU profile of a
 //! busy function in this test process whose stored `manual` record and served flame graph
 //! parse as XML and name that function, and `huatuo op start|get|stop` stopping a running
-//! profile early. Skips without root unless `CI=true`.
+//! profile early; traces in a lossy network namespace (tcp_retransmit, networking_drop) and
+//! an io_tracing scan of this process's writes. Skips without root unless `CI=true`.
 
 mod kernel_agent;
 
@@ -561,6 +562,46 @@ fn traces_see_real_retransmissions_and_drops_in_a_lossy_netns() {
     let published = published.expect("the tcp_retransmit record on the event stream");
     assert_eq!(published["data"]["tracer_name"], "tracing_tcp_retransmit");
     assert_eq!(published["data"]["tracer_run_type"], "manual");
+
+    // io_tracing: this process writes and syncs 32 MiB while the operation runs, then stops
+    // it (the window is what ran until the stop).
+    let (status, body) = http(
+        "POST",
+        &ops,
+        Some((
+            json,
+            &start_body("io", 120, json!({ "type": "io_tracing" })),
+        )),
+    );
+    assert_eq!(status, 202, "io_tracing: {body}");
+    wait_until(Duration::from_secs(30), || {
+        let (_, body) = http("GET", &format!("{ops}/io"), None);
+        (body["data"]["status"] == "running").then_some(())
+    })
+    .unwrap_or_else(|| panic!("io never ran\nlog:\n{}", agent.log()));
+    const WRITTEN: u64 = 32 << 20;
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(agent.dir().join("io-load")).expect("io file");
+        let chunk = vec![0xa5u8; 1 << 20];
+        for _ in 0..(WRITTEN >> 20) {
+            file.write_all(&chunk).expect("write");
+        }
+        file.sync_all().expect("fsync");
+    }
+    assert_eq!(http("POST", &format!("{ops}/io/stop"), None).0, 202);
+    let io = wait_terminal(&agent, "io", Duration::from_secs(30));
+    assert_eq!(io["terminal"]["outcome"], "stopped", "{io}");
+    let io_doc = record("tracing_io_tracing", "io");
+    let processes = io_doc["tracer_data"]["processes"]
+        .as_array()
+        .expect("processes");
+    let me = processes
+        .iter()
+        .find(|p| p["pid"].as_u64() == Some(u64::from(std::process::id())))
+        .unwrap_or_else(|| panic!("this process is not listed: {processes:?}"));
+    assert!(me["fs_write"].as_u64().unwrap_or(0) >= WRITTEN, "{me}");
+    assert!(me["disk_write"].as_u64().unwrap_or(0) > 0, "{me}");
 
     let drops_doc = record("tracing_networking_drop", "drops");
     let events = drops_doc["tracer_data"]["events"]

@@ -526,6 +526,7 @@ fn node_api(
         discovery: discovery.clone(),
         records,
         bpf: options.bpf && options.bpf_recorded.is_none(),
+        proc_root: crate::capture::procscan::ProcRoot(options.roots.proc.clone()),
     };
     let lookup = discovery.clone();
     NodeApi {

@@ -4,6 +4,7 @@
 
 pub mod container;
 pub mod flamegraph;
+pub mod iotrace;
 pub mod profile;
 pub mod trace;
 
@@ -13,7 +14,7 @@ use huatuo_dsl::value::Value;
 use huatuo_http::api::error::ApiError;
 use huatuo_http::api::operations::{Control, Executor, Finished};
 use huatuo_http::api::request::{
-    Language, OperationRequest, ProfilingMode, ProfilingType, Scope, Spec,
+    Language, OperationRequest, ProfilingMode, ProfilingType, Scope, Spec, TracingType,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct NodeExecutor {
     pub records: mpsc::Sender<Record>,
     /// Kernel templates may be loaded (not `--no-bpf`, not a recorded run).
     pub bpf: bool,
+    /// Where process IO counters are read (`io_tracing`).
+    pub proc_root: crate::capture::procscan::ProcRoot,
 }
 
 /// The stored tracer name of an operation: `<kind>_<spec type>` (`profiling_cpu`).
@@ -114,6 +117,7 @@ impl Executor for NodeExecutor {
                  not ship (template `offcpu` missing)",
             )),
             Spec::Profiling(_) => profile::admit(self.bpf),
+            Spec::Tracing(t) if t.kind == TracingType::IoTracing => Ok(()),
             Spec::Tracing(t) => match trace::template_of(t.kind) {
                 Some(template) => trace::admit(self.bpf, template),
                 None => Err(ApiError::not_implemented(format!(
@@ -137,6 +141,13 @@ impl Executor for NodeExecutor {
             Spec::Profiling(spec) => {
                 profile::run(request, spec, container.as_ref(), control, &mut data)?
             }
+            Spec::Tracing(t) if t.kind == TracingType::IoTracing => iotrace::run(
+                request,
+                &self.proc_root,
+                request.container_id.as_deref(),
+                control,
+                &mut data,
+            )?,
             Spec::Tracing(t) => {
                 let template =
                     trace::template_of(t.kind).ok_or("no executor for this tracing type")?;

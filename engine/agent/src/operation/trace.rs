@@ -19,7 +19,8 @@ pub const MAX_EVENTS: usize = 10_000;
 /// How often the event queue is drained while waiting.
 const POLL: Duration = Duration::from_millis(100);
 
-/// The template a tracing type runs on; `None` where this agent has no executor.
+/// The template a tracing type runs on; `None` for one that needs no template
+/// (`io_tracing` reads process IO counters).
 pub fn template_of(kind: TracingType) -> Option<&'static str> {
     match kind {
         TracingType::NetworkingDrop => Some("drops"),
