@@ -2,10 +2,10 @@
 # Installs what building huatuo needs on a fresh Debian 12 machine: clang and llvm compile
 # the eBPF templates, libbpf-dev provides bpf_helpers.h, bpftool regenerates vmlinux.h,
 # prometheus provides promtool (engine/agent/tests/promtool.rs lints the /metrics output),
-# iproute2 and util-linux the ip, losetup, unshare and flock the kernel tests run.
+# iproute2, util-linux and nftables the ip, losetup, unshare, flock and nft the kernel tests run.
 set -euo pipefail
 missing=()
-for pkg in clang llvm libbpf-dev bpftool prometheus iproute2 util-linux; do
+for pkg in clang llvm libbpf-dev bpftool prometheus iproute2 util-linux nftables; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

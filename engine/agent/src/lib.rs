@@ -5,4 +5,5 @@ pub mod catalog;
 pub mod catalog_doc;
 pub mod cli;
 pub mod daemon;
+pub mod operation;
 pub mod rules;

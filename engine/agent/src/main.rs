@@ -27,6 +27,8 @@ enum Command {
     Replay(cli::replay::ReplayArgs),
     /// Show what is loaded and attached, from a running agent or by probing this kernel.
     Status(cli::status::StatusArgs),
+    /// Start, read or stop on-demand operations (profiles, traces) of a running agent.
+    Op(cli::op::OpArgs),
     /// Print the catalog of sources, captures, functions and config keys (Markdown).
     Catalog(cli::catalog::CatalogArgs),
     /// Print the version.
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Replay(replay) => cli::replay::run(replay),
         Command::Status(status) => cli::status::run(status),
         Command::Catalog(catalog) => cli::catalog::run(catalog),
+        Command::Op(op) => cli::op::run(op),
         Command::Version => {
             println!("huatuo {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

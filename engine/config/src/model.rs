@@ -44,6 +44,8 @@ section! {
         "EventsWatch" => events_watch: EventsWatch;
         /// `[Rules]` (ours).
         "Rules" => rules: Rules;
+        /// `[Operations]` (ours).
+        "Operations" => operations: Operations;
     }
 }
 
@@ -499,6 +501,19 @@ section! {
     pub struct Rules {
         /// CPU time one script call may use (wall time: ten times that); a longer call disables its rule.
         "ScriptTimeout" => script_timeout: i64 = 100, Millis, Check::Range(1, 500);
+    }
+    sections {}
+}
+
+section! {
+    /// `[Operations]` (ours): on-demand profiles and traces started with `POST /v1/operations`.
+    pub struct Operations {
+        /// Operations running at once; more are refused with HTTP 429.
+        "MaxConcurrent" => max_concurrent: i64 = 2, Plain, Check::Positive;
+        /// Longest `duration_seconds` an operation may ask for.
+        "MaxDuration" => max_duration: i64 = 600, Seconds, Check::Positive;
+        /// Finished operations kept in memory for `GET /v1/operations/{id}`; the oldest go first.
+        "Retained" => retained: i64 = 256, Plain, Check::Positive;
     }
     sections {}
 }

@@ -1,5 +1,8 @@
-//! The warp routes: `/metrics`, `/healthz`, `/status`, `POST /v1/events/watch`.
+//! The warp routes: `/metrics`, `/healthz`, `/status`, `POST /v1/events/watch`, and the node
+//! API of [`crate::api`] (readiness, containers, operations, `/openapi.json`).
 
+use crate::api::error::error_response;
+use crate::api::NodeApi;
 use crate::metric_store::MetricStore;
 use crate::watch::{WatchFilter, WatchHub, WatchRequest};
 use futures_util::StreamExt;
@@ -29,6 +32,8 @@ pub struct ApiState {
     pub on_scrape: ScrapeHook,
     /// `: ping` interval of SSE streams.
     pub keep_alive: Duration,
+    /// Readiness, containers and operations.
+    pub node: NodeApi,
 }
 
 /// Largest accepted watch request body.
@@ -55,6 +60,7 @@ pub fn routes(
     let status = warp::path!("status")
         .and(warp::get())
         .map(move || warp::reply::json(&(status_state.status)()).into_response_boxed());
+    let node = crate::api::routes(state.node.clone());
     let watch_state = state.clone();
     let watch = warp::path!("v1" / "events" / "watch")
         .and(warp::post())
@@ -68,6 +74,8 @@ pub fn routes(
         .unify()
         .or(watch)
         .unify()
+        .or(node)
+        .unify()
         .recover(recover)
         .unify()
 }
@@ -76,9 +84,8 @@ mod bytes_alias {
     pub use warp::hyper::body::Bytes;
 }
 
-fn error_reply(code: StatusCode, message: String) -> warp::reply::Response {
-    let body = warp::reply::json(&serde_json::json!({ "error": message }));
-    warp::reply::with_status(body, code).into_response_boxed()
+fn error_reply(status: StatusCode, code: &str, message: String) -> warp::reply::Response {
+    error_response(status, code, &message)
 }
 
 trait IntoResponseBoxed {
@@ -98,17 +105,22 @@ fn watch_reply(state: &ApiState, body: &[u8]) -> warp::reply::Response {
         match serde_json::from_slice(body) {
             Ok(request) => request,
             Err(e) => {
-                return error_reply(StatusCode::BAD_REQUEST, format!("request body: {e}"));
+                return error_reply(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("request body: {e}"),
+                );
             }
         }
     };
     let filter = match WatchFilter::compile(&request) {
         Ok(filter) => filter,
-        Err(message) => return error_reply(StatusCode::BAD_REQUEST, message),
+        Err(message) => return error_reply(StatusCode::BAD_REQUEST, "invalid_request", message),
     };
     let Some((slot, receiver)) = state.watch.subscribe(filter) else {
         return error_reply(
             StatusCode::TOO_MANY_REQUESTS,
+            "event_stream_limit_exceeded",
             "too many watch clients (EventsWatch.MaxClients)".into(),
         );
     };
@@ -127,23 +139,27 @@ async fn recover(rejection: warp::Rejection) -> Result<warp::reply::Response, In
     if rejection.is_not_found() {
         return Ok(error_reply(
             StatusCode::NOT_FOUND,
+            "not_found",
             "no such endpoint".into(),
         ));
     }
     if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         return Ok(error_reply(
             StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
             format!("request body over {MAX_BODY} bytes"),
         ));
     }
     if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         return Ok(error_reply(
             StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
             "method not allowed".into(),
         ));
     }
     Ok(error_reply(
         StatusCode::BAD_REQUEST,
+        "invalid_request",
         format!("{rejection:?}"),
     ))
 }

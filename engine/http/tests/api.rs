@@ -1,5 +1,7 @@
 //! The HTTP API over a real socket: metrics text, health, watch filters and limits.
 
+mod support;
+
 use huatuo_dsl::output::{MetricKind, MetricPoint};
 use huatuo_http::metric_store::MetricStore;
 use huatuo_http::server::{bind, serve, ApiState};
@@ -26,6 +28,7 @@ async fn start(max_clients: usize) -> (String, ApiState) {
         status: Arc::new(|| serde_json::json!({"templates": []})),
         on_scrape: Arc::new(|_| {}),
         keep_alive: Duration::from_millis(200),
+        node: support::node_api(true, Default::default()),
     };
     let listener = bind("127.0.0.1:0".parse().expect("addr"))
         .await

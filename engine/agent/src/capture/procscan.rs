@@ -3,6 +3,7 @@
 use procfs::process::{all_processes_with_root, Process, Stat};
 use procfs::WithCurrentSystemInfo;
 use serde_json::{json, Map, Value as Json};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Largest file snapshot kept in a record.
@@ -213,6 +214,43 @@ pub fn top(
         })
         .collect();
     Ok(Json::Array(listed))
+}
+
+/// One process's cumulative IO counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoCounters {
+    /// Bytes read through read-like calls (`rchar`).
+    pub fs_read: u64,
+    /// Bytes written through write-like calls (`wchar`).
+    pub fs_write: u64,
+    /// Bytes fetched from storage (`read_bytes`).
+    pub disk_read: u64,
+    /// Bytes sent to storage (`write_bytes`).
+    pub disk_write: u64,
+}
+
+/// IO counters by (pid, start time), so a reused pid is a new process, with the command.
+pub type IoByProcess = BTreeMap<(i32, u64), (String, IoCounters)>;
+
+/// Every process's IO counters (only a container's when `container_id` is set).
+pub fn io_counters(root: &ProcRoot, container_id: Option<&str>) -> Result<IoByProcess, String> {
+    let mut out = BTreeMap::new();
+    for process in processes(root)? {
+        if !in_container(&process, container_id) {
+            continue;
+        }
+        let (Ok(stat), Ok(io)) = (process.stat(), process.io()) else {
+            continue;
+        };
+        let counters = IoCounters {
+            fs_read: io.rchar,
+            fs_write: io.wchar,
+            disk_read: io.read_bytes,
+            disk_write: io.write_bytes,
+        };
+        out.insert((stat.pid, stat.starttime), (stat.comm, counters));
+    }
+    Ok(out)
 }
 
 /// The first 64 KiB of a file under /proc or /sys.

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod check;
 pub mod inputs;
+pub mod op;
 pub mod replay;
 pub mod run;
 pub mod status;

@@ -16,12 +16,15 @@ mod storage;
 mod streams;
 
 use crate::cli::inputs::Compiled;
+use crate::operation::NodeExecutor;
 use channel::{sample_queue, SampleSender};
 use enrich::{DiscoveryResolver, Enricher};
 use evaluate::{spawn_evaluator, EvalShared};
 use huatuo_bpf::{LoadOptions, Templates};
 use huatuo_containers::{Discovery, DiscoveryOptions};
 use huatuo_eval::{Evaluator, Plan};
+use huatuo_http::api::operations::{Limits, Operations};
+use huatuo_http::api::NodeApi;
 use huatuo_http::metric_store::MetricStore;
 use huatuo_http::server::{bind, serve, ApiState};
 use huatuo_http::watch::WatchHub;
@@ -32,7 +35,7 @@ use selfmetrics::SelfMetrics;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -213,6 +216,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     // Evaluator and record sink.
     let eval_shared = Arc::new(EvalShared::default());
     let (record_tx, record_rx) = tokio::sync::mpsc::channel(RECORD_QUEUE);
+    let node = node_api(&options, config, &discovery, record_tx.clone());
     let queue_counters = sender.counters();
     let waker = sender.clone();
     drop(sender);
@@ -268,8 +272,11 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         status: Arc::new(move || status.to_json()),
         on_scrape: Arc::new(move |store: &MetricStore| store.update(&self_metrics.points(store))),
         keep_alive: Duration::from_secs(config.events_watch.keep_alive_interval.max(1) as u64),
+        node: node.clone(),
     };
     let (server, server_stop) = start_api(state, options.listen).await?;
+    // Rules are compiled and every template has loaded or failed by now.
+    node.ready.store(true, Ordering::Release);
     let expiry = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -294,6 +301,9 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     };
     wait_for_stop(options.run_for).await;
     log::info!("stopping (within {shutdown_bound:?})");
+    node.ready.store(false, Ordering::Release);
+    // Running operations end `stopped` and hand their records to the sink before it stops.
+    node.operations.stop_all();
     running.shutdown(shutdown_bound).await;
     log::info!("stopped");
     Ok(())
@@ -496,6 +506,36 @@ async fn start_api(
         let _ = stopped.await;
     }));
     Ok((server, stop))
+}
+
+/// The node API's state: readiness (set once serving), container lookup and the operations
+/// table running on this agent's templates, storing through the record sink.
+fn node_api(
+    options: &DaemonOptions,
+    config: &huatuo_config::Config,
+    discovery: &Option<Arc<Discovery>>,
+    records: tokio::sync::mpsc::Sender<huatuo_dsl::output::Record>,
+) -> NodeApi {
+    let ops = &config.operations;
+    let limits = Limits {
+        max_concurrent: ops.max_concurrent.max(1) as usize,
+        max_duration_s: ops.max_duration.max(1) as u64,
+        retained: ops.retained.max(1) as usize,
+    };
+    let executor = NodeExecutor {
+        discovery: discovery.clone(),
+        records,
+        bpf: options.bpf && options.bpf_recorded.is_none(),
+        proc_root: crate::capture::procscan::ProcRoot(options.roots.proc.clone()),
+    };
+    let lookup = discovery.clone();
+    NodeApi {
+        ready: Arc::new(AtomicBool::new(false)),
+        containers: Arc::new(move |id: &str| {
+            crate::operation::container::lookup(lookup.as_deref(), id)
+        }),
+        operations: Operations::new(Arc::new(executor), limits),
+    }
 }
 
 async fn wait_for_stop(run_for: Option<Duration>) {

@@ -96,6 +96,16 @@ impl Agent {
         }
     }
 
+    /// The agent's listen address (`127.0.0.1:<port>`).
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The scratch directory (config, log, local records).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.scratch.dir
+    }
+
     /// The body of `GET path`, or `None` while the agent is not serving.
     pub fn get(&self, path: &str) -> Option<String> {
         scrape_common::get(self.port, path)

@@ -1,0 +1,58 @@
+//! Shared by the http crate's tests: a node API over a scripted executor.
+
+#![allow(dead_code)]
+
+use huatuo_http::api::error::ApiError;
+use huatuo_http::api::operations::{Control, Executor, Finished, Limits, Operations};
+use huatuo_http::api::request::{OperationRequest, Spec};
+use huatuo_http::api::NodeApi;
+use serde_json::json;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The container id the scripted lookup knows.
+pub const KNOWN_CONTAINER: &str =
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// Admits `cpu` profiles and `networking_drop` traces; refuses `io_tracing` as unsupported
+/// (422) and `tcp_retransmit` as unimplemented (501). A run waits out its duration (counted
+/// in tenths of a second here, to keep tests short) or a stop; a `fail-` request id fails.
+pub struct ScriptedExecutor;
+
+impl Executor for ScriptedExecutor {
+    fn admit(&self, request: &OperationRequest) -> Result<(), ApiError> {
+        match request.spec.type_name() {
+            "io_tracing" => Err(ApiError::unsupported("template `blockio` missing")),
+            "tcp_retransmit" => Err(ApiError::not_implemented("no executor")),
+            _ => match &request.container_id {
+                Some(id) if id != KNOWN_CONTAINER => Err(ApiError::container_not_found(id)),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    fn run(&self, request: &OperationRequest, control: &Control) -> Result<Finished, String> {
+        control.started();
+        let stopped = control.wait(Duration::from_millis(100 * request.duration_seconds));
+        if request.request_id.starts_with("fail-") {
+            return Err("scripted failure".into());
+        }
+        Ok(Finished {
+            summary: json!({ "stopped_early": stopped }),
+            svg: matches!(request.spec, Spec::Profiling(_))
+                .then(|| "<svg xmlns=\"http://www.w3.org/2000/svg\"/>".to_string()),
+        })
+    }
+}
+
+/// A node API over [`ScriptedExecutor`], ready or not.
+pub fn node_api(ready: bool, limits: Limits) -> NodeApi {
+    NodeApi {
+        ready: Arc::new(AtomicBool::new(ready)),
+        containers: Arc::new(|id: &str| {
+            (id == KNOWN_CONTAINER).then(|| json!({ "id": id, "name": "web" }))
+        }),
+        operations: Operations::new(Arc::new(ScriptedExecutor), limits),
+    }
+}
