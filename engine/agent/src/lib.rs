@@ -5,5 +5,6 @@ pub mod catalog;
 pub mod catalog_doc;
 pub mod cli;
 pub mod daemon;
+pub mod logging;
 pub mod operation;
 pub mod rules;

@@ -56,6 +56,10 @@ section! {
         "Level" => level: String = "Info".to_string(), Plain, Check::OneOf(LOG_LEVELS);
         /// Log file; empty writes no log file.
         "File" => file: String = String::new(), Plain, Check::Any;
+        /// Size at which the log file is rotated (ours).
+        "MaxSize" => max_size: i64 = 100, Mebibytes, Check::Range(1, 10240);
+        /// Rotated log files kept beside the live one (ours).
+        "MaxBackups" => max_backups: i64 = 5, Plain, Check::Range(1, 1000);
     }
     sections {}
 }

@@ -62,7 +62,7 @@ impl LocalFileStore {
         let meta = fs::metadata(&path).ok();
         let current = meta.as_ref().map_or(0, fs::Metadata::len);
         if current > 0 && current + entry.len() as u64 > self.settings.rotation_bytes {
-            self.rotate(&path)?;
+            rotate(&path, self.settings.max_rotation as u64)?;
         } else if meta.is_some_and(|m| m.permissions().mode() & 0o077 != 0) {
             fs::set_permissions(&path, fs::Permissions::from_mode(FILE_MODE))
                 .map_err(|e| StorageError::io(&path, e))?;
@@ -76,50 +76,52 @@ impl LocalFileStore {
         file.write_all(entry.as_bytes())
             .map_err(|e| StorageError::io(&path, e))
     }
+}
 
-    /// Shifts `name.N-1` → `name.N` … `name` → `name.1`, dropping what exceeds the limit.
-    /// Only the rotated files that exist are touched (the directory is listed once), so the
-    /// cost does not depend on `max_rotation`.
-    fn rotate(&self, path: &Path) -> Result<(), StorageError> {
-        let keep = self.settings.max_rotation as u64;
-        let numbered = |n: u64| PathBuf::from(format!("{}.{}", path.display(), n));
-        if keep == 0 {
-            return fs::remove_file(path).map_err(|e| StorageError::io(path, e));
-        }
-        let mut rotated = self.rotated_numbers(path)?;
-        // Oldest first, so a rename never lands on a file still to be moved.
-        rotated.sort_unstable_by(|a, b| b.cmp(a));
-        for n in rotated {
-            let from = numbered(n);
-            if n >= keep {
-                fs::remove_file(&from).map_err(|e| StorageError::io(&from, e))?;
-            } else {
-                fs::rename(&from, numbered(n + 1)).map_err(|e| StorageError::io(&from, e))?;
-            }
-        }
-        fs::rename(path, numbered(1)).map_err(|e| StorageError::io(path, e))
+/// Rotates `path` keeping `keep` older files: shifts `name.N-1` → `name.N` … `name` →
+/// `name.1`, dropping what exceeds the limit (`keep` 0 removes `path`). Only the rotated files
+/// that exist are touched (the directory is listed once), so the cost does not depend on `keep`.
+pub fn rotate(path: &Path, keep: u64) -> Result<(), StorageError> {
+    let numbered = |n: u64| PathBuf::from(format!("{}.{}", path.display(), n));
+    if keep == 0 {
+        return fs::remove_file(path).map_err(|e| StorageError::io(path, e));
     }
+    let mut rotated = rotated_numbers(path)?;
+    // Oldest first, so a rename never lands on a file still to be moved.
+    rotated.sort_unstable_by(|a, b| b.cmp(a));
+    for n in rotated {
+        let from = numbered(n);
+        if n >= keep {
+            fs::remove_file(&from).map_err(|e| StorageError::io(&from, e))?;
+        } else {
+            fs::rename(&from, numbered(n + 1)).map_err(|e| StorageError::io(&from, e))?;
+        }
+    }
+    fs::rename(path, numbered(1)).map_err(|e| StorageError::io(path, e))
+}
 
-    /// The numbers `N` of the existing `name.N` files next to `path`.
-    fn rotated_numbers(&self, path: &Path) -> Result<Vec<u64>, StorageError> {
-        let dir = &self.settings.dir;
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            return Ok(Vec::new());
-        };
-        let prefix = format!("{name}.");
-        let mut numbers = Vec::new();
-        for entry in fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
-            let entry = entry.map_err(|e| StorageError::io(dir, e))?;
-            let file_name = entry.file_name();
-            let number = file_name
-                .to_str()
-                .and_then(|f| f.strip_prefix(&prefix))
-                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|n| n.parse::<u64>().ok());
-            numbers.extend(number);
-        }
-        Ok(numbers)
+/// The numbers `N` of the existing `name.N` files next to `path`.
+fn rotated_numbers(path: &Path) -> Result<Vec<u64>, StorageError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{name}.");
+    let mut numbers = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
+        let entry = entry.map_err(|e| StorageError::io(dir, e))?;
+        let file_name = entry.file_name();
+        let number = file_name
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u64>().ok());
+        numbers.extend(number);
     }
+    Ok(numbers)
 }
 
 /// Keeps a tracer name usable as a file name.

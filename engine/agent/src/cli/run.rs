@@ -56,11 +56,13 @@ pub struct RunArgs {
 /// Runs the daemon until SIGINT/SIGTERM; exit 1 when the rules or config are invalid or the
 /// agent cannot start.
 pub fn run(args: RunArgs) -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    crate::logging::init();
     let compiled = match args.inputs.compile() {
         Ok(compiled) => compiled,
         Err(code) => return code,
     };
+    let log = &compiled.inputs.config.log;
+    crate::logging::apply(log, crate::logging::Rotation::of(log));
     let options = DaemonOptions {
         region: args.region,
         listen: args.listen,
