@@ -8,6 +8,7 @@ pub mod poller;
 pub mod pushdown;
 pub mod reader_settings;
 pub mod records;
+pub mod self_cgroup;
 pub mod selfmetrics;
 pub mod selfstats;
 mod shutdown;
@@ -195,6 +196,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     let stop = Arc::new(AtomicBool::new(false));
     let (sender, samples) = sample_queue(SAMPLE_QUEUE);
 
+    let self_cgroup = self_cgroup::SelfCgroup::enter(&config.runtime_cgroup);
     // What the rules read before `fallback for` pairs are settled: the templates to try.
     let mut loaded = load_templates(&options, &files, config, &plan, &discovery, &sender);
     let inactive = plan.select_fallbacks(&|source| loaded.available(source));
@@ -212,6 +214,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         source_stats.clone(),
         stop.clone(),
     )?;
+    self_cgroup.settle();
 
     // Evaluator and record sink.
     let eval_shared = Arc::new(EvalShared::default());
@@ -265,6 +268,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         templates: loaded.templates,
         rule_files: inputs.rule_files.len(),
         storage: opened.status,
+        runtime_cgroup: self_cgroup.report(),
     };
     let state = ApiState {
         metrics: metrics.clone(),

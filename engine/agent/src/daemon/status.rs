@@ -68,6 +68,8 @@ pub struct StatusView {
     pub rule_files: usize,
     /// Where records are stored, with warnings about the cluster connection.
     pub storage: Json,
+    /// The agent's own cgroups (`[RuntimeCgroup]`), or why it runs without them.
+    pub runtime_cgroup: Arc<Mutex<Json>>,
 }
 
 impl StatusView {
@@ -132,6 +134,8 @@ impl StatusView {
             "sources": sources,
             "templates": templates,
             "storage": self.storage,
+            "runtime_cgroup": self.runtime_cgroup.lock().map(|r| r.clone()).unwrap_or(Json::Null),
+            "log": crate::logging::status(),
         })
     }
 }
@@ -163,6 +167,7 @@ mod tests {
             templates: None,
             rule_files: 1,
             storage: Json::Null,
+            runtime_cgroup: Default::default(),
         }
     }
 
