@@ -3,7 +3,7 @@ FROM rust:1.95-bookworm AS build
 RUN apt-get update -qq && apt-get install -y -qq clang llvm libbpf-dev bpftool && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release -p huatuo
+RUN cargo build --release --locked -p huatuo
 
 # Run image: the binary, the shipped config; rules and scripts are built into the binary.
 FROM debian:bookworm-slim
