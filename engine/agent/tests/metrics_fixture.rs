@@ -66,6 +66,9 @@ fn expected() -> Vec<String> {
         ("sockstat_TCP_alloc", "12"),
         ("sockstat_TCP_mem", "3"),
         ("sockstat_UDP_inuse", "4"),
+        // TCP mem 3 and UDP mem 2 pages of 4096 bytes.
+        ("sockstat_TCP_mem_bytes", "12288"),
+        ("sockstat_UDP_mem_bytes", "8192"),
     ]
     .iter()
     .map(|(family, value)| format!("huatuo_bamai_{family}{{{host}}} {value}"))
@@ -136,7 +139,7 @@ fn qdisc_expected() -> Vec<String> {
     for (device, kind, values) in series {
         for (family, value) in families.iter().zip(values) {
             lines.push(format!(
-                r#"huatuo_bamai_qdisc_{family}{{device="{device}",host="fixture-host",kind="{kind}",region=""}} {value}"#
+                r#"huatuo_bamai_netdev_qdisc_{family}{{device="{device}",host="fixture-host",kind="{kind}",region=""}} {value}"#
             ));
         }
     }

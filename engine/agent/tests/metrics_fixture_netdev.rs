@@ -125,11 +125,14 @@ fn scrape(enable_netlink: bool, wanted: &[String]) -> String {
     })
 }
 
-/// The `netdev*` series of a scrape (no HELP/TYPE lines).
+/// The `netdev*` series of a scrape (no HELP/TYPE lines), without the other collectors
+/// whose families share the prefix (`netdev_hw_*`, `netdev_qdisc_*`).
 fn netdev_series(body: &str) -> Vec<&str> {
     body.lines()
         .filter(|l| {
-            l.starts_with("huatuo_bamai_netdev_") && !l.starts_with("huatuo_bamai_netdev_hw")
+            l.starts_with("huatuo_bamai_netdev_")
+                && !l.starts_with("huatuo_bamai_netdev_hw")
+                && !l.starts_with("huatuo_bamai_netdev_qdisc")
         })
         .collect()
 }

@@ -5,6 +5,7 @@ pub mod channel;
 pub mod enrich;
 pub mod evaluate;
 pub mod poller;
+pub mod process_metrics;
 pub mod pushdown;
 pub mod reader_settings;
 pub mod records;
@@ -256,6 +257,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         watch: watch.clone(),
         templates: loaded.templates.clone(),
     });
+    let process = process_metrics::ProcessMetrics::default();
     let status = status::StatusView {
         rules: files
             .iter()
@@ -274,7 +276,10 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         metrics: metrics.clone(),
         watch,
         status: Arc::new(move || status.to_json()),
-        on_scrape: Arc::new(move |store: &MetricStore| store.update(&self_metrics.points(store))),
+        on_scrape: Arc::new(move |store: &MetricStore| {
+            store.update(&self_metrics.points(store));
+            store.update(&process.points());
+        }),
         keep_alive: Duration::from_secs(config.events_watch.keep_alive_interval.max(1) as u64),
         node: node.clone(),
     };
