@@ -95,9 +95,11 @@ fn systemd_unit_verifies_and_prepares_the_host() {
     let _ = std::fs::remove_dir_all(&dir);
     if let Some(out) = verify {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        // Unknown keys are only warned about: any output is a finding.
+        // Unknown keys are only warned about: any line about our unit is a finding (lines
+        // about the host's own units are not ours to judge).
+        let findings: Vec<&str> = stderr.lines().filter(|l| l.contains("huatuo")).collect();
         assert!(
-            out.status.success() && stderr.trim().is_empty(),
+            out.status.success() && findings.is_empty(),
             "systemd-analyze verify: {stderr}"
         );
     }
