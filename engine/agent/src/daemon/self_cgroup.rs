@@ -158,7 +158,7 @@ impl Drop for SelfCgroup {
     fn drop(&mut self) {
         let pid = std::process::id().to_string();
         for cgroup in &self.entered {
-            if let Err(e) = std::fs::write(cgroup.parent.join("cgroup.procs"), &pid) {
+            if let Err(e) = move_back(cgroup.kind, &cgroup.parent, &pid) {
                 log::warn!(
                     "RuntimeCgroup: cannot move back to {}: {e}",
                     cgroup.parent.display()
@@ -242,7 +242,10 @@ fn cgroup_dir(mount_point: &Path, mount_root: &str, pathname: &str) -> Option<Pa
 }
 
 /// Creates `dir` under `parent` with the start-up limits and moves the agent in, unless a
-/// limit is already set on `parent` or above it.
+/// limit is already set on `parent` or above it. On cgroup v2 the agent moves in first: a
+/// non-root cgroup can hand controllers to its children only once no process is left in it
+/// (the unit's `Delegate=yes` gives the service's cgroup to the agent). On failure the agent
+/// is back where it started and the cgroup it created is removed.
 fn enter_one(kind: Kind, parent: &Path, dir: &Path, limits: &RuntimeCgroup) -> Result<(), String> {
     if let Some(limited) = already_limited(kind, parent) {
         return Err(format!(
@@ -255,19 +258,34 @@ fn enter_one(kind: Kind, parent: &Path, dir: &Path, limits: &RuntimeCgroup) -> R
         }
         _ => {}
     }
-    if kind == Kind::V2 {
-        write(&parent.join("cgroup.subtree_control"), "+cpu +memory")?;
+    let pid = std::process::id().to_string();
+    let bytes = ((limits.limit_mem.max(1) as u64) << 20).to_string();
+    let result = match kind {
+        Kind::V1Cpu => write_cpu(kind, dir, limits.limit_init_cpu)
+            .and_then(|()| write(&dir.join("cgroup.procs"), &pid)),
+        Kind::V1Memory => write(&dir.join("memory.limit_in_bytes"), &bytes)
+            .and_then(|()| write(&dir.join("cgroup.procs"), &pid)),
+        Kind::V2 => write(&dir.join("cgroup.procs"), &pid)
+            .and_then(|()| write(&parent.join("cgroup.subtree_control"), "+cpu +memory"))
+            .and_then(|()| write_cpu(kind, dir, limits.limit_init_cpu))
+            .and_then(|()| write(&dir.join("memory.max"), &bytes)),
+    };
+    if result.is_err() {
+        let _ = move_back(kind, parent, &pid);
+        let _ = std::fs::remove_dir(dir);
     }
-    let bytes = (limits.limit_mem.max(1) as u64) << 20;
-    match kind {
-        Kind::V1Cpu => write_cpu(kind, dir, limits.limit_init_cpu)?,
-        Kind::V1Memory => write(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?,
-        Kind::V2 => {
-            write_cpu(kind, dir, limits.limit_init_cpu)?;
-            write(&dir.join("memory.max"), &bytes.to_string())?;
-        }
-    }
-    write(&dir.join("cgroup.procs"), &std::process::id().to_string())
+    result
+}
+
+/// Moves the agent back into `parent`. On cgroup v2 a non-root cgroup that hands controllers
+/// to its children may hold no process: the controllers are taken back first if needed.
+fn move_back(kind: Kind, parent: &Path, pid: &str) -> Result<(), String> {
+    let procs = parent.join("cgroup.procs");
+    write(&procs, pid).or_else(|e| match kind {
+        Kind::V2 => write(&parent.join("cgroup.subtree_control"), "-cpu -memory")
+            .and_then(|()| write(&procs, pid)),
+        _ => Err(e),
+    })
 }
 
 /// The first limit set on `dir` or a cgroup above it, as `file = value`.
