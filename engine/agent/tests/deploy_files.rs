@@ -187,8 +187,8 @@ fn kustomize_base_runs_the_agent_on_every_node_with_its_config() {
     );
     let container = &pod["containers"][0];
     assert_eq!(container["securityContext"]["privileged"], true);
-    for probe in ["livenessProbe", "readinessProbe"] {
-        assert_eq!(container[probe]["httpGet"]["path"], "/healthz", "{probe}");
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        assert_eq!(container[probe]["httpGet"]["path"], path, "{probe}");
         assert_eq!(container[probe]["httpGet"]["port"], "metrics", "{probe}");
     }
     for bound in ["requests", "limits"] {
