@@ -406,3 +406,76 @@ async fn shutdown_ends_streams_and_the_server_returns_with_a_stalled_client() {
         &text[text.len().saturating_sub(300)..]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_clients_never_cost_reading_clients_an_event() {
+    const READERS: usize = 100;
+    const EVENTS: u64 = 2_000;
+    let hub = Arc::new(WatchHub::new(READERS + 3, 64));
+    let all = || huatuo_http::watch::WatchFilter::compile(&Default::default()).expect("filter");
+    // Three clients that never read, in slots 0..3; then 100 that read everything.
+    let stalled: Vec<_> = (0..3)
+        .map(|_| hub.subscribe(all(), None).expect("subscribe"))
+        .collect();
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            let mut subscription = hub.subscribe(all(), None).expect("subscribe");
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                while let Some(frame) = subscription.frames.recv().await {
+                    if let huatuo_http::watch::Frame::Event(event) = frame {
+                        seqs.push(event.seq);
+                    }
+                    if seqs.len() as u64 == EVENTS {
+                        break;
+                    }
+                }
+                seqs
+            })
+        })
+        .collect();
+    // Produced in bursts well under a reader's queue: 500 events per second.
+    for burst in 0..EVENTS / 10 {
+        for n in 0..10 {
+            hub.publish(event("oom", burst * 10 + n));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for reader in readers {
+        let seqs = tokio::time::timeout(Duration::from_secs(20), reader)
+            .await
+            .expect("a reader did not get every event in time")
+            .expect("reader");
+        assert_eq!(
+            seqs,
+            (1..=EVENTS).collect::<Vec<_>>(),
+            "a reader missed events"
+        );
+    }
+    let drops = hub.client_drops();
+    for (slot, subscription) in stalled.into_iter().enumerate() {
+        // Each stalled client holds at most its bounded queue, then is dropped with a count.
+        assert!(subscription.frames.len() <= huatuo_http::watch::CLIENT_BUFFER);
+        let ending = subscription.ending.lock().expect("lock").expect("dropped");
+        assert_eq!(ending.reason, "slow_client");
+        assert_eq!(ending.lost, drops[slot], "slot {slot}");
+        assert!(ending.lost > 0);
+    }
+    assert!(
+        drops[3..].iter().all(|&d| d == 0),
+        "a reader lost events: {drops:?}"
+    );
+    let counters = hub.counters();
+    assert_eq!(
+        counters
+            .disconnected
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+    assert_eq!(
+        counters
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        READERS as u64 * EVENTS + 3 * huatuo_http::watch::CLIENT_BUFFER as u64
+    );
+}
