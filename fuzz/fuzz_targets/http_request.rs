@@ -3,6 +3,9 @@
 //! the connection, never panic; a panic in a connection task aborts the process here.
 #![no_main]
 
+use huatuo_http::auth::Auth;
+use huatuo_http::body::BodyLimits;
+use huatuo_http::conn::Listener;
 use huatuo_http::metric_store::MetricStore;
 use huatuo_http::server::{bind, serve, ApiState};
 use huatuo_http::watch::WatchHub;
@@ -22,14 +25,19 @@ fn server() -> SocketAddr {
             runtime.block_on(async move {
                 let state = ApiState {
                     metrics: Arc::new(MetricStore::new(Default::default(), 100)),
-                    watch: Arc::new(WatchHub::new(4)),
+                    watch: Arc::new(WatchHub::new(4, 16)),
                     status: Arc::new(|| serde_json::json!({})),
                     on_scrape: Arc::new(|_| {}),
                     keep_alive: Duration::from_secs(30),
+                    auth: Arc::new(Auth::new(Vec::new(), vec!["/metrics".into()])),
+                    body: BodyLimits {
+                        max_bytes: 16 * 1024,
+                        read_timeout: Duration::from_secs(1),
+                    },
                 };
                 let listener = bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
                 tx.send(listener.local_addr().expect("addr")).expect("send");
-                let _ = serve(state, listener, std::future::pending()).await;
+                serve(state, Listener::plain(listener), std::future::pending()).await;
             });
         });
         rx.recv().expect("server address")

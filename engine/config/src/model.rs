@@ -46,6 +46,8 @@ section! {
         "Rules" => rules: Rules;
         /// `[Operations]` (ours).
         "Operations" => operations: Operations;
+        /// `[APIServer]` (ours).
+        "APIServer" => api_server: ApiServer;
     }
 }
 
@@ -496,6 +498,8 @@ section! {
         "MaxClients" => max_clients: i64 = 100, Plain, Check::Range(1, 10_000);
         /// Interval of the `: ping` keep-alive comment.
         "KeepAliveInterval" => keep_alive_interval: i64 = 30, Seconds, Check::Range(1, 3600);
+        /// Events kept for clients resuming with `Last-Event-ID` (ours); 0 keeps none.
+        "ReplayBuffer" => replay_buffer: i64 = 4096, Plain, Check::Range(0, 65536);
     }
     sections {}
 }
@@ -518,6 +522,38 @@ section! {
         "MaxDuration" => max_duration: i64 = 600, Seconds, Check::Positive;
         /// Finished operations kept in memory for `GET /v1/operations/{id}`; the oldest go first.
         "Retained" => retained: i64 = 256, Plain, Check::Positive;
+    }
+    sections {}
+}
+
+/// The routes a config may leave open without a token (ours).
+pub const OPEN_PATHS: &[&str] = &["/metrics", "/healthz", "/readyz", "/openapi.json"];
+
+fn open_paths() -> Vec<String> {
+    strings(OPEN_PATHS)
+}
+
+section! {
+    /// `[APIServer]` (ours): limits, authentication and TLS of the HTTP API on port 19704.
+    pub struct ApiServer {
+        /// Connections served at once; beyond it a connection that never sent a request is closed, else the new one is refused.
+        "MaxConnections" => max_connections: i64 = 512, Plain, Check::Range(8, 65536);
+        /// Time a client has to send a request's headers, and the longest a kept-alive connection waits for the next request.
+        "HeaderReadTimeout" => header_read_timeout: i64 = 10, Seconds, Check::Range(1, 300);
+        /// Time a client has to send a request's body.
+        "BodyReadTimeout" => body_read_timeout: i64 = 10, Seconds, Check::Range(1, 300);
+        /// A connection on which nothing is read or written for this long is closed (above EventsWatch.KeepAliveInterval).
+        "IdleTimeout" => idle_timeout: i64 = 120, Seconds, Check::Range(5, 3600);
+        /// File of bearer tokens, one a line (`#` comments); empty: token routes answer loopback clients only.
+        "TokenFile" => token_file: String = String::new(), Plain, Check::Any;
+        /// Routes answered without a token; remove one to put it behind the token.
+        "OpenPaths" => open_paths: Vec<String> = open_paths(), Plain, Check::OneOf(OPEN_PATHS);
+        /// PEM certificate chain served over TLS; with TLSKeyFile it turns TLS on.
+        "TLSCertFile" => tls_cert_file: String = String::new(), Plain, Check::Any;
+        /// PEM private key of TLSCertFile.
+        "TLSKeyFile" => tls_key_file: String = String::new(), Plain, Check::Any;
+        /// PEM CA bundle; when set, every TLS client must present a certificate it signs.
+        "ClientCAFile" => client_ca_file: String = String::new(), Plain, Check::Any;
     }
     sections {}
 }

@@ -104,6 +104,17 @@ fn bad_values_are_config_value_errors() {
     let d = only("[RuntimeCgroup]\nLimitCPU = 0\n");
     assert!(d.message.contains("greater than 0"), "{}", d.message);
 
+    let d = only("[EventsWatch]\nKeepAliveInterval = 0\n");
+    assert!(
+        d.message.contains("from 1 to 3600, found 0"),
+        "{}",
+        d.message
+    );
+
+    let d = only("[APIServer]\nMaxConnections = 1000000\n");
+    assert!(d.message.contains("from 8 to 65536"), "{}", d.message);
+    assert_eq!(d.location(), "t.conf:2:18");
+
     let d = only("[Pod]\nKubeletAuthorizedPort = 70000\n");
     assert!(d.message.contains("port"), "{}", d.message);
 
@@ -220,7 +231,7 @@ fn unknown_key_without_a_close_match_lists_the_known_names() {
     let d = only("[EventsWatch]\nZzz = 1\n");
     assert_eq!(
         d.help.as_deref(),
-        Some("known names in `[EventsWatch]`: MaxClients, KeepAliveInterval")
+        Some("known names in `[EventsWatch]`: MaxClients, KeepAliveInterval, ReplayBuffer")
     );
     let d = only("Qqq = 1\n");
     assert!(d.help.as_deref().is_some_and(

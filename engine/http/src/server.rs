@@ -1,18 +1,24 @@
-//! The warp routes: `/metrics`, `/healthz`, `/status`, `POST /v1/events/watch`, and the node
-//! API of [`crate::api`] (readiness, containers, operations, `/openapi.json`).
+//! The warp routes: `/metrics`, `/healthz`, `/status`, `POST /v1/events/watch`, the node API of
+//! [`crate::api`] (readiness, containers, operations, `/openapi.json`), and serving them on a
+//! [`Listener`].
 
-use crate::api::error::error_response;
 use crate::api::NodeApi;
+use crate::auth::{self, Auth};
+use crate::body::{self, BodyLimits};
+use crate::conn::{self, Listener};
+use crate::error::{self, ApiError};
 use crate::metric_store::MetricStore;
-use crate::watch::{WatchFilter, WatchHub, WatchRequest};
+use crate::watch::{Ending, Frame, Refusal, WatchFilter, WatchHub, WatchRequest};
 use futures_util::StreamExt;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
+use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
-use warp::Filter;
+use warp::reply::Response;
+use warp::{Filter, Reply};
 
 /// Produces the status document served at `/status` (what is loaded, what attached).
 pub type StatusFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
@@ -32,41 +38,71 @@ pub struct ApiState {
     pub on_scrape: ScrapeHook,
     /// `: ping` interval of SSE streams.
     pub keep_alive: Duration,
+    /// Who may call which route.
+    pub auth: Arc<Auth>,
+    /// Bounds of request bodies.
+    pub body: BodyLimits,
     /// Readiness, containers and operations.
     pub node: NodeApi,
 }
 
 /// Largest accepted watch request body.
-const MAX_BODY: u64 = 16 * 1024;
+pub const MAX_WATCH_BODY: usize = 16 * 1024;
 
-/// All routes of the API.
-pub fn routes(
-    state: ApiState,
-) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
+/// All routes of the API, errors included.
+pub fn routes(state: ApiState) -> BoxedFilter<(Response,)> {
+    let auth = state.auth.clone();
     let metrics_state = state.clone();
-    let metrics = warp::path!("metrics").and(warp::get()).map(move || {
-        (metrics_state.on_scrape)(&metrics_state.metrics);
-        warp::reply::with_header(
-            metrics_state.metrics.render(),
-            "content-type",
-            "text/plain; version=0.0.4; charset=utf-8",
-        )
-        .into_response_boxed()
-    });
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(auth::open(auth.clone(), "/metrics"))
+        .map(move || {
+            (metrics_state.on_scrape)(&metrics_state.metrics);
+            warp::reply::with_header(
+                metrics_state.metrics.render(),
+                "content-type",
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+            .into_response()
+        });
     let healthz = warp::path!("healthz")
         .and(warp::get())
-        .map(|| "ok\n".into_response_boxed());
+        .and(auth::open(auth.clone(), "/healthz"))
+        .map(|| "ok\n".into_response());
     let status_state = state.clone();
     let status = warp::path!("status")
         .and(warp::get())
-        .map(move || warp::reply::json(&(status_state.status)()).into_response_boxed());
-    let node = crate::api::routes(state.node.clone());
+        .and(auth::protected(auth.clone()))
+        .map(move || warp::reply::json(&(status_state.status)()).into_response());
+    let node = crate::api::routes(state.node.clone(), auth.clone());
     let watch_state = state.clone();
     let watch = warp::path!("v1" / "events" / "watch")
         .and(warp::post())
-        .and(warp::body::content_length_limit(MAX_BODY))
-        .and(warp::body::bytes())
-        .map(move |body: bytes_alias::Bytes| watch_reply(&watch_state, &body));
+        .and(auth::protected(auth))
+        .and(warp::header::optional::<String>("last-event-id"))
+        .and(body::bounded(BodyLimits {
+            max_bytes: MAX_WATCH_BODY,
+            ..state.body
+        }))
+        .then(
+            move |last: Option<String>, body: warp::hyper::body::Bytes| {
+                let state = watch_state.clone();
+                async move {
+                    // Compiling filters can take milliseconds: off the async workers.
+                    let filter = tokio::task::spawn_blocking(move || watch_filter(&body)).await;
+                    match filter {
+                        Ok(Ok(filter)) => watch_reply(&state, last.as_deref(), filter),
+                        Ok(Err(error)) => error.response(),
+                        Err(_) => ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "internal",
+                            "compiling the filters failed",
+                        )
+                        .response(),
+                    }
+                }
+            },
+        );
     metrics
         .or(healthz)
         .unify()
@@ -76,92 +112,79 @@ pub fn routes(
         .unify()
         .or(node)
         .unify()
-        .recover(recover)
+        .recover(error::recover)
         .unify()
+        .boxed()
 }
 
-mod bytes_alias {
-    pub use warp::hyper::body::Bytes;
-}
-
-fn error_reply(status: StatusCode, code: &str, message: String) -> warp::reply::Response {
-    error_response(status, code, &message)
-}
-
-trait IntoResponseBoxed {
-    fn into_response_boxed(self) -> warp::reply::Response;
-}
-
-impl<T: warp::Reply> IntoResponseBoxed for T {
-    fn into_response_boxed(self) -> warp::reply::Response {
-        self.into_response()
-    }
-}
-
-fn watch_reply(state: &ApiState, body: &[u8]) -> warp::reply::Response {
+/// The filter of a watch request body; an empty body watches everything.
+fn watch_filter(body: &[u8]) -> Result<WatchFilter, ApiError> {
+    let bad = |code, message: String| ApiError::new(StatusCode::BAD_REQUEST, code, message);
     let request: WatchRequest = if body.iter().all(u8::is_ascii_whitespace) {
         WatchRequest::default()
     } else {
-        match serde_json::from_slice(body) {
-            Ok(request) => request,
-            Err(e) => {
-                return error_reply(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    format!("request body: {e}"),
-                );
-            }
-        }
+        serde_json::from_slice(body)
+            .map_err(|e| bad("invalid_request", format!("request body: {e}")))?
     };
-    let filter = match WatchFilter::compile(&request) {
-        Ok(filter) => filter,
-        Err(message) => return error_reply(StatusCode::BAD_REQUEST, "invalid_request", message),
+    WatchFilter::compile(&request).map_err(|message| bad("invalid_request", message))
+}
+
+fn watch_reply(state: &ApiState, last_event_id: Option<&str>, filter: WatchFilter) -> Response {
+    let subscription = match state.watch.subscribe(filter, last_event_id) {
+        Ok(subscription) => subscription,
+        Err(refusal) => return refusal_error(refusal).response(),
     };
-    let Some((slot, receiver)) = state.watch.subscribe(filter) else {
-        return error_reply(
-            StatusCode::TOO_MANY_REQUESTS,
-            "event_stream_limit_exceeded",
-            "too many watch clients (EventsWatch.MaxClients)".into(),
-        );
-    };
-    let events = ReceiverStream::new(receiver).map(move |event| {
-        let _held = &slot;
-        Ok::<_, Infallible>(warp::sse::Event::default().data(event.to_string()))
-    });
+    let ending = subscription.ending;
+    let frames = ReceiverStream::new(subscription.frames).map(frame_event);
+    let end = futures_util::stream::once(async move {
+        ending
+            .lock()
+            .ok()
+            .and_then(|ending| *ending)
+            .map(ending_event)
+    })
+    .filter_map(std::future::ready);
+    let events = frames.chain(end).map(Ok::<_, Infallible>);
     let stream = warp::sse::keep_alive()
         .interval(state.keep_alive)
         .text(" ping")
         .stream(events);
-    warp::sse::reply(stream).into_response_boxed()
+    warp::sse::reply(stream).into_response()
 }
 
-async fn recover(rejection: warp::Rejection) -> Result<warp::reply::Response, Infallible> {
-    if rejection.is_not_found() {
-        return Ok(error_reply(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such endpoint".into(),
-        ));
+fn refusal_error(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::TooManyClients => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "event_stream_limit_exceeded",
+            "too many watch clients (EventsWatch.MaxClients)",
+        ),
+        Refusal::Closed => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the agent is stopping",
+        ),
+        Refusal::BadLastEventId(message) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_last_event_id", message)
+        }
     }
-    if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        return Ok(error_reply(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request_too_large",
-            format!("request body over {MAX_BODY} bytes"),
-        ));
+}
+
+fn frame_event(frame: Frame) -> warp::sse::Event {
+    match frame {
+        Frame::Event(event) => warp::sse::Event::default()
+            .id(event.id.as_str())
+            .data(event.json.as_str()),
+        Frame::Lost { count, reason } => warp::sse::Event::default()
+            .event("lost")
+            .data(serde_json::json!({ "lost": count, "reason": reason }).to_string()),
     }
-    if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        return Ok(error_reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed".into(),
-        ));
-    }
-    Ok(error_reply(
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-        format!("{rejection:?}"),
-    ))
+}
+
+fn ending_event(ending: Ending) -> warp::sse::Event {
+    warp::sse::Event::default()
+        .event("dropped")
+        .data(serde_json::json!({ "reason": ending.reason, "lost": ending.lost }).to_string())
 }
 
 /// Binds `addr` for [`serve`]; the error names the address.
@@ -171,16 +194,17 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
         .map_err(|e| std::io::Error::new(e.kind(), format!("listen on {addr}: {e}")))
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` resolves; then every event stream ends and
+/// the server returns within the listener's shutdown grace.
 pub async fn serve(
     state: ApiState,
-    listener: tokio::net::TcpListener,
+    listener: Listener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    warp::serve(routes(state))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
-    Ok(())
+) {
+    let watch = state.watch.clone();
+    conn::run(listener, routes(state), async move {
+        shutdown.await;
+        watch.close();
+    })
+    .await;
 }

@@ -68,7 +68,7 @@ proptest! {
         match WatchFilter::compile(&request) {
             Ok(filter) => {
                 prop_assert!(filters.keys().all(|f| FILTER_FIELDS.contains(&f.as_str())));
-                let _ = filter.matches(&json!(record));
+                let _ = filter.matches_record(&json!(record));
             }
             Err(message) => {
                 prop_assert!(message.starts_with("filters."), "{}", message);

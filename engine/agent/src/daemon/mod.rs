@@ -1,5 +1,7 @@
 //! The daemon: wires sources, the evaluator, storage and the HTTP API together.
 
+pub mod api;
+pub mod api_metrics;
 pub mod blacklist;
 pub mod channel;
 pub mod enrich;
@@ -27,6 +29,7 @@ use huatuo_containers::{Discovery, DiscoveryOptions};
 use huatuo_eval::{Evaluator, Plan};
 use huatuo_http::api::operations::{Limits, Operations};
 use huatuo_http::api::NodeApi;
+use huatuo_http::conn::{ConnCounters, Listener};
 use huatuo_http::metric_store::MetricStore;
 use huatuo_http::server::{bind, serve, ApiState};
 use huatuo_http::watch::WatchHub;
@@ -191,7 +194,12 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let metrics = Arc::new(MetricStore::new(common, MAX_SERIES));
-    let watch = Arc::new(WatchHub::new(config.events_watch.max_clients as usize));
+    let api_settings = api::settings(config)?;
+    let watch = Arc::new(WatchHub::new(
+        config.events_watch.max_clients.max(1) as usize,
+        config.events_watch.replay_buffer.max(0) as usize,
+    ));
+    let connections = Arc::new(ConnCounters::default());
     let (discovery, kubelet) = discovery(&options, config);
     let discovery = Some(discovery);
     let stop = Arc::new(AtomicBool::new(false));
@@ -255,6 +263,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         eval: eval_shared.clone(),
         storage: storage.clone(),
         watch: watch.clone(),
+        connections: connections.clone(),
         templates: loaded.templates.clone(),
     });
     let process = process_metrics::ProcessMetrics::default();
@@ -272,18 +281,26 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         storage: opened.status,
         runtime_cgroup: self_cgroup.report(),
     };
+    let api_status = api::status(&api_settings);
     let state = ApiState {
         metrics: metrics.clone(),
         watch,
-        status: Arc::new(move || status.to_json()),
+        status: Arc::new(move || {
+            let mut document = status.to_json();
+            document["api"] = api_status.clone();
+            document
+        }),
         on_scrape: Arc::new(move |store: &MetricStore| {
             store.update(&self_metrics.points(store));
             store.update(&process.points());
         }),
         keep_alive: Duration::from_secs(config.events_watch.keep_alive_interval.max(1) as u64),
         node: node.clone(),
+        auth: api_settings.auth.clone(),
+        body: api_settings.body,
     };
-    let (server, server_stop) = start_api(state, options.listen).await?;
+    let (server, server_stop) =
+        start_api(state, options.listen, &api_settings, connections).await?;
     // Rules are compiled and every template has loaded or failed by now.
     node.ready.store(true, Ordering::Release);
     let expiry = tokio::spawn(async move {
@@ -504,12 +521,25 @@ fn start_sources(
 async fn start_api(
     state: ApiState,
     listen: SocketAddr,
+    settings: &api::ApiSettings,
+    counters: Arc<ConnCounters>,
 ) -> anyhow::Result<(
-    tokio::task::JoinHandle<std::io::Result<()>>,
+    tokio::task::JoinHandle<()>,
     tokio::sync::oneshot::Sender<()>,
 )> {
-    let listener = bind(listen).await?;
-    log::info!("serving on {}", listener.local_addr()?);
+    let socket = bind(listen).await?;
+    let scheme = if settings.tls.is_some() {
+        "HTTPS"
+    } else {
+        "HTTP"
+    };
+    log::info!("serving {scheme} on {}", socket.local_addr()?);
+    let listener = Listener {
+        socket,
+        limits: settings.limits,
+        tls: settings.tls.clone(),
+        counters,
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(state, listener, async {
         let _ = stopped.await;

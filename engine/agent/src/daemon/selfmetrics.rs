@@ -6,6 +6,7 @@ use super::poller::SourceStatsMap;
 use super::selfstats::self_usage;
 use huatuo_bpf::Templates;
 use huatuo_dsl::output::{MetricKind, MetricPoint};
+use huatuo_http::conn::ConnCounters;
 use huatuo_http::metric_store::MetricStore;
 use huatuo_http::watch::WatchHub;
 use huatuo_storage::Storage;
@@ -25,11 +26,14 @@ pub struct SelfMetrics {
     pub storage: Arc<Storage>,
     /// Watch counters.
     pub watch: Arc<WatchHub>,
+    /// HTTP connection counters.
+    pub connections: Arc<ConnCounters>,
     /// Loaded templates.
     pub templates: Option<Arc<Mutex<Templates>>>,
 }
 
-fn point(
+/// One self-metric point.
+pub(crate) fn point(
     family: &str,
     help: &str,
     kind: MetricKind,
@@ -233,28 +237,7 @@ impl SelfMetrics {
                 load(&es.spool_bytes),
             ));
         }
-        let watch = self.watch.counters();
-        out.push(point(
-            "agent_watch_delivered_total",
-            "events delivered to watch clients",
-            Counter,
-            &[],
-            watch.delivered.load(Ordering::Relaxed) as f64,
-        ));
-        out.push(point(
-            "agent_watch_dropped_total",
-            "events dropped for slow watch clients",
-            Counter,
-            &[],
-            watch.dropped.load(Ordering::Relaxed) as f64,
-        ));
-        out.push(point(
-            "agent_watch_refused_total",
-            "watch requests refused by MaxClients",
-            Counter,
-            &[],
-            watch.refused.load(Ordering::Relaxed) as f64,
-        ));
+        out.extend(super::api_metrics::points(&self.watch, &self.connections));
         out.push(point(
             "agent_metric_series_dropped_total",
             "new series refused because the series cap was reached",

@@ -38,7 +38,7 @@ pub struct Running {
     /// Tells the sink to store what is queued and end.
     pub sink_stop: watch::Sender<bool>,
     /// The HTTP server task.
-    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub server: tokio::task::JoinHandle<()>,
     /// Tells the HTTP server to stop.
     pub server_stop: oneshot::Sender<()>,
     /// Periodic tasks, aborted at once.

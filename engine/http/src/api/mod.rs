@@ -129,22 +129,38 @@ fn flamegraph(api: &NodeApi, id: &str) -> Response {
 }
 
 /// The node API routes (see [`table::ROUTES`]).
-pub fn routes(api: NodeApi) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+/// `/readyz` and `/openapi.json` are open unless the config's `OpenPaths` drops them; every
+/// other route needs what [`crate::auth::protected`] asks.
+pub fn routes(
+    api: NodeApi,
+    auth: std::sync::Arc<crate::auth::Auth>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let open = {
+        let auth = auth.clone();
+        move |path| crate::auth::open(auth.clone(), path)
+    };
+    let protected = move || crate::auth::protected(auth.clone());
     let with = move || {
         let api = api.clone();
         warp::any().map(move || api.clone())
     };
     let readyz = warp::path!("readyz")
         .and(warp::get())
+        .and(open("/readyz"))
         .and(with())
         .map(|api: NodeApi| readyz(&api));
-    let openapi = warp::path!("openapi.json").and(warp::get()).map(openapi);
+    let openapi = warp::path!("openapi.json")
+        .and(warp::get())
+        .and(open("/openapi.json"))
+        .map(openapi);
     let container = warp::path!("v1" / "containers" / String)
         .and(warp::get())
+        .and(protected())
         .and(with())
         .and_then(|id, api| container(api, id));
     let start = warp::path!("v1" / "operations")
         .and(warp::post())
+        .and(protected())
         .and(with())
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::body::content_length_limit(MAX_BODY))
@@ -152,12 +168,14 @@ pub fn routes(api: NodeApi) -> impl Filter<Extract = (Response,), Error = warp::
         .and_then(start);
     let get = warp::path!("v1" / "operations" / String)
         .and(warp::get())
+        .and(protected())
         .and(with())
         .map(|id: String, api: NodeApi| {
             answer(api.operations.get(&id).map(|op| data(StatusCode::OK, op)))
         });
     let stop = warp::path!("v1" / "operations" / String / "stop")
         .and(warp::post())
+        .and(protected())
         .and(with())
         .map(|id: String, api: NodeApi| {
             answer(
@@ -168,6 +186,7 @@ pub fn routes(api: NodeApi) -> impl Filter<Extract = (Response,), Error = warp::
         });
     let flame = warp::path!("v1" / "operations" / String / "flamegraph.svg")
         .and(warp::get())
+        .and(protected())
         .and(with())
         .map(|id: String, api: NodeApi| flamegraph(&api, &id));
     readyz
