@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// Where records wait on disk while Elasticsearch is unreachable.
     #[arg(long, default_value = "huatuo-es-spool", value_name = "DIR")]
     spool_dir: PathBuf,
+    /// Do not move the agent into its own cgroup (`[RuntimeCgroup]` limits not applied):
+    /// for fixture runs beside another agent on the same machine.
+    #[arg(long)]
+    no_self_limit: bool,
 }
 
 /// Runs the daemon until SIGINT/SIGTERM; exit 1 when the rules or config are invalid or the
@@ -78,6 +82,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         bpf_recorded: args.bpf_recorded,
         run_for: args.run_for.map(|s| Duration::from_secs_f64(s.max(0.0))),
         spool_dir: args.spool_dir,
+        self_limit: !args.no_self_limit,
     };
     match daemon::run(compiled, options) {
         Ok(()) => ExitCode::SUCCESS,

@@ -70,6 +70,8 @@ pub struct DaemonOptions {
     pub run_for: Option<Duration>,
     /// Where records wait while Elasticsearch is unreachable.
     pub spool_dir: PathBuf,
+    /// Move the agent into its own cgroup with the `[RuntimeCgroup]` limits.
+    pub self_limit: bool,
 }
 
 /// Series not updated for this long are removed (containers that went away).
@@ -205,7 +207,11 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     let stop = Arc::new(AtomicBool::new(false));
     let (sender, samples) = sample_queue(SAMPLE_QUEUE);
 
-    let self_cgroup = self_cgroup::SelfCgroup::enter(&config.runtime_cgroup);
+    let self_cgroup = if options.self_limit {
+        self_cgroup::SelfCgroup::enter(&config.runtime_cgroup)
+    } else {
+        self_cgroup::SelfCgroup::off(&config.runtime_cgroup, "--no-self-limit")
+    };
     // What the rules read before `fallback for` pairs are settled: the templates to try.
     let mut loaded = load_templates(&options, &files, config, &plan, &discovery, &sender);
     let inactive = plan.select_fallbacks(&|source| loaded.available(source));

@@ -121,6 +121,16 @@ impl SelfCgroup {
         }
     }
 
+    /// Leaves the agent where it is: `reason` is shown in `/status`.
+    pub fn off(limits: &RuntimeCgroup, reason: &str) -> SelfCgroup {
+        log::info!("RuntimeCgroup: not applied ({reason})");
+        SelfCgroup {
+            entered: Vec::new(),
+            limits: limits.clone(),
+            report: Arc::new(Mutex::new(json!([{"state": "off", "reason": reason}]))),
+        }
+    }
+
     /// Start-up is over: sets the CPU limit to `LimitCPU`.
     pub fn settle(&self) {
         for cgroup in &self.entered {

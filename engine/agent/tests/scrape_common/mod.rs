@@ -143,7 +143,7 @@ pub fn ci() -> bool {
 /// `seconds`.
 pub fn fixture_args(cgroup: &str, seconds: u32) -> Vec<std::ffi::OsString> {
     let fixture = repo().join("engine/agent/tests/fixtures/node");
-    let mut args: Vec<std::ffi::OsString> = vec!["--no-bpf".into()];
+    let mut args: Vec<std::ffi::OsString> = vec!["--no-bpf".into(), "--no-self-limit".into()];
     for (flag, dir) in [
         ("--procfs-root", "proc"),
         ("--sysfs-root", "sys"),
