@@ -70,6 +70,7 @@ mod tests {
             templates: None,
             rule_files: 1,
             storage: serde_json::Value::Null,
+            devices: Default::default(),
         };
         let json = view.to_json();
         let rules = json["rules"].as_array().expect("rules is a list");

@@ -4,11 +4,13 @@ pub mod blacklist;
 pub mod channel;
 pub mod enrich;
 pub mod evaluate;
+pub mod heap;
 pub mod poller;
 pub mod pushdown;
 pub mod reader_settings;
 pub mod records;
 pub mod selfmetrics;
+pub mod selfnoise;
 pub mod selfstats;
 mod shutdown;
 pub mod status;
@@ -83,19 +85,21 @@ fn hostname(roots: &huatuo_sources::Roots) -> String {
 }
 
 /// Container discovery over the cgroup root, enriched from the kubelet when `[Pod]` enables
-/// it; the watcher refreshing pods lives as long as the returned handle.
+/// it; the watcher refreshing pods (into the returned store) lives as long as its handle.
 fn discovery(
     options: &DaemonOptions,
     config: &huatuo_config::Config,
 ) -> (
     Arc<Discovery>,
     Option<huatuo_containers::kubelet::KubeletWatcher>,
+    Option<Arc<huatuo_containers::kubelet::PodStore>>,
 ) {
     let mut discovery = Discovery::new(DiscoveryOptions {
         root: options.cgroup_root.clone(),
         ..DiscoveryOptions::default()
     });
     let mut watcher = None;
+    let mut pods = None;
     match huatuo_containers::kubelet::KubeletConfig::from_values(config) {
         Ok(kubelet) if kubelet.enabled() => {
             let store = Arc::new(huatuo_containers::kubelet::PodStore::new());
@@ -106,7 +110,8 @@ fn discovery(
             ) {
                 Ok(Some(spawned)) => {
                     watcher = Some(spawned);
-                    discovery = discovery.with_pods(store);
+                    discovery = discovery.with_pods(store.clone());
+                    pods = Some(store);
                 }
                 Ok(None) => {}
                 Err(e) => log::warn!("kubelet disabled: {e}"),
@@ -115,7 +120,7 @@ fn discovery(
         Ok(_) => {}
         Err(e) => log::warn!("[Pod] config: {e}"),
     }
-    (Arc::new(discovery), watcher)
+    (Arc::new(discovery), watcher, pods)
 }
 
 /// The sources the plan reads, split by where they come from.
@@ -147,6 +152,7 @@ fn interval_of(plan: &Plan, source: &str, default_s: Option<u64>) -> Duration {
 /// `ShutdownTimeout`; errors only for what makes it unable to start (the port taken, the
 /// storage directory not creatable).
 pub fn run(compiled: Compiled, options: DaemonOptions) -> anyhow::Result<()> {
+    heap::tune();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -181,6 +187,13 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     };
     let opened = storage::open(config, &options.spool_dir)?;
     let storage = Arc::new(opened.storage);
+    // Bound first: a taken port stops the start before any template is loaded.
+    let listener = bind(options.listen).await?;
+    let port = listener.local_addr()?.port();
+    let own = config
+        .event_tracing
+        .excluded_self
+        .then(|| Arc::new(selfnoise::SelfFilter::of_this_process(port)));
     let common = [
         ("host", host.hostname.clone()),
         ("region", host.region.clone()),
@@ -190,13 +203,21 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     .collect();
     let metrics = Arc::new(MetricStore::new(common, MAX_SERIES));
     let watch = Arc::new(WatchHub::new(config.events_watch.max_clients as usize));
-    let (discovery, kubelet) = discovery(&options, config);
+    let (discovery, kubelet, pods) = discovery(&options, config);
     let discovery = Some(discovery);
     let stop = Arc::new(AtomicBool::new(false));
     let (sender, samples) = sample_queue(SAMPLE_QUEUE);
 
     // What the rules read before `fallback for` pairs are settled: the templates to try.
-    let mut loaded = load_templates(&options, &files, config, &plan, &discovery, &sender);
+    let mut loaded = load_templates(
+        &options,
+        &files,
+        config,
+        &plan,
+        &discovery,
+        &sender,
+        own.clone(),
+    );
     let inactive = plan.select_fallbacks(&|source| loaded.available(source));
     for rule in &inactive {
         log::info!("{}", status::fallback_log_line(rule));
@@ -232,6 +253,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         eval_shared.clone(),
         stop.clone(),
     )?;
+    let capture_errors = Arc::new(AtomicU64::new(0));
     let (sink_stop, sink_stop_rx) = tokio::sync::watch::channel(false);
     let sink = tokio::spawn(
         RecordSink {
@@ -239,7 +261,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
             storage: storage.clone(),
             watch: watch.clone(),
             discovery: discovery.clone(),
-            capture_errors: Arc::new(AtomicU64::new(0)),
+            capture_errors: capture_errors.clone(),
         }
         .run(record_rx, sink_stop_rx),
     );
@@ -252,6 +274,9 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         storage: storage.clone(),
         watch: watch.clone(),
         templates: loaded.templates.clone(),
+        own,
+        pods,
+        capture_errors,
     });
     let status = status::StatusView {
         rules: files
@@ -265,6 +290,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         templates: loaded.templates,
         rule_files: inputs.rule_files.len(),
         storage: opened.status,
+        devices: status::ListedDevices::of_config(config, &options.roots.sys),
     };
     let state = ApiState {
         metrics: metrics.clone(),
@@ -274,7 +300,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         keep_alive: Duration::from_secs(config.events_watch.keep_alive_interval.max(1) as u64),
         node: node.clone(),
     };
-    let (server, server_stop) = start_api(state, options.listen).await?;
+    let (server, server_stop) = start_api(state, listener);
     // Rules are compiled and every template has loaded or failed by now.
     node.ready.store(true, Ordering::Release);
     let expiry = tokio::spawn(async move {
@@ -282,6 +308,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         loop {
             tick.tick().await;
             metrics.expire(SERIES_MAX_AGE);
+            heap::trim();
         }
     });
 
@@ -378,6 +405,7 @@ fn load_templates(
     plan: &Plan,
     discovery: &Option<Arc<Discovery>>,
     sender: &SampleSender,
+    own: Option<Arc<selfnoise::SelfFilter>>,
 ) -> LoadedTemplates {
     let bpf = needs_of(plan).bpf;
     let mut loaded_names: Vec<String> = Vec::new();
@@ -415,8 +443,12 @@ fn load_templates(
             }
         }
         loaded_names.extend(loaded.loaded().into_iter().map(|t| format!("bpf.{t}")));
+        // The kernel BTF and the objects parsed while loading are freed, and the embedded
+        // objects are not read again until a profile loads one: return their pages.
+        heap::trim();
+        huatuo_bpf::embedded::release_object_pages();
         if let Some(events) = loaded.take_events() {
-            streams::forward_bpf(events, sender.clone());
+            streams::forward_bpf(events, sender.clone(), own);
         }
         Some(Arc::new(Mutex::new(loaded)))
     } else {
@@ -491,21 +523,22 @@ fn start_sources(
     Ok(Sources { poller, streams })
 }
 
-/// Binds the HTTP API and serves it until the returned sender fires.
-async fn start_api(
+/// Serves the HTTP API on `listener` until the returned sender fires.
+fn start_api(
     state: ApiState,
-    listen: SocketAddr,
-) -> anyhow::Result<(
+    listener: tokio::net::TcpListener,
+) -> (
     tokio::task::JoinHandle<std::io::Result<()>>,
     tokio::sync::oneshot::Sender<()>,
-)> {
-    let listener = bind(listen).await?;
-    log::info!("serving on {}", listener.local_addr()?);
+) {
+    if let Ok(addr) = listener.local_addr() {
+        log::info!("serving on {addr}");
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(state, listener, async {
         let _ = stopped.await;
     }));
-    Ok((server, stop))
+    (server, stop)
 }
 
 /// The node API's state: readiness (set once serving), container lookup and the operations

@@ -7,9 +7,7 @@
 //! reading them may produce container series.
 
 use huatuo_bpf::TemplateSchema;
-use huatuo_dsl::ast::{
-    BinOp, BindingKind, Expr, ExprKind, Literal, LogicOp, Rule, RuleFile, UnOp,
-};
+use huatuo_dsl::ast::{BinOp, BindingKind, Expr, ExprKind, Literal, LogicOp, Rule, RuleFile, UnOp};
 use huatuo_dsl::source::ConfigValues;
 use huatuo_dsl::value::Value;
 use std::collections::BTreeMap;
