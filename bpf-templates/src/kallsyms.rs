@@ -2,33 +2,49 @@
 
 use std::sync::OnceLock;
 
-/// A sorted table of kernel text symbols.
+/// A sorted table of kernel text symbols, compact: the names share one string (a kernel has
+/// over 100 000 text symbols; a `String` each would double the table's memory).
 #[derive(Debug, Default)]
 pub struct Kallsyms {
-    symbols: Vec<(u64, String)>,
+    /// Every name, one after the other.
+    names: String,
+    /// Address, and where its name starts and ends in `names`, sorted by address.
+    symbols: Vec<(u64, u32, u32)>,
 }
 
 impl Kallsyms {
     /// Parses the text of /proc/kallsyms (lines `addr type name [module]`); zero addresses
-    /// (hidden by kptr_restrict) and malformed lines are skipped.
+    /// (hidden by kptr_restrict) and non-text symbols are skipped.
     pub fn parse(text: &str) -> Kallsyms {
-        let mut symbols: Vec<(u64, String)> = text
-            .lines()
-            .filter_map(|line| {
-                let mut parts = line.split_whitespace();
-                let addr = u64::from_str_radix(parts.next()?, 16).ok()?;
-                let kind = parts.next()?;
-                let name = parts.next()?;
-                let text_symbol = matches!(kind, "t" | "T" | "w" | "W");
-                (addr != 0 && text_symbol).then(|| (addr, name.to_string()))
-            })
-            .collect();
-        symbols.sort_unstable();
-        symbols.dedup_by_key(|(addr, _)| *addr);
-        Kallsyms { symbols }
+        let mut table = Kallsyms::default();
+        for line in text.lines() {
+            let mut parts = line.split_whitespace();
+            let (Some(addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let Ok(addr) = u64::from_str_radix(addr, 16) else {
+                continue;
+            };
+            let text_symbol = matches!(kind, "t" | "T" | "w" | "W");
+            let start = table.names.len();
+            let Ok(end) = u32::try_from(start + name.len()) else {
+                break;
+            };
+            if addr != 0 && text_symbol {
+                table.names.push_str(name);
+                table.symbols.push((addr, start as u32, end));
+            }
+        }
+        table.symbols.sort_unstable();
+        table.symbols.dedup_by_key(|(addr, _, _)| *addr);
+        table.names.shrink_to_fit();
+        table.symbols.shrink_to_fit();
+        table
     }
 
-    /// The table of the running kernel, read once (empty when unreadable).
+    /// The running kernel's table, read from /proc/kallsyms once and kept (empty when
+    /// unreadable).
     pub fn system() -> &'static Kallsyms {
         static TABLE: OnceLock<Kallsyms> = OnceLock::new();
         TABLE.get_or_init(|| {
@@ -40,9 +56,12 @@ impl Kallsyms {
 
     /// `name+0xoff` for an address, or the hex address when no symbol covers it.
     pub fn symbolize(&self, addr: u64) -> String {
-        let idx = self.symbols.partition_point(|(start, _)| *start <= addr);
+        let idx = self.symbols.partition_point(|(start, _, _)| *start <= addr);
         match idx.checked_sub(1).and_then(|i| self.symbols.get(i)) {
-            Some((start, name)) => format!("{name}+0x{:x}", addr - start),
+            Some((start, from, to)) => {
+                let name = self.names.get(*from as usize..*to as usize).unwrap_or("?");
+                format!("{name}+0x{:x}", addr - start)
+            }
             None => format!("0x{addr:x}"),
         }
     }

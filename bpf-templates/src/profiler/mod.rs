@@ -11,7 +11,7 @@ use crate::kallsyms::Kallsyms;
 use crate::schema::{AttachKind, TemplateSchema};
 use aya::maps::{HashMap as BpfHashMap, MapData, StackTraceMap};
 use aya::programs::PerfEvent;
-use aya::{Btf, Ebpf, EbpfLoader};
+use aya::{Ebpf, EbpfLoader};
 use flame::{CountedStack, FlameFrame};
 use std::time::Duration;
 use usersym::UserSymbolizer;
@@ -98,15 +98,15 @@ impl Profiler {
             return Err("profile frequency must be at least 1 Hz".into());
         }
         variant.target = opts.frequency_hz.to_string();
-        let btf = Btf::from_sys_fs().ok();
         let cgroup_v2 = u64::from(opts.cgroup_v2);
+        // The loader parses the kernel BTF for CO-RE itself (and frees it after the load); a
+        // perf_event attach needs none, so no second copy is parsed.
         let mut ebpf = EbpfLoader::new()
-            .btf(btf.as_ref())
             .override_global("cgroup_id", &opts.cgroup_id, true)
             .override_global("cgroup_v2", &cgroup_v2, true)
             .load(template.object)
             .map_err(|e| format!("loading the profiler template: {e}"))?;
-        attach_variant(&mut ebpf, &variant, btf.as_ref())
+        attach_variant(&mut ebpf, &variant, None)
             .map_err(|e| format!("attaching the profiler ({}): {e}", variant.prog))?;
         Ok(Profiler { ebpf })
     }

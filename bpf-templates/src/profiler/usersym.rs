@@ -52,8 +52,10 @@ struct ElfSymbols {
 
 impl ElfSymbols {
     fn load(path: &str) -> Option<ElfSymbols> {
-        let data = std::fs::read(path).ok()?;
-        let file = object::File::parse(&*data).ok()?;
+        // Only the parts parsed are read (headers, symbol and string tables), not the whole
+        // file: a binary with debug information is hundreds of MB.
+        let cache = object::ReadCache::new(std::fs::File::open(path).ok()?);
+        let file = object::File::parse(&cache).ok()?;
         let segments = file
             .segments()
             .map(|s| {

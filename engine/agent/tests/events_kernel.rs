@@ -10,7 +10,7 @@ mod kernel_agent;
 
 use kernel_agent::*;
 use std::net::{Ipv4Addr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -36,67 +36,6 @@ fn kernel_enum_value(name: &str) -> Option<i64> {
             let (lhs, rhs) = line.trim().trim_end_matches(',').split_once(" = ")?;
             (lhs == name).then(|| rhs.parse().ok())?
         })
-}
-
-/// A v1 memory cgroup limited to 20 MiB, removed on drop.
-struct MemCgroup(PathBuf);
-
-impl MemCgroup {
-    fn create() -> MemCgroup {
-        let path = PathBuf::from(format!(
-            "/sys/fs/cgroup/memory/huatuo-test-{}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("create the v1 memory cgroup");
-        let cg = MemCgroup(path);
-        std::fs::write(cg.0.join("memory.limit_in_bytes"), "20971520").expect("limit");
-        let memsw = cg.0.join("memory.memsw.limit_in_bytes");
-        if memsw.exists() {
-            std::fs::write(&memsw, "20971520").expect("memsw limit");
-        }
-        cg
-    }
-}
-
-impl Drop for MemCgroup {
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eprintln!("could not remove {}", self.0.display());
-    }
-}
-
-/// A veth pair, deleted on drop.
-struct Veth(String);
-
-impl Veth {
-    fn create(name: &str) -> Veth {
-        let peer = format!("{name}p");
-        let status = Command::new("ip")
-            .args(["link", "add", name, "type", "veth", "peer", "name", &peer])
-            .status()
-            .expect("run ip");
-        assert!(status.success(), "ip link add {name} failed");
-        Veth(name.to_string())
-    }
-
-    fn set(&self, state: &str) {
-        let status = Command::new("ip")
-            .args(["link", "set", &self.0, state])
-            .status()
-            .expect("run ip");
-        assert!(status.success(), "ip link set {} {state} failed", self.0);
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
-    }
 }
 
 /// Helper run as a child process: joins the cgroup named by `HUATUO_OOM_CHILD` and touches

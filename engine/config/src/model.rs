@@ -268,6 +268,8 @@ section! {
     pub struct EventTracing {
         /// Known-issue tags: `[name, regex]` pairs matched against net_rx_latency events.
         "IssuesList" => issues_list: Vec<KnownIssue> = Vec::new(), Plain, Check::Any;
+        /// Leave out events the agent causes itself: its own tasks, and packets of its HTTP port (ours).
+        "ExcludedSelf" => excluded_self: bool = true, Plain, Check::Any;
     }
     sections {
         /// `[EventTracing.Softirq]`.
@@ -323,8 +325,8 @@ section! {
 section! {
     /// `[EventTracing.Netdev]`: link events of network devices (seed 001 lines 901-902).
     pub struct NetdevEvents {
-        /// Devices watched; empty watches none.
-        "DeviceList" => device_list: Vec<String> = Vec::new(), Plain, Check::Any;
+        /// Devices watched; empty watches none. The default is HUATUO's documented example.
+        "DeviceList" => device_list: Vec<String> = strings(&["eth0", "eth1", "bond4", "lo"]), Plain, Check::Any;
     }
     sections {}
 }

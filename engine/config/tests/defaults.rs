@@ -58,7 +58,12 @@ fn defaults_match_the_seed() {
     assert_eq!(c.event_tracing.net_rx_latency.driver2_userspace, 115);
     assert!(c.event_tracing.net_rx_latency.excluded_host_netnamespace);
     // line 899, line 920, line 941
-    assert!(c.event_tracing.netdev.device_list.is_empty());
+    // HUATUO's documented example list is our default (HUATUO's own default is empty)
+    assert_eq!(
+        c.event_tracing.netdev.device_list,
+        ["eth0", "eth1", "bond4", "lo"]
+    );
+    assert!(c.event_tracing.excluded_self);
     assert!(c.event_tracing.dropwatch.excluded_neigh_invalidate);
     assert_eq!(c.event_tracing.ras.mce_thr_backoff, 1800);
     // lines 984, 989
@@ -125,6 +130,13 @@ fn shipped_file_sets_every_key() {
 #[test]
 fn an_empty_file_is_the_defaults() {
     assert_eq!(load_str("empty.conf", "").unwrap(), Config::default());
+}
+
+#[test]
+fn an_empty_device_list_watches_no_device() {
+    // As in HUATUO, `DeviceList = []` means no device, not "the default list".
+    let c = load_str("netdev.conf", "[EventTracing.Netdev]\nDeviceList = []\n").unwrap();
+    assert!(c.event_tracing.netdev.device_list.is_empty());
 }
 
 #[test]

@@ -28,7 +28,14 @@ fn fixture(rel: &str) -> PathBuf {
 /// A fake kubelet answering each of `answers` (status, body) to one request, in order.
 /// Returns its port, the request lines it saw, and the thread.
 fn fake_kubelet(answers: Vec<(u16, Vec<u8>)>) -> (u16, Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    fake_kubelet_on(TcpListener::bind("127.0.0.1:0").expect("bind"), answers)
+}
+
+/// `fake_kubelet` on a socket already listening.
+fn fake_kubelet_on(
+    listener: TcpListener,
+    answers: Vec<(u16, Vec<u8>)>,
+) -> (u16, Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
     let port = listener.local_addr().expect("addr").port();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = seen.clone();
@@ -246,6 +253,7 @@ fn watcher_refreshes_in_the_background_and_retries() {
         interval: Duration::from_secs(3600),
         initial_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
+        ..RefreshPolicy::default()
     };
     let watcher = KubeletWatcher::spawn(http_config(port), policy, store.clone())
         .expect("spawn")
@@ -265,4 +273,54 @@ fn watcher_refreshes_in_the_background_and_retries() {
     assert_eq!(store.stats().malformed, 1);
     assert_eq!(store.stats().fetches, 1);
     assert_eq!(store.current().map(|s| s.len()), Some(3));
+}
+
+#[test]
+fn no_request_while_no_kubelet_port_listens() {
+    // Nothing listens on the port: the watcher looks at the socket tables only, never
+    // connects (no refused connection counted), until a kubelet appears there.
+    let port = closed_port();
+    let store = Arc::new(PodStore::new());
+    let policy = RefreshPolicy {
+        interval: Duration::from_secs(3600),
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        absent_recheck: Duration::from_millis(50),
+    };
+    let watcher = KubeletWatcher::spawn(http_config(port), policy, store.clone())
+        .expect("spawn")
+        .expect("enabled");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.stats().absent < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = store.stats();
+    assert!(stats.absent >= 3, "{stats:?}");
+    assert_eq!((stats.unreachable, stats.fetches), (0, 0), "{stats:?}");
+
+    // A kubelet starts listening on that port: it is asked within a recheck.
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the freed port");
+    let (_, seen, server) = fake_kubelet_on(listener, vec![(200, pods_json())]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.current().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(watcher);
+    server.join().unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(store.stats().fetches, 1);
+}
+
+#[test]
+fn a_node_whose_socket_tables_cannot_be_read_is_still_asked() {
+    let config = KubeletConfig {
+        proc_net: Some(PathBuf::from("/nonexistent/proc/net")),
+        ..http_config(closed_port())
+    };
+    assert!(config.may_answer());
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    assert!(http_config(port).may_answer());
+    drop(listener);
+    assert!(!http_config(port).may_answer());
 }

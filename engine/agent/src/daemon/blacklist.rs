@@ -71,6 +71,7 @@ mod tests {
             rule_files: 1,
             storage: serde_json::Value::Null,
             runtime_cgroup: Default::default(),
+            devices: Default::default(),
         };
         let json = view.to_json();
         let rules = json["rules"].as_array().expect("rules is a list");

@@ -6,6 +6,7 @@ pub mod blacklist;
 pub mod channel;
 pub mod enrich;
 pub mod evaluate;
+pub mod heap;
 pub mod poller;
 pub mod process_metrics;
 pub mod pushdown;
@@ -13,6 +14,7 @@ pub mod reader_settings;
 pub mod records;
 pub mod self_cgroup;
 pub mod selfmetrics;
+pub mod selfnoise;
 pub mod selfstats;
 mod shutdown;
 pub mod status;
@@ -90,19 +92,21 @@ fn hostname(roots: &huatuo_sources::Roots) -> String {
 }
 
 /// Container discovery over the cgroup root, enriched from the kubelet when `[Pod]` enables
-/// it; the watcher refreshing pods lives as long as the returned handle.
+/// it; the watcher refreshing pods (into the returned store) lives as long as its handle.
 fn discovery(
     options: &DaemonOptions,
     config: &huatuo_config::Config,
 ) -> (
     Arc<Discovery>,
     Option<huatuo_containers::kubelet::KubeletWatcher>,
+    Option<Arc<huatuo_containers::kubelet::PodStore>>,
 ) {
     let mut discovery = Discovery::new(DiscoveryOptions {
         root: options.cgroup_root.clone(),
         ..DiscoveryOptions::default()
     });
     let mut watcher = None;
+    let mut pods = None;
     match huatuo_containers::kubelet::KubeletConfig::from_values(config) {
         Ok(kubelet) if kubelet.enabled() => {
             let store = Arc::new(huatuo_containers::kubelet::PodStore::new());
@@ -113,7 +117,8 @@ fn discovery(
             ) {
                 Ok(Some(spawned)) => {
                     watcher = Some(spawned);
-                    discovery = discovery.with_pods(store);
+                    discovery = discovery.with_pods(store.clone());
+                    pods = Some(store);
                 }
                 Ok(None) => {}
                 Err(e) => log::warn!("kubelet disabled: {e}"),
@@ -122,7 +127,7 @@ fn discovery(
         Ok(_) => {}
         Err(e) => log::warn!("[Pod] config: {e}"),
     }
-    (Arc::new(discovery), watcher)
+    (Arc::new(discovery), watcher, pods)
 }
 
 /// The sources the plan reads, split by where they come from.
@@ -154,6 +159,7 @@ fn interval_of(plan: &Plan, source: &str, default_s: Option<u64>) -> Duration {
 /// `ShutdownTimeout`; errors only for what makes it unable to start (the port taken, the
 /// storage directory not creatable).
 pub fn run(compiled: Compiled, options: DaemonOptions) -> anyhow::Result<()> {
+    heap::tune();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -188,6 +194,13 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     };
     let opened = storage::open(config, &options.spool_dir)?;
     let storage = Arc::new(opened.storage);
+    // Bound first: a taken port stops the start before any template is loaded.
+    let listener = bind(options.listen).await?;
+    let port = listener.local_addr()?.port();
+    let own = config
+        .event_tracing
+        .excluded_self
+        .then(|| Arc::new(selfnoise::SelfFilter::of_this_process(port)));
     let common = [
         ("host", host.hostname.clone()),
         ("region", host.region.clone()),
@@ -202,7 +215,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         config.events_watch.replay_buffer.max(0) as usize,
     ));
     let connections = Arc::new(ConnCounters::default());
-    let (discovery, kubelet) = discovery(&options, config);
+    let (discovery, kubelet, pods) = discovery(&options, config);
     let discovery = Some(discovery);
     let stop = Arc::new(AtomicBool::new(false));
     let (sender, samples) = sample_queue(SAMPLE_QUEUE);
@@ -213,7 +226,15 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         self_cgroup::SelfCgroup::off(&config.runtime_cgroup, "--no-self-limit")
     };
     // What the rules read before `fallback for` pairs are settled: the templates to try.
-    let mut loaded = load_templates(&options, &files, config, &plan, &discovery, &sender);
+    let mut loaded = load_templates(
+        &options,
+        &files,
+        config,
+        &plan,
+        &discovery,
+        &sender,
+        own.clone(),
+    );
     let inactive = plan.select_fallbacks(&|source| loaded.available(source));
     for rule in &inactive {
         log::info!("{}", status::fallback_log_line(rule));
@@ -250,6 +271,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         eval_shared.clone(),
         stop.clone(),
     )?;
+    let capture_errors = Arc::new(AtomicU64::new(0));
     let (sink_stop, sink_stop_rx) = tokio::sync::watch::channel(false);
     let sink = tokio::spawn(
         RecordSink {
@@ -257,7 +279,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
             storage: storage.clone(),
             watch: watch.clone(),
             discovery: discovery.clone(),
-            capture_errors: Arc::new(AtomicU64::new(0)),
+            capture_errors: capture_errors.clone(),
         }
         .run(record_rx, sink_stop_rx),
     );
@@ -271,6 +293,9 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         watch: watch.clone(),
         connections: connections.clone(),
         templates: loaded.templates.clone(),
+        own,
+        pods,
+        capture_errors,
     });
     let process = process_metrics::ProcessMetrics::default();
     let status = status::StatusView {
@@ -286,6 +311,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         rule_files: inputs.rule_files.len(),
         storage: opened.status,
         runtime_cgroup: self_cgroup.report(),
+        devices: status::ListedDevices::of_config(config, &options.roots.sys),
     };
     let api_status = api::status(&api_settings);
     let state = ApiState {
@@ -305,8 +331,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         auth: api_settings.auth.clone(),
         body: api_settings.body,
     };
-    let (server, server_stop) =
-        start_api(state, options.listen, &api_settings, connections).await?;
+    let (server, server_stop) = start_api(state, listener, &api_settings, connections);
     // Rules are compiled and every template has loaded or failed by now.
     node.ready.store(true, Ordering::Release);
     let expiry = tokio::spawn(async move {
@@ -314,6 +339,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         loop {
             tick.tick().await;
             metrics.expire(SERIES_MAX_AGE);
+            heap::trim();
         }
     });
 
@@ -410,6 +436,7 @@ fn load_templates(
     plan: &Plan,
     discovery: &Option<Arc<Discovery>>,
     sender: &SampleSender,
+    own: Option<Arc<selfnoise::SelfFilter>>,
 ) -> LoadedTemplates {
     let bpf = needs_of(plan).bpf;
     let mut loaded_names: Vec<String> = Vec::new();
@@ -447,8 +474,12 @@ fn load_templates(
             }
         }
         loaded_names.extend(loaded.loaded().into_iter().map(|t| format!("bpf.{t}")));
+        // The kernel BTF and the objects parsed while loading are freed, and the embedded
+        // objects are not read again until a profile loads one: return their pages.
+        heap::trim();
+        huatuo_bpf::embedded::release_object_pages();
         if let Some(events) = loaded.take_events() {
-            streams::forward_bpf(events, sender.clone());
+            streams::forward_bpf(events, sender.clone(), own);
         }
         Some(Arc::new(Mutex::new(loaded)))
     } else {
@@ -523,23 +554,24 @@ fn start_sources(
     Ok(Sources { poller, streams })
 }
 
-/// Binds the HTTP API and serves it until the returned sender fires.
-async fn start_api(
+/// Serves the HTTP API on `listener` until the returned sender fires.
+fn start_api(
     state: ApiState,
-    listen: SocketAddr,
+    socket: tokio::net::TcpListener,
     settings: &api::ApiSettings,
     counters: Arc<ConnCounters>,
-) -> anyhow::Result<(
+) -> (
     tokio::task::JoinHandle<()>,
     tokio::sync::oneshot::Sender<()>,
-)> {
-    let socket = bind(listen).await?;
+) {
     let scheme = if settings.tls.is_some() {
         "HTTPS"
     } else {
         "HTTP"
     };
-    log::info!("serving {scheme} on {}", socket.local_addr()?);
+    if let Ok(addr) = socket.local_addr() {
+        log::info!("serving {scheme} on {addr}");
+    }
     let listener = Listener {
         socket,
         limits: settings.limits,
@@ -550,7 +582,7 @@ async fn start_api(
     let server = tokio::spawn(serve(state, listener, async {
         let _ = stopped.await;
     }));
-    Ok((server, stop))
+    (server, stop)
 }
 
 /// The node API's state: readiness (set once serving), container lookup and the operations

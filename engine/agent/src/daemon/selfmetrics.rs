@@ -3,15 +3,17 @@
 use super::channel::QueueCounters;
 use super::evaluate::EvalShared;
 use super::poller::SourceStatsMap;
+use super::selfnoise::SelfFilter;
 use super::selfstats::self_usage;
 use huatuo_bpf::Templates;
+use huatuo_containers::kubelet::PodStore;
 use huatuo_dsl::output::{MetricKind, MetricPoint};
 use huatuo_http::conn::ConnCounters;
 use huatuo_http::metric_store::MetricStore;
 use huatuo_http::watch::WatchHub;
 use huatuo_storage::Storage;
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Everything whose counters the agent exports about itself.
@@ -30,6 +32,12 @@ pub struct SelfMetrics {
     pub connections: Arc<ConnCounters>,
     /// Loaded templates.
     pub templates: Option<Arc<Mutex<Templates>>>,
+    /// The filter leaving out the agent's own events, when on.
+    pub own: Option<Arc<SelfFilter>>,
+    /// The kubelet's pods, when `[Pod]` enables the kubelet.
+    pub pods: Option<Arc<PodStore>>,
+    /// Profiles that failed (their records are stored with the error).
+    pub capture_errors: Arc<AtomicU64>,
 }
 
 /// One self-metric point.
@@ -65,6 +73,19 @@ impl SelfMetrics {
                 &[],
                 usage.rss_bytes as f64,
             ));
+            let heap = super::heap::usage();
+            for (state, bytes) in heap
+                .iter()
+                .flat_map(|h| [("allocated", h.allocated), ("free", h.free)])
+            {
+                out.push(point(
+                    "agent_heap_bytes",
+                    "heap of the agent: allocated (in use), or free (kept by malloc, not yet returned)",
+                    Gauge,
+                    &[("state", state)],
+                    bytes as f64,
+                ));
+            }
             out.push(point(
                 "agent_cpu_seconds_total",
                 "CPU time used by the agent",
@@ -87,6 +108,38 @@ impl SelfMetrics {
                 Counter,
                 &[("source", &source)],
                 dropped as f64,
+            ));
+        }
+        for (source, excluded) in self.own.iter().flat_map(|own| own.excluded()) {
+            out.push(point(
+                "agent_self_events_excluded_total",
+                "kernel events left out because the agent caused them (EventTracing.ExcludedSelf)",
+                Counter,
+                &[("source", &source)],
+                excluded as f64,
+            ));
+        }
+        if let Some(pods) = &self.pods {
+            let stats = pods.stats();
+            for (outcome, n) in [
+                ("ok", stats.fetches),
+                ("unreachable", stats.unreachable),
+                ("malformed", stats.malformed),
+            ] {
+                out.push(point(
+                    "agent_kubelet_requests_total",
+                    "requests of the kubelet's pod list, by outcome",
+                    Counter,
+                    &[("outcome", outcome)],
+                    n as f64,
+                ));
+            }
+            out.push(point(
+                "agent_kubelet_absent_total",
+                "looks at the socket tables that found no kubelet port listening (no request made)",
+                Counter,
+                &[],
+                stats.absent as f64,
             ));
         }
         if let Ok(sources) = self.sources.lock() {
@@ -162,6 +215,13 @@ impl SelfMetrics {
                 ));
             }
         }
+        out.push(point(
+            "agent_capture_errors_total",
+            "deferred captures (profiles) that failed; the record is stored with the error",
+            Counter,
+            &[],
+            self.capture_errors.load(Ordering::Relaxed) as f64,
+        ));
         out.push(point(
             "agent_records_dropped_total",
             "records dropped because storage fell behind",

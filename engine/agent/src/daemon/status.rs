@@ -7,6 +7,7 @@ use huatuo_dsl::ast::{Rule, RuleKind};
 use huatuo_eval::Inactive;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// What a rule is, for the status view.
@@ -50,6 +51,64 @@ pub fn fallback_log_line(inactive: &Inactive) -> String {
     }
 }
 
+/// The device lists of the config, and the sysfs where their devices are looked up: the
+/// status tells which listed devices exist on this host.
+#[derive(Debug, Clone, Default)]
+pub struct ListedDevices {
+    /// The sysfs root (`/sys`).
+    pub sys: PathBuf,
+    /// Config key (`EventTracing.Netdev.DeviceList`) and the devices it lists.
+    pub lists: Vec<(String, Vec<String>)>,
+}
+
+impl ListedDevices {
+    /// The `DeviceList` keys of `config`, looked up under `sys`.
+    pub fn of_config(config: &huatuo_config::Config, sys: &Path) -> ListedDevices {
+        let lists = [
+            (
+                "EventTracing.Netdev.DeviceList",
+                &config.event_tracing.netdev.device_list,
+            ),
+            (
+                "MetricCollector.NetdevDCB.DeviceList",
+                &config.metric_collector.netdev_dcb.device_list,
+            ),
+            (
+                "MetricCollector.NetdevHW.DeviceList",
+                &config.metric_collector.netdev_hw.device_list,
+            ),
+        ];
+        ListedDevices {
+            sys: sys.to_path_buf(),
+            lists: lists
+                .into_iter()
+                .map(|(key, devices)| (key.to_string(), devices.clone()))
+                .collect(),
+        }
+    }
+
+    /// `{key: {device: exists}}`; a name that cannot be a device name exists nowhere.
+    pub fn to_json(&self) -> Json {
+        let net = self.sys.join("class/net");
+        let exists = |dev: &str| {
+            !(dev.is_empty() || dev.contains('/') || dev == "." || dev == "..")
+                && net.join(dev).exists()
+        };
+        let lists: serde_json::Map<String, Json> = self
+            .lists
+            .iter()
+            .map(|(key, devices)| {
+                let found: serde_json::Map<String, Json> = devices
+                    .iter()
+                    .map(|dev| (dev.clone(), json!(exists(dev))))
+                    .collect();
+                (key.clone(), Json::Object(found))
+            })
+            .collect();
+        Json::Object(lists)
+    }
+}
+
 /// Everything the status view reads.
 pub struct StatusView {
     /// The loaded rules.
@@ -70,6 +129,8 @@ pub struct StatusView {
     pub storage: Json,
     /// The agent's own cgroups (`[RuntimeCgroup]`), or why it runs without them.
     pub runtime_cgroup: Arc<Mutex<Json>>,
+    /// The config's device lists.
+    pub devices: ListedDevices,
 }
 
 impl StatusView {
@@ -136,6 +197,7 @@ impl StatusView {
             "storage": self.storage,
             "runtime_cgroup": self.runtime_cgroup.lock().map(|r| r.clone()).unwrap_or(Json::Null),
             "log": crate::logging::status(),
+            "devices": self.devices.to_json(),
         })
     }
 }
@@ -168,7 +230,28 @@ mod tests {
             rule_files: 1,
             storage: Json::Null,
             runtime_cgroup: Default::default(),
+            devices: ListedDevices::default(),
         }
+    }
+
+    #[test]
+    fn listed_devices_say_which_exist() {
+        let sys = std::env::temp_dir().join(format!("huatuo-status-sys-{}", std::process::id()));
+        std::fs::create_dir_all(sys.join("class/net/eth0")).unwrap();
+        let devices = ListedDevices::of_config(&huatuo_config::Config::default(), &sys);
+        let json = devices.to_json();
+        std::fs::remove_dir_all(&sys).unwrap();
+        let listed = &json["EventTracing.Netdev.DeviceList"];
+        assert_eq!(
+            listed,
+            &json!({"eth0": true, "eth1": false, "bond4": false, "lo": false})
+        );
+        assert_eq!(json["MetricCollector.NetdevHW.DeviceList"], json!({}));
+        let hostile = ListedDevices {
+            sys: PathBuf::from("/"),
+            lists: vec![("K".into(), vec!["../..".into(), "".into()])],
+        };
+        assert_eq!(hostile.to_json()["K"], json!({"../..": false, "": false}));
     }
 
     fn rule<'a>(json: &'a Json, name: &str) -> &'a Json {

@@ -2,6 +2,7 @@
 //! the templates' histograms presented as one polled reader (or recorded samples of them).
 
 use super::channel::SampleSender;
+use super::selfnoise::SelfFilter;
 use super::DaemonOptions;
 use huatuo_bpf::Templates;
 use huatuo_dsl::catalog::{SourceMode, SourceSchema};
@@ -15,11 +16,18 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Forwards decoded template events into the sample queue.
-pub fn forward_bpf(mut events: mpsc::Receiver<Sample>, sender: SampleSender) {
+/// Forwards decoded template events into the sample queue, leaving out those `own` marks as
+/// the agent's (when set).
+pub fn forward_bpf(
+    mut events: mpsc::Receiver<Sample>,
+    sender: SampleSender,
+    own: Option<Arc<SelfFilter>>,
+) {
     tokio::spawn(async move {
         while let Some(sample) = events.recv().await {
-            sender.send(sample);
+            if own.as_ref().is_none_or(|own| own.keep(&sample)) {
+                sender.send(sample);
+            }
         }
     });
 }

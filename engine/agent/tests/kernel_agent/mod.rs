@@ -172,6 +172,16 @@ impl Agent {
         })
     }
 
+    /// The port the agent serves HTTP on (loopback).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
     /// The agent's exit status if it has exited already.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.0.try_wait().ok().flatten()
@@ -234,4 +244,99 @@ pub fn captured_tasks<'a>(record: &'a Json, field: &str, state: &str) -> &'a [Js
         "{field} lists tasks not in state {state}: {record:#}"
     );
     tasks
+}
+
+/// A v1 memory cgroup limited to 20 MiB (`huatuo-test-<pid>`), removed on drop.
+pub struct MemCgroup(pub PathBuf);
+
+impl MemCgroup {
+    pub fn create() -> MemCgroup {
+        let path = PathBuf::from(format!(
+            "/sys/fs/cgroup/memory/huatuo-test-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).expect("create the v1 memory cgroup");
+        let cg = MemCgroup(path);
+        std::fs::write(cg.0.join("memory.limit_in_bytes"), "20971520").expect("limit");
+        let memsw = cg.0.join("memory.memsw.limit_in_bytes");
+        if memsw.exists() {
+            std::fs::write(&memsw, "20971520").expect("memsw limit");
+        }
+        cg
+    }
+}
+
+impl Drop for MemCgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("could not remove {}", self.0.display());
+    }
+}
+
+/// A veth pair, deleted on drop.
+pub struct Veth(pub String);
+
+impl Veth {
+    pub fn create(name: &str) -> Veth {
+        let peer = format!("{name}p");
+        let status = Command::new("ip")
+            .args(["link", "add", name, "type", "veth", "peer", "name", &peer])
+            .status()
+            .expect("run ip");
+        assert!(status.success(), "ip link add {name} failed");
+        Veth(name.to_string())
+    }
+
+    pub fn set(&self, state: &str) {
+        let status = Command::new("ip")
+            .args(["link", "set", &self.0, state])
+            .status()
+            .expect("run ip");
+        assert!(status.success(), "ip link set {} {state} failed", self.0);
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+/// A 64 MiB loop device over a scratch file, detached and removed on drop.
+pub struct LoopDevice {
+    file: PathBuf,
+    /// The device path (`/dev/loopN`).
+    pub dev: String,
+}
+
+impl LoopDevice {
+    /// Attaches a new loop device; `None` (with the reason on stderr) when losetup fails.
+    pub fn create(tag: &str) -> Option<LoopDevice> {
+        let file = std::env::temp_dir().join(format!("huatuo-{tag}-{}.img", std::process::id()));
+        std::fs::File::create(&file).ok()?.set_len(64 << 20).ok()?;
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&file)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!("losetup failed: {}", String::from_utf8_lossy(&out.stderr));
+            let _ = std::fs::remove_file(&file);
+            return None;
+        }
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Some(LoopDevice { file, dev })
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+        let _ = std::fs::remove_file(&self.file);
+    }
 }

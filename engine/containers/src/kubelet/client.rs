@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How to reach the kubelet (seed 001 §4 `[Pod]`).
+/// How to reach the kubelet (HUATUO's `[Pod]` section).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KubeletConfig {
     /// Address of the kubelet (the node itself).
@@ -32,6 +32,9 @@ pub struct KubeletConfig {
     pub timeout: Duration,
     /// Answers larger than this are rejected (bounded memory).
     pub max_body_bytes: u64,
+    /// Where the TCP socket tables of this network namespace are (`/proc/net`): no request
+    /// is made while no socket listens on a kubelet port there. `None` always requests.
+    pub proc_net: Option<PathBuf>,
 }
 
 impl Default for KubeletConfig {
@@ -49,6 +52,7 @@ impl Default for KubeletConfig {
             insecure_skip_verify: false,
             timeout: Duration::from_secs(5),
             max_body_bytes: 64 << 20,
+            proc_net: Some(PathBuf::from("/proc/net")),
         }
     }
 }
@@ -114,6 +118,22 @@ impl KubeletConfig {
     /// False when both ports are 0 (bare metal: no kubelet).
     pub fn enabled(&self) -> bool {
         self.read_only_port != 0 || self.authorized_port != 0
+    }
+
+    /// Whether a kubelet may answer: some socket listens on one of the enabled ports (in
+    /// `proc_net`), or that cannot be told (no `proc_net`, tables unreadable).
+    pub fn may_answer(&self) -> bool {
+        let Some(proc_net) = &self.proc_net else {
+            return true;
+        };
+        let ports: Vec<u16> = [self.read_only_port, self.authorized_port]
+            .into_iter()
+            .filter(|p| *p != 0)
+            .collect();
+        super::presence::listening(proc_net, &ports).unwrap_or_else(|e| {
+            log::debug!("kubelet presence unknown ({e}): requesting anyway");
+            true
+        })
     }
 }
 
@@ -209,6 +229,11 @@ impl KubeletClient {
             .timeout(self.config.timeout)
             .tls_config(Arc::new(tls))
             .build())
+    }
+
+    /// The configuration the client was made with.
+    pub fn config(&self) -> &KubeletConfig {
+        &self.config
     }
 
     /// GETs `/pods`, trying each endpoint in turn; the last error is returned when all fail.

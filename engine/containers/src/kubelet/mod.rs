@@ -3,6 +3,7 @@
 
 mod client;
 mod model;
+mod presence;
 mod tls;
 
 pub use client::{split_cert_path, KubeletClient, KubeletConfig, KubeletError};
@@ -23,6 +24,8 @@ pub struct PodStoreStats {
     pub unreachable: u64,
     /// Answers that were not a pod list (or too large).
     pub malformed: u64,
+    /// Checks that found no socket listening on a kubelet port, so made no request.
+    pub absent: u64,
 }
 
 /// The last good pod list and the fetch counters; shared between the refresher thread and
@@ -33,6 +36,7 @@ pub struct PodStore {
     fetches: AtomicU64,
     unreachable: AtomicU64,
     malformed: AtomicU64,
+    absent: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -77,6 +81,7 @@ impl PodStore {
             fetches: self.fetches.load(Ordering::Relaxed),
             unreachable: self.unreachable.load(Ordering::Relaxed),
             malformed: self.malformed.load(Ordering::Relaxed),
+            absent: self.absent.load(Ordering::Relaxed),
         }
     }
 
@@ -90,7 +95,7 @@ impl PodStore {
 }
 
 /// Refresh timing: every `interval` after a success; after failures, `initial_backoff`
-/// doubling up to `max_backoff`.
+/// doubling up to `max_backoff`; every `absent_recheck` while no kubelet port listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RefreshPolicy {
     /// Delay between successful fetches.
@@ -99,6 +104,8 @@ pub struct RefreshPolicy {
     pub initial_backoff: Duration,
     /// Upper bound of the delay after repeated failures.
     pub max_backoff: Duration,
+    /// Delay between two looks at the socket tables while no kubelet port listens.
+    pub absent_recheck: Duration,
 }
 
 impl Default for RefreshPolicy {
@@ -107,6 +114,7 @@ impl Default for RefreshPolicy {
             interval: Duration::from_secs(30),
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
+            absent_recheck: Duration::from_secs(60),
         }
     }
 }
@@ -122,6 +130,54 @@ impl RefreshPolicy {
             .checked_mul(factor)
             .unwrap_or(self.max_backoff)
             .min(self.max_backoff)
+    }
+}
+
+/// What the refresher remembers between turns.
+#[derive(Debug, Default)]
+struct Streak {
+    /// Consecutive failed fetches.
+    failures: u32,
+    /// The last turn found no kubelet port listening.
+    absent: bool,
+}
+
+impl Streak {
+    /// One turn: fetches when a kubelet may answer, and returns the wait before the next.
+    fn turn(
+        &mut self,
+        client: &KubeletClient,
+        store: &PodStore,
+        policy: &RefreshPolicy,
+    ) -> Duration {
+        if !client.config().may_answer() {
+            // Not a Kubernetes node (or its kubelet is down): no connection at all.
+            store.absent.fetch_add(1, Ordering::Relaxed);
+            if !self.absent {
+                log::info!(
+                    "no kubelet listening on this node: pods are not requested (looked for again every {:?}); container names stay cgroup-only",
+                    policy.absent_recheck
+                );
+            }
+            self.absent = true;
+            return policy.absent_recheck;
+        }
+        self.absent = false;
+        match store.refresh(client) {
+            Ok(()) => self.failures = 0,
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                // The first failure of a streak is a warning; retries are counted in the
+                // store's stats and logged at debug, so a failing kubelet does not fill the log.
+                let delay = policy.delay(self.failures);
+                if self.failures == 1 {
+                    log::warn!("kubelet pods: {e} (retrying with backoff, next in {delay:?}; container names stay cgroup-only meanwhile)");
+                } else {
+                    log::debug!("kubelet pods: {e} (retry in {delay:?})");
+                }
+            }
+        }
+        policy.delay(self.failures)
     }
 }
 
@@ -148,24 +204,10 @@ impl KubeletWatcher {
         let thread = std::thread::Builder::new()
             .name("kubelet-pods".to_string())
             .spawn(move || {
-                let mut failures = 0u32;
+                let mut streak = Streak::default();
                 loop {
-                    match store.refresh(&client) {
-                        Ok(()) => failures = 0,
-                        Err(e) => {
-                            failures = failures.saturating_add(1);
-                            // The first failure of a streak is a warning; retries are counted
-                            // in the store's stats and logged at debug, so a node without a
-                            // kubelet does not fill the log.
-                            let delay = policy.delay(failures);
-                            if failures == 1 {
-                                log::warn!("kubelet pods: {e} (retrying with backoff, next in {delay:?}; container names stay cgroup-only meanwhile)");
-                            } else {
-                                log::debug!("kubelet pods: {e} (retry in {delay:?})");
-                            }
-                        }
-                    }
-                    match stopped.recv_timeout(policy.delay(failures)) {
+                    let delay = streak.turn(&client, &store, &policy);
+                    match stopped.recv_timeout(delay) {
                         Err(RecvTimeoutError::Timeout) => continue,
                         _ => break,
                     }
