@@ -3,6 +3,10 @@
 //! the connection, never panic; a panic in a connection task aborts the process here.
 #![no_main]
 
+use huatuo_http::api::error::ApiError;
+use huatuo_http::api::operations::{Control, Executor, Finished, Limits, Operations};
+use huatuo_http::api::request::OperationRequest;
+use huatuo_http::api::NodeApi;
 use huatuo_http::auth::Auth;
 use huatuo_http::body::BodyLimits;
 use huatuo_http::conn::Listener;
@@ -12,8 +16,22 @@ use huatuo_http::watch::WatchHub;
 use libfuzzer_sys::fuzz_target;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+/// Admits no operation: the target fuzzes request parsing, not executors.
+struct NoExecutor;
+
+impl Executor for NoExecutor {
+    fn admit(&self, _: &OperationRequest) -> Result<(), ApiError> {
+        Err(ApiError::not_implemented("no executor in the fuzz target"))
+    }
+
+    fn run(&self, _: &OperationRequest, _: &Control) -> Result<Finished, String> {
+        Err("no executor in the fuzz target".into())
+    }
+}
 
 /// The address of one server started for the whole run.
 fn server() -> SocketAddr {
@@ -29,13 +47,20 @@ fn server() -> SocketAddr {
                     status: Arc::new(|| serde_json::json!({})),
                     on_scrape: Arc::new(|_| {}),
                     keep_alive: Duration::from_secs(30),
+                    node: NodeApi {
+                        ready: Arc::new(AtomicBool::new(true)),
+                        containers: Arc::new(|_: &str| None),
+                        operations: Operations::new(Arc::new(NoExecutor), Limits::default()),
+                    },
                     auth: Arc::new(Auth::new(Vec::new(), vec!["/metrics".into()])),
                     body: BodyLimits {
                         max_bytes: 16 * 1024,
                         read_timeout: Duration::from_secs(1),
                     },
                 };
-                let listener = bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
+                let listener = bind("127.0.0.1:0".parse().expect("addr"))
+                    .await
+                    .expect("bind");
                 tx.send(listener.local_addr().expect("addr")).expect("send");
                 serve(state, Listener::plain(listener), std::future::pending()).await;
             });
@@ -45,7 +70,9 @@ fn server() -> SocketAddr {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut stream) = TcpStream::connect(server()) else { return };
+    let Ok(mut stream) = TcpStream::connect(server()) else {
+        return;
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
     let _ = stream.write_all(data);
     let _ = stream.shutdown(std::net::Shutdown::Write);

@@ -108,6 +108,19 @@ pub struct Published {
     fields: Vec<String>,
 }
 
+impl Published {
+    /// Event `seq` of boot `boot`: the document as a CloudEvent and its filterable fields.
+    pub fn new(boot: &str, seq: u64, doc: &Json) -> Published {
+        let id = format!("{boot}-{seq}");
+        Published {
+            seq,
+            json: cloud_event(doc, &id).to_string(),
+            id,
+            fields: filter_values(doc),
+        }
+    }
+}
+
 /// Wraps a stored document in a CloudEvents 1.0 envelope with the event id `id`.
 pub fn cloud_event(doc: &Json, id: &str) -> Json {
     let field = |name: &str| text(doc, name);
@@ -286,13 +299,7 @@ impl WatchHub {
         };
         let seq = ring.next_seq;
         ring.next_seq += 1;
-        let id = format!("{}-{seq}", self.boot);
-        let event = Arc::new(Published {
-            seq,
-            json: cloud_event(&doc, &id).to_string(),
-            id,
-            fields: filter_values(&doc),
-        });
+        let event = Arc::new(Published::new(&self.boot, seq, &doc));
         if self.replay > 0 {
             ring.bytes += event.json.len();
             ring.events.push_back(event.clone());
