@@ -5,7 +5,7 @@ use warp::reply::Response;
 use warp::Reply;
 
 /// A refused request: the status, a stable code clients can branch on and a message for people.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
@@ -48,6 +48,18 @@ impl ApiError {
             );
         }
         response
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 

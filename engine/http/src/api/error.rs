@@ -1,30 +1,10 @@
-//! The error body every node API route answers with: `{"error": {"code", "message"}}`, the
-//! code a stable snake_case name a client can switch on.
+//! The node API's errors: the stable codes of the operations and container routes, as
+//! constructors of the one [`ApiError`] every route answers with.
 
-use serde_json::json;
+pub use crate::error::ApiError;
 use warp::http::StatusCode;
 
-/// An API error: HTTP status, stable code and a message naming what was wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    /// HTTP status of the reply.
-    pub status: StatusCode,
-    /// Stable machine-readable code (`request_id_conflict`).
-    pub code: &'static str,
-    /// What was wrong, naming the field or resource.
-    pub message: String,
-}
-
 impl ApiError {
-    /// An error with an explicit status and code.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
     /// 400 `invalid_request`: the request breaks the API contract.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
@@ -65,27 +45,4 @@ impl ApiError {
             message,
         )
     }
-
-    /// The JSON reply.
-    pub fn reply(&self) -> warp::reply::Response {
-        error_response(self.status, self.code, &self.message)
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} ({}): {}",
-            self.status.as_u16(),
-            self.code,
-            self.message
-        )
-    }
-}
-
-/// A `{"error": {"code", "message"}}` reply with `status`.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> warp::reply::Response {
-    let body = warp::reply::json(&json!({ "error": { "code": code, "message": message } }));
-    warp::Reply::into_response(warp::reply::with_status(body, status))
 }

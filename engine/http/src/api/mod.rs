@@ -47,7 +47,7 @@ fn data(status: StatusCode, value: impl serde::Serialize) -> Response {
 }
 
 fn answer(result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(|e| e.reply())
+    result.unwrap_or_else(|e| e.response())
 }
 
 /// Runs blocking work (cgroupfs reads, executor admission) off the async workers.
@@ -72,7 +72,7 @@ fn readyz(api: &NodeApi) -> Response {
             "service_unavailable",
             "rules are compiling or templates are still loading",
         )
-        .reply()
+        .response()
     }
 }
 
@@ -83,7 +83,8 @@ fn openapi() -> Response {
 async fn container(api: NodeApi, id: String) -> Result<Response, Infallible> {
     if !request::valid_container_id(&id) {
         return Ok(
-            ApiError::invalid("container_id: must be a full container id of 64 hex digits").reply(),
+            ApiError::invalid("container_id: must be a full container id of 64 hex digits")
+                .response(),
         );
     }
     let lookup = api.containers.clone();
@@ -109,12 +110,12 @@ async fn start(
             "unsupported_media_type",
             "Content-Type must be application/json",
         )
-        .reply());
+        .response());
     }
     let max = api.operations.limits().max_duration_s;
     let request = match request::parse(&body, max) {
         Ok(request) => request,
-        Err(e) => return Ok(e.reply()),
+        Err(e) => return Ok(e.response()),
     };
     let operations = api.operations.clone();
     let started = blocking(move || operations.start(request)).await;
