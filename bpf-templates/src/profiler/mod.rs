@@ -8,6 +8,7 @@ pub mod flame;
 pub mod usersym;
 
 use crate::attach::attach_variant;
+use crate::decode::strip_bpf_frames;
 use crate::kallsyms::Kallsyms;
 use crate::schema::{AttachKind, TemplateSchema};
 use aya::maps::Map;
@@ -111,6 +112,7 @@ unsafe impl aya::Pod for RawKey {}
 /// A running profile; `stop` detaches and reads it.
 pub struct Profiler {
     ebpf: Ebpf,
+    mode: ProfileMode,
 }
 
 impl Profiler {
@@ -156,7 +158,12 @@ impl Profiler {
         let mut failures = vec![];
         for variant in &variants {
             match attach_variant(&mut ebpf, variant, btf.as_ref()) {
-                Ok(()) => return Ok(Profiler { ebpf }),
+                Ok(()) => {
+                    return Ok(Profiler {
+                        ebpf,
+                        mode: opts.mode,
+                    })
+                }
                 Err(e) => failures.push(format!("{:?} {}: {e}", variant.kind, variant.prog)),
             }
         }
@@ -196,13 +203,16 @@ impl Profiler {
             }
             if key.kstack >= 0 {
                 if let Ok(trace) = stacks.get(&(key.kstack as u32), 0) {
-                    frames.extend(
-                        trace
-                            .frames()
-                            .iter()
-                            .rev()
-                            .map(|f| function_name(&kernel.symbolize(f.ip))),
-                    );
+                    let mut kernel_frames: Vec<String> = trace
+                        .frames()
+                        .iter()
+                        .map(|f| function_name(&kernel.symbolize(f.ip)))
+                        .collect();
+                    if self.mode == ProfileMode::OffCpu {
+                        // Taken inside the sched_switch program: its dispatch frames lead.
+                        kernel_frames = strip_bpf_frames(kernel_frames);
+                    }
+                    frames.extend(kernel_frames.into_iter().rev());
                 }
             }
             let end = key.comm.iter().position(|b| *b == 0).unwrap_or(16);

@@ -407,8 +407,12 @@ fn offcpu_profile_weighs_the_kernel_sleep_path() {
         .copied()
         .filter(|l| l.starts_with("huatuo-offcpu;") && l.contains("huatuo_ops_offcpu_sleep"))
         .collect();
+    // ... ending in the scheduler, with the BPF program's own frames cut off.
     let kernel_path = |l: &&str| {
-        l.contains(";schedule") && (l.contains("do_nanosleep") || l.contains("hrtimer_nanosleep"))
+        (l.contains("do_nanosleep") || l.contains("hrtimer_nanosleep"))
+            && l.rsplit_once(' ').is_some_and(|(path, _)| {
+                path.ends_with(";__schedule") || path.ends_with(";schedule")
+            })
     };
     assert!(
         sleeping.iter().any(kernel_path),
