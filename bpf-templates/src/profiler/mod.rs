@@ -1,24 +1,56 @@
-//! The on-demand CPU profiler: loads the `profiler` template, samples every CPU for a
-//! while, then reads the counted stacks, symbolizes them (kernel frames from
-//! /proc/kallsyms, user frames from /proc/<pid>/maps and ELF symbols) and renders folded
-//! stacks and HUATUO's `flamedata`.
+//! The on-demand CPU profiler. On-CPU: loads the `profiler` template, which samples every
+//! CPU; off-CPU: loads the `offcpu` template, which sums the time threads spend switched
+//! out. Both count by (pid, comm, kernel stack, user stack) in the same maps, so one reader
+//! symbolizes the stacks (kernel frames from /proc/kallsyms, user frames from
+//! /proc/<pid>/maps and ELF symbols) and renders folded stacks and HUATUO's `flamedata`.
 
 pub mod flame;
 pub mod usersym;
 
 use crate::attach::attach_variant;
+use crate::decode::strip_bpf_frames;
 use crate::kallsyms::Kallsyms;
 use crate::schema::{AttachKind, TemplateSchema};
+use aya::maps::Map;
 use aya::maps::{HashMap as BpfHashMap, MapData, StackTraceMap};
-use aya::programs::PerfEvent;
-use aya::{Ebpf, EbpfLoader};
+use aya::{Btf, Ebpf, EbpfLoader};
 use flame::{CountedStack, FlameFrame};
 use std::time::Duration;
 use usersym::UserSymbolizer;
 
+/// What a profile counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProfileMode {
+    /// Samples of running tasks (template `profiler`); counts are samples.
+    #[default]
+    OnCpu,
+    /// Time threads spend switched out (template `offcpu`); counts are microseconds.
+    OffCpu,
+}
+
+impl ProfileMode {
+    /// The template this mode loads.
+    pub fn template(self) -> &'static str {
+        match self {
+            ProfileMode::OnCpu => "profiler",
+            ProfileMode::OffCpu => "offcpu",
+        }
+    }
+
+    /// What one unit of a stack's count is (the flame graph's count name).
+    pub fn unit(self) -> &'static str {
+        match self {
+            ProfileMode::OnCpu => "samples",
+            ProfileMode::OffCpu => "us",
+        }
+    }
+}
+
 /// What to profile and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProfileOptions {
+    /// On-CPU samples or off-CPU time.
+    pub mode: ProfileMode,
     /// How long `run` samples.
     pub duration: Duration,
     /// Samples per second per CPU.
@@ -32,6 +64,7 @@ pub struct ProfileOptions {
 impl Default for ProfileOptions {
     fn default() -> Self {
         ProfileOptions {
+            mode: ProfileMode::OnCpu,
             duration: Duration::from_secs(10),
             frequency_hz: 99,
             cgroup_id: 0,
@@ -45,9 +78,9 @@ impl Default for ProfileOptions {
 pub struct Profile {
     /// Stacks with their sample counts.
     pub stacks: Vec<CountedStack>,
-    /// Total samples counted.
+    /// Total counted: samples on-CPU, microseconds off-CPU.
     pub samples: u64,
-    /// Samples not counted because the count map was full.
+    /// Samples (on-CPU) or switch-ins (off-CPU) not counted because the count map was full.
     pub lost: u64,
 }
 
@@ -63,7 +96,7 @@ impl Profile {
     }
 }
 
-/// The key of the `counts` map (`struct profile_key` in profiler.bpf.c).
+/// The key of the `counts` map (`struct profile_key` in profiler.bpf.c and offcpu.bpf.c).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 struct RawKey {
@@ -79,64 +112,83 @@ unsafe impl aya::Pod for RawKey {}
 /// A running profile; `stop` detaches and reads it.
 pub struct Profiler {
     ebpf: Ebpf,
+    mode: ProfileMode,
 }
 
 impl Profiler {
-    /// Loads the profiler template and starts sampling every online CPU.
+    /// Loads the mode's template and starts counting: on-CPU sampling on every online CPU,
+    /// or off-CPU timing at sched_switch through the first attach variant the kernel takes.
     pub fn start(opts: &ProfileOptions) -> Result<Profiler, String> {
-        let template = crate::embedded::find("profiler")
-            .ok_or("the profiler template is not embedded in this build")?;
+        let name = opts.mode.template();
+        let template = crate::embedded::find(name)
+            .ok_or_else(|| format!("the {name} template is not embedded in this build"))?;
         let schema = TemplateSchema::parse(template.name, template.schema)?;
-        let mut variant = schema
+        let mut variants: Vec<_> = schema
             .attach
             .iter()
             .flat_map(|p| p.variants.iter())
-            .find(|v| v.kind == AttachKind::PerfEvent)
             .cloned()
-            .ok_or("profiler/schema.toml has no perf_event variant")?;
-        if opts.frequency_hz == 0 {
-            return Err("profile frequency must be at least 1 Hz".into());
+            .collect();
+        if opts.mode == ProfileMode::OnCpu {
+            if opts.frequency_hz == 0 {
+                return Err("profile frequency must be at least 1 Hz".into());
+            }
+            variants.retain(|v| v.kind == AttachKind::PerfEvent);
+            for variant in &mut variants {
+                variant.target = opts.frequency_hz.to_string();
+            }
         }
-        variant.target = opts.frequency_hz.to_string();
+        if variants.is_empty() {
+            return Err(format!(
+                "{name}/schema.toml has no attach variant for this mode"
+            ));
+        }
+        // tp_btf attaches need the kernel BTF; a perf_event attach needs none.
+        let btf = match opts.mode {
+            ProfileMode::OffCpu => Btf::from_sys_fs().ok(),
+            ProfileMode::OnCpu => None,
+        };
         let cgroup_v2 = u64::from(opts.cgroup_v2);
-        // The loader parses the kernel BTF for CO-RE itself (and frees it after the load); a
-        // perf_event attach needs none, so no second copy is parsed.
+        // The loader parses the kernel BTF for CO-RE itself (and frees it after the load).
         let mut ebpf = EbpfLoader::new()
             .override_global("cgroup_id", &opts.cgroup_id, true)
             .override_global("cgroup_v2", &cgroup_v2, true)
             .load(template.object)
-            .map_err(|e| format!("loading the profiler template: {e}"))?;
-        attach_variant(&mut ebpf, &variant, None)
-            .map_err(|e| format!("attaching the profiler ({}): {e}", variant.prog))?;
-        Ok(Profiler { ebpf })
-    }
-
-    /// Stops sampling and returns the symbolized profile.
-    pub fn stop(mut self) -> Result<Profile, String> {
-        // Detach first so the maps stop changing while they are read.
-        if let Some(program) = self.ebpf.program_mut("perf_profile") {
-            let perf: Result<&mut PerfEvent, _> = program.try_into();
-            if let Ok(perf) = perf {
-                let _ = perf.unload();
+            .map_err(|e| format!("loading the {name} template: {e}"))?;
+        let mut failures = vec![];
+        for variant in &variants {
+            match attach_variant(&mut ebpf, variant, btf.as_ref()) {
+                Ok(()) => {
+                    return Ok(Profiler {
+                        ebpf,
+                        mode: opts.mode,
+                    })
+                }
+                Err(e) => failures.push(format!("{:?} {}: {e}", variant.kind, variant.prog)),
             }
         }
-        let counts: BpfHashMap<&MapData, RawKey, u64> = BpfHashMap::try_from(
-            self.ebpf
-                .map("counts")
-                .ok_or("profiler object has no `counts` map")?,
-        )
-        .map_err(|e| format!("profiler `counts` map: {e}"))?;
-        let stacks = StackTraceMap::try_from(
-            self.ebpf
-                .map("stacks")
-                .ok_or("profiler object has no `stacks` map")?,
-        )
-        .map_err(|e| format!("profiler `stacks` map: {e}"))?;
+        Err(format!(
+            "attaching the {name} template: {}",
+            failures.join("; ")
+        ))
+    }
+
+    /// Stops counting and returns the symbolized profile.
+    pub fn stop(mut self) -> Result<Profile, String> {
+        let counts = take(&mut self.ebpf, "counts")?;
+        let stacks = take(&mut self.ebpf, "stacks")?;
+        let counters = self.ebpf.take_map("huatuo_counters");
+        // Dropping the object detaches its program, so the maps stop changing while read.
+        drop(self.ebpf);
+        let counts: BpfHashMap<MapData, RawKey, u64> =
+            BpfHashMap::try_from(counts).map_err(|e| format!("profile `counts` map: {e}"))?;
+        let stacks =
+            StackTraceMap::try_from(stacks).map_err(|e| format!("profile `stacks` map: {e}"))?;
         let kernel = Kallsyms::system();
         let mut user = UserSymbolizer::new();
         let mut profile = Profile::default();
         for entry in counts.iter() {
-            let (key, count) = entry.map_err(|e| format!("reading profiler counts: {e}"))?;
+            let (key, count) = entry.map_err(|e| format!("reading profile counts: {e}"))?;
             let mut frames = vec![];
             if key.ustack >= 0 {
                 if let Ok(trace) = stacks.get(&(key.ustack as u32), 0) {
@@ -151,13 +203,16 @@ impl Profiler {
             }
             if key.kstack >= 0 {
                 if let Ok(trace) = stacks.get(&(key.kstack as u32), 0) {
-                    frames.extend(
-                        trace
-                            .frames()
-                            .iter()
-                            .rev()
-                            .map(|f| function_name(&kernel.symbolize(f.ip))),
-                    );
+                    let mut kernel_frames: Vec<String> = trace
+                        .frames()
+                        .iter()
+                        .map(|f| function_name(&kernel.symbolize(f.ip)))
+                        .collect();
+                    if self.mode == ProfileMode::OffCpu {
+                        // Taken inside the sched_switch program: its dispatch frames lead.
+                        kernel_frames = strip_bpf_frames(kernel_frames);
+                    }
+                    frames.extend(kernel_frames.into_iter().rev());
                 }
             }
             let end = key.comm.iter().position(|b| *b == 0).unwrap_or(16);
@@ -169,7 +224,7 @@ impl Profiler {
                 count,
             });
         }
-        profile.lost = lost_samples(&self.ebpf);
+        profile.lost = counters.map_or(0, lost_samples);
         profile
             .stacks
             .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.frames.cmp(&b.frames)));
@@ -177,13 +232,16 @@ impl Profiler {
     }
 }
 
-/// Samples lost because the count map was full (`huatuo_counters[LOST]`, summed over CPUs).
-fn lost_samples(ebpf: &Ebpf) -> u64 {
+/// Takes the map `name` out of the profile's object.
+fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map, String> {
+    ebpf.take_map(name)
+        .ok_or_else(|| format!("the profile object has no `{name}` map"))
+}
+
+/// Counts lost because the count map was full (`huatuo_counters[LOST]`, summed over CPUs).
+fn lost_samples(map: Map) -> u64 {
     const LOST: u32 = 2;
-    let Some(map) = ebpf.map("huatuo_counters") else {
-        return 0;
-    };
-    aya::maps::PerCpuArray::<&MapData, u64>::try_from(map)
+    aya::maps::PerCpuArray::<MapData, u64>::try_from(map)
         .ok()
         .and_then(|array| array.get(&LOST, 0).ok())
         .map(|values| values.iter().sum())

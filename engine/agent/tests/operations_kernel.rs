@@ -2,7 +2,8 @@
 //! OpenAPI document, container lookups, every operation error code, a 3 s CPU profile of a
 //! busy function in this test process whose stored `manual` record and served flame graph
 //! parse as XML and name that function, and `huatuo op start|get|stop` stopping a running
-//! profile early; traces in a lossy network namespace (tcp_retransmit, networking_drop) and
+//! profile early; a 3 s off-CPU profile of a thread sleeping in `nanosleep` whose folded
+//! stacks weigh the kernel sleep path in microseconds; traces in a lossy network namespace (tcp_retransmit, networking_drop) and
 //! an io_tracing scan of this process's writes. Skips without root unless `CI=true`.
 
 mod kernel_agent;
@@ -25,6 +26,45 @@ pub extern "C" fn huatuo_ops_busy_spin(rounds: u64) -> u64 {
         x = black_box(x.rotate_left(7) ^ i.wrapping_mul(0x2545_f491_4f6c_dd1d));
     }
     x
+}
+
+/// The function the sleeping thread spends its time in: `nanosleep` for 10 ms issued by a
+/// `syscall` instruction right here, so the user stack's first frame is this function even
+/// though the standard library keeps no frame pointers.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn huatuo_ops_offcpu_sleep() -> i64 {
+    let request = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 10_000_000,
+    };
+    let ret: i64;
+    // SAFETY: nanosleep reads the valid timespec above and writes nothing (NULL remainder);
+    // the syscall instruction clobbers only rcx and r11, declared below.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") libc::SYS_nanosleep => ret,
+            in("rdi") &request as *const libc::timespec,
+            in("rsi") 0usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// A thread named `huatuo-offcpu` sleeping in [`huatuo_ops_offcpu_sleep`] until stopped.
+fn start_sleeper(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("huatuo-offcpu".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                black_box(huatuo_ops_offcpu_sleep());
+            }
+        })
+        .expect("spawn the sleeping thread")
 }
 
 /// A thread calling [`huatuo_ops_busy_spin`] until dropped.
@@ -194,20 +234,6 @@ fn operations_profile_stop_and_refuse_with_their_codes() {
         (429, "operation_limit_exceeded"),
         "{body}"
     );
-    let offcpu = json!({"type": "cpu", "mode": "offcpu"});
-    let (status, body) = http("POST", &ops, Some((json, &start_body("off", 3, offcpu))));
-    assert_eq!(
-        (status, code(&body)),
-        (422, "execution_environment_unsupported"),
-        "{body}"
-    );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("template"),
-        "{body}"
-    );
     let memory = json!({"type": "memory", "mode": "object_alloc"});
     let (status, body) = http("POST", &ops, Some((json, &start_body("mem", 3, memory))));
     assert_eq!(
@@ -323,6 +349,85 @@ fn operations_profile_stop_and_refuse_with_their_codes() {
         })
     })
     .unwrap_or_else(|| panic!("the stopped profile was not stored\nlog:\n{}", agent.log()));
+}
+
+#[test]
+fn offcpu_profile_weighs_the_kernel_sleep_path() {
+    if !kernel_tests_enabled("operations_kernel", "root and BPF") {
+        return;
+    }
+    let agent = Agent::start(Setup {
+        tag: "offcpu",
+        rules: "rules/autotrace",
+        config: "",
+        args: &["--run-for", "120"],
+    });
+    let base = format!("http://{}", agent.addr());
+    wait_until(Duration::from_secs(60), || {
+        (http("GET", &format!("{base}/readyz"), None).0 == 204).then_some(())
+    })
+    .unwrap_or_else(|| panic!("agent never ready\nlog:\n{}", agent.log()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sleeper = start_sleeper(stop.clone());
+    let ops = format!("{base}/v1/operations");
+    let offcpu = json!({"type": "cpu", "mode": "offcpu"});
+    let body = start_body("off-1", 3, offcpu);
+    let (status, body) = http("POST", &ops, Some(("application/json", &body)));
+    assert_eq!(status, 202, "{body}\nlog:\n{}", agent.log());
+    let done = wait_terminal(&agent, "off-1", Duration::from_secs(90));
+    stop.store(true, Ordering::Relaxed);
+    let _ = sleeper.join();
+    assert_eq!(done["terminal"]["outcome"], "completed", "{done}");
+    let (status, svg) = http("GET", &format!("{ops}/off-1/flamegraph.svg"), None);
+    assert_eq!(status, 200);
+    let svg = svg.as_str().unwrap_or("");
+    assert_svg_names(svg, "huatuo_ops_offcpu_sleep");
+    assert!(
+        svg.contains(" us"),
+        "the flame graph does not count microseconds"
+    );
+    let record = wait_until(Duration::from_secs(10), || {
+        stored(&agent, "profiling_cpu")
+            .into_iter()
+            .find(|d| d["tracer_data"]["request_id"] == "off-1")
+    })
+    .unwrap_or_else(|| panic!("no stored off-CPU record\nlog:\n{}", agent.log()));
+    assert_eq!(record["tracer_type"], "manual", "{}", record["tracer_type"]);
+    let data = &record["tracer_data"];
+    assert_eq!(data["unit"], "us", "{data}");
+    let folded: Vec<&str> = data["folded_stacks"]
+        .as_array()
+        .expect("folded_stacks")
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    // The sleeper's stacks: its thread name, its function, the scheduler and the sleep.
+    let sleeping: Vec<&str> = folded
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("huatuo-offcpu;") && l.contains("huatuo_ops_offcpu_sleep"))
+        .collect();
+    // ... ending in the scheduler, with the BPF program's own frames cut off.
+    let kernel_path = |l: &&str| {
+        (l.contains("do_nanosleep") || l.contains("hrtimer_nanosleep"))
+            && l.rsplit_once(' ').is_some_and(|(path, _)| {
+                path.ends_with(";__schedule") || path.ends_with(";schedule")
+            })
+    };
+    assert!(
+        sleeping.iter().any(kernel_path),
+        "no folded stack of the sleeper shows schedule under nanosleep: {:?}",
+        &folded[..folded.len().min(10)]
+    );
+    // About 3 s asleep (minus wakeups and start/stop slack), counted in microseconds.
+    let slept: u64 = sleeping
+        .iter()
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+        .sum();
+    assert!(
+        (1_500_000..=4_000_000).contains(&slept),
+        "sleeper off-CPU total {slept} us not about 3 s: {sleeping:?}"
+    );
 }
 
 /// Subscribes to `POST /v1/events/watch` with a `tracer_name` filter; the CloudEvents arrive

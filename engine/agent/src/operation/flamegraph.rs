@@ -6,14 +6,14 @@ const NO_SAMPLES: &str = "<?xml version=\"1.0\" standalone=\"no\"?>\
 <text x=\"600\" y=\"36\" text-anchor=\"middle\">No samples collected</text></svg>\n";
 
 /// Renders folded stack lines (`comm;frame;...;frame count`) as an SVG flame graph titled
-/// `title`; an empty profile is an SVG saying so.
-pub fn svg(folded: &[String], title: &str) -> Result<String, String> {
+/// `title` whose counts are `unit` (samples, us); an empty profile is an SVG saying so.
+pub fn svg(folded: &[String], title: &str, unit: &str) -> Result<String, String> {
     if folded.is_empty() {
         return Ok(NO_SAMPLES.to_string());
     }
     let mut options = inferno::flamegraph::Options::default();
     options.title = title.to_string();
-    options.count_name = "samples".into();
+    options.count_name = unit.into();
     let mut out = Vec::new();
     inferno::flamegraph::from_lines(&mut options, folded.iter().map(String::as_str), &mut out)
         .map_err(|e| format!("rendering the flame graph: {e}"))?;
@@ -30,7 +30,8 @@ mod tests {
             "busy;main;spin_here 90".to_string(),
             "busy;main;idle_there 10".to_string(),
         ];
-        let svg = svg(&folded, "cpu").expect("svg");
+        let svg = svg(&folded, "cpu", "us").expect("svg");
+        assert!(svg.contains("90 us"), "count unit missing");
         assert!(svg.starts_with("<?xml"), "{}", &svg[..svg.len().min(200)]);
         for frame in ["spin_here", "idle_there", "main"] {
             assert!(svg.contains(frame), "{frame} missing");
@@ -39,7 +40,7 @@ mod tests {
 
     #[test]
     fn no_samples_is_an_svg_saying_so() {
-        let svg = svg(&[], "cpu").expect("svg");
+        let svg = svg(&[], "cpu", "samples").expect("svg");
         assert!(svg.contains("No samples collected"), "{svg}");
         assert!(
             svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"),

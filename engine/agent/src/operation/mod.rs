@@ -14,7 +14,7 @@ use huatuo_dsl::value::Value;
 use huatuo_http::api::error::ApiError;
 use huatuo_http::api::operations::{Control, Executor, Finished};
 use huatuo_http::api::request::{
-    Language, OperationRequest, ProfilingMode, ProfilingType, Scope, Spec, TracingType,
+    Language, OperationRequest, ProfilingType, Scope, Spec, TracingType,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -112,11 +112,7 @@ impl Executor for NodeExecutor {
                      omit `language` for native stacks",
                 ))
             }
-            Spec::Profiling(p) if p.mode == ProfilingMode::Offcpu => Err(ApiError::unsupported(
-                "off-CPU profiling needs a sched_switch-based template, which this agent does \
-                 not ship (template `offcpu` missing)",
-            )),
-            Spec::Profiling(_) => profile::admit(self.bpf),
+            Spec::Profiling(p) => profile::admit(self.bpf, p),
             Spec::Tracing(t) if t.kind == TracingType::IoTracing => Ok(()),
             Spec::Tracing(t) => match trace::template_of(t.kind) {
                 Some(template) => trace::admit(self.bpf, template),

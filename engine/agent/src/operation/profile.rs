@@ -1,31 +1,41 @@
-//! CPU profiling operations: the `profiler` template samples on-CPU stacks for the
-//! operation's duration (or until it is stopped), optionally limited to one container's
-//! cgroup or to processes of one executable; the record carries folded stacks, HUATUO's
-//! `flamedata` and the SVG flame graph.
+//! CPU profiling operations: the `profiler` template samples on-CPU stacks (mode `oncpu`),
+//! the `offcpu` template sums the microseconds threads spend switched out (mode `offcpu`),
+//! for the operation's duration (or until it is stopped), optionally limited to one
+//! container's cgroup or to processes of one executable; the record carries folded stacks,
+//! HUATUO's `flamedata` and the SVG flame graph.
 
 use super::flamegraph;
-use huatuo_bpf::profiler::{flame::CountedStack, ProfileOptions, Profiler};
+use huatuo_bpf::profiler::{flame::CountedStack, ProfileMode, ProfileOptions, Profiler};
 use huatuo_containers::Container;
 use huatuo_dsl::value::Value;
 use huatuo_http::api::error::ApiError;
 use huatuo_http::api::operations::{Control, Finished};
-use huatuo_http::api::request::{OperationRequest, ProfilingSpec};
+use huatuo_http::api::request::{OperationRequest, ProfilingMode, ProfilingSpec};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Whether this agent can profile: templates allowed and the profiler embedded.
-pub fn admit(bpf: bool) -> Result<(), ApiError> {
-    if !bpf {
-        return Err(ApiError::unsupported(
-            "kernel templates are turned off in this agent (--no-bpf or recorded maps): \
-             template `profiler` unavailable",
-        ));
+/// The profiler mode of a request's `spec.mode` (memory modes never get here).
+fn mode_of(spec: &ProfilingSpec) -> ProfileMode {
+    match spec.mode {
+        ProfilingMode::Offcpu => ProfileMode::OffCpu,
+        _ => ProfileMode::OnCpu,
     }
-    if huatuo_bpf::embedded::find("profiler").is_none() {
-        return Err(ApiError::unsupported(
-            "template `profiler` is not embedded in this build",
-        ));
+}
+
+/// Whether this agent can run this profile: templates allowed and the mode's embedded.
+pub fn admit(bpf: bool, spec: &ProfilingSpec) -> Result<(), ApiError> {
+    let template = mode_of(spec).template();
+    if !bpf {
+        return Err(ApiError::unsupported(format!(
+            "kernel templates are turned off in this agent (--no-bpf or recorded maps): \
+             template `{template}` unavailable"
+        )));
+    }
+    if huatuo_bpf::embedded::find(template).is_none() {
+        return Err(ApiError::unsupported(format!(
+            "template `{template}` is not embedded in this build"
+        )));
     }
     Ok(())
 }
@@ -53,7 +63,9 @@ pub fn run(
     if container.is_some() && cgroup.is_none() {
         return Err("the container's cgroup id is unknown: cannot limit sampling to it".into());
     }
+    let mode = mode_of(spec);
     let options = ProfileOptions {
+        mode,
         duration: Duration::from_secs(request.duration_seconds),
         cgroup_id: cgroup.map_or(0, |c| c.0),
         cgroup_v2: cgroup.is_some_and(|c| c.1),
@@ -68,17 +80,26 @@ pub fn run(
         profile.samples = profile.stacks.iter().map(|s| s.count).sum();
     }
     let folded = profile.folded();
+    let kind = match mode {
+        ProfileMode::OnCpu => "CPU",
+        ProfileMode::OffCpu => "Off-CPU",
+    };
     let title = format!(
-        "CPU profile {} ({} samples)",
-        request.request_id, profile.samples
+        "{kind} profile {} ({} {})",
+        request.request_id,
+        profile.samples,
+        mode.unit()
     );
-    let svg = flamegraph::svg(&folded, &title)?;
+    let svg = flamegraph::svg(&folded, &title, mode.unit())?;
     data.insert("samples".into(), Value::Int(profile.samples as i64));
     data.insert("lost_samples".into(), Value::Int(profile.lost as i64));
-    data.insert(
-        "frequency_hz".into(),
-        Value::Int(options.frequency_hz as i64),
-    );
+    if mode == ProfileMode::OnCpu {
+        data.insert(
+            "frequency_hz".into(),
+            Value::Int(options.frequency_hz as i64),
+        );
+    }
+    data.insert("unit".into(), Value::Str(mode.unit().into()));
     data.insert("stopped_early".into(), Value::Bool(stopped));
     data.insert("flamedata".into(), Value::Json(json!(profile.flamedata())));
     data.insert(
