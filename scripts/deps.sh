@@ -1,22 +1,38 @@
 #!/usr/bin/env bash
-# Installs what building huatuo needs on a fresh Debian 12 machine: clang and llvm compile
-# the eBPF templates, libbpf-dev provides bpf_helpers.h, bpftool regenerates vmlinux.h,
-# prometheus provides promtool (engine/agent/tests/promtool.rs lints the /metrics output),
-# iproute2, util-linux and nftables the ip, losetup, unshare, setpriv, flock and nft the kernel
-# tests run; systemd (systemd-analyze) and docker-compose check the deploy files
+# Installs what huatuo needs on a fresh Debian 12 machine.
+# Building: clang and llvm compile the eBPF templates, libbpf-dev provides bpf_helpers.h,
+# bpftool regenerates vmlinux.h.
+# With --test, also what the tests run: prometheus provides promtool (the /metrics output is
+# linted), iproute2, util-linux and nftables the ip, losetup, unshare, setpriv, flock and nft
+# the kernel tests call; systemd (systemd-analyze) and docker-compose check the deploy files
 # (engine/agent/tests/deploy_files.rs; Debian has no kubectl package: the kustomize base is
-# rendered with kubectl only where it is installed).
+# rendered with kubectl only where it is installed). Test packages come without their
+# recommended packages (docker-compose would otherwise bring a container engine).
 set -euo pipefail
-missing=()
-for pkg in clang llvm libbpf-dev bpftool prometheus iproute2 util-linux nftables systemd docker-compose; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "huatuo needs: ${missing[*]} (run as root or: sudo apt-get install ${missing[*]})" >&2
-        exit 1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${missing[@]}"
+build=(clang llvm libbpf-dev bpftool)
+test=(prometheus iproute2 util-linux nftables systemd docker-compose)
+missing() {
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || echo "$pkg"
+    done
+}
+mapfile -t need_build < <(missing "${build[@]}")
+need_test=()
+if [ "${1:-}" = "--test" ]; then
+    mapfile -t need_test < <(missing "${test[@]}")
+fi
+if [ "${#need_build[@]}" -eq 0 ] && [ "${#need_test[@]}" -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "huatuo needs: ${need_build[*]} ${need_test[*]} (run as root or: sudo apt-get install ${need_build[*]} ${need_test[*]})" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+if [ "${#need_build[@]}" -gt 0 ]; then
+    apt-get install -y -qq "${need_build[@]}"
+fi
+if [ "${#need_test[@]}" -gt 0 ]; then
+    apt-get install -y -qq --no-install-recommends "${need_test[@]}"
 fi
