@@ -10,41 +10,18 @@
  * or the v2 cgroup with `cgroup_v2` = 1); 0 records every task.
  */
 #include "huatuo.h"
+#include "profile_maps.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 /* Only record tasks of this cgroup id; 0 records all. */
 volatile const __u64 cgroup_id = 0;
 
-#define MAX_STACKS 8192
-
-struct profile_key {
-	u32 pid;
-	s32 kstack;
-	s32 ustack;
-	char comm[16];
-};
-
 /* A switched-out thread: when, and where (its process and stacks) it left the CPU. */
 struct switched_out {
 	u64 ts;
 	struct profile_key key;
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, MAX_STACKS);
-	__uint(key_size, sizeof(u32));
-	__uint(value_size, 127 * sizeof(u64));
-} stacks SEC(".maps");
-
-/* Off-CPU microseconds per key. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_STACKS);
-	__type(key, struct profile_key);
-	__type(value, u64);
-} counts SEC(".maps");
 
 /* LRU: threads that exited while switched out are evicted first when the map fills. */
 struct {

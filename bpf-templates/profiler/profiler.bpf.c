@@ -7,32 +7,10 @@
  * cgroup, or the v2 cgroup with `cgroup_v2` = 1); 0 samples everything.
  */
 #include "huatuo.h"
+#include "profile_maps.h"
 
 /* Only count tasks of this cgroup id; 0 counts all. */
 volatile const __u64 cgroup_id = 0;
-
-#define MAX_STACKS 8192
-
-struct profile_key {
-	u32 pid;
-	s32 kstack;
-	s32 ustack;
-	char comm[16];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, MAX_STACKS);
-	__uint(key_size, sizeof(u32));
-	__uint(value_size, 127 * sizeof(u64));
-} stacks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_STACKS);
-	__type(key, struct profile_key);
-	__type(value, u64);
-} counts SEC(".maps");
 
 SEC("perf_event")
 int perf_profile(struct bpf_perf_event_data *ctx)

@@ -115,7 +115,7 @@ impl Executor for NodeExecutor {
             Spec::Profiling(p) => profile::admit(self.bpf, p),
             Spec::Tracing(t) if t.kind == TracingType::IoTracing => Ok(()),
             Spec::Tracing(t) => match trace::template_of(t.kind) {
-                Some(template) => trace::admit(self.bpf, template),
+                Some(template) => admit_template(self.bpf, template),
                 None => Err(ApiError::not_implemented(format!(
                     "tracing type {} has no executor in this agent yet",
                     request.spec.type_name()
@@ -176,4 +176,20 @@ impl Executor for NodeExecutor {
             svg: finished.svg,
         })
     }
+}
+
+/// Whether this agent can run an operation on `template`: templates allowed and it is embedded.
+fn admit_template(bpf: bool, template: &str) -> Result<(), ApiError> {
+    if !bpf {
+        return Err(ApiError::unsupported(format!(
+            "kernel templates are turned off in this agent (--no-bpf or recorded maps): \
+             template `{template}` unavailable"
+        )));
+    }
+    if huatuo_bpf::embedded::find(template).is_none() {
+        return Err(ApiError::unsupported(format!(
+            "template `{template}` is not embedded in this build"
+        )));
+    }
+    Ok(())
 }

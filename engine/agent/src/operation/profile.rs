@@ -25,19 +25,7 @@ fn mode_of(spec: &ProfilingSpec) -> ProfileMode {
 
 /// Whether this agent can run this profile: templates allowed and the mode's embedded.
 pub fn admit(bpf: bool, spec: &ProfilingSpec) -> Result<(), ApiError> {
-    let template = mode_of(spec).template();
-    if !bpf {
-        return Err(ApiError::unsupported(format!(
-            "kernel templates are turned off in this agent (--no-bpf or recorded maps): \
-             template `{template}` unavailable"
-        )));
-    }
-    if huatuo_bpf::embedded::find(template).is_none() {
-        return Err(ApiError::unsupported(format!(
-            "template `{template}` is not embedded in this build"
-        )));
-    }
-    Ok(())
+    super::admit_template(bpf, mode_of(spec).template())
 }
 
 /// Whether the process of `stack` runs an executable whose path contains `pattern`.

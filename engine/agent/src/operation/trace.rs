@@ -6,7 +6,6 @@ use crate::daemon::enrich::DiscoveryResolver;
 use huatuo_bpf::{LoadOptions, Templates};
 use huatuo_containers::{Container, Discovery};
 use huatuo_dsl::value::Value;
-use huatuo_http::api::error::ApiError;
 use huatuo_http::api::operations::{Control, Finished};
 use huatuo_http::api::request::{OperationRequest, TracingType};
 use serde_json::json;
@@ -27,22 +26,6 @@ pub fn template_of(kind: TracingType) -> Option<&'static str> {
         TracingType::TcpRetransmit => Some("tcp_retransmit"),
         TracingType::IoTracing => None,
     }
-}
-
-/// Whether this agent can trace with `template`: templates allowed and it is embedded.
-pub fn admit(bpf: bool, template: &str) -> Result<(), ApiError> {
-    if !bpf {
-        return Err(ApiError::unsupported(format!(
-            "kernel templates are turned off in this agent (--no-bpf or recorded maps): \
-             template `{template}` unavailable"
-        )));
-    }
-    if huatuo_bpf::embedded::find(template).is_none() {
-        return Err(ApiError::unsupported(format!(
-            "template `{template}` is not embedded in this build"
-        )));
-    }
-    Ok(())
 }
 
 /// Why `template` did not attach, from its status.

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The maps of a stack profile, shared by the on-CPU sampler (profiler) and the off-CPU
+ * template (offcpu) so that one reader in user space serves both: a count per
+ * (process, kernel stack, user stack, command) and the stacks themselves.
+ */
+#ifndef HUATUO_PROFILE_MAPS_H
+#define HUATUO_PROFILE_MAPS_H
+
+#define MAX_STACKS 8192
+
+struct profile_key {
+	u32 pid;
+	s32 kstack;
+	s32 ustack;
+	char comm[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, MAX_STACKS);
+	__uint(key_size, sizeof(u32));
+	__uint(value_size, 127 * sizeof(u64));
+} stacks SEC(".maps");
+
+/* Samples (profiler) or off-CPU microseconds (offcpu) per key. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_STACKS);
+	__type(key, struct profile_key);
+	__type(value, u64);
+} counts SEC(".maps");
+
+#endif
