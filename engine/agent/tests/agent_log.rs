@@ -67,7 +67,7 @@ fn level_filters_what_is_written_to_stderr_and_the_file() {
             text.contains("INFO"),
             "Info level wrote no INFO line:\n{text}"
         );
-        assert!(text.contains("serving on 127.0.0.1:"), "{text}");
+        assert!(text.contains("serving HTTP on 127.0.0.1:"), "{text}");
         assert!(
             !text.contains("DEBUG"),
             "Info level wrote DEBUG lines:\n{text}"
@@ -83,7 +83,7 @@ fn level_filters_what_is_written_to_stderr_and_the_file() {
             !text.contains("INFO"),
             "Warn level wrote INFO lines:\n{text}"
         );
-        assert!(!text.contains("serving on"), "{text}");
+        assert!(!text.contains("serving HTTP on"), "{text}");
     }
 
     let debug = config("log-debug", "debug", "");
@@ -110,7 +110,7 @@ fn file_is_rotated_at_max_size_keeping_max_backups() {
     std::fs::write(cfg.dir.join("log/agent.log.2"), "oldest\n").expect("oldest");
     run_agent(&cfg);
     let live = read(&log);
-    assert!(live.contains("serving on 127.0.0.1:"), "{live}");
+    assert!(live.contains("serving HTTP on 127.0.0.1:"), "{live}");
     assert!(
         !live.contains("xxxxxxxx"),
         "the live file kept the old content"

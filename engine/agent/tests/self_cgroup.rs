@@ -44,7 +44,12 @@ fn start(port: u16, config: &TempConfig, seconds: u32, as_nobody: bool) -> Agent
         .arg(&config.path)
         .arg("--spool-dir")
         .arg(config.dir.join("spool"))
-        .args(fixture_args("cgroup", seconds))
+        // The fixture arguments without `--no-self-limit`: this agent is to limit itself.
+        .args(
+            fixture_args("cgroup", seconds)
+                .into_iter()
+                .filter(|a| a != "--no-self-limit"),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     Agent(command.spawn().expect("start huatuo"))
