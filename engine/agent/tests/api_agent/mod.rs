@@ -259,8 +259,25 @@ pub fn request(
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;
+    let mut lines = vec!["Connection: close"];
+    lines.extend_from_slice(headers);
+    let text = request_text(addr, method, path, &lines, body);
+    stream.write_all(text.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    parse(&String::from_utf8_lossy(&raw))
+}
+
+/// An HTTP/1.1 request with `Host`, `Content-Length`, the extra header lines and `body`.
+fn request_text(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> String {
     let mut text = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
         body.len()
     );
     for header in headers {
@@ -269,10 +286,7 @@ pub fn request(
     }
     text.push_str("\r\n");
     text.push_str(body);
-    stream.write_all(text.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).ok()?;
-    parse(&String::from_utf8_lossy(&raw))
+    text
 }
 
 fn parse(raw: &str) -> Option<Response> {
@@ -308,16 +322,7 @@ impl Watch {
     pub fn open(addr: SocketAddr, body: &str, headers: &[&str]) -> std::io::Result<Watch> {
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut text = format!(
-            "POST /v1/events/watch HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for header in headers {
-            text.push_str(header);
-            text.push_str("\r\n");
-        }
-        text.push_str("\r\n");
-        text.push_str(body);
+        let text = request_text(addr, "POST", "/v1/events/watch", headers, body);
         stream.write_all(text.as_bytes())?;
         let mut reader = BufReader::new(stream);
         let mut status_line = String::new();
