@@ -46,6 +46,30 @@ fn temp_stdlib(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
+/// Asserts `rule` is the one disabled rule, its reason naming the rule's place (`test.hto:4:16`)
+/// and line 1 of `script` with `function`; returns the reason.
+fn only_disabled_rule(
+    ev: &Evaluator,
+    rule: &str,
+    script: &std::path::Path,
+    function: &str,
+) -> String {
+    let disabled = ev.disabled_rules();
+    assert_eq!(disabled.len(), 1, "{disabled:?}");
+    let (name, reason) = &disabled[0];
+    assert_eq!(name, rule);
+    assert!(
+        reason.starts_with(&format!("test.hto:4:16: rule `{rule}`: ")),
+        "{reason}"
+    );
+    let file = script.display().to_string();
+    assert!(
+        reason.contains(&format!("{file}:1: {function}: ")),
+        "{reason}"
+    );
+    reason.clone()
+}
+
 #[test]
 fn runaway_script_is_stopped_and_disables_only_its_rule() {
     let dir = temp_stdlib(&[(
@@ -80,18 +104,11 @@ event steady {
             .collect::<Vec<_>>(),
         ["steady"]
     );
-    let disabled = ev.disabled_rules();
-    assert_eq!(disabled.len(), 1);
-    let (rule, reason) = &disabled[0];
-    assert_eq!(rule, "spinning");
-    let file = dir.path().join("spin.rhai").display().to_string();
-    assert!(
-        reason.starts_with("test.hto:4:16: rule `spinning`: "),
-        "{reason}"
-    );
-    assert!(
-        reason.contains(&format!("{file}:1: spin::forever: ")),
-        "{reason}"
+    let reason = only_disabled_rule(
+        &ev,
+        "spinning",
+        &dir.path().join("spin.rhai"),
+        "spin::forever",
     );
     assert!(
         reason.to_lowercase().contains("too many operations"),
@@ -146,20 +163,8 @@ event steady {
         .map(|r| r.tracer_name.as_str())
         .collect();
     assert_eq!(names, ["steady"]);
-    let disabled = ev.disabled_rules();
-    assert_eq!(disabled.len(), 1, "{disabled:?}");
-    let (rule, reason) = &disabled[0];
-    assert_eq!(rule, "slow");
-    let file = dir.path().join("slow.rhai").display().to_string();
-    assert!(
-        reason.starts_with("test.hto:4:16: rule `slow`: "),
-        "{reason}"
-    );
     // rhai reports no position for a stopped call: the place is the function's definition.
-    assert!(
-        reason.contains(&format!("{file}:1: slow::scan: ")),
-        "{reason}"
-    );
+    let reason = only_disabled_rule(&ev, "slow", &dir.path().join("slow.rhai"), "slow::scan");
     assert!(reason.contains("script time limit of 100ms"), "{reason}");
     let stats = ev.stats();
     assert_eq!(stats.rules["slow"].script_timeouts, 1);
