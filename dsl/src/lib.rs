@@ -10,5 +10,6 @@ pub mod output;
 pub mod parser;
 pub mod render;
 pub mod source;
+pub mod tracer_names;
 pub mod units;
 pub mod value;

@@ -212,13 +212,12 @@ impl Drop for Tree {
     }
 }
 
-/// The tracer ids of the records in a local record file (`# time name id` header lines).
+/// The tracer ids of the records in a local record file.
 fn local_ids(path: &Path) -> BTreeSet<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("# "))
-        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    huatuo_storage::local::documents(&text)
+        .iter()
+        .filter_map(|doc| doc["tracer_id"].as_str().map(str::to_string))
         .collect()
 }
 

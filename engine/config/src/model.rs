@@ -81,7 +81,10 @@ section! {
 
 section! {
     /// `[Storage]`: where events and autotracing records go.
-    pub struct Storage {}
+    pub struct Storage {
+        /// Write renamed tracers under HUATUO's older names (`softirq`, `netrecvlat`, `directreclaim`, `netdev_event`, `lacp`) for fleets whose queries use them (ours).
+        "LegacyTracerNames" => legacy_tracer_names: bool = false, Plain, Check::Any;
+    }
     sections {
         /// `[Storage.ES]`.
         "ES" => es: EsStorage;
@@ -105,6 +108,14 @@ section! {
         "CACertPath" => ca_cert_path: String = String::new(), Plain, Check::Any;
         /// Send records and credentials to an https cluster whose certificate does not verify (ours; logged as a warning).
         "InsecureSkipVerify" => insecure_skip_verify: bool = false, Plain, Check::Any;
+        /// Directory where records wait while the cluster is unreachable (ours; empty: huatuo-es-spool; `huatuo run --spool-dir` overrides it).
+        "SpoolPath" => spool_path: String = "huatuo-es-spool".to_string(), Plain, Check::Any;
+        /// Cap on the spool's size on disk; the oldest records are dropped (and counted) past it (ours).
+        "SpoolMaxSize" => spool_max_size: i64 = 256, Mebibytes, Check::Range(1, 1 << 20);
+        /// File keeping the records the cluster refused for their content (ours; empty: `<SpoolPath>.dead-letter.ndjson`).
+        "DeadLetterPath" => dead_letter_path: String = String::new(), Plain, Check::Any;
+        /// Cap on the dead-letter file; one rotated file is kept besides (ours).
+        "DeadLetterMaxSize" => dead_letter_max_size: i64 = 64, Mebibytes, Check::Range(1, 1 << 20);
     }
     sections {}
 }

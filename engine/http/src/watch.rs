@@ -6,6 +6,7 @@
 //! its own task: a slow client loses events (counted per client) and is eventually dropped
 //! with a final frame naming the reason; it never slows the publisher or other clients.
 
+use huatuo_dsl::tracer_names;
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
@@ -88,10 +89,19 @@ impl WatchFilter {
         self.matches_values(&filter_values(doc))
     }
 
+    /// A `tracer_name` filter matches a record by any of its tracer's names, so a filter
+    /// written for HUATUO's older names (`^softirq$`) still finds `softirq_tracing` records.
     fn matches_values(&self, values: &[String]) -> bool {
-        self.fields
-            .iter()
-            .all(|(index, regex)| regex.is_match(&values[*index]))
+        self.fields.iter().all(|(index, regex)| {
+            let value = &values[*index];
+            if FILTER_FIELDS[*index] == "tracer_name" {
+                tracer_names::all_names(value)
+                    .iter()
+                    .any(|name| regex.is_match(name))
+            } else {
+                regex.is_match(value)
+            }
+        })
     }
 }
 
@@ -456,5 +466,29 @@ impl WatchHub {
             slots: self.slots.clone(),
             counters: self.counters.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(pattern: &str) -> WatchFilter {
+        let mut request = WatchRequest::default();
+        request
+            .filters
+            .insert("tracer_name".into(), pattern.to_string());
+        WatchFilter::compile(&request).expect("filter compiles")
+    }
+
+    #[test]
+    fn a_tracer_filter_matches_any_name_of_the_tracer() {
+        let current = json!({"tracer_name": "softirq_tracing", "hostname": "n1"});
+        let legacy = json!({"tracer_name": "lacp"});
+        assert!(filter("^softirq$").matches_record(&current));
+        assert!(filter("^softirq_tracing$").matches_record(&current));
+        assert!(filter("^netdev_bonding_lacp$").matches_record(&legacy));
+        assert!(!filter("^oom$").matches_record(&current));
+        assert!(!filter("^dropwatch$").matches_record(&legacy));
     }
 }

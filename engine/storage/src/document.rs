@@ -3,15 +3,19 @@
 use chrono::{DateTime, Local, TimeZone};
 use huatuo_dsl::catalog::{CONTAINER_LABELS, CONTAINER_RECORD_FIELDS};
 use huatuo_dsl::output::{Record, TracerType};
+use huatuo_dsl::tracer_names;
 use serde_json::{json, Map, Value as Json};
 
-/// Where the agent runs: the fields every stored record carries.
+/// Where the agent runs (the fields every stored record carries) and how records are named.
 #[derive(Debug, Clone, Default)]
 pub struct HostInfo {
     /// The node's hostname.
     pub hostname: String,
     /// The region (`--region`).
     pub region: String,
+    /// `[Storage] LegacyTracerNames`: write renamed tracers under HUATUO's older names
+    /// (`softirq`, `netrecvlat`, `directreclaim`, `netdev_event`, `lacp`).
+    pub legacy_tracer_names: bool,
 }
 
 /// The stored field a container label becomes: HUATUO's record name where it differs.
@@ -47,6 +51,8 @@ impl Document {
     /// Builds the stored document for `record`, uploaded at `uploaded`.
     pub fn new(record: &Record, host: &HostInfo, uploaded: DateTime<Local>) -> Document {
         let tracer_id = uuid::Uuid::new_v4().simple().to_string();
+        let tracer_name =
+            tracer_names::written_name(&record.tracer_name, host.legacy_tracer_names).to_string();
         let when = tracer_time(&local_time(record.time_ns));
         let mut body = Map::new();
         body.insert("hostname".into(), json!(host.hostname));
@@ -56,7 +62,7 @@ impl Document {
             json!(uploaded.to_rfc3339_opts(chrono::SecondsFormat::Nanos, false)),
         );
         body.insert("time".into(), json!(when));
-        body.insert("tracer_name".into(), json!(record.tracer_name));
+        body.insert("tracer_name".into(), json!(tracer_name));
         body.insert("tracer_id".into(), json!(tracer_id));
         body.insert("tracer_time".into(), json!(when));
         let tracer_type = match record.tracer_type {
@@ -73,7 +79,7 @@ impl Document {
             .unwrap_or_else(|e| json!({ "encode_error": e.to_string() }));
         body.insert("tracer_data".into(), data);
         Document {
-            tracer_name: record.tracer_name.clone(),
+            tracer_name,
             tracer_id,
             body: Json::Object(body),
         }

@@ -27,7 +27,8 @@ pub struct LocalFileSettings {
     pub max_rotation: usize,
 }
 
-/// Appends records to one file per tracer: a `#` header line, then the JSON document.
+/// Appends records to one file per tracer: HUATUO's header line (see [`header`]), then the
+/// JSON document on one line.
 #[derive(Debug)]
 pub struct LocalFileStore {
     settings: LocalFileSettings,
@@ -52,13 +53,7 @@ impl LocalFileStore {
     /// Writes one document, rotating the tracer's file first when it would grow too large.
     pub fn write(&self, doc: &Document) -> Result<(), StorageError> {
         let path = self.path_of(&doc.tracer_name);
-        let entry = format!(
-            "# {} {} {}\n{}\n",
-            doc.field("tracer_time"),
-            doc.tracer_name,
-            doc.tracer_id,
-            doc.body
-        );
+        let entry = format!("{}\n{}\n", header(doc), doc.body);
         let meta = fs::metadata(&path).ok();
         let current = meta.as_ref().map_or(0, fs::Metadata::len);
         if current > 0 && current + entry.len() as u64 > self.settings.rotation_bytes {
@@ -76,6 +71,41 @@ impl LocalFileStore {
         file.write_all(entry.as_bytes())
             .map_err(|e| StorageError::io(&path, e))
     }
+}
+
+/// The line written before each record, as HUATUO writes it: the record's local time to the
+/// second, `Host=` and `Region=`, and for a container's record `ContainerHost=`,
+/// `ContainerID=`, `ContainerType=` and `ContainerLevel=`:
+/// `2025-06-11 15:54:46 Host=node1 Region=us01 ContainerHost=web-1 ContainerID=ab12 ContainerType=normal ContainerLevel=1`.
+pub fn header(doc: &Document) -> String {
+    // `tracer_time` is `YYYY-MM-DD HH:MM:SS.mmm +zzzz`: its first 19 characters are the second.
+    let time = doc.field("tracer_time");
+    let mut line = format!(
+        "{} Host={} Region={}",
+        time.get(..19).unwrap_or(time),
+        doc.field("hostname"),
+        doc.field("region")
+    );
+    if !doc.field("container_id").is_empty() {
+        for (key, field) in [
+            ("ContainerHost", "container_hostname"),
+            ("ContainerID", "container_id"),
+            ("ContainerType", "container_type"),
+            ("ContainerLevel", "container_qos"),
+        ] {
+            line.push_str(&format!(" {key}={}", doc.field(field)));
+        }
+    }
+    line
+}
+
+/// The JSON documents of a local record file's text, in order: every line that is a JSON
+/// object (the header lines are not).
+pub fn documents(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter(|line| line.starts_with('{'))
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
 }
 
 /// Rotates `path` keeping `keep` older files: shifts `name.N-1` → `name.N` … `name` →

@@ -1,6 +1,14 @@
 //! The Elasticsearch sink against a fake cluster on a loopback port: bulk format, auth,
 //! spooling while the cluster is down, ordered replay, the spool cap, permanent rejections
 //! and restarts. Every wait is bounded.
+//!
+//! No Elasticsearch or OpenSearch server can be installed here, so the fake behaves as the
+//! real API does on the points that matter: `GET /` names the version, `PUT
+//! _index_template/<name>` stores a template, wrong credentials get 401 on every route,
+//! `_bulk` answers per item, 429 when overloaded, and it maps each daily index dynamically
+//! (the first document to use a field fixes its shape), refusing with 400
+//! `mapper_parsing_exception` a later document whose field has another shape unless an
+//! installed template maps `tracer_data` as `flattened`.
 
 use huatuo_storage::{Document, EsCounters, EsSettings, EsSink, Storage};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -22,6 +30,8 @@ enum Mode {
     Slow(Duration),
     /// Every request answered 503.
     Unavailable,
+    /// Every bulk request answered 429 (too many requests).
+    TooMany,
 }
 
 /// Decides the status of one bulk item from its source document.
@@ -42,7 +52,16 @@ struct Request {
 struct FakeState {
     mode: Mode,
     rule: ItemRule,
+    /// Bulk requests, in arrival order.
     requests: Vec<Request>,
+    /// The `Authorization` header every request must carry.
+    credentials: String,
+    /// Index templates installed, by name.
+    templates: std::collections::BTreeMap<String, Json>,
+    /// The status `PUT _index_template` answers (200, or 400 as an old cluster would).
+    template_status: u16,
+    /// Per index, the shape each field path got from the first document that used it.
+    mappings: std::collections::BTreeMap<String, std::collections::BTreeMap<String, &'static str>>,
 }
 
 /// A fake `_bulk` endpoint on 127.0.0.1.
@@ -89,6 +108,10 @@ impl FakeEs {
             mode: Mode::Up,
             rule: Box::new(|_| 201),
             requests: Vec::new(),
+            credentials: "Basic ZWxhc3RpYzoxMjM0NTY=".into(),
+            templates: Default::default(),
+            template_status: 200,
+            mappings: Default::default(),
         }));
         let shared = Arc::clone(&state);
         let connections = Arc::new(AtomicUsize::new(0));
@@ -132,6 +155,18 @@ impl FakeEs {
 
     fn requests(&self) -> Vec<Request> {
         self.state.lock().unwrap().requests.clone()
+    }
+
+    fn set_credentials(&self, authorization: &str) {
+        self.state.lock().unwrap().credentials = authorization.to_string();
+    }
+
+    fn set_template_status(&self, status: u16) {
+        self.state.lock().unwrap().template_status = status;
+    }
+
+    fn template(&self, name: &str) -> Option<Json> {
+        self.state.lock().unwrap().templates.get(name).cloned()
     }
 
     /// The `n` field of every document the cluster accepted, in arrival order.
@@ -181,6 +216,42 @@ fn serve(stream: impl Read + Write, state: &Mutex<FakeState>) {
         return;
     }
     let text = String::from_utf8_lossy(&body).to_string();
+    let mut parts = head.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or_default().to_string(),
+        parts.next().unwrap_or_default().to_string(),
+    );
+    if path != "/_bulk" {
+        let (status, answer) = {
+            let mut state = state.lock().unwrap();
+            if authorization != state.credentials {
+                (401, unauthorized())
+            } else if method == "GET" && path == "/" {
+                (
+                    200,
+                    json!({"version": {"number": "8.13.4"}, "tagline": "You Know, for Search"}),
+                )
+            } else if let (true, Some(name)) =
+                (method == "PUT", path.strip_prefix("/_index_template/"))
+            {
+                let status = state.template_status;
+                if status == 200 {
+                    let template: Json = serde_json::from_str(&text).expect("template JSON");
+                    state.templates.insert(name.to_string(), template);
+                    (200, json!({"acknowledged": true}))
+                } else {
+                    (
+                        status,
+                        json!({"error": {"type": "illegal_argument_exception", "reason": "unknown setting"}, "status": status}),
+                    )
+                }
+            } else {
+                (404, json!({"error": "no handler"}))
+            }
+        };
+        answer_with(reader.into_inner(), status, &answer);
+        return;
+    }
     let lines: Vec<Json> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("NDJSON line"))
@@ -194,10 +265,24 @@ fn serve(stream: impl Read + Write, state: &Mutex<FakeState>) {
         std::thread::sleep(delay);
     }
     let mut state = state.lock().unwrap();
-    let (status, answer, statuses) = if mode == Mode::Unavailable {
+    let (status, answer, statuses) = if authorization != state.credentials {
+        (401, unauthorized(), Vec::new())
+    } else if mode == Mode::Unavailable {
         (503, json!({"error": "unavailable"}), Vec::new())
+    } else if mode == Mode::TooMany {
+        (
+            429,
+            json!({"error": {"type": "es_rejected_execution_exception"}, "status": 429}),
+            Vec::new(),
+        )
     } else {
-        let statuses: Vec<u16> = pairs.iter().map(|(_, s)| (state.rule)(s)).collect();
+        let statuses: Vec<u16> = pairs
+            .iter()
+            .map(|(action, source)| match (state.rule)(source) {
+                200..=299 => map_document(&mut state, action, source),
+                refused => refused,
+            })
+            .collect();
         let items: Vec<Json> = statuses
             .iter()
             .map(|s| match s {
@@ -220,14 +305,94 @@ fn serve(stream: impl Read + Write, state: &Mutex<FakeState>) {
         statuses,
     });
     drop(state);
+    answer_with(reader.into_inner(), status, &answer);
+}
+
+/// Writes one HTTP answer and closes.
+fn answer_with(mut stream: impl Write, status: u16, answer: &Json) {
     let answer = answer.to_string();
-    let mut stream = reader.into_inner();
     let _ = write!(
         stream,
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
         answer.len()
     );
     let _ = stream.flush();
+}
+
+/// The body of a 401, as Elasticsearch's security layer answers it.
+fn unauthorized() -> Json {
+    json!({"error": {"type": "security_exception", "reason": "unable to authenticate user [elastic]"}, "status": 401})
+}
+
+/// The shape dynamic mapping gives a JSON value.
+fn shape(value: &Json) -> &'static str {
+    match value {
+        Json::Object(_) => "object",
+        Json::Number(_) => "number",
+        Json::Bool(_) => "boolean",
+        _ => "text",
+    }
+}
+
+/// Maps `source` into its index as dynamic mapping does: each new field path takes the shape
+/// of its first value; a later value of another shape (an object where text was, text where a
+/// number was) refuses the document with 400. A `tracer_data` that an installed template maps
+/// as `flattened` takes any shape.
+fn map_document(state: &mut FakeState, action: &Json, source: &Json) -> u16 {
+    let index = action["index"]["_index"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let flattened = state.templates.values().any(|t| {
+        let covers = t["index_patterns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| {
+                p.as_str()
+                    .and_then(|p| p.strip_suffix('*'))
+                    .is_some_and(|prefix| index.starts_with(prefix))
+            });
+        covers && t["template"]["mappings"]["properties"]["tracer_data"]["type"] == "flattened"
+    });
+    let mut leaves = Vec::new();
+    fn walk(path: String, value: &Json, flattened: bool, out: &mut Vec<(String, &'static str)>) {
+        if flattened && path == "tracer_data" {
+            return;
+        }
+        let values: Vec<&Json> = match value {
+            Json::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        for value in values {
+            out.push((path.clone(), shape(value)));
+            if let Json::Object(fields) = value {
+                for (key, inner) in fields {
+                    let inner_path = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    walk(inner_path, inner, flattened, out);
+                }
+            }
+        }
+    }
+    walk(String::new(), source, flattened, &mut leaves);
+    let mapping = state.mappings.entry(index).or_default();
+    for (path, kind) in &leaves {
+        match mapping.get(path) {
+            None => {}
+            Some(known) if known == kind => {}
+            // A number fits a text field; nothing else changes shape.
+            Some(&"text") if *kind == "number" || *kind == "boolean" => {}
+            Some(_) => return 400,
+        }
+    }
+    for (path, kind) in leaves {
+        mapping.entry(path).or_insert(kind);
+    }
+    201
 }
 
 /// A document with a fixed-width body: `n` orders it, `bad` marks one the cluster refuses.
@@ -248,6 +413,7 @@ fn settings(address: &str, dir: &Path) -> EsSettings {
     s.request_timeout = Duration::from_secs(2);
     s.retry_initial = Duration::from_millis(50);
     s.retry_max = Duration::from_millis(200);
+    s.dead_letter_path = dir.join("dead-letters.jsonl");
     s
 }
 
@@ -301,10 +467,21 @@ fn documents_are_bulk_indexed_with_index_id_and_auth() {
     assert_eq!(first.content_type, "application/x-ndjson");
     let pairs: Vec<_> = requests.iter().flat_map(|r| r.pairs.clone()).collect();
     assert_eq!(pairs.len(), 3);
+    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
     for (n, (action, source)) in pairs.iter().enumerate() {
-        assert_eq!(action["index"]["_index"], "huatuo_test");
+        assert_eq!(
+            action["index"]["_index"],
+            format!("huatuo_test_cases_{today}")
+        );
         assert_eq!(action["index"]["_id"], format!("id{n:06}"));
-        assert_eq!(source, &doc(n as u64, false).body);
+        let mut source = source.clone();
+        let stamped = source
+            .as_object_mut()
+            .and_then(|o| o.remove("es_index_time"))
+            .and_then(|t| t.as_i64())
+            .expect("es_index_time");
+        assert!((chrono::Utc::now().timestamp_millis() - stamped).abs() < 60_000);
+        assert_eq!(source, doc(n as u64, false).body);
     }
 }
 
@@ -637,4 +814,220 @@ fn closing_interrupts_a_request_in_flight_and_keeps_its_documents() {
     );
     assert_eq!(get(&counters.spool_docs), 1);
     assert_eq!(get(&counters.indexed), 0);
+}
+
+/// A record of `tracer` taken at `time` whose `tracer_data.stack` is `stack`.
+fn record_doc(n: u64, tracer: &str, time: &str, stack: Json) -> Document {
+    let id = format!("rec{n:04}");
+    Document {
+        tracer_name: tracer.into(),
+        tracer_id: id.clone(),
+        body: json!({"tracer_id": id, "tracer_name": tracer, "time": time, "n": n,
+                     "tracer_data": {"stack": stack}}),
+    }
+}
+
+/// The dead letters kept in the test's dead-letter file.
+fn dead_letters(dir: &Path) -> Vec<Json> {
+    std::fs::read_to_string(dir.join("dead-letters.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("dead letter JSON"))
+        .collect()
+}
+
+#[test]
+fn the_index_template_is_installed_first_and_documents_go_to_daily_indices() {
+    let es = FakeEs::bind(0);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = EsSink::start(settings(&es.address(), dir.path())).unwrap();
+    sink.store(&record_doc(
+        1,
+        "softirq_tracing",
+        "2025-06-11 16:05:16.251 +0800",
+        json!("a/1"),
+    ));
+    sink.store(&record_doc(
+        2,
+        "oom",
+        "2025-06-12 00:00:01.000 +0800",
+        json!("b/2"),
+    ));
+    let c = sink.counters();
+    wait_for("2 indexed", c, |c| get(&c.indexed) == 2);
+    let template = es
+        .template("huatuo_test_cases")
+        .expect("template installed");
+    assert_eq!(template["index_patterns"], json!(["huatuo_test_cases_*"]));
+    let props = &template["template"]["mappings"]["properties"];
+    assert_eq!(props["tracer_data"]["type"], "flattened");
+    assert_eq!(props["es_index_time"]["type"], "date");
+    let indices: Vec<Json> = es
+        .requests()
+        .iter()
+        .flat_map(|r| r.pairs.iter().map(|(a, _)| a["index"]["_index"].clone()))
+        .collect();
+    assert_eq!(
+        indices,
+        [
+            json!("huatuo_test_cases_2025-06-11"),
+            json!("huatuo_test_cases_2025-06-12")
+        ]
+    );
+    assert_eq!(c.status()["index_template"], "installed");
+}
+
+#[test]
+fn with_the_template_tracers_of_different_field_shapes_share_an_index() {
+    let es = FakeEs::bind(0);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = EsSink::start(settings(&es.address(), dir.path())).unwrap();
+    let day = "2025-06-11 16:05:16.251 +0800";
+    sink.store(&record_doc(
+        1,
+        "softirq_tracing",
+        day,
+        json!("scheduler_tick/ffff"),
+    ));
+    sink.store(&record_doc(
+        2,
+        "dload",
+        day,
+        json!([{"pid": 1, "stack": "io_schedule"}]),
+    ));
+    let c = sink.counters();
+    wait_for("2 indexed", c, |c| get(&c.indexed) == 2);
+    assert_eq!(get(&c.failed), 0);
+    assert!(dead_letters(dir.path()).is_empty());
+}
+
+#[test]
+fn a_mapping_conflict_is_kept_as_a_dead_letter_with_the_reason() {
+    // An old cluster refuses the template: dynamic mapping then makes `tracer_data.stack`
+    // text with the first record, and the second record's list of objects conflicts.
+    let es = FakeEs::bind(0);
+    es.set_template_status(400);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = EsSink::start(settings(&es.address(), dir.path())).unwrap();
+    let day = "2025-06-11 16:05:16.251 +0800";
+    sink.store(&record_doc(
+        1,
+        "softirq_tracing",
+        day,
+        json!("scheduler_tick/ffff"),
+    ));
+    sink.store(&record_doc(
+        2,
+        "dload",
+        day,
+        json!([{"pid": 1, "stack": "io_schedule"}]),
+    ));
+    let c = sink.counters();
+    wait_for("1 indexed, 1 dead letter", c, |c| {
+        get(&c.indexed) == 1 && get(&c.dead_lettered) == 1
+    });
+    assert_eq!(get(&c.failed), 1);
+    let letters = dead_letters(dir.path());
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["status"], 400);
+    assert_eq!(letters[0]["index"], "huatuo_test_cases_2025-06-11");
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("mapper_parsing_exception"),
+        "{}",
+        letters[0]
+    );
+    assert_eq!(letters[0]["document"]["tracer_name"], "dload");
+    assert_eq!(letters[0]["document"]["tracer_data"]["stack"][0]["pid"], 1);
+    assert!(c.status()["index_template"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("refused: HTTP 400"));
+}
+
+#[test]
+fn too_many_requests_are_retried_until_the_cluster_takes_them() {
+    let es = FakeEs::bind(0);
+    es.set_mode(Mode::TooMany);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = EsSink::start(settings(&es.address(), dir.path())).unwrap();
+    for n in 0..6 {
+        sink.store(&doc(n, false));
+    }
+    let c = sink.counters();
+    wait_for("6 spooled", c, |c| get(&c.spool_docs) == 6);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(get(&c.indexed), 0);
+    assert_eq!(get(&c.failed), 0);
+    es.set_mode(Mode::Up);
+    wait_for("6 delivered", c, |c| {
+        get(&c.indexed) == 6 && get(&c.spool_docs) == 0
+    });
+    assert_eq!(es.accepted(), vec![0, 1, 2, 3, 4, 5]);
+    assert!(dead_letters(dir.path()).is_empty());
+}
+
+#[test]
+fn refused_credentials_are_reported_retried_and_cleared_once_fixed() {
+    let es = FakeEs::bind(0);
+    es.set_credentials("Basic b3RoZXI6b3RoZXI=");
+    let dir = tempfile::tempdir().unwrap();
+    let sink = EsSink::start(settings(&es.address(), dir.path())).unwrap();
+    for n in 0..3 {
+        sink.store(&doc(n, false));
+    }
+    let c = sink.counters();
+    wait_for("an auth failure", c, |c| get(&c.auth_failures) >= 1);
+    wait_for("3 spooled", c, |c| get(&c.spool_docs) == 3);
+    let status = c.status();
+    let error = status["auth_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("HTTP 401") && error.contains("security_exception"),
+        "{status}"
+    );
+    assert_eq!(
+        get(&c.failed),
+        0,
+        "credentials are not the documents' fault"
+    );
+    // The operator fixes the cluster's side: the spooled documents go, the error clears.
+    es.set_credentials("Basic ZWxhc3RpYzoxMjM0NTY=");
+    wait_for("3 delivered", c, |c| get(&c.indexed) == 3);
+    assert_eq!(c.status()["auth_error"], Json::Null);
+    assert_eq!(c.status()["index_template"], "installed");
+}
+
+#[test]
+fn the_dead_letter_file_is_bounded_and_what_leaves_it_is_counted() {
+    let es = FakeEs::bind(0);
+    es.set_rule(|_| 400);
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&es.address(), dir.path());
+    s.dead_letter_max_bytes = 1200;
+    let sink = EsSink::start(s).unwrap();
+    for n in 0..30 {
+        sink.store(&doc(n, true));
+    }
+    let c = sink.counters();
+    wait_for("30 refused", c, |c| get(&c.failed) == 30);
+    let current = dead_letters(dir.path()).len() as u64;
+    let rotated = std::fs::read_to_string(dir.path().join("dead-letters.jsonl.1"))
+        .expect("rotated dead letters")
+        .lines()
+        .count() as u64;
+    assert!(
+        std::fs::metadata(dir.path().join("dead-letters.jsonl"))
+            .unwrap()
+            .len()
+            <= 1200
+    );
+    assert_eq!(get(&c.dead_lettered), 30);
+    // Every refused document is in a file or counted as removed with a rotated file.
+    assert_eq!(current + rotated + get(&c.dead_letter_dropped), 30);
+    assert!(get(&c.dead_letter_dropped) > 0);
 }

@@ -28,6 +28,7 @@ fn host() -> HostInfo {
     HostInfo {
         hostname: "node-1".into(),
         region: "cn-beijing".into(),
+        legacy_tracer_names: false,
     }
 }
 
@@ -51,6 +52,63 @@ fn document_has_huatuo_common_fields() {
     let time = body["tracer_time"].as_str().unwrap_or_default();
     assert!(time.starts_with("2025-06-1"), "tracer_time {time}");
     assert_eq!(time.len(), "2025-06-11 16:05:16.251 +0800".len());
+}
+
+#[test]
+fn each_record_is_preceded_by_huatuo_s_header_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalFileStore::new(LocalFileSettings {
+        dir: dir.path().to_path_buf(),
+        rotation_bytes: 1 << 20,
+        max_rotation: 1,
+    })
+    .expect("store");
+    let mut labels = record("net_rx_latency", 1);
+    labels
+        .labels
+        .insert("container_host".into(), "web-1.docker".into());
+    labels
+        .labels
+        .insert("container_type".into(), "normal".into());
+    let in_container = Document::new(&labels, &host(), chrono::Local::now());
+    let mut on_host = record("net_rx_latency", 2);
+    on_host.labels.clear();
+    let on_host = Document::new(&on_host, &host(), chrono::Local::now());
+    store.write(&in_container).expect("write");
+    store.write(&on_host).expect("write");
+    let text = std::fs::read_to_string(store.path_of("net_rx_latency")).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    // The record's local time to the second, then the host and, for a container, the container.
+    let second = &in_container.field("tracer_time")[..19];
+    assert_eq!(
+        lines[0],
+        format!(
+            "{second} Host=node-1 Region=cn-beijing ContainerHost=web-1.docker \
+             ContainerID=abc ContainerType=normal ContainerLevel=Guaranteed"
+        )
+    );
+    assert_eq!(lines[2], format!("{second} Host=node-1 Region=cn-beijing"));
+    let docs = huatuo_storage::local::documents(&text);
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["tracer_data"]["offtime"], 1);
+    assert_eq!(docs[1]["tracer_data"]["offtime"], 2);
+}
+
+#[test]
+fn renamed_tracers_are_written_under_huatuo_s_older_names_on_request() {
+    let record = record("net_rx_latency", 1);
+    let current = Document::new(&record, &host(), chrono::Local::now());
+    assert_eq!(current.body["tracer_name"], "net_rx_latency");
+    let legacy_host = HostInfo {
+        legacy_tracer_names: true,
+        ..host()
+    };
+    let legacy = Document::new(&record, &legacy_host, chrono::Local::now());
+    assert_eq!(legacy.body["tracer_name"], "netrecvlat");
+    assert_eq!(legacy.tracer_name, "netrecvlat");
+    let oom = Document::new(&self::record("oom", 1), &legacy_host, chrono::Local::now());
+    assert_eq!(oom.body["tracer_name"], "oom");
 }
 
 #[test]
@@ -81,7 +139,11 @@ fn records_append_and_rotate_within_limits() {
     let current = std::fs::read_to_string(&path).expect("current file");
     let lines: Vec<&str> = current.lines().collect();
     assert!(lines.len() >= 2 && lines.len().is_multiple_of(2));
-    assert!(lines[0].starts_with("# "));
+    assert!(
+        lines[0].contains(" Host=node-1 Region=cn-beijing "),
+        "{}",
+        lines[0]
+    );
     let json: serde_json::Value = serde_json::from_str(lines[1]).expect("json line");
     assert_eq!(json["tracer_name"], "oom");
     assert!(std::fs::metadata(&path).expect("meta").len() <= 1500);

@@ -48,9 +48,10 @@ pub struct RunArgs {
     /// Stop after this many seconds (tests and benchmarks).
     #[arg(long, value_name = "SECONDS")]
     run_for: Option<f64>,
-    /// Where records wait on disk while Elasticsearch is unreachable.
-    #[arg(long, default_value = "huatuo-es-spool", value_name = "DIR")]
-    spool_dir: PathBuf,
+    /// Where records wait on disk while Elasticsearch is unreachable (overrides
+    /// `[Storage.ES] SpoolPath`).
+    #[arg(long, value_name = "DIR")]
+    spool_dir: Option<PathBuf>,
     /// Do not move the agent into its own cgroup (`[RuntimeCgroup]` limits not applied):
     /// for fixture runs beside another agent on the same machine.
     #[arg(long)]

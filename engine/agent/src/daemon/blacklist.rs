@@ -6,10 +6,12 @@
 //! rule, the collector name of a metric rule (`netdev_hw`, `metax_gpu`). A metric rule and an
 //! event rule may share a name (`oom`): both are switched off, as HUATUO's tracer and its
 //! counter are one module there. A `fallback for` rule goes with the rule it stands in for
-//! (`softlockup_kmsg` with `softlockup`): its records carry that name.
+//! (`softlockup_kmsg` with `softlockup`): its records carry that name. HUATUO's older tracer
+//! names (`softirq`, `netrecvlat`, `lacp` ...) name the same rules as the current ones.
 
 use super::status::RuleInfo;
 use huatuo_dsl::ast::RuleFile;
+use huatuo_dsl::tracer_names;
 
 /// Why a blacklisted rule is not running, as `/status` and the log say it.
 pub const REASON: &str = "disabled by BlackList in huatuo-bamai.conf";
@@ -19,8 +21,10 @@ pub fn apply(mut files: Vec<RuleFile>, blacklist: &[String]) -> (Vec<RuleFile>, 
     let mut removed = Vec::new();
     for file in &mut files {
         file.rules.retain(|rule| {
-            let listed = blacklist.contains(&rule.name.name)
-                || blacklist.iter().any(|name| name == rule.output_name());
+            let listed = blacklist.iter().any(|name| {
+                tracer_names::same_tracer(name, &rule.name.name)
+                    || tracer_names::same_tracer(name, rule.output_name())
+            });
             if listed {
                 removed.push(RuleInfo::from_rule(rule));
             }
@@ -84,6 +88,19 @@ mod tests {
             assert_eq!(rule["disabled"], REASON);
         }
         assert!(rules[..2].iter().all(|r| r["enabled"] == true));
+    }
+
+    #[test]
+    fn huatuo_s_older_tracer_names_blacklist_the_renamed_rules() {
+        let text = "event softirq_tracing {\n source kmsg\n emit message\n}\n\
+                    event netdev_bonding_lacp {\n source kmsg\n emit message\n}\n\
+                    event oom {\n source kmsg\n emit message\n}\n";
+        let files = vec![parse_file("t.hto", text).expect("test rules parse")];
+        let (kept, removed) = apply(files, &["softirq".to_string(), "lacp".to_string()]);
+        let names: Vec<&str> = kept[0].rules.iter().map(|r| r.name.name.as_str()).collect();
+        assert_eq!(names, ["oom"]);
+        let removed: Vec<&str> = removed.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(removed, ["softirq_tracing", "netdev_bonding_lacp"]);
     }
 
     #[test]

@@ -70,8 +70,9 @@ pub struct DaemonOptions {
     pub bpf_recorded: Option<PathBuf>,
     /// Stop after this long (tests, benchmarks); run until a signal when absent.
     pub run_for: Option<Duration>,
-    /// Where records wait while Elasticsearch is unreachable.
-    pub spool_dir: PathBuf,
+    /// Where records wait while Elasticsearch is unreachable (`--spool-dir`); the config's
+    /// `[Storage.ES] SpoolPath` when absent.
+    pub spool_dir: Option<PathBuf>,
     /// Move the agent into its own cgroup with the `[RuntimeCgroup]` limits.
     pub self_limit: bool,
 }
@@ -191,8 +192,9 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     let host = HostInfo {
         hostname: hostname(&options.roots),
         region: options.region.clone(),
+        legacy_tracer_names: config.storage.legacy_tracer_names,
     };
-    let opened = storage::open(config, &options.spool_dir)?;
+    let opened = storage::open(config, options.spool_dir.as_deref())?;
     let storage = Arc::new(opened.storage);
     // Bound first: a taken port stops the start before any template is loaded.
     let listener = bind(options.listen).await?;
@@ -317,11 +319,17 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     let state = ApiState {
         metrics: metrics.clone(),
         watch,
-        status: Arc::new(move || {
-            let mut document = status.to_json();
-            document["api"] = api_status.clone();
-            document
-        }),
+        status: {
+            let storage = storage.clone();
+            Arc::new(move || {
+                let mut document = status.to_json();
+                document["api"] = api_status.clone();
+                if let Some(es) = storage.es_counters() {
+                    document["storage"]["elasticsearch"]["delivery"] = es.status();
+                }
+                document
+            })
+        },
         on_scrape: Arc::new(move |store: &MetricStore| {
             store.update(&self_metrics.points(store));
             store.update(&process.points());

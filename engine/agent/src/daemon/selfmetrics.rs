@@ -262,6 +262,27 @@ impl SelfMetrics {
                 load(&es.failed),
             ));
             out.push(point(
+                "agent_es_dead_lettered_total",
+                "records Elasticsearch refused for their content, kept in the dead-letter file",
+                Counter,
+                &[],
+                load(&es.dead_lettered),
+            ));
+            out.push(point(
+                "agent_es_dead_letter_dropped_total",
+                "dead letters removed when the rotated dead-letter file was replaced",
+                Counter,
+                &[],
+                load(&es.dead_letter_dropped),
+            ));
+            out.push(point(
+                "agent_es_auth_failures_total",
+                "requests Elasticsearch refused for their credentials or roles (401, 403)",
+                Counter,
+                &[],
+                load(&es.auth_failures),
+            ));
+            out.push(point(
                 "agent_es_spooled_total",
                 "records written to the on-disk spool while Elasticsearch was unreachable",
                 Counter,

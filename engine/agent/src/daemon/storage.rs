@@ -7,8 +7,8 @@ use huatuo_storage::{EsSettings, EsSink, LocalFileSettings, LocalFileStore, Stor
 use serde_json::{json, Value as Json};
 use std::path::{Path, PathBuf};
 
-/// Bytes the Elasticsearch spool may hold on disk while the cluster is unreachable.
-const ES_SPOOL_BYTES: u64 = 256 * 1024 * 1024;
+/// Bytes in a mebibyte (the unit of the size keys).
+const MIB: u64 = 1024 * 1024;
 
 /// The opened storage and its description for `/status`.
 pub struct Opened {
@@ -18,8 +18,9 @@ pub struct Opened {
     pub status: Json,
 }
 
-/// Opens the sinks `[Storage]` configures; the spool of Elasticsearch lives in `spool_dir`.
-pub fn open(config: &Config, spool_dir: &Path) -> anyhow::Result<Opened> {
+/// Opens the sinks `[Storage]` configures; the spool of Elasticsearch lives in `spool_dir`
+/// when given (`--spool-dir`), else in `[Storage.ES] SpoolPath`.
+pub fn open(config: &Config, spool_dir: Option<&Path>) -> anyhow::Result<Opened> {
     let local = &config.storage.local_file;
     let local_store = if local.enabled() {
         Some(LocalFileStore::new(LocalFileSettings {
@@ -34,14 +35,25 @@ pub fn open(config: &Config, spool_dir: &Path) -> anyhow::Result<Opened> {
     let es = &config.storage.es;
     let mut es_status = Json::Null;
     if es.enabled() {
+        let spool_dir = match (spool_dir, es.spool_path.as_str()) {
+            (Some(dir), _) => dir.to_path_buf(),
+            (None, "") => PathBuf::from("huatuo-es-spool"),
+            (None, path) => PathBuf::from(path),
+        };
         let mut settings = EsSettings::new(
             &es.address,
             &es.index,
             &es.username,
             &es.password,
-            spool_dir,
-            ES_SPOOL_BYTES,
+            &spool_dir,
+            (es.spool_max_size.max(1) as u64).saturating_mul(MIB),
         );
+        if !es.dead_letter_path.is_empty() {
+            settings.dead_letter_path = PathBuf::from(&es.dead_letter_path);
+        }
+        settings.dead_letter_max_bytes =
+            (es.dead_letter_max_size.max(1) as u64).saturating_mul(MIB);
+        let dead_letter_path = settings.dead_letter_path.display().to_string();
         settings.ca_cert_path = Some(&es.ca_cert_path)
             .filter(|p| !p.is_empty())
             .map(PathBuf::from);
@@ -58,6 +70,10 @@ pub fn open(config: &Config, spool_dir: &Path) -> anyhow::Result<Opened> {
             "ca_cert_path": es.ca_cert_path,
             "insecure_skip_verify": es.insecure_skip_verify,
             "spool_dir": spool_dir.display().to_string(),
+            "spool_max_size_mb": es.spool_max_size,
+            "dead_letter_path": dead_letter_path,
+            "dead_letter_max_size_mb": es.dead_letter_max_size,
+            "legacy_tracer_names": config.storage.legacy_tracer_names,
             "warnings": warnings,
         });
     }

@@ -121,14 +121,12 @@ impl Agent {
         self.scratch.dir.join("local").join(tracer)
     }
 
-    /// The `tracer_data` of every stored record of `tracer` (`#` header lines, then JSON docs,
-    /// each asserted to name `tracer`).
+    /// The `tracer_data` of every stored record of `tracer` (a header line, then the JSON
+    /// document, per record; each asserted to name `tracer`).
     pub fn records(&self, tracer: &str) -> Vec<Json> {
-        std::fs::read_to_string(self.record_file(tracer))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with('{'))
-            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+        let text = std::fs::read_to_string(self.record_file(tracer)).unwrap_or_default();
+        huatuo_storage::local::documents(&text)
+            .into_iter()
             .map(|doc| {
                 assert_eq!(doc["tracer_name"], tracer, "{doc}");
                 doc["tracer_data"].clone()

@@ -1,4 +1,5 @@
-//! The HTTP side: one `_bulk` POST with basic auth over http or https (rustls).
+//! The HTTP side: `_bulk` POSTs and the index template install, with basic auth over http or
+//! https (rustls).
 //!
 //! https certificates are verified against the system's CA roots plus the configured CA file;
 //! a handshake that does not verify fails before any request (and its credentials) is sent.
@@ -6,6 +7,7 @@
 //! never go to a server other than the configured ones.
 
 use super::bulk::{self, Failure, ItemOutcome, Pending};
+use super::template;
 use super::EsError;
 use std::io::Read;
 use std::path::Path;
@@ -19,7 +21,7 @@ const MAX_CA_FILE_BYTES: u64 = 1 << 20;
 #[derive(Debug)]
 pub struct BulkClient {
     http: reqwest::Client,
-    /// `<address>/_bulk` for every configured address.
+    /// Every configured address, without a trailing slash.
     urls: Vec<String>,
     /// The address in use; a request that cannot be delivered moves to the next one.
     current: AtomicUsize,
@@ -53,7 +55,7 @@ impl BulkClient {
         let urls = huatuo_config::es_addresses(settings.address)
             .map_err(|why| EsError::Address(settings.address.to_string(), why))?
             .into_iter()
-            .map(|base| format!("{base}/_bulk"))
+            .map(|base| base.trim_end_matches('/').to_string())
             .collect();
         let mut builder = reqwest::Client::builder()
             .timeout(settings.timeout)
@@ -83,20 +85,92 @@ impl BulkClient {
     pub async fn send(&self, docs: &[Pending]) -> Result<Vec<ItemOutcome>, Failure> {
         let at = self.current.load(Ordering::Relaxed) % self.urls.len();
         let result = self.send_to(&self.urls[at], docs).await;
+        self.next_address_after(at, &result);
+        result
+    }
+
+    /// The index prefix (`Storage.ES.Index`).
+    pub fn index(&self) -> &str {
+        &self.index
+    }
+
+    /// Installs the index template of the daily indices (see [`template`]), in the flavour
+    /// the cluster's `GET /` names.
+    pub async fn install_template(&self) -> Result<(), Failure> {
+        let at = self.current.load(Ordering::Relaxed) % self.urls.len();
+        let result = self.install_template_at(&self.urls[at]).await;
+        self.next_address_after(at, &result);
+        result
+    }
+
+    /// After a request to address `at` that could not be delivered, the next request goes
+    /// to the next address.
+    fn next_address_after<T>(&self, at: usize, result: &Result<T, Failure>) {
         if matches!(result, Err(Failure::Retryable(_))) && self.urls.len() > 1 {
             self.current
                 .store((at + 1) % self.urls.len(), Ordering::Relaxed);
         }
-        result
     }
 
-    async fn send_to(&self, url: &str, docs: &[Pending]) -> Result<Vec<ItemOutcome>, Failure> {
+    async fn install_template_at(&self, base: &str) -> Result<(), Failure> {
+        let (status, root) = self.request(reqwest::Method::GET, base, None).await?;
+        if !(200..300).contains(&status) {
+            return Err(bulk::request_failure(status, &root));
+        }
+        let root: serde_json::Value = serde_json::from_slice(&root).unwrap_or_default();
+        let body = template::body(&self.index, template::is_opensearch(&root));
+        let url = format!("{base}/_index_template/{}", template::name(&self.index));
+        let (status, answer) = self
+            .request(
+                reqwest::Method::PUT,
+                &url,
+                Some(body.to_string().into_bytes()),
+            )
+            .await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(bulk::request_failure(status, &answer))
+        }
+    }
+
+    /// One authenticated request; the status and body of the answer.
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        json_body: Option<Vec<u8>>,
+    ) -> Result<(u16, Vec<u8>), Failure> {
+        let mut request = self
+            .http
+            .request(method, url)
+            .basic_auth(&self.username, Some(&self.password));
+        if let Some(body) = json_body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Failure::Retryable(format!("{url}: {}", describe(&e))))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::Retryable(format!("{url}: {}", describe(&e))))?;
+        Ok((status, body.to_vec()))
+    }
+
+    async fn send_to(&self, base: &str, docs: &[Pending]) -> Result<Vec<ItemOutcome>, Failure> {
+        let url = format!("{base}/_bulk");
+        let millis = chrono::Utc::now().timestamp_millis();
         let response = self
             .http
-            .post(url)
+            .post(&url)
             .basic_auth(&self.username, Some(&self.password))
             .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
-            .body(bulk::encode(&self.index, docs))
+            .body(bulk::encode(&self.index, docs, millis))
             .send()
             .await
             .map_err(|e| Failure::Retryable(format!("{url}: {}", describe(&e))))?;

@@ -4,22 +4,29 @@
 //! thread batches documents into `_bulk` requests (basic auth, http or https). Documents the
 //! cluster cannot take now (connection errors, 5xx, 429) go to the spool on disk and are
 //! replayed in order with exponential backoff; a document leaves the spool only once the
-//! bulk response confirms it. Documents the cluster refuses (4xx) are counted, not retried.
+//! bulk response confirms it. Documents the cluster refuses for their content (a 4xx item
+//! such as 400 `mapper_parsing_exception`, or a 4xx request) are not retried: they are kept
+//! in a bounded dead-letter file and counted. 401/403 answers are retried like 5xx and 429,
+//! and reported in the counters' delivery state (`/status`). Before the first document, the
+//! worker installs the index template of the daily `<Index>_cases_YYYY-MM-DD` indices.
 //! When the queue is full, `store` appends the document to the spool directly, so a slow
 //! cluster costs disk space, not documents (at the price of ordering against the queue).
 
 mod bulk;
 mod client;
 mod counters;
+mod deadletter;
 mod ratelog;
 mod spool;
+pub mod template;
 mod worker;
 
-pub use counters::EsCounters;
+pub use counters::{Delivery, EsCounters};
 
 use crate::document::Document;
 use bulk::Pending;
 use client::{BulkClient, ClientSettings};
+use deadletter::DeadLetters;
 use spool::Spool;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -63,6 +70,10 @@ pub struct EsSettings {
     pub spool_max_bytes: u64,
     /// Size at which a spool segment is closed (the unit dropped when the spool is full).
     pub spool_segment_bytes: u64,
+    /// The dead-letter file: documents the cluster refused for their content.
+    pub dead_letter_path: PathBuf,
+    /// Cap on the dead-letter file, in bytes (one rotated file is kept besides).
+    pub dead_letter_max_bytes: u64,
     /// Documents per bulk request at most.
     pub batch_docs: usize,
     /// Approximate bytes per bulk request at most.
@@ -86,7 +97,8 @@ pub struct EsSettings {
 
 impl EsSettings {
     /// Settings with the given `[Storage.ES]` values and spool, and default batching:
-    /// 500 documents or 5 MiB or 1 s per request, retries 1 s doubling to 60 s.
+    /// 500 documents or 5 MiB or 1 s per request, retries 1 s doubling to 60 s; dead letters
+    /// in `<spool_dir>.dead-letter.ndjson`, 64 MiB at most.
     pub fn new(
         address: &str,
         index: &str,
@@ -95,14 +107,18 @@ impl EsSettings {
         spool_dir: impl Into<PathBuf>,
         spool_max_bytes: u64,
     ) -> EsSettings {
+        let spool_dir: PathBuf = spool_dir.into();
+        let dead_letter_path = PathBuf::from(format!("{}.dead-letter.ndjson", spool_dir.display()));
         EsSettings {
             address: address.to_string(),
             index: index.to_string(),
             username: username.to_string(),
             password: password.to_string(),
-            spool_dir: spool_dir.into(),
+            spool_dir,
             spool_max_bytes,
             spool_segment_bytes: (spool_max_bytes / 16).clamp(64 * 1024, 16 * 1024 * 1024),
+            dead_letter_path,
+            dead_letter_max_bytes: 64 * 1024 * 1024,
             batch_docs: 500,
             batch_bytes: 5 * 1024 * 1024,
             batch_interval: Duration::from_secs(1),
@@ -168,6 +184,11 @@ impl EsSink {
                 retry_initial: settings.retry_initial,
                 retry_max: settings.retry_max,
             },
+            DeadLetters::new(
+                settings.dead_letter_path.clone(),
+                settings.dead_letter_max_bytes,
+                Arc::clone(&counters),
+            ),
             rx,
             stop_rx,
         );
@@ -190,10 +211,11 @@ impl EsSink {
 
     /// Queues one document for indexing; never waits for the network.
     pub fn store(&self, doc: &Document) {
-        let pending = Pending {
-            id: Some(doc.tracer_id.clone()),
-            line: doc.body.to_string(),
-        };
+        let pending = Pending::new(
+            Some(doc.tracer_id.clone()),
+            doc.field("time"),
+            doc.body.to_string(),
+        );
         // Once the worker has stopped the queue is closed: documents go to the spool.
         if let Err(e) = self.tx.try_send(pending) {
             let pending = match e {

@@ -410,10 +410,8 @@ mod tests {
     use super::*;
 
     fn doc(n: u32) -> Pending {
-        Pending {
-            id: Some(format!("id{n:04}")),
-            line: format!(r#"{{"tracer_id":"id{n:04}","n":"{n:04}"}}"#),
-        }
+        Pending::from_line(format!(r#"{{"tracer_id":"id{n:04}","n":"{n:04}"}}"#))
+            .expect("a JSON object")
     }
 
     /// Bytes one `doc(n)` takes in a segment.

@@ -8,6 +8,7 @@
 use super::bulk::{Failure, ItemOutcome, Pending};
 use super::client::BulkClient;
 use super::counters::EsCounters;
+use super::deadletter::DeadLetters;
 use super::ratelog::RateLog;
 use super::spool::Spool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -97,6 +98,10 @@ pub struct Worker {
     quiet_until: Instant,
     rejected_log: RateLog,
     delivery_log: RateLog,
+    /// Where refused documents are kept.
+    dead: DeadLetters,
+    /// Whether the index template is installed, or was refused for good.
+    template_done: bool,
 }
 
 /// Locks the spool; a panic elsewhere while it was held leaves it usable.
@@ -111,6 +116,7 @@ impl Worker {
         spool: Arc<Mutex<Spool>>,
         counters: Arc<EsCounters>,
         settings: WorkerSettings,
+        dead: DeadLetters,
         rx: mpsc::Receiver<Pending>,
         stop: watch::Receiver<bool>,
     ) -> Worker {
@@ -130,6 +136,8 @@ impl Worker {
             quiet_until: Instant::now(),
             rejected_log: RateLog::new("rejected documents"),
             delivery_log: RateLog::new("delivery"),
+            dead,
+            template_done: false,
         }
     }
 
@@ -218,7 +226,7 @@ impl Worker {
         let Some(result) = self.send(&chunk.docs).await else {
             return false;
         };
-        let keep_chunk = matches!(result, Err(Failure::Retryable(_)));
+        let keep_chunk = matches!(&result, Err(f) if f.is_retryable());
         let retry = self.settle(&chunk.docs, result, true);
         if !keep_chunk {
             let mut spool = lock(&self.spool);
@@ -228,13 +236,56 @@ impl Worker {
         true
     }
 
-    /// Sends one bulk request; `None` when the worker is stopped before the answer.
+    /// Sends one bulk request, installing the index template first until that is done;
+    /// `None` when the worker is stopped before the answer.
     async fn send(&mut self, docs: &[Pending]) -> Option<Result<Vec<ItemOutcome>, Failure>> {
+        if !self.template_done {
+            let installed = tokio::select! {
+                biased;
+                _ = self.stop.changed() => return None,
+                result = self.client.install_template() => result,
+            };
+            match installed {
+                Ok(()) => {
+                    self.template_done = true;
+                    self.counters
+                        .set_delivery(|d| d.template = "installed".into());
+                    log::info!("Storage.ES: index template installed");
+                }
+                Err(Failure::Permanent(reason)) => {
+                    // An old cluster without composable templates or flattened fields:
+                    // documents still go, with the cluster's dynamic mappings.
+                    self.template_done = true;
+                    log::warn!("Storage.ES: index template refused ({reason}); sending without it");
+                    self.counters
+                        .set_delivery(|d| d.template = format!("refused: {reason}"));
+                }
+                Err(failure) => {
+                    self.counters
+                        .set_delivery(|d| d.template = format!("not yet installed: {failure}"));
+                    return Some(Err(failure));
+                }
+            }
+        }
         tokio::select! {
             biased;
             _ = self.stop.changed() => None,
             result = self.client.send(docs) => Some(result),
         }
+    }
+
+    /// Keeps refused documents in the dead-letter file and counts them.
+    fn dead_letter(&mut self, docs: &[&Pending], status: u16, reason: &str) {
+        EsCounters::add(&self.counters.failed, docs.len() as u64);
+        for doc in docs {
+            let index = doc.index(self.client.index());
+            self.dead.keep(doc, &index, status, reason);
+        }
+        self.rejected_log.warn(format!(
+            "{} documents refused ({reason}); kept in {}",
+            docs.len(),
+            self.dead.path().display()
+        ));
     }
 
     /// Counts the outcome of a request and sets the next replay time; returns the documents
@@ -248,37 +299,41 @@ impl Worker {
         let n = docs.len() as u64;
         let items = match result {
             Ok(items) => items,
-            Err(Failure::Retryable(reason)) => {
+            Err(failure @ (Failure::Retryable(_) | Failure::Auth(_))) => {
+                if let Failure::Auth(reason) = &failure {
+                    EsCounters::add(&self.counters.auth_failures, 1);
+                    let reason = reason.clone();
+                    self.counters.set_delivery(|d| d.auth_error = Some(reason));
+                }
                 let delay = self.backoff.fail();
                 self.quiet_until = Instant::now() + delay;
                 self.delivery_log.warn(format!(
-                    "{n} documents not delivered ({reason}); spooled, next try in {delay:?}"
+                    "{n} documents not delivered ({failure}); spooled, next try in {delay:?}"
                 ));
                 return docs.to_vec();
             }
             Err(Failure::Permanent(reason)) => {
-                EsCounters::add(&self.counters.failed, n);
-                self.rejected_log
-                    .warn(format!("{n} documents refused: {reason}"));
+                let status = reason
+                    .strip_prefix("HTTP ")
+                    .and_then(|r| r.get(..3))
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                self.dead_letter(&docs.iter().collect::<Vec<_>>(), status, &reason);
                 self.backoff.reset();
                 return Vec::new();
             }
         };
+        self.counters.set_delivery(|d| d.auth_error = None);
         let mut retry = Vec::new();
-        let (mut indexed, mut failed) = (0u64, 0u64);
+        let mut indexed = 0u64;
         for (doc, outcome) in docs.iter().zip(items) {
             match outcome {
                 ItemOutcome::Indexed => indexed += 1,
-                ItemOutcome::Rejected(status, reason) => {
-                    failed += 1;
-                    self.rejected_log
-                        .warn(format!("document refused with {status}: {reason}"));
-                }
+                ItemOutcome::Rejected(status, reason) => self.dead_letter(&[doc], status, &reason),
                 ItemOutcome::Retry => retry.push(doc.clone()),
             }
         }
         EsCounters::add(&self.counters.indexed, indexed);
-        EsCounters::add(&self.counters.failed, failed);
         if replayed {
             EsCounters::add(&self.counters.replayed, indexed);
         }
