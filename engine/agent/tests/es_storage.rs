@@ -3,7 +3,9 @@
 //! skipped, which /status and the log say), and SIGTERM stops the agent within
 //! `ShutdownTimeout` even while a rule's script is stuck, an event stream client reads
 //! nothing and the cluster never answers, with every record kept: in the local file and, for
-//! Elasticsearch, in the on-disk spool.
+//! Elasticsearch, in the on-disk spool. Against a plain-http fake cluster that installs the
+//! index template and then refuses the credentials or every document, the agent says so in
+//! `/status`, `/metrics` and the log, and keeps the refused documents in its dead-letter file.
 
 mod scrape_common;
 
@@ -119,6 +121,99 @@ fn serve_once(config: Arc<ServerConfig>, stream: TcpStream, seen: &Mutex<Vec<Str
     let _ = reader
         .get_mut()
         .write_all(b"HTTP/1.1 503 Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+}
+
+/// How the plain-http fake cluster answers `_bulk`.
+#[derive(Clone, Copy)]
+enum Refuse {
+    /// 401 for the bulk requests (the template install is accepted).
+    Credentials,
+    /// 200 with every item refused 400 `mapper_parsing_exception`.
+    Documents,
+}
+
+/// A plain-http "Elasticsearch": `GET /` answers a version, `PUT _index_template/…` is
+/// accepted (and counted), `_bulk` is refused as `refuse` says.
+struct Refusing {
+    port: u16,
+    templates: Arc<AtomicUsize>,
+}
+
+impl Refusing {
+    fn start(refuse: Refuse) -> Refusing {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let templates = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&templates);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let counted = Arc::clone(&counted);
+                std::thread::spawn(move || answer_refusing(stream, refuse, &counted));
+            }
+        });
+        Refusing { port, templates }
+    }
+}
+
+/// Reads one request and answers it as [`Refusing`] does.
+fn answer_refusing(stream: TcpStream, refuse: Refuse, templates: &AtomicUsize) {
+    let mut reader = BufReader::new(stream);
+    let (mut head, mut length, mut line) = (String::new(), 0usize, String::new());
+    while reader.read_line(&mut line).unwrap_or(0) > 0 && !line.trim().is_empty() {
+        if head.is_empty() {
+            head = line.trim().to_string();
+        } else if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        line.clear();
+    }
+    let mut body = vec![0; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let (status, answer) = if head.starts_with("GET / ") {
+        (200, r#"{"version":{"number":"8.13.4"}}"#.to_string())
+    } else if head.starts_with("PUT /_index_template/") {
+        templates.fetch_add(1, Ordering::Relaxed);
+        (200, r#"{"acknowledged":true}"#.to_string())
+    } else if matches!(refuse, Refuse::Credentials) {
+        (
+            401,
+            r#"{"error":{"type":"security_exception","reason":"unable to authenticate user [elastic]"},"status":401}"#
+                .to_string(),
+        )
+    } else {
+        let items = String::from_utf8_lossy(&body).lines().count() / 2;
+        let item = r#"{"index":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [tracer_data.load1]"}}}"#;
+        let items = vec![item; items].join(",");
+        (
+            200,
+            format!(r#"{{"took":1,"errors":true,"items":[{items}]}}"#),
+        )
+    };
+    let _ = reader.get_mut().write_all(
+        format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+            answer.len()
+        )
+        .as_bytes(),
+    );
+}
+
+/// The value of an unlabelled family of the agent's `/metrics`, when served.
+fn metric(port: u16, family: &str) -> Option<f64> {
+    let body = get(port, "/metrics")?;
+    body.lines().find_map(|l| {
+        let rest = l.strip_prefix(family)?;
+        let rest = rest.strip_prefix(' ').or_else(|| {
+            rest.strip_prefix('{')
+                .and_then(|r| r.split_once("} ").map(|(_, v)| v))
+        })?;
+        rest.trim().parse().ok()
+    })
 }
 
 /// A temporary tree: procfs root, rules, stdlib, config, local files, spool and log.
@@ -378,4 +473,94 @@ fn skipping_verification_is_explicit_and_said_in_the_log_and_status() {
         .to_string();
     assert!(warning.contains("InsecureSkipVerify = true"), "{status}");
     assert_eq!(tree.log().matches(&warning).count(), 1, "{}", tree.log());
+}
+
+#[test]
+fn refused_credentials_are_said_in_status_metrics_and_log() {
+    let es = Refusing::start(Refuse::Credentials);
+    let tree = Tree::new(
+        "es-auth",
+        &format!("Address = \"http://127.0.0.1:{}\"", es.port),
+    );
+    let port = free_port();
+    let _agent = tree.start_agent(port);
+    wait_until("an auth failure counted", Duration::from_secs(60), || {
+        metric(port, "huatuo_bamai_agent_es_auth_failures_total").is_some_and(|v| v >= 1.0)
+    });
+    let delivery = es_status(port)["delivery"].clone();
+    let error = delivery["auth_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("HTTP 401") && error.contains("security_exception"),
+        "{delivery}"
+    );
+    assert_eq!(delivery["index_template"], "installed", "{delivery}");
+    assert_eq!(
+        delivery["dead_lettered"], 0,
+        "credentials are not the documents' fault"
+    );
+    assert!(es.templates.load(Ordering::Relaxed) >= 1);
+    assert!(tree.log().contains("HTTP 401"), "{}", tree.log());
+}
+
+#[test]
+fn documents_refused_for_their_content_are_kept_as_dead_letters_and_counted() {
+    let es = Refusing::start(Refuse::Documents);
+    let tree = Tree::new(
+        "es-dead",
+        &format!(
+            "Address = \"http://127.0.0.1:{}\"\nDeadLetterPath = \"{}\"\nDeadLetterMaxSize = 1",
+            es.port,
+            dead_letters_in_tree().display()
+        ),
+    );
+    let dead = dead_letters_in_tree();
+    assert!(dead.starts_with(&tree.0), "removed with the tree");
+    let port = free_port();
+    let _agent = tree.start_agent(port);
+    wait_until("3 dead letters counted", Duration::from_secs(60), || {
+        metric(port, "huatuo_bamai_agent_es_dead_lettered_total").is_some_and(|v| v >= 3.0)
+    });
+    let letters: Vec<serde_json::Value> = std::fs::read_to_string(&dead)
+        .expect("dead-letter file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("dead letter JSON"))
+        .collect();
+    assert!(letters.len() >= 3, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(letter["status"], 400);
+    assert!(letter["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("mapper_parsing_exception"));
+    assert_eq!(letter["document"]["tracer_name"], "store_probe");
+    assert!(
+        letter["index"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("huatuo_bamai_cases_20"),
+        "{letter}"
+    );
+    // Every dead letter's record is also in the local file: nothing was dropped.
+    let stored = local_ids(&tree.path("local/store_probe"));
+    for letter in &letters {
+        let id = letter["document"]["tracer_id"].as_str().unwrap_or_default();
+        assert!(stored.contains(id), "{id} not stored locally");
+    }
+    let status = es_status(port);
+    assert_eq!(
+        status["dead_letter_path"],
+        dead.display().to_string(),
+        "{status}"
+    );
+    assert!(status["delivery"]["dead_lettered"].as_u64().unwrap_or(0) >= 3);
+}
+
+/// The dead-letter file of the `es-dead` test, inside its tree.
+fn dead_letters_in_tree() -> PathBuf {
+    std::env::temp_dir()
+        .join(format!("huatuo-es-dead-{}", std::process::id()))
+        .join("dead-letters.jsonl")
 }

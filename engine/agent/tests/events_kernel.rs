@@ -135,7 +135,7 @@ fn daemon_records_real_kernel_events() {
             r["ifname"] == device.as_str()
                 && r["linkstatus"]
                     .as_str()
-                    .is_some_and(|s| s.contains("linkStatusAdminUp"))
+                    .is_some_and(|s| s.contains("linkstatus_adminup"))
         })
         .unwrap_or_else(|| panic!("no admin-up record for {device}\n{}", agent.log()));
     assert_eq!(up["driver"], "veth", "{up}");
@@ -145,7 +145,7 @@ fn daemon_records_real_kernel_events() {
         r["ifname"] == device.as_str()
             && r["linkstatus"]
                 .as_str()
-                .is_some_and(|s| s.contains("linkStatusAdminDown"))
+                .is_some_and(|s| s.contains("linkstatus_admindown"))
             && r["index"] == up["index"]
     });
     println!("netdev_events records: {up} then {down:?}");

@@ -80,7 +80,7 @@ fn link_recorded_state_and_counters() {
     assert_eq!(eth0.fields["mac"], Value::Str("02:fc:00:00:00:01".into()));
     assert_eq!(
         eth0.fields["linkstatus"],
-        Value::Str("linkStatusAdminUp, linkStatusCarrierUp".into())
+        Value::Str("linkstatus_adminup, linkstatus_carrierup".into())
     );
     assert_eq!(int(eth0, "receive_bytes"), 238561780);
     assert_eq!(int(eth0, "receive_packets"), 15101);
@@ -89,7 +89,7 @@ fn link_recorded_state_and_counters() {
     // Recorded as the kernel reports it: ifb keeps IFLA_CARRIER=1 while admin down.
     assert_eq!(
         ifb0.fields["linkstatus"],
-        Value::Str("linkStatusAdminDown, linkStatusCarrierUp".into())
+        Value::Str("linkstatus_admindown, linkstatus_carrierup".into())
     );
 }
 
@@ -261,7 +261,7 @@ fn link_events_recorded_baseline_then_change() {
     assert_eq!(second.fields["driver_version"], Value::Str("1.0.0".into()));
     assert_eq!(
         second.fields["linkstatus"],
-        Value::Str("linkStatusAdminDown, linkStatusCarrierDown".into())
+        Value::Str("linkstatus_admindown, linkstatus_carrierdown".into())
     );
     assert_eq!(stream.dropped(), 0);
     assert_eq!(stream.error(), None);

@@ -87,11 +87,13 @@ pub struct LinkInfo {
 }
 
 impl LinkInfo {
-    /// HUATUO's link status words: `linkStatusAdminUp, linkStatusCarrierDown`.
+    /// HUATUO's link status words, lower case as its current records and its dashboards'
+    /// queries (`tracer_data.linkstatus:*admindown*`) have them:
+    /// `linkstatus_adminup, linkstatus_carrierdown`.
     pub fn linkstatus(&self) -> String {
-        let admin = if self.admin_up { "Up" } else { "Down" };
-        let carrier = if self.carrier { "Up" } else { "Down" };
-        format!("linkStatusAdmin{admin}, linkStatusCarrier{carrier}")
+        let admin = if self.admin_up { "up" } else { "down" };
+        let carrier = if self.carrier { "up" } else { "down" };
+        format!("linkstatus_admin{admin}, linkstatus_carrier{carrier}")
     }
 
     fn state_fields(&self, builder: SampleBuilder) -> SampleBuilder {
@@ -188,7 +190,7 @@ fn state_schema_fields() -> Vec<huatuo_dsl::catalog::FieldSchema> {
             "linkstatus",
             FieldType::Str,
             Dim::Count,
-            "`linkStatusAdminUp|Down, linkStatusCarrierUp|Down`",
+            "`linkstatus_adminup|admindown, linkstatus_carrierup|carrierdown`",
         ),
     ]
 }

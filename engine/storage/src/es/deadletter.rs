@@ -13,7 +13,7 @@ use super::ratelog::RateLog;
 use serde_json::{json, Value as Json};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -78,6 +78,12 @@ impl DeadLetters {
                 .unwrap_or(0);
             fs::rename(&self.path, &rotated)?;
             EsCounters::add(&self.counters.dead_letter_dropped, dropped);
+        }
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
         let mut file = OpenOptions::new()
             .create(true)
