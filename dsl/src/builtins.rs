@@ -65,6 +65,8 @@ pub enum Returns {
     /// The element type of the argument at this index when it is a list, else its type.
     Scalar(usize),
     /// The type and dimension of the config key named by the first argument.
+    /// A string.
+    Str,
     ConfigKey,
 }
 
@@ -238,6 +240,13 @@ const BUILTINS: &[Builtin] = &[
         returns: Returns::SameAs(0),
         stateful: false,
         description: "The absolute value of x.",
+    },
+    Builtin {
+        name: "join",
+        params: &[req("list", Accepts::List), req("separator", Accepts::StrLiteral)],
+        returns: Returns::Str,
+        stateful: false,
+        description: "The elements of a list as one string, separated by separator (`join(stack, \"\\n\")`: a stack's frames one a line, as HUATUO writes stacks); an empty string for an empty list.",
     },
     Builtin {
         name: "matches_any",

@@ -296,6 +296,7 @@ fn result_ty(returns: Returns, types: &[Option<Ty>]) -> Ty {
             Ty::List(inner) => *inner,
             other => other,
         },
+        Returns::Str => Ty::Str,
         Returns::ConfigKey => Ty::Unknown,
     }
 }

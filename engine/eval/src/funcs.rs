@@ -33,6 +33,8 @@ pub enum Pure {
     Contains,
     /// `matches_any(string|list, patterns)`.
     MatchesAny,
+    /// `join(list, separator)`: the elements as one string.
+    Join,
     /// `all(list_of_bools)`: true when every element is true and the list is not empty.
     All,
     /// `any(list_of_bools)`: true when at least one element is true.
@@ -93,6 +95,7 @@ pub fn dispatch(name: &str) -> Option<Builtin> {
         "any" => P(Pure::Any),
         "contains" => P(Pure::Contains),
         "matches_any" => P(Pure::MatchesAny),
+        "join" => P(Pure::Join),
         _ => return None,
     })
 }
@@ -137,6 +140,25 @@ pub fn call_pure(func: Pure, args: &[Value]) -> Result<Value, String> {
             }
             let total = num(&sum(items)?)?;
             Ok(Value::Float(total / items.len() as f64))
+        }
+        Pure::Join => {
+            let separator = match arg(1) {
+                Value::Str(s) => s.as_str(),
+                other => {
+                    return Err(format!(
+                        "join() needs a string separator, found {}",
+                        type_name(other)
+                    ))
+                }
+            };
+            let parts: Vec<String> = list(arg(0))?
+                .iter()
+                .map(|item| match item {
+                    Value::Str(s) => s.clone(),
+                    other => serde_json::to_string(other).unwrap_or_default(),
+                })
+                .collect();
+            Ok(Value::Str(parts.join(separator)))
         }
         Pure::Len => match arg(0) {
             Value::List(items) => Ok(Value::Int(items.len() as i64)),
@@ -349,6 +371,31 @@ mod tests {
             Ok(StepResult::WarmingUp) => panic!("unexpected warm-up"),
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn join_writes_the_elements_one_after_the_other() {
+        let frames = Value::List(vec![Value::Str("a+0x1".into()), Value::Str("b+0x2".into())]);
+        let sep = Value::Str("\n".into());
+        assert_eq!(
+            call_pure(Pure::Join, &[frames, sep.clone()]),
+            Ok(Value::Str("a+0x1\nb+0x2".into()))
+        );
+        assert_eq!(
+            call_pure(Pure::Join, &[Value::List(vec![]), sep.clone()]),
+            Ok(Value::Str(String::new()))
+        );
+        assert_eq!(
+            call_pure(
+                Pure::Join,
+                &[
+                    Value::List(vec![Value::Int(1), Value::Int(2)]),
+                    Value::Str(",".into())
+                ]
+            ),
+            Ok(Value::Str("1,2".into()))
+        );
+        assert!(call_pure(Pure::Join, &[Value::Int(1), sep]).is_err());
     }
 
     #[test]
