@@ -32,6 +32,8 @@ enum Mode {
     Unavailable,
     /// Every bulk request answered 429 (too many requests).
     TooMany,
+    /// Every bulk request refused as a whole with 400 (a body the cluster cannot parse).
+    BadRequest,
 }
 
 /// Decides the status of one bulk item from its source document.
@@ -269,6 +271,12 @@ fn serve(stream: impl Read + Write, state: &Mutex<FakeState>) {
         (401, unauthorized(), Vec::new())
     } else if mode == Mode::Unavailable {
         (503, json!({"error": "unavailable"}), Vec::new())
+    } else if mode == Mode::BadRequest {
+        (
+            400,
+            json!({"error": {"type": "parse_exception", "reason": "request body is required"}, "status": 400}),
+            Vec::new(),
+        )
     } else if mode == Mode::TooMany {
         (
             429,
@@ -1030,4 +1038,31 @@ fn the_dead_letter_file_is_bounded_and_what_leaves_it_is_counted() {
     // Every refused document is in a file or counted as removed with a rotated file.
     assert_eq!(current + rotated + get(&c.dead_letter_dropped), 30);
     assert!(get(&c.dead_letter_dropped) > 0);
+}
+
+#[test]
+fn a_request_refused_as_a_whole_keeps_every_document_as_a_dead_letter() {
+    let es = FakeEs::bind(0);
+    es.set_mode(Mode::BadRequest);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = EsSink::start(settings(&es.address(), dir.path())).unwrap();
+    for n in 0..3 {
+        sink.store(&doc(n, false));
+    }
+    let c = sink.counters();
+    wait_for("3 dead letters", c, |c| get(&c.dead_lettered) == 3);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(get(&c.failed), 3);
+    assert_eq!(get(&c.spool_docs), 0, "not retried");
+    let letters = dead_letters(dir.path());
+    let ids: Vec<&str> = letters
+        .iter()
+        .map(|l| l["document"]["tracer_id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(ids, ["id000000", "id000001", "id000002"]);
+    assert!(letters.iter().all(|l| l["status"] == 400));
+    assert!(letters[0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("parse_exception"));
 }
