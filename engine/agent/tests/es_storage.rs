@@ -564,3 +564,36 @@ fn dead_letters_in_tree() -> PathBuf {
         .join(format!("huatuo-es-dead-{}", std::process::id()))
         .join("dead-letters.jsonl")
 }
+
+#[test]
+fn legacy_tracer_names_write_records_under_huatuo_s_older_names() {
+    let es = Refusing::start(Refuse::Documents);
+    let tree = Tree::new(
+        "legacy-names",
+        &format!("Address = \"http://127.0.0.1:{}\"", es.port),
+    );
+    let config = std::fs::read_to_string(tree.path("huatuo-bamai.conf")).expect("config");
+    let config = config.replacen("[Rules]", "[Storage]\nLegacyTracerNames = true\n[Rules]", 1);
+    std::fs::write(tree.path("huatuo-bamai.conf"), config).expect("config");
+    std::fs::write(
+        tree.path("rules/renamed.hto"),
+        "event net_rx_latency {\n    source proc.loadavg every 100ms\n    cooldown none\n    emit load1\n}\n",
+    )
+    .expect("rule");
+    let port = free_port();
+    let _agent = tree.start_agent(port);
+    let legacy = tree.path("local/netrecvlat");
+    wait_until("records under netrecvlat", Duration::from_secs(60), || {
+        !local_ids(&legacy).is_empty()
+    });
+    let text = std::fs::read_to_string(&legacy).expect("record file");
+    let docs = huatuo_storage::local::documents(&text);
+    assert!(
+        docs.iter().all(|d| d["tracer_name"] == "netrecvlat"),
+        "{text}"
+    );
+    assert!(!tree.path("local/net_rx_latency").exists());
+    // Records of tracers HUATUO never renamed keep their name.
+    assert!(!local_ids(&tree.path("local/store_probe")).is_empty());
+    assert_eq!(es_status(port)["legacy_tracer_names"], true);
+}
