@@ -113,12 +113,11 @@ fn schemas_and_readers_are_registered() {
     assert!(NetKind::Netstat.schema().open_fields.is_some());
     let sockstat = NetKind::Sockstat.schema();
     assert!(sockstat.field("TCP_inuse").is_some());
-    for host_only in [
-        "sockets_used",
-        "TCP_mem",
-        "tcp_mem_limit_pages",
-        "page_size",
-    ] {
+    assert!(
+        sockstat.field("sockets_used").is_some(),
+        "sockets in use are counted per network namespace"
+    );
+    for host_only in ["TCP_mem", "tcp_mem_limit_pages", "page_size"] {
         assert!(
             sockstat.field(host_only).is_none(),
             "{host_only} is host-wide"
@@ -345,6 +344,7 @@ fn sockstat_keeps_namespace_counts_and_drops_host_wide_values() {
     assert_eq!(
         samples[0].fields,
         ints(&[
+            ("sockets_used", 17),
             ("TCP_inuse", 3),
             ("TCP_orphan", 1),
             ("TCP_tw", 4),

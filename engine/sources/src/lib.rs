@@ -28,6 +28,7 @@ pub mod netstat;
 pub mod sockstat;
 pub mod stat;
 pub mod stream;
+pub mod xfs;
 
 pub use netns::NetnsView;
 
@@ -126,6 +127,7 @@ pub fn host_readers(roots: &Roots, config: &ReaderConfig) -> Vec<Box<dyn Reader>
             netdev_hw::NetdevHwReader::new(&roots.sys, config.include_virtual_netdev)
                 .only(config.netdev_hw_devices.clone()),
         ),
+        Box::new(xfs::XfsReader::new(&roots.sys)),
         Box::new(mounts::MountsReader::new(
             &roots.proc,
             config.mount_points.clone(),
@@ -155,6 +157,7 @@ pub fn schemas() -> Vec<SourceSchema> {
         bonding::schema(),
         netdev_hw::schema(),
         mounts::schema(),
+        xfs::schema(),
         netlink::qdisc::schema(),
         netlink::link::schema(),
         netlink::dcb::schema(),

@@ -364,6 +364,26 @@ fn host_readers_all_read_the_fixture_tree() {
 }
 
 #[test]
+fn xfs_counters_per_mounted_filesystem() {
+    let mut reader = huatuo_sources::xfs::XfsReader::new(&roots().sys);
+    let samples = read(&mut reader);
+    assert_eq!(
+        samples.len(),
+        1,
+        "the global stats directory is not a device"
+    );
+    assert_eq!(samples[0].labels["device"], "sdb1");
+    let field = |name: &str| samples[0].fields[name].clone();
+    assert_eq!(field("alloc_extents"), Value::Int(5120));
+    assert_eq!(field("alloc_blocks"), Value::Int(901234));
+    assert_eq!(field("inode_attempts"), Value::Int(80211));
+    assert_eq!(field("inode_missed"), Value::Int(10210));
+    assert_eq!(field("buf_locked_waited"), Value::Int(31));
+    assert_eq!(field("buf_busy_locked"), Value::Int(5));
+    assert_eq!(field("log_space_sleep"), Value::Int(7));
+}
+
+#[test]
 fn gpu_sources_read_recorded_readings() {
     let config = huatuo_sources::ReaderConfig {
         gpu_recorded: Some(roots().proc.with_file_name("gpu")),

@@ -64,18 +64,12 @@ impl NetKind {
 
     /// Fields of the host source that mean nothing per namespace and stay host values: the
     /// kernel's ARP table (`stat/arp_cache`) is shared by every namespace; socket memory
-    /// pools, their `tcp_mem` limit and the page size are global, and seed 001 §5.1 lists
-    /// `sockstat_sockets_used` for the system only.
+    /// pools, their `tcp_mem` limit and the page size are global. `sockets: used` is counted
+    /// per namespace (since Linux 4.16), so it stays a container value.
     fn host_only_fields(self) -> &'static [&'static str] {
         match self {
             NetKind::Arp => &["arp_total"],
-            NetKind::Sockstat => &[
-                "sockets_used",
-                "TCP_mem",
-                "UDP_mem",
-                "tcp_mem_limit_pages",
-                "page_size",
-            ],
+            NetKind::Sockstat => &["TCP_mem", "UDP_mem", "tcp_mem_limit_pages", "page_size"],
             NetKind::NetDev | NetKind::Netstat => &[],
         }
     }
