@@ -3,7 +3,8 @@
 # Building: clang and llvm compile the eBPF templates, libbpf-dev provides bpf_helpers.h,
 # bpftool regenerates vmlinux.h.
 # With --test, also what the tests run: prometheus provides promtool (the /metrics output is
-# linted), iproute2, util-linux and nftables the ip, losetup, unshare, setpriv, flock and nft
+# linted) and the server the Grafana dashboards are queried against
+# (engine/agent/tests/dashboards.rs), iproute2, util-linux and nftables the ip, losetup, unshare, setpriv, flock and nft
 # the kernel tests call; systemd (systemd-analyze) and docker-compose check the deploy files
 # (engine/agent/tests/deploy_files.rs; Debian has no kubectl package: the kustomize base is
 # rendered with kubectl only where it is installed). Test packages come without their

@@ -313,21 +313,42 @@ fn unservable_families() -> BTreeSet<String> {
     names
 }
 
-/// The families HUATUO's dashboards query (engine/agent/tests/fixtures).
-fn huatuo_dashboard_families() -> Vec<String> {
+/// The families HUATUO's dashboards query with the labels their queries select or group by
+/// (engine/agent/tests/fixtures/huatuo-dashboard-families.txt).
+fn huatuo_dashboard_families() -> Vec<(String, Vec<String>)> {
     let path = repo().join("engine/agent/tests/fixtures/huatuo-dashboard-families.txt");
     std::fs::read_to_string(path)
         .expect("huatuo-dashboard-families.txt")
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_string)
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            let family = words.next().expect("family").to_string();
+            let labels = words
+                .nth(1)
+                .map(|ls| ls.split(',').map(str::to_string).collect())
+                .unwrap_or_default();
+            (family, labels)
+        })
         .collect()
+}
+
+/// Whether some series of `family` in one of the scraped bodies carries every label of
+/// `labels` (an empty value counts: Prometheus drops empty labels, the exposition keeps them).
+fn has_labels(bodies: &[String], family: &str, labels: &[String]) -> bool {
+    let prefix = format!("huatuo_bamai_{family}{{");
+    bodies.iter().flat_map(|b| b.lines()).any(|line| {
+        line.strip_prefix(&prefix)
+            .is_some_and(|rest| labels.iter().all(|l| rest.contains(&format!("{l}=\""))))
+    })
 }
 
 #[test]
 fn unservable_list_names_only_families_huatuo_queries_and_none_we_serve() {
-    let wanted: BTreeSet<String> = huatuo_dashboard_families().into_iter().collect();
+    let wanted: BTreeSet<String> = huatuo_dashboard_families()
+        .into_iter()
+        .map(|(family, _)| family)
+        .collect();
     assert!(wanted.len() > 150, "family list not read: {}", wanted.len());
     for name in unservable_families() {
         assert!(
@@ -624,13 +645,26 @@ fn dashboards_return_data_from_a_real_prometheus() {
 
     // HUATUO's dashboards: every family is served or listed as unservable.
     let unservable = unservable_families();
-    let missing: Vec<String> = huatuo_dashboard_families()
-        .into_iter()
-        .filter(|f| !served.contains(f) && !unservable.contains(f))
+    let families = huatuo_dashboard_families();
+    let missing: Vec<&String> = families
+        .iter()
+        .map(|(family, _)| family)
+        .filter(|f| !served.contains(*f) && !unservable.contains(*f))
         .collect();
     assert!(
         missing.is_empty(),
         "HUATUO dashboard families neither served nor listed in docs/COMPATIBILITY.md: {missing:?}"
+    );
+    // ... and with the labels HUATUO's queries select or group by.
+    let bodies: Vec<String> = targets.iter().filter_map(|p| scrape(*p)).collect();
+    let unlabelled: Vec<String> = families
+        .iter()
+        .filter(|(family, labels)| served.contains(family) && !has_labels(&bodies, family, labels))
+        .map(|(family, labels)| format!("{family} {labels:?}"))
+        .collect();
+    assert!(
+        unlabelled.is_empty(),
+        "HUATUO dashboard families served without the labels its queries use: {unlabelled:?}"
     );
     let now_served: Vec<&String> = unservable.intersection(&served).collect();
     assert!(
