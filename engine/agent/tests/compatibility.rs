@@ -25,7 +25,7 @@ fn documented_families() -> Vec<String> {
 #[test]
 fn documented_families_are_served_under_huatuo_names() {
     let families = documented_families();
-    assert!(families.len() >= 27, "table not found: {families:?}");
+    assert!(families.len() >= 34, "table not found: {families:?}");
     let config = TempConfig::new("compatibility", "");
     let port = free_port();
     // The recorded kernel-template reads serve the per-container block latency families.
