@@ -454,10 +454,11 @@ fn record_fields() -> BTreeMap<String, BTreeSet<String>> {
 }
 
 /// The top-level fields every stored record may carry besides `tracer_data`.
-const RECORD_FIELDS: [&str; 11] = [
+const RECORD_FIELDS: [&str; 14] = [
     "hostname",
     "region",
     "uploaded_time",
+    "es_index_time",
     "time",
     "tracer_name",
     "tracer_id",
@@ -466,6 +467,8 @@ const RECORD_FIELDS: [&str; 11] = [
     "container_id",
     "container_hostname",
     "container_host_namespace",
+    "container_type",
+    "container_qos",
 ];
 
 /// Checks the Elasticsearch panels against the tracers of `status` (the agent's /status).
