@@ -7,7 +7,8 @@
 //!   docs/COMPATIBILITY.md with the reason this kernel cannot produce it;
 //! - every Elasticsearch panel names only tracers the agent runs and record fields those
 //!   tracers write (the conformance cases' expected records);
-//! - the provisioning points Grafana at these files and data sources.
+//! - the provisioning points Grafana at these files and data sources, and promtool accepts the
+//!   shipped Prometheus config.
 
 mod scrape_common;
 
@@ -397,6 +398,19 @@ fn provisioning_loads_the_dashboards_and_their_data_sources() {
             )
         })
         .collect();
+    if promtool_available() {
+        let out = Command::new("promtool")
+            .args(["check", "config", "deploy/prometheus/prometheus.yml"])
+            .current_dir(repo())
+            .output()
+            .expect("run promtool");
+        assert!(
+            out.status.success(),
+            "promtool check config: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let boards = dashboards();
     assert!(boards.len() >= 7, "dashboards missing: {}", boards.len());
     let mut uids_seen = BTreeSet::new();
