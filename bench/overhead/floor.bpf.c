@@ -26,3 +26,9 @@ int floor_tracepoint(void *ctx)
 {
 	return 0;
 }
+
+SEC("perf_event")
+int floor_perf_event(void *ctx)
+{
+	return 0;
+}

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Whole-agent overhead bench (run through bench/overhead/run.sh).
 
-Interleaved rounds of three modes, each running the same loads:
+Interleaved rounds of modes (--modes, default off,on,floor), each running the same loads:
   off    nothing attached;
   on     the release agent with the shipped rules and config (every template);
   floor  empty programs on exactly the hooks the agent attached (read from its /status),
-         attached by the bench's `hook_floor` binary.
+         attached by the bench's `hook_floor` binary, perf_event samplers included;
+  floor-tp      the floor without its perf_event samplers (tracepoint hooks only);
+  on-nosoftirq  the agent with the `softirq_tracing` tracer blacklisted (no softirq_off:
+                neither its softirq_raise/softirq_entry programs nor its 1 kHz sampler).
 Per load: the median over rounds, the loss against `off` in percent (positive = worse), the
 agent's own CPU (utime+stime from /proc/<pid>/stat over the load window) and, for `on` and
 `floor`, the BPF time per second of load per program (kernel.bpf_stats_enabled=1,
@@ -149,6 +152,26 @@ def file_io(args, direct):
     return size_mb / elapsed, "MB/s", True
 
 
+GAPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gaps.c")
+
+
+def interrupt_gaps(args):
+    """Time a busy CPU loses to interrupts (gaps of 0.3-200 µs between two clock reads, see
+    gaps.c), on every CPU at once: percent of the time, gaps per second per CPU and their
+    mean length. A perf_event sampler adds one gap per sample per CPU."""
+    binary = os.path.join(args.work, "gaps")
+    if not os.path.exists(binary):
+        subprocess.run(["cc", "-O2", "-o", binary, GAPS], check=True)
+    procs = [subprocess.Popen([binary, str(cpu), str(args.secs)], stdout=subprocess.PIPE,
+                              text=True) for cpu in range(os.cpu_count())]
+    rows = [p.communicate()[0].split() for p in procs]
+    rate = statistics.mean(float(r[2]) for r in rows)
+    mean_ns = statistics.mean(float(r[3]) for r in rows)
+    share = statistics.mean(float(r[4]) for r in rows)
+    return (share, "% of CPU", False, ("gaps per CPU", rate, "1/s", False),
+            ("mean gap", mean_ns, "ns", False))
+
+
 LOADS = [
     ("sched messaging (sockets)", lambda a: messaging(a, False)),
     ("sched messaging (pipes)", lambda a: messaging(a, True)),
@@ -157,6 +180,7 @@ LOADS = [
     ("fork+exec", fork_exec),
     ("file write, buffered", lambda a: file_io(a, False)),
     ("file write, O_DIRECT", lambda a: file_io(a, True)),
+    ("interrupt gaps", interrupt_gaps),
 ]
 
 # ---------------------------------------------------------------------------- modes
@@ -165,7 +189,7 @@ LOADS = [
 class Agent:
     """The release agent with the shipped rules and config (records under the work dir)."""
 
-    def __init__(self, work):
+    def __init__(self, work, blacklist=()):
         before = prog_stats()
         self.work = work
         self.port = free_port()
@@ -174,6 +198,12 @@ class Agent:
             text = f.read()
         records = os.path.join(work, "records")
         text = text.replace('Path = "huatuo-local"', f'Path = "{records}"')
+        if blacklist:
+            shipped = 'BlackList = ["netdev_hw", "metax_gpu"]'
+            if shipped not in text:
+                raise RuntimeError("huatuo-bamai.conf: the shipped BlackList line changed")
+            names = ", ".join(f'"{n}"' for n in ("netdev_hw", "metax_gpu", *blacklist))
+            text = text.replace(shipped, f"BlackList = [{names}]")
         with open(config, "w") as f:
             f.write(text)
         self.log = open(os.path.join(work, "agent.log"), "ab")
@@ -248,7 +278,7 @@ def attached_hooks(status):
     hooks, skipped = [], []
     for name, v in attached_variants(status):
         hook = f"{v['kind']}:{v['target']}"
-        if v["kind"] in ("tp_btf", "raw_tp", "tracepoint"):
+        if v["kind"] in ("tp_btf", "raw_tp", "tracepoint", "perf_event"):
             hooks.append(hook)
         else:
             skipped.append(f"{name} ({hook})")
@@ -265,7 +295,8 @@ class Floor:
             raise RuntimeError(f"hook_floor failed: {line!r}")
         self.pid = self.proc.pid
         # loaded one after the other, in the order of `hooks`
-        ids = sorted(new_programs(before, {"floor_tp_btf", "floor_raw_tp", "floor_tracepoint"}))
+        ids = sorted(new_programs(
+            before, {"floor_tp_btf", "floor_raw_tp", "floor_tracepoint", "floor_perf_event"}))
         self.labels = {i: f"empty {hook}" for i, hook in zip(ids, hooks)}
 
     def stop(self):
@@ -277,21 +308,31 @@ def run_mode(mode, args, hooks, results, bpf):
     holder = None
     if mode == "on":
         holder = Agent(args.work)
+    elif mode == "on-nosoftirq":
+        holder = Agent(args.work, blacklist=("softirq_tracing",))
     elif mode == "floor":
         holder = Floor(hooks)
+    elif mode == "floor-tp":
+        holder = Floor([h for h in hooks if not h.startswith("perf_event:")])
     try:
         for name, load in LOADS:
+            if args.loads and not any(part in name for part in args.loads):
+                continue
             if name == "loopback TCP stream" and not shutil.which("iperf3"):
                 continue
             before, t0 = prog_stats(), time.monotonic()
-            c0 = cpu_ticks(holder.pid) if mode == "on" else 0
-            value, unit, higher = load(args)
+            agent = isinstance(holder, Agent)
+            c0 = cpu_ticks(holder.pid) if agent else 0
+            value, unit, higher, *extra = load(args)
             after, wall = prog_stats(), time.monotonic() - t0
-            c1 = cpu_ticks(holder.pid) if mode == "on" else 0
-            results.setdefault((name, unit, higher), {}).setdefault(mode, []).append(value)
-            if mode == "on":
-                results[(name, unit, higher)].setdefault("agent_cpu", []).append(
-                    (c1 - c0) / HZ / wall * 100)
+            c1 = cpu_ticks(holder.pid) if agent else 0
+            # a load may report more figures of the same window: (name suffix, value, unit, higher)
+            for key, v in [((name, unit, higher), value)] + [
+                    ((f"{name}, {suffix}", u, h), v) for suffix, v, u, h in extra]:
+                results.setdefault(key, {}).setdefault(mode, []).append(v)
+                if agent:
+                    results[key].setdefault(f"cpu {mode}", []).append(
+                        (c1 - c0) / HZ / wall * 100)
             if holder is not None:
                 # programs of one name (two templates on one hook) are added up
                 window = {}
@@ -329,16 +370,33 @@ def report(args, results, bpf, hooks, skipped):
     if skipped:
         print(f"not in the floor (no empty equivalent attached): {', '.join(skipped)}")
     print()
-    print("| load | off | on | floor | on loss % | floor loss % | on beyond floor, points | agent CPU % |")
-    print("|---|---|---|---|---|---|---|---|")
+    others = [m for m in args.modes if m != "off"]
+    agents = [m for m in others if m.startswith("on")]
+    head = ["load", "off"] + others + [f"{m} loss %" for m in others]
+    if "on" in others and "floor" in others:
+        head.append("on beyond floor, points")
+    head += [f"{m} CPU %" for m in agents]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
     for (name, unit, higher), modes in results.items():
-        if not all(m in modes for m in ("off", "on", "floor")):
+        if not all(m in modes for m in args.modes):
             continue
-        off, on, floor = med(modes["off"]), med(modes["on"]), med(modes["floor"])
-        lo, lf = loss(off, on, higher), loss(off, floor, higher)
-        cpu = med(modes["agent_cpu"])
-        print(f"| {name} ({unit}) | {off:.3f} | {on:.3f} | {floor:.3f} | {lo:+.1f} | {lf:+.1f} "
-              f"| {lo - lf:+.1f} | {cpu:.1f} |")
+        off = med(modes["off"])
+        values = {m: med(modes[m]) for m in others}
+        losses = {m: loss(off, values[m], higher) for m in others}
+        row = [f"{name} ({unit})", f"{off:.3f}"] + [f"{values[m]:.3f}" for m in others]
+        row += [f"{losses[m]:+.1f}" for m in others]
+        if "on" in others and "floor" in others:
+            row.append(f"{losses['on'] - losses['floor']:+.1f}")
+        row += [f"{med(modes[f'cpu {m}']):.1f}" for m in agents]
+        print("| " + " | ".join(row) + " |")
+    print()
+    print("Per round (the spread behind the medians):")
+    print()
+    for (name, unit, _), modes in results.items():
+        cells = "; ".join(f"{m} " + " ".join(f"{v:.3f}" for v in modes[m])
+                          for m in args.modes if m in modes)
+        print(f"- {name} ({unit}): {cells}")
     print()
     print("BPF time per second of load (median over rounds), programs above 1 µs/s:")
     print()
@@ -364,11 +422,20 @@ def main():
     ap.add_argument("--loops", type=int, default=2000, help="perf bench messaging -l")
     ap.add_argument("--groups", type=int, default=10, help="perf bench messaging -g")
     ap.add_argument("--io-mb", type=int, default=512, help="MB written per file load")
+    ap.add_argument("--modes", default="off,on,floor",
+                    help="comma-separated: off, on, floor, floor-tp, on-nosoftirq")
+    ap.add_argument("--loads", default="",
+                    help="comma-separated substrings of load names to run (default: all)")
     ap.add_argument("--quick", action="store_true",
                     help="1 round, 2 s loads, -l 200, 64 MB: for developing the bench")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.secs, args.loops, args.io_mb = 1, 2, 200, 64
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    known = {"off", "on", "floor", "floor-tp", "on-nosoftirq"}
+    if "off" not in args.modes or not set(args.modes) <= known:
+        sys.exit(f"--modes: need `off` and only {', '.join(sorted(known))}")
+    args.loads = [l.strip() for l in args.loads.split(",") if l.strip()]
     if os.geteuid() != 0:
         sys.exit("run as root (BPF, bpf_stats)")
     for path in (HUATUO, FLOOR):
@@ -387,7 +454,8 @@ def main():
         results, bpf = {}, {}
         for r in range(args.rounds):
             # rotate the order so no mode always runs first in a round
-            order = ["off", "on", "floor"][r % 3:] + ["off", "on", "floor"][:r % 3]
+            n = len(args.modes)
+            order = args.modes[r % n:] + args.modes[:r % n]
             for mode in order:
                 print(f"round {r + 1}/{args.rounds}: {mode}", file=sys.stderr, flush=True)
                 run_mode(mode, args, hooks, results, bpf)

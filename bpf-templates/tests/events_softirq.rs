@@ -1,8 +1,10 @@
 //! Kernel test of softirq_off. No workload holds bottom halves off for milliseconds on
 //! demand, so this checks the mechanism with thresholds at both ends. A loopback TCP flood
 //! raises NET_RX inside the sender's bottom-half-disabled sections; with threshold 0 the
-//! sampler catches softirqs pending there and reports them with the CPU, the vector and the
-//! interrupted kernel stack. With a 1 s threshold nothing is reported on a healthy host.
+//! check at timer interrupts catches softirqs pending there and reports them with the CPU, the
+//! vector and the interrupted kernel stack. With a 1 s threshold nothing is reported on a
+//! healthy host. Where the timer tracepoint exists (here) the check runs on it, with no
+//! sampler interrupt of its own.
 
 mod common;
 mod events_util;
@@ -83,6 +85,19 @@ fn the_sampler_reports_pending_softirqs_above_the_threshold_only() {
     }
     let mut every = load(0);
     let mut strict = load(1_000_000_000);
+    let status = every.status();
+    let check = status[0]
+        .programs
+        .iter()
+        .find(|p| p.program == "sampler")
+        .and_then(|p| p.attached_variant())
+        .map(|v| v.prog.clone());
+    assert_eq!(
+        check.as_deref(),
+        Some("tp_btf_timer_check"),
+        "{:#?}",
+        status[0].programs
+    );
     let flood = Flood::start(2);
     let events = drain(&mut every, Duration::from_secs(3));
     drop(flood);
@@ -111,4 +126,16 @@ fn the_sampler_reports_pending_softirqs_above_the_threshold_only() {
         &events[..events.len().min(5)]
     );
     assert!(strict_events.is_empty(), "{strict_events:#?}");
+    // the check runs in the timer interrupt: its stack goes on into the interrupted code
+    let interrupt = |f: &Value| {
+        matches!(f, Value::Str(s) if ["__hrtimer", "hrtimer_", "__sysvec", "sysvec", "asm_sysvec"]
+            .iter()
+            .any(|p| s.starts_with(p)))
+    };
+    assert!(
+        events.iter().any(|e| matches!(e.fields.get("stack"),
+            Some(Value::List(f)) if f.iter().any(|x| !interrupt(x)))),
+        "no stack reaches the interrupted code: {:#?}",
+        &events[..events.len().min(5)]
+    );
 }

@@ -1,9 +1,11 @@
 //! The floor of the overhead bench: attaches an empty program to each hook given as
-//! `KIND:TARGET` (`tp_btf:sched_switch`, `raw_tp:tcp_probe`, `tracepoint:irq/softirq_raise`),
-//! prints `attached N`, and holds them until its standard input closes.
+//! `KIND:TARGET` (`tp_btf:sched_switch`, `raw_tp:tcp_probe`, `tracepoint:irq/softirq_raise`,
+//! `perf_event:1000`: a CPU-clock sampler at that frequency on every online CPU, as the agent's
+//! perf_event programs attach), prints `attached N`, and holds them until its standard input closes.
 //! Run as root: `hook_floor tp_btf:sched_switch raw_tp:netif_receive_skb < fifo`.
 
-use aya::programs::{BtfTracePoint, RawTracePoint, TracePoint};
+use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
+use aya::programs::{BtfTracePoint, PerfEvent, RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use std::io::Read;
 use std::process::ExitCode;
@@ -46,6 +48,28 @@ fn attach(kind: &str, target: &str, btf: &Btf) -> Result<Ebpf, String> {
                 .map_err(|e| fail(&e))?;
             prog.load().map_err(|e| fail(&e))?;
             prog.attach(category, name).map_err(|e| fail(&e))?;
+        }
+        "perf_event" => {
+            let hz: u64 = target
+                .parse()
+                .map_err(|_| fail(&"expected a frequency in Hz"))?;
+            let cpus =
+                aya::util::online_cpus().map_err(|(path, e)| fail(&format!("{path}: {e}")))?;
+            let prog: &mut PerfEvent = ebpf
+                .program_mut("floor_perf_event")
+                .ok_or("no floor_perf_event")?
+                .try_into()
+                .map_err(|e| fail(&e))?;
+            prog.load().map_err(|e| fail(&e))?;
+            for cpu in cpus {
+                prog.attach(
+                    PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Frequency(hz),
+                    false,
+                )
+                .map_err(|e| fail(&e))?;
+            }
         }
         other => return Err(format!("{other}:{target}: unsupported kind")),
     }
