@@ -29,7 +29,7 @@ import urllib.request
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
-HUATUO = os.path.join(TARGET, "release", "huatuo")
+HUATUO = os.environ.get("HUATUO_BIN", os.path.join(TARGET, "release", "huatuo"))
 FLOOR = os.path.join(TARGET, "release", "hook_floor")
 STATS = "/proc/sys/kernel/bpf_stats_enabled"
 HZ = os.sysconf("SC_CLK_TCK")
