@@ -53,6 +53,9 @@ fn status_bytes(status: &str, key: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Picks the measured figure out of (`VmRSS`, `RssAnon`).
+type Pick = fn((u64, u64)) -> u64;
+
 /// Resident memory of process `pid` in bytes: (`VmRSS`, `RssAnon`).
 fn rss_bytes(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -170,7 +173,7 @@ fn soak_memory_stays_flat_and_under_target() {
     let limit = env_u64("SOAK_RSS_LIMIT_MB", 40) * 1024 * 1024;
     let profiles = env_u64("SOAK_PROFILES", 0) == 1;
     // A release build is measured whole, a debug build by its anonymous memory (see above).
-    let (measure, pick): (&str, fn((u64, u64)) -> u64) = if cfg!(debug_assertions) {
+    let (measure, pick): (&str, Pick) = if cfg!(debug_assertions) {
         ("RssAnon", |(_, anon)| anon)
     } else {
         ("VmRSS", |(rss, _)| rss)
