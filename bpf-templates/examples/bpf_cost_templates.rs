@@ -7,7 +7,7 @@
 //! - blockio: O_DIRECT 4 KiB writes to a loop device (created by `bench/bpf/run.sh`);
 //!   empty on block_rq_insert/issue/complete; libbpf-tools `biolatency` and `biolatency -Q`.
 //! - softirq: loopback UDP flood; empty on softirq_raise/entry; softirq_latency,
-//!   softirq_off (its raise/entry programs and its 1 kHz sampler); libbpf-tools `softirqs`.
+//!   softirq_off (its raise/entry programs and its check at timer interrupts); libbpf-tools `softirqs`.
 //! - drops: TCP connects to a closed loopback port; empty on kfree_skb; drops without a
 //!   rate limit (every drop is an event with its stack) and at 100 events/s (shed path).
 //! - reclaim: page-cache writes inside a small memory cgroup (v1, made by run.sh); empty on
