@@ -30,6 +30,7 @@ async fn start(node: NodeApi) -> String {
         on_scrape: Arc::new(|_| {}),
         keep_alive: Duration::from_secs(30),
         node,
+        history: None,
         // No tokens: the test's loopback client may call every route.
         auth: Arc::new(Auth::new(Vec::new(), Vec::new())),
         body: BodyLimits {
@@ -149,7 +150,9 @@ async fn every_route_in_the_table_is_served() {
         let path = route
             .path
             .replace("{container_id}", KNOWN_CONTAINER)
-            .replace("{request_id}", "no-such-op");
+            .replace("{request_id}", "no-such-op")
+            .replace("{tracer_id}", "no-such-record")
+            .replace("{asset}", "app.js");
         let body = (route.method == "POST").then(|| profile("table-check", 1));
         let body = if route.path.ends_with("/stop") {
             None
