@@ -290,6 +290,7 @@ async function live() {
   if (timeline.filter.tracer) filters.tracer_name = timeline.filter.tracer;
   if (timeline.filter.container) filters.container_hostname = timeline.filter.container;
   const state = $('#live-state');
+  state.textContent = 'connecting';
   try {
     const response = await api('/v1/events/watch', {
       method: 'POST', signal: controller.signal,
@@ -338,6 +339,8 @@ async function showSvg(target, path) {
   const frame = el('iframe', { class: 'svg', title: 'flame graph', src: URL.createObjectURL(svg) });
   target.replaceChildren(frame);
   await new Promise(resolve => frame.addEventListener('load', resolve, { once: true }));
+  // inferno draws the root at the bottom: start there, where every stack begins.
+  frame.contentWindow?.scrollTo(0, frame.contentDocument?.documentElement?.scrollHeight ?? 0);
   return frame;
 }
 
@@ -405,7 +408,7 @@ function operationRow(op) {
     ? el('button', { type: 'button', onclick: () => showSvg($('#op-result'), op.result.flamegraph).catch(report) }, 'flame graph')
     : op.terminal ? `${op.terminal.outcome}${op.terminal.message ? `: ${op.terminal.message}` : ''}` : '';
   return el('tr', { 'data-op': op.request_id }, el('td', {}, op.request_id), el('td', {}, op.kind),
-    el('td', { class: 'op-status' }, op.status), el('td', {}, result));
+    el('td', { class: 'op-status' }, op.terminal?.outcome ?? op.status), el('td', {}, result));
 }
 
 function renderOperations() {
@@ -475,6 +478,8 @@ async function route() {
     report(error);
   }
   document.body.dataset.ready = 'yes';
+  // How long the page took from navigation to its data shown (read by the browser tests).
+  document.body.dataset.readyMs ??= Math.round(performance.now());
 }
 
 document.addEventListener('DOMContentLoaded', () => {
