@@ -1,6 +1,7 @@
 //! The web console in headless Chromium against the real agent over the fixture node: the
-//! overview with its load time over 10 000 stored records, the timeline's live rows and its
-//! history paged through 1 000 records without gap or repeat, flame graphs of stored profiles
+//! overview with its load time over 10 000 stored records, the timeline's live rows at 100
+//! events a second within its 500-row bound and its history paged through 1 000 records
+//! without gap or repeat, flame graphs of stored profiles
 //! and their diff, the token prompt. No page may log a script error. (`console_kernel` covers
 //! the live kernel.)
 
@@ -127,8 +128,20 @@ fn the_console_shows_stored_history_and_profiles_and_asks_for_a_token() {
     if !browser::enabled("console_browser", api_agent::ci()) {
         return;
     }
+    // Ten rules firing every 100 ms: the live timeline takes 100 events a second.
+    let extra: String = (1..10)
+        .map(|i| {
+            format!(
+                "event {}_{i} {{\n    source proc.loadavg\n    every 100ms\n    cooldown none\n    \
+                 limit 1000 per 1s\n    when load1 >= 0\n    emit load1\n}}\n",
+                api_agent::TICK
+            )
+        })
+        .collect();
     let agent = ApiAgent::start(Setup {
         tag: "console",
+        every: "100ms",
+        extra_rules: &extra,
         ..Setup::default()
     });
     let (paged, profiles) = store_history(&agent.dir().join("local"));
@@ -173,6 +186,28 @@ fn the_console_shows_stored_history_and_profiles_and_asks_for_a_token() {
         live.is_some(),
         "no live row of {} within 5 s",
         api_agent::TICK
+    );
+    // At 100 events a second the page fills to its row bound, keeps it, and answers at once.
+    std::thread::sleep(Duration::from_secs(6));
+    let rows = browser.eval("document.querySelectorAll('#timeline tbody tr').length");
+    let live_rows = browser.eval("document.querySelectorAll('#timeline tbody tr.live').length");
+    assert_eq!(rows, 500, "rows in the page after 6 s at 100 events/s");
+    assert!(
+        live_rows.as_u64().is_some_and(|r| r >= 400),
+        "{live_rows} live rows after 6 s at 100 events/s"
+    );
+    let clicked = Instant::now();
+    let opened = browser.eval(
+        "document.querySelector('#timeline tbody tr').click();\
+         const open = document.querySelector('#detail').open;\
+         document.querySelector('#detail').close(); open",
+    );
+    let took = clicked.elapsed();
+    println!("{live_rows} live rows after 6 s, {rows} in the page; a row opened in {took:?}");
+    assert_eq!(opened, true, "the detail view did not open");
+    assert!(
+        took < Duration::from_millis(500),
+        "opening a row took {took:?}"
     );
     let started = Instant::now();
     let seen = page_history(&mut browser);
