@@ -9,6 +9,7 @@
 //! counted; a text filter reads bodies up to [`MAX_SCAN_BYTES`] per page.
 
 use chrono::DateTime;
+use huatuo_dsl::tracer_names;
 use regex::Regex;
 use serde_json::Value as Json;
 use std::collections::HashMap;
@@ -67,7 +68,7 @@ impl Cursor {
 /// What a history query asks for.
 #[derive(Debug, Default)]
 pub struct Query {
-    /// Only tracers whose name matches.
+    /// Only tracers one of whose names (current or HUATUO's older) matches.
     pub tracer: Option<Regex>,
     /// Only records whose `container_id` or `container_hostname` matches.
     pub container: Option<Regex>,
@@ -235,10 +236,13 @@ fn wanted(entry: &Entry, query: &Query) -> bool {
             return false;
         }
     }
-    query
-        .tracer
-        .as_ref()
-        .is_none_or(|re| re.is_match(&entry.tracer))
+    // Like the watch filter, a tracer matches by any of its names (HUATUO's older ones too).
+    let tracer_matches = |re: &Regex| {
+        tracer_names::all_names(&entry.tracer)
+            .iter()
+            .any(|name| re.is_match(name))
+    };
+    query.tracer.as_ref().is_none_or(tracer_matches)
         && query
             .container
             .as_ref()

@@ -137,6 +137,15 @@ fn filters_by_tracer_container_time_and_text() {
     });
     assert_eq!(tracer.len(), 150);
     assert!(tracer.iter().all(|id| id.starts_with("oom-")));
+    // A tracer is found by HUATUO's older name too.
+    local
+        .write(&doc("softirq_tracing", 1, 1, ""))
+        .expect("write");
+    let older = query(Query {
+        tracer: Some(Regex::new("^softirq$").expect("re")),
+        ..Query::default()
+    });
+    assert_eq!(older, ["softirq_tracing-000001"]);
     let container = query(Query {
         container: Some(Regex::new("web").expect("re")),
         ..Query::default()
