@@ -160,15 +160,19 @@ fn the_console_on_the_live_kernel_shows_templates_a_drop_and_a_profile() {
     );
     let drawn = browser.wait_for(
         "(document.querySelector('#op-result iframe')?.contentDocument?.documentElement?.outerHTML ?? '').includes('huatuo_console_busy_spin')",
-        Duration::from_secs(30),
+        // Symbolizing this debug test binary takes seconds, more on a loaded machine.
+        Duration::from_secs(90),
     );
     stop.store(true, Ordering::Relaxed);
     let _ = spinner.join();
     assert!(
         drawn.is_some(),
-        "no flame graph naming the busy function\nlog:\n{}",
+        "no flame graph naming the busy function (operations: {}; error: {})\nlog:\n{}",
+        browser.eval("document.querySelector('#operations tbody').textContent"),
+        browser.eval("document.querySelector('#error').textContent"),
         agent.log()
     );
+    println!("the operation's flame graph was drawn {drawn:?} after Start");
     shoot(&mut browser, "operations");
     browser.eval("1");
     assert!(
