@@ -278,10 +278,12 @@ fn refresh(dir: &Path, index: &mut Index) -> Result<(), String> {
     index.unindexed_files = 0;
     for (path, meta, _) in files {
         let key = (meta.dev(), meta.ino());
+        // A file shorter than what was indexed, or whose first record moved, is not the file
+        // indexed under this inode any more (truncated, or a new file on a reused inode).
         let stale = index
             .files
             .get(&key)
-            .is_some_and(|f| f.indexed_to > meta.len());
+            .is_some_and(|f| f.indexed_to > meta.len() || !first_record_in_place(f));
         if stale {
             index.files.remove(&key);
         }
@@ -312,6 +314,17 @@ fn refresh(dir: &Path, index: &mut Index) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether the first indexed record of `index` is still where it was indexed.
+fn first_record_in_place(index: &FileIndex) -> bool {
+    index.entries.first().is_none_or(|entry| {
+        read_body(&index.file, entry).is_some_and(|body| {
+            serde_json::from_str::<Json>(&body)
+                .ok()
+                .is_some_and(|doc| doc.get("tracer_id").and_then(Json::as_str) == Some(&*entry.id))
+        })
+    })
 }
 
 /// Indexes the complete lines appended to `file` since its last look, `room` records at most.

@@ -220,3 +220,32 @@ fn cursors_round_trip_and_foreign_text_is_refused() {
         assert!(Cursor::decode(bad).is_err(), "{bad} accepted");
     }
 }
+
+#[test]
+fn a_file_rewritten_in_place_is_indexed_again() {
+    let dir = tempfile::tempdir().expect("dir");
+    let local = store(dir.path(), 1 << 20);
+    for n in 0..10 {
+        local.write(&doc("oom", n, n as i64, "")).expect("write");
+    }
+    let history = History::new(dir.path());
+    let all = Query {
+        limit: 500,
+        ..Query::default()
+    };
+    assert_eq!(history.query(&all).expect("page").records.len(), 10);
+    // Same inode, other records, longer than what was indexed: as when a deleted file's
+    // inode is reused by the next one.
+    let path = local.path_of("oom");
+    let other = tempfile::tempdir().expect("dir");
+    let fresh = store(other.path(), 1 << 20);
+    for n in 100..130 {
+        fresh.write(&doc("oom", n, n as i64, "")).expect("write");
+    }
+    let text = std::fs::read(fresh.path_of("oom")).expect("read");
+    std::fs::write(&path, text).expect("rewrite in place");
+    let page = history.query(&all).expect("page");
+    assert_eq!(ids(&page).len(), 30, "{:?}", ids(&page));
+    assert!(ids(&page).iter().all(|id| id.as_str() >= "oom-000100"));
+    assert_eq!(page.unreadable, 0);
+}
