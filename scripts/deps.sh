@@ -8,10 +8,11 @@
 # the kernel tests call; systemd (systemd-analyze) and docker-compose check the deploy files
 # (engine/agent/tests/deploy_files.rs; Debian has no kubectl package: the kustomize base is
 # rendered with kubectl only where it is installed). Test packages come without their
-# recommended packages (docker-compose would otherwise bring a container engine).
+# recommended packages (docker-compose would otherwise bring a container engine). chromium runs
+# the web console's browser tests headless.
 set -euo pipefail
 build=(clang llvm libbpf-dev bpftool)
-test=(prometheus iproute2 util-linux nftables systemd docker-compose)
+test=(prometheus iproute2 util-linux nftables systemd docker-compose chromium)
 missing() {
     for pkg in "$@"; do
         dpkg -s "$pkg" >/dev/null 2>&1 || echo "$pkg"

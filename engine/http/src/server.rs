@@ -1,4 +1,5 @@
-//! The warp routes: `/metrics`, `/healthz`, `/status`, `POST /v1/events/watch`, the node API of
+//! The warp routes: the console (`/`), `/metrics`, `/healthz`, `/status`, `POST /v1/events/watch`,
+//! the record history (`GET /v1/events`), the node API of
 //! [`crate::api`] (readiness, containers, operations, `/openapi.json`), and serving them on a
 //! [`Listener`].
 
@@ -44,6 +45,8 @@ pub struct ApiState {
     pub body: BodyLimits,
     /// Readiness, containers and operations.
     pub node: NodeApi,
+    /// Stored records for `GET /v1/events`; `None` when local storage is off.
+    pub history: Option<Arc<huatuo_storage::history::History>>,
 }
 
 /// Largest accepted watch request body.
@@ -78,7 +81,7 @@ pub fn routes(state: ApiState) -> BoxedFilter<(Response,)> {
     let watch_state = state.clone();
     let watch = warp::path!("v1" / "events" / "watch")
         .and(warp::post())
-        .and(auth::protected(auth))
+        .and(auth::protected(auth.clone()))
         .and(warp::header::optional::<String>("last-event-id"))
         .and(body::bounded(BodyLimits {
             max_bytes: MAX_WATCH_BODY,
@@ -103,7 +106,25 @@ pub fn routes(state: ApiState) -> BoxedFilter<(Response,)> {
                 }
             },
         );
+    let history = state.history.clone();
+    let events = warp::path!("v1" / "events")
+        .and(warp::get())
+        .and(auth::protected(auth.clone()))
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .then(move |params| crate::history::events(history.clone(), params));
+    let history = state.history.clone();
+    let profile = warp::path!("v1" / "events" / String / "flamegraph.svg")
+        .and(warp::get())
+        .and(auth::protected(auth))
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .then(move |id, params| crate::history::flamegraph(history.clone(), id, params));
     metrics
+        .or(crate::console::routes())
+        .unify()
+        .or(events)
+        .unify()
+        .or(profile)
+        .unify()
         .or(healthz)
         .unify()
         .or(status)

@@ -63,18 +63,10 @@ impl WatchFilter {
             if pattern.is_empty() {
                 continue;
             }
-            if pattern.len() > MAX_PATTERN {
-                return Err(format!(
-                    "filters.{field}: pattern longer than {MAX_PATTERN} bytes"
-                ));
-            }
-            let regex = RegexBuilder::new(pattern)
-                .size_limit(1 << 20)
-                .dfa_size_limit(1 << 20)
-                .nest_limit(64)
-                .build()
-                .map_err(|e| format!("filters.{field}: invalid regex: {e}"))?;
-            fields.push((index, regex));
+            fields.push((
+                index,
+                compile_pattern(&format!("filters.{field}"), pattern)?,
+            ));
         }
         Ok(WatchFilter { fields })
     }
@@ -103,6 +95,20 @@ impl WatchFilter {
             }
         })
     }
+}
+
+/// Compiles one filter pattern within the bounds every filter of the API shares (length,
+/// compiled size, nesting); the error starts with `place`.
+pub fn compile_pattern(place: &str, pattern: &str) -> Result<Regex, String> {
+    if pattern.len() > MAX_PATTERN {
+        return Err(format!("{place}: pattern longer than {MAX_PATTERN} bytes"));
+    }
+    RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .nest_limit(64)
+        .build()
+        .map_err(|e| format!("{place}: invalid regex: {e}"))
 }
 
 /// One published event, serialized once for every client.

@@ -50,6 +50,7 @@ async fn start_with(
         on_scrape: Arc::new(|_| {}),
         keep_alive: Duration::from_millis(200),
         node: support::node_api(true, Default::default()),
+        history: None,
         auth: Arc::new(Auth::new(
             Vec::new(),
             vec!["/metrics".into(), "/healthz".into()],

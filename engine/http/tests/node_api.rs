@@ -8,45 +8,17 @@ use huatuo_http::api::operations::Limits;
 use huatuo_http::api::table::ROUTES;
 use huatuo_http::api::{docs, NodeApi, OPENAPI};
 use huatuo_http::auth::Auth;
-use huatuo_http::body::BodyLimits;
-use huatuo_http::conn::Listener;
-use huatuo_http::metric_store::MetricStore;
-use huatuo_http::server::{bind, serve, ApiState};
-use huatuo_http::watch::WatchHub;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use serde_json::{json, Value as Json};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{node_api, KNOWN_CONTAINER};
 
 async fn start(node: NodeApi) -> String {
-    let state = ApiState {
-        metrics: Arc::new(MetricStore::new(Default::default(), 10)),
-        watch: Arc::new(WatchHub::new(2, 0)),
-        status: Arc::new(|| json!({})),
-        on_scrape: Arc::new(|_| {}),
-        keep_alive: Duration::from_secs(30),
-        node,
-        // No tokens: the test's loopback client may call every route.
-        auth: Arc::new(Auth::new(Vec::new(), Vec::new())),
-        body: BodyLimits {
-            max_bytes: 16 * 1024,
-            read_timeout: Duration::from_secs(5),
-        },
-    };
-    let listener = bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(serve(
-        state,
-        Listener::plain(listener),
-        std::future::pending(),
-    ));
-    format!("http://{addr}")
+    // No tokens: the test's loopback client may call every route.
+    support::serve_api(node, None, Auth::new(Vec::new(), Vec::new())).await
 }
 
 /// Status and parsed JSON body (Null when the body is not JSON).
@@ -149,7 +121,9 @@ async fn every_route_in_the_table_is_served() {
         let path = route
             .path
             .replace("{container_id}", KNOWN_CONTAINER)
-            .replace("{request_id}", "no-such-op");
+            .replace("{request_id}", "no-such-op")
+            .replace("{tracer_id}", "no-such-record")
+            .replace("{asset}", "app.js");
         let body = (route.method == "POST").then(|| profile("table-check", 1));
         let body = if route.path.ends_with("/stop") {
             None

@@ -78,6 +78,7 @@ async fn serve_tls(files: &TlsFiles<'_>, tokens: Vec<String>) -> u16 {
         keep_alive: Duration::from_secs(1),
         auth: Arc::new(Auth::new(tokens, vec!["/healthz".into()])),
         node: support::node_api(true, Default::default()),
+        history: None,
         body: BodyLimits {
             max_bytes: 1024,
             read_timeout: Duration::from_secs(2),

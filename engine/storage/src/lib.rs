@@ -2,6 +2,7 @@
 
 pub mod document;
 pub mod es;
+pub mod history;
 pub mod local;
 
 pub use document::{Document, HostInfo};

@@ -336,6 +336,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         }),
         keep_alive: Duration::from_secs(config.events_watch.keep_alive_interval.max(1) as u64),
         node: node.clone(),
+        history: opened.history.clone(),
         auth: api_settings.auth.clone(),
         body: api_settings.body,
     };

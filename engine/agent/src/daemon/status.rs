@@ -198,8 +198,27 @@ impl StatusView {
             "runtime_cgroup": self.runtime_cgroup.lock().map(|r| r.clone()).unwrap_or(Json::Null),
             "log": crate::logging::status(),
             "devices": self.devices.to_json(),
+            "node": node_facts(),
         })
     }
+}
+
+/// The machine the agent runs on, for the console's overview: hostname, kernel release and
+/// uptime, read from this host's /proc (absent fields when unreadable).
+fn node_facts() -> Json {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let uptime = read("/proc/uptime")
+        .and_then(|u| u.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|u| u as u64);
+    json!({
+        "hostname": read("/proc/sys/kernel/hostname"),
+        "kernel": read("/proc/sys/kernel/osrelease"),
+        "uptime_seconds": uptime,
+    })
 }
 
 #[cfg(test)]

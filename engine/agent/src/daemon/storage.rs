@@ -3,9 +3,11 @@
 //! logged once at start and kept for `/status`.
 
 use huatuo_config::{Config, EsStorage};
+use huatuo_storage::history::History;
 use huatuo_storage::{EsSettings, EsSink, LocalFileSettings, LocalFileStore, Storage};
 use serde_json::{json, Value as Json};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Bytes in a mebibyte (the unit of the size keys).
 const MIB: u64 = 1024 * 1024;
@@ -16,12 +18,17 @@ pub struct Opened {
     pub storage: Storage,
     /// What `/status` shows under `storage`.
     pub status: Json,
+    /// The stored records `GET /v1/events` reads, when local files are on.
+    pub history: Option<Arc<History>>,
 }
 
 /// Opens the sinks `[Storage]` configures; the spool of Elasticsearch lives in `spool_dir`
 /// when given (`--spool-dir`), else in `[Storage.ES] SpoolPath`.
 pub fn open(config: &Config, spool_dir: Option<&Path>) -> anyhow::Result<Opened> {
     let local = &config.storage.local_file;
+    let history = local
+        .enabled()
+        .then(|| Arc::new(History::new(PathBuf::from(&local.path))));
     let local_store = if local.enabled() {
         Some(LocalFileStore::new(LocalFileSettings {
             dir: PathBuf::from(&local.path),
@@ -87,6 +94,7 @@ pub fn open(config: &Config, spool_dir: Option<&Path>) -> anyhow::Result<Opened>
     Ok(Opened {
         storage,
         status: json!({ "local_file": local_status, "elasticsearch": es_status }),
+        history,
     })
 }
 

@@ -33,6 +33,8 @@ pub struct Setup<'a> {
     pub wrapper: Option<fn(&mut Command) -> Command>,
     /// Soft limit of open files given to the agent.
     pub nofile: Option<u64>,
+    /// More rules, written beside the tick rule.
+    pub extra_rules: &'a str,
 }
 
 impl Default for Setup<'_> {
@@ -44,6 +46,7 @@ impl Default for Setup<'_> {
             listen: None,
             wrapper: None,
             nofile: None,
+            extra_rules: "",
         }
     }
 }
@@ -83,6 +86,7 @@ impl ApiAgent {
             ),
         )
         .expect("rule");
+        std::fs::write(rules.join("extra.hto"), setup.extra_rules).expect("extra rules");
         let addr = setup
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], free_port())));

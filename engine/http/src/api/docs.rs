@@ -86,7 +86,8 @@ pub fn render(doc: &Json) -> String {
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "- path parameter `{}`: {}{pattern}",
+                    "- {} parameter `{}`: {}{pattern}",
+                    text(&p["in"]),
                     text(&p["name"]),
                     text(&schema["type"])
                 );

@@ -6,6 +6,13 @@ use huatuo_http::api::error::ApiError;
 use huatuo_http::api::operations::{Control, Executor, Finished, Limits, Operations};
 use huatuo_http::api::request::{OperationRequest, Spec};
 use huatuo_http::api::NodeApi;
+use huatuo_http::auth::Auth;
+use huatuo_http::body::BodyLimits;
+use huatuo_http::conn::Listener;
+use huatuo_http::metric_store::MetricStore;
+use huatuo_http::server::{bind, serve, ApiState};
+use huatuo_http::watch::WatchHub;
+use huatuo_storage::history::History;
 use serde_json::json;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -55,4 +62,32 @@ pub fn node_api(ready: bool, limits: Limits) -> NodeApi {
         }),
         operations: Operations::new(Arc::new(ScriptedExecutor), limits),
     }
+}
+
+/// Serves `node` (and `history`, when given) on a loopback port with `auth`; the base URL.
+pub async fn serve_api(node: NodeApi, history: Option<Arc<History>>, auth: Auth) -> String {
+    let state = ApiState {
+        metrics: Arc::new(MetricStore::new(Default::default(), 10)),
+        watch: Arc::new(WatchHub::new(2, 0)),
+        status: Arc::new(|| json!({})),
+        on_scrape: Arc::new(|_| {}),
+        keep_alive: Duration::from_secs(30),
+        node,
+        history,
+        auth: Arc::new(auth),
+        body: BodyLimits {
+            max_bytes: 16 * 1024,
+            read_timeout: Duration::from_secs(5),
+        },
+    };
+    let listener = bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(serve(
+        state,
+        Listener::plain(listener),
+        std::future::pending(),
+    ));
+    format!("http://{addr}")
 }
