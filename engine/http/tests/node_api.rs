@@ -26,7 +26,7 @@ async fn start(node: NodeApi) -> String {
     let state = ApiState {
         metrics: Arc::new(MetricStore::new(Default::default(), 10)),
         watch: Arc::new(WatchHub::new(2, 0)),
-        status: Arc::new(|| json!({})),
+        status: Arc::new(|| Some(json!({}))),
         on_scrape: Arc::new(|_| {}),
         keep_alive: Duration::from_secs(30),
         node,

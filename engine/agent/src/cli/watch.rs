@@ -71,7 +71,9 @@ fn read_events(
     let mut line = String::new();
     loop {
         line.clear();
-        let read = Read::by_ref(&mut reader).take(MAX_LINE).read_line(&mut line)?;
+        let read = Read::by_ref(&mut reader)
+            .take(MAX_LINE)
+            .read_line(&mut line)?;
         if read == 0 {
             return Ok(true);
         }

@@ -252,10 +252,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         watch: watch.clone(),
         status: {
             let late = late_status.clone();
-            Arc::new(move || match late.get() {
-                Some(status) => status(),
-                None => serde_json::json!({ "starting": true }),
-            })
+            Arc::new(move || late.get().and_then(|status| status()))
         },
         on_scrape: {
             let late = late_scrape.clone();
@@ -397,7 +394,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
                 document["storage"]["elasticsearch"]["delivery"] = es.status();
             }
             document["rule_set"] = reloader.status();
-            document
+            Some(document)
         })
     });
     let _ = late_scrape.set(Arc::new(move |store: &MetricStore| {
