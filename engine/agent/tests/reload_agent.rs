@@ -308,6 +308,12 @@ fn sighup_reloads_and_the_token_file_is_read_again() {
         text.replace("[APIServer]\n", "[APIServer]\n    MaxConnections = 77\n"),
     )
     .expect("config");
+    // So is a source the agent did not read at start (its readers are fixed then).
+    std::fs::write(
+        rule_file(&agent, "kmsg.hto"),
+        "event api_lockup {\n    source kmsg\n    where priority <= 3\n    emit message\n}\n",
+    )
+    .expect("rule");
     let (code, body) = reload(&agent, &[&b]);
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["data"]["generation"], 3);
@@ -317,6 +323,11 @@ fn sighup_reloads_and_the_token_file_is_read_again() {
         restart.contains("config key APIServer.MaxConnections"),
         "{body}"
     );
+    assert!(
+        restart.contains("source kmsg (not read since start)"),
+        "{body}"
+    );
+    assert!(!restart.contains("TokenFile"), "{body}");
     let _ = std::fs::remove_dir_all(&scratch);
 }
 

@@ -296,10 +296,10 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         ),
         None => reload::TemplateSource::Live(loaded.templates.clone()),
     };
-    let polled: BTreeSet<String> = needs_of(&plan)
-        .all
+    let polled = plan
+        .sources()
         .into_iter()
-        .filter(|s| !s.starts_with("bpf."))
+        .map(|need| (need.source, need.interval_ns))
         .collect();
     let source_stats: SourceStatsMap = Arc::default();
     let sources = start_sources(
@@ -510,7 +510,9 @@ fn load_templates(
 ) -> LoadedTemplates {
     let bpf = needs_of(plan).bpf;
     let mut loaded_names: Vec<String> = Vec::new();
-    let templates = if options.bpf && options.bpf_recorded.is_none() && !bpf.is_empty() {
+    // Loaded even when no rule reads a template yet (nothing loads then), so that a reload
+    // can attach templates later.
+    let templates = if options.bpf && options.bpf_recorded.is_none() {
         let schemas: Vec<_> = huatuo_bpf::template_schemas()
             .0
             .into_iter()

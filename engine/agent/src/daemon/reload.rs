@@ -22,7 +22,7 @@ use huatuo_eval::Plan;
 use huatuo_http::api::reload::ReloadOutcome;
 use huatuo_http::auth::Auth;
 use serde_json::{json, Value as Json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -66,8 +66,8 @@ pub struct Reloader {
     pub api_auth: Arc<Auth>,
     /// The status view, whose rule lists a reload replaces.
     pub status: Arc<Mutex<StatusView>>,
-    /// The non-template sources read since start (the poller's set is fixed).
-    pub polled: BTreeSet<String>,
+    /// The sources read since start and the interval of each (the poller's set is fixed).
+    pub polled: BTreeMap<String, Option<i64>>,
     running: Mutex<Running>,
 }
 
@@ -82,7 +82,7 @@ impl Reloader {
         templates: TemplateSource,
         api_auth: Arc<Auth>,
         status: Arc<Mutex<StatusView>>,
-        polled: BTreeSet<String>,
+        polled: BTreeMap<String, Option<i64>>,
     ) -> Self {
         Reloader {
             args,
@@ -321,14 +321,22 @@ impl Reloader {
             })
             .map(|path| format!("config key {path}"))
             .collect();
-        let needs = needs_of(plan);
-        out.extend(
-            needs
-                .all
-                .iter()
-                .filter(|s| !s.starts_with("bpf.") && !self.polled.contains(*s))
-                .map(|s| format!("source {s} (not read since start)")),
-        );
+        let templates_off = matches!(self.templates, TemplateSource::Live(None));
+        for need in plan.sources() {
+            let source = &need.source;
+            let bpf = source.starts_with("bpf.");
+            match self.polled.get(source) {
+                _ if bpf && templates_off => {
+                    out.push(format!("source {source} (templates are off: --no-bpf)"));
+                }
+                None if !bpf => out.push(format!("source {source} (not read since start)")),
+                Some(interval) if !bpf && *interval != need.interval_ns => out.push(format!(
+                    "source {source} interval (read every {} since start)",
+                    shown_interval(*interval)
+                )),
+                _ => {}
+            }
+        }
         out
     }
 }
@@ -347,6 +355,15 @@ fn config_keys(text: &str) -> Vec<String> {
         }
     }
     keys
+}
+
+/// An `every` as written in rules, or the source's default.
+fn shown_interval(interval_ns: Option<i64>) -> String {
+    match interval_ns {
+        Some(ns) if ns % 1_000_000_000 == 0 => format!("{}s", ns / 1_000_000_000),
+        Some(ns) => format!("{}ms", ns / 1_000_000),
+        None => "its default interval".to_string(),
+    }
 }
 
 fn read_tokens(config: &huatuo_config::Config) -> Result<Vec<String>, String> {
