@@ -17,6 +17,7 @@ pub mod self_cgroup;
 pub mod selfmetrics;
 pub mod selfnoise;
 pub mod selfstats;
+mod serving;
 mod shutdown;
 pub mod status;
 mod storage;
@@ -234,39 +235,23 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         self_cgroup::SelfCgroup::off(&config.runtime_cgroup, "--no-self-limit")
     };
 
-    // The API serves before templates load: `/healthz` answers and `/readyz` says 503 until
-    // the rules run; `/status` and the scrape hook are filled in once everything started.
+    // The API serves before templates load (see `serving`).
     let (record_tx, record_rx) = tokio::sync::mpsc::channel(RECORD_QUEUE);
-    let late_reloader: Arc<OnceLock<Arc<reload::Reloader>>> = Arc::default();
+    let late = serving::Late::default();
     let node = node_api(
         &options,
         config,
         &discovery,
         record_tx.clone(),
-        late_reloader.clone(),
+        late.reloader.clone(),
     );
-    let late_status: Arc<OnceLock<huatuo_http::server::StatusFn>> = Arc::default();
-    let late_scrape: Arc<OnceLock<huatuo_http::server::ScrapeHook>> = Arc::default();
-    let state = ApiState {
-        metrics: metrics.clone(),
-        watch: watch.clone(),
-        status: {
-            let late = late_status.clone();
-            Arc::new(move || late.get().and_then(|status| status()))
-        },
-        on_scrape: {
-            let late = late_scrape.clone();
-            Arc::new(move |store: &MetricStore| {
-                if let Some(scrape) = late.get() {
-                    scrape(store);
-                }
-            })
-        },
-        keep_alive: Duration::from_secs(config.events_watch.keep_alive_interval.max(1) as u64),
-        node: node.clone(),
-        auth: api_settings.auth.clone(),
-        body: api_settings.body,
-    };
+    let state = late.state(
+        metrics.clone(),
+        watch.clone(),
+        node.clone(),
+        &api_settings,
+        Duration::from_secs(config.events_watch.keep_alive_interval.max(1) as u64),
+    );
     let (server, server_stop) = start_api(state, listener, &api_settings, connections.clone());
     if !options.start_delay.is_zero() {
         tokio::time::sleep(options.start_delay).await;
@@ -357,7 +342,6 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         pods,
         capture_errors,
     });
-    let process = process_metrics::ProcessMetrics::default();
     let status = Arc::new(Mutex::new(status::StatusView {
         rules: files
             .iter()
@@ -383,27 +367,15 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         status.clone(),
         polled,
     ));
-    let _ = late_status.set({
-        let reloader = reloader.clone();
-        let api = api_settings.clone();
-        let storage = storage.clone();
-        Arc::new(move || {
-            let mut document = status.lock().map(|s| s.to_json()).unwrap_or_default();
-            document["api"] = api::status(&api);
-            if let Some(es) = storage.es_counters() {
-                document["storage"]["elasticsearch"]["delivery"] = es.status();
-            }
-            document["rule_set"] = reloader.status();
-            Some(document)
-        })
-    });
-    let _ = late_scrape.set(Arc::new(move |store: &MetricStore| {
-        store.update(&self_metrics.points(store));
-        store.update(&process.points());
-    }));
-    let _ = late_reloader.set(reloader.clone());
     // Rules are compiled and every template has loaded or failed by now.
-    node.ready.store(true, Ordering::Release);
+    late.fill(
+        status,
+        api_settings,
+        reloader.clone(),
+        self_metrics,
+        storage.clone(),
+        &node,
+    );
     let expiry = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {

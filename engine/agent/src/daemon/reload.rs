@@ -9,10 +9,9 @@
 use super::channel::SampleSender;
 use super::evaluate::{EvalShared, Swap};
 use super::status::{RuleInfo, StatusView};
-use super::{blacklist, needs_of, pushdown};
-use crate::cli::check::diagnose;
-use crate::cli::inputs::{InputArgs, Inputs};
-use crate::rules::{parse_all, SourceText};
+use super::{needs_of, pushdown};
+use crate::cli::inputs::{compile_inputs, Compiled, InputArgs, Inputs};
+use crate::rules::SourceText;
 use huatuo_bpf::{Reconciled, Templates};
 use huatuo_dsl::diag::{Diagnostic, Severity};
 use huatuo_dsl::render::{render_human, render_json};
@@ -148,19 +147,16 @@ impl Reloader {
             Ok(inputs) => inputs,
             Err((diags, texts)) => return invalid(&diags, &|p| text_in(&texts, p)),
         };
-        let (_, diags) = diagnose(&inputs);
-        if diags.iter().any(|d| d.severity == Severity::Error) {
-            return invalid(&diags, &|p| inputs.text_of(p));
-        }
-        let (files, _) = parse_all(&inputs.rule_files);
-        let (files, blacklisted) = blacklist::apply(files, &inputs.config.black_list);
-        let mut plan = match huatuo_eval::compile_with_scripts(
-            &files,
-            &inputs.config,
-            Some(inputs.script_host.clone()),
-        ) {
-            Ok(plan) => plan,
-            Err(diags) => return invalid(&diags, &|p| inputs.text_of(p)),
+        // The same pipeline as `huatuo check` and `huatuo run`.
+        let texts: Vec<SourceText> = inputs.texts().cloned().collect();
+        let Compiled {
+            inputs,
+            files,
+            mut plan,
+            blacklisted,
+        } = match compile_inputs(inputs) {
+            Ok(compiled) => compiled,
+            Err(diags) => return invalid(&diags, &|p| text_in(&texts, p)),
         };
         let tokens = match read_tokens(&inputs.config) {
             Ok(tokens) => tokens,
@@ -176,7 +172,7 @@ impl Reloader {
                     Default::default(),
                     format!("APIServer.{message}"),
                 );
-                return invalid(&[diag], &|p| inputs.text_of(p));
+                return invalid(&[diag], &|p| text_in(&texts, p));
             }
         };
 
