@@ -134,7 +134,7 @@ impl Reloader {
                 "result": "error", "at": at, "message": message, "diagnostics": diagnostics,
             }),
             ReloadOutcome::Failed(message) => {
-                log::error!("reload failed, the running set is unchanged: {message}");
+                log::error!("reload failed, the rules run unchanged: {message}");
                 json!({ "result": "error", "at": at, "message": message })
             }
             ReloadOutcome::Busy | ReloadOutcome::NotReady => running.last.clone(),
@@ -166,9 +166,7 @@ impl Reloader {
                     &self
                         .args
                         .config_path()
-                        .unwrap_or_default()
-                        .display()
-                        .to_string(),
+                        .map_or("huatuo-bamai.conf".into(), |p| p.display().to_string()),
                     Default::default(),
                     format!("APIServer.{message}"),
                 );
@@ -184,7 +182,12 @@ impl Reloader {
         let scripts_changed = running.scripts != inputs.scripts;
         let carried = match self.swap(plan, scripts_changed) {
             Ok(carried) => carried,
-            Err(message) => return ReloadOutcome::Failed(message),
+            Err(message) => {
+                let attached = serde_json::to_string(&templates).unwrap_or_default();
+                return ReloadOutcome::Failed(format!(
+                    "{message}; the templates already follow the new set ({attached})"
+                ));
+            }
         };
         let token_count = tokens.len();
         self.api_auth.replace_tokens(tokens);
@@ -198,7 +201,7 @@ impl Reloader {
             view.rule_files = inputs.rule_files.len();
         }
         for key in &needs_restart {
-            log::warn!("reload: {key} changed but only takes effect after a restart");
+            log::warn!("reload: needs a restart to take effect: {key}");
         }
         running.generation += 1;
         running.loaded_at = now();

@@ -25,7 +25,7 @@ pub enum ReloadOutcome {
     Busy,
     /// The agent is still starting: there is no running set to replace yet.
     NotReady,
-    /// The agent could not apply a set that checked (the running set is untouched).
+    /// The agent could not apply a set that checked (the rules run unchanged).
     Failed(String),
 }
 
