@@ -22,7 +22,7 @@ pub mod transport;
 
 pub use cgroup::{CgroupResolver, NoContainers};
 pub use embedded::{EmbeddedTemplate, TEMPLATES};
-pub use loader::{LoadOptions, Templates};
+pub use loader::{LoadOptions, Reconciled, Templates};
 pub use schema::TemplateSchema;
 pub use status::{Counters, ProgramStatus, TemplateStatus, VariantOutcome};
 

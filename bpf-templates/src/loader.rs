@@ -75,6 +75,35 @@ struct Loaded {
     ebpf: Option<Ebpf>,
     status: TemplateStatus,
     stats: Arc<EventStats>,
+    /// The tunables it was loaded with (`global -> value`).
+    values: BTreeMap<String, u64>,
+    /// Stops its event thread.
+    stop: Arc<AtomicBool>,
+    /// Its event thread (event templates).
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Loaded {
+    /// Stops its event thread; dropping it then detaches its programs.
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.thread.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// What [`Templates::reconcile`] changed, by template name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Reconciled {
+    /// Newly needed templates that loaded and attached.
+    pub attached: Vec<String>,
+    /// Templates no longer needed, detached and unloaded.
+    pub detached: Vec<String>,
+    /// Templates loaded again because their pushed-down values changed.
+    pub reloaded: Vec<String>,
+    /// Newly needed (or reloaded) templates that failed, with the reason.
+    pub failed: Vec<(String, String)>,
 }
 
 /// The loaded templates, their status and their event stream.
@@ -82,8 +111,9 @@ pub struct Templates {
     templates: Vec<Loaded>,
     resolver: Arc<dyn CgroupResolver>,
     events: Option<Receiver<Sample>>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    /// The sending side of `events`, for templates loaded later ([`Templates::reconcile`]).
+    tx: Sender<Sample>,
+    options: LoadOptions,
 }
 
 impl Templates {
@@ -104,9 +134,24 @@ impl Templates {
             templates: vec![],
             resolver: options.resolver.clone(),
             events: Some(rx),
-            stop: Arc::new(AtomicBool::new(false)),
-            threads: vec![],
+            tx,
+            options,
         };
+        templates.load_many(needed, tunables);
+        templates
+    }
+
+    /// Loads each of `needed` (skipping repeats) with its tunables; returns the names.
+    fn load_many(
+        &mut self,
+        needed: &[&str],
+        tunables: &BTreeMap<String, BTreeMap<String, u64>>,
+    ) -> Vec<String> {
+        if needed.is_empty() {
+            return Vec::new();
+        }
+        let options = self.options.clone();
+        let tx = self.tx.clone();
         let btf = Btf::from_sys_fs().ok();
         let ringbuf =
             !options.force_perfbuf && aya::sys::is_map_supported(MapType::RingBuf).unwrap_or(false);
@@ -119,21 +164,63 @@ impl Templates {
         let v2 = unified_hierarchy();
         let mut seen = vec![];
         for raw in needed {
-            let name = raw.strip_prefix("bpf.").unwrap_or(raw);
-            if seen.contains(&name) {
+            let name = folder(raw);
+            if seen.iter().any(|s| s == name) {
                 continue;
             }
-            seen.push(name);
-            let empty = BTreeMap::new();
-            let values = tunables
-                .get(name)
-                .or_else(|| tunables.get(&format!("bpf.{name}")))
-                .unwrap_or(&empty);
-            let loaded = templates.load_one(name, values, &options, btf.as_ref(), objects, v2, &tx);
-            templates.templates.push(loaded);
+            seen.push(name.to_string());
+            let values = values_of(tunables, name);
+            let loaded = self.load_one(name, &values, &options, btf.as_ref(), objects, v2, &tx);
+            self.templates.push(loaded);
         }
         // `btf` is dropped here: aya keeps no reference, so the parsed kernel BTF is freed.
-        templates
+        seen
+    }
+
+    /// Brings the loaded set to `needed` with `tunables` (after a rule reload): templates no
+    /// longer needed are detached, new ones loaded and attached, and those whose pushed-down
+    /// values changed are detached and loaded again with the new values (const globals
+    /// cannot change in a loaded object). Templates that stay as they were keep their maps.
+    pub fn reconcile(
+        &mut self,
+        needed: &[&str],
+        tunables: &BTreeMap<String, BTreeMap<String, u64>>,
+    ) -> Reconciled {
+        let wanted: Vec<&str> = needed.iter().map(|n| folder(n)).collect();
+        let mut done = Reconciled::default();
+        let mut reload = Vec::new();
+        let mut kept = Vec::new();
+        for mut loaded in std::mem::take(&mut self.templates) {
+            let name = loaded.status.name.clone();
+            if !wanted.contains(&name.as_str()) {
+                loaded.stop();
+                if loaded.status.loaded {
+                    done.detached.push(name);
+                }
+            } else if loaded.status.loaded && loaded.values != values_of(tunables, &name) {
+                loaded.stop();
+                reload.push(name);
+            } else {
+                kept.push(loaded);
+            }
+        }
+        self.templates = kept;
+        let new: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|n| !self.templates.iter().any(|t| t.status.name == *n))
+            .collect();
+        for name in self.load_many(&new, tunables) {
+            let Some(t) = self.templates.iter().find(|t| t.status.name == name) else {
+                continue;
+            };
+            match (&t.status.error, reload.contains(&name)) {
+                (Some(e), _) => done.failed.push((name, e.clone())),
+                (None, true) => done.reloaded.push(name),
+                (None, false) => done.attached.push(name),
+            }
+        }
+        done
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -161,6 +248,9 @@ impl Templates {
                 notes: vec![],
             },
             stats: Arc::new(EventStats::default()),
+            values: values.clone(),
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: None,
         };
         let mut result = self.try_load(&mut loaded, values, options, btf, objects, v2, tx);
         let has_hashmap = embedded::find(name).is_some_and(|t| t.hashmap_object.is_some());
@@ -279,14 +369,14 @@ impl Templates {
                 resolver: self.resolver.clone(),
                 tx: tx.clone(),
                 stats: loaded.stats.clone(),
-                stop: self.stop.clone(),
+                stop: loaded.stop.clone(),
             };
             let handle = if loaded.status.transport == Some("perfbuf") {
                 spawn_perfbuf(map, options.perf_pages, sink)?
             } else {
                 spawn_ringbuf(map, sink)?
             };
-            self.threads.push(handle);
+            loaded.thread = Some(handle);
         }
         loaded.status.loaded = true;
         loaded.status.notes.extend(provided.notes);
@@ -365,11 +455,27 @@ impl Templates {
 
 impl Drop for Templates {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for handle in self.threads.drain(..) {
-            let _ = handle.join();
+        for loaded in &mut self.templates {
+            loaded.stop();
         }
     }
+}
+
+/// The folder name of a template (`bpf.runqlat` -> `runqlat`).
+fn folder(name: &str) -> &str {
+    name.strip_prefix("bpf.").unwrap_or(name)
+}
+
+/// The tunables of template `name` (keyed by folder or catalog name), none when absent.
+fn values_of(
+    tunables: &BTreeMap<String, BTreeMap<String, u64>>,
+    name: &str,
+) -> BTreeMap<String, u64> {
+    tunables
+        .get(name)
+        .or_else(|| tunables.get(&format!("bpf.{name}")))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Walks the attach chain of every point: first the ordinary points, then the companions

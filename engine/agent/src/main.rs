@@ -29,6 +29,10 @@ enum Command {
     Status(cli::status::StatusArgs),
     /// Start, read or stop on-demand operations (profiles, traces) of a running agent.
     Op(cli::op::OpArgs),
+    /// Make a running agent re-read rules, stdlib and config (what SIGHUP does).
+    Reload(cli::reload::ReloadArgs),
+    /// Stream a running agent's events as a table or JSON lines, resuming after a disconnect.
+    Watch(cli::watch::WatchArgs),
     /// Print the catalog of sources, captures, functions and config keys (Markdown).
     Catalog(cli::catalog::CatalogArgs),
     /// Print the version.
@@ -44,6 +48,8 @@ fn main() -> ExitCode {
         Command::Status(status) => cli::status::run(status),
         Command::Catalog(catalog) => cli::catalog::run(catalog),
         Command::Op(op) => cli::op::run(op),
+        Command::Reload(reload) => cli::reload::run(reload),
+        Command::Watch(watch) => cli::watch::run(watch),
         Command::Version => {
             println!("huatuo {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

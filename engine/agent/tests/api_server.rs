@@ -347,9 +347,9 @@ fn without_tokens_only_loopback_clients_reach_status_and_events() {
         // Not loopback: an address of this namespace's own, so the client's source is it too.
         let other = std::net::SocketAddr::from(([10, 77, 0, 1], port));
         assert!(
-            eventually(Duration::from_secs(60), || get(loopback, "/healthz", &[])
-                .is_some_and(|r| r.status == 200)),
-            "the agent in its namespace never answered"
+            eventually(Duration::from_secs(60), || get(loopback, "/readyz", &[])
+                .is_some_and(|r| r.status == 204)),
+            "the agent in its namespace never got ready"
         );
         let status = |addr| get(addr, "/status", &[]).expect("status");
         let from_loopback = status(loopback);

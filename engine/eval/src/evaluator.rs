@@ -66,7 +66,7 @@ struct EntityState {
 }
 
 #[derive(Debug)]
-struct Runtime {
+pub(crate) struct Runtime {
     entities: BoundedMap<EntityState>,
     cooldown: Cooldown,
     bucket: Option<TokenBucket>,
@@ -77,34 +77,41 @@ struct Runtime {
 /// Owns a plan and the state of its rules; feed it samples in time order.
 #[derive(Debug)]
 pub struct Evaluator {
-    plan: Plan,
-    runtimes: Vec<Runtime>,
+    pub(crate) plan: Plan,
+    pub(crate) runtimes: Vec<Runtime>,
     by_source: HashMap<String, Vec<usize>>,
 }
 
 type Failure = (Span, String);
 
+impl Runtime {
+    /// The state of a rule that has seen no sample.
+    pub(crate) fn fresh(rule: &CompiledRule) -> Self {
+        Runtime {
+            entities: BoundedMap::new(MAX_ENTITIES_PER_RULE),
+            cooldown: Cooldown::new(rule.cooldown.clone(), MAX_ENTITIES_PER_RULE),
+            bucket: rule
+                .limit
+                .map(|(rate, per, burst)| TokenBucket::new(rate, per, burst)),
+            zones: BoundedMap::new(MAX_ENTITIES_PER_RULE),
+            stats: RuleStats::default(),
+        }
+    }
+}
+
 impl Evaluator {
     /// An evaluator with fresh state.
     pub fn new(plan: Plan) -> Self {
+        let runtimes = plan.rules.iter().map(Runtime::fresh).collect();
+        Evaluator::with_runtimes(plan, runtimes)
+    }
+
+    /// An evaluator over `plan` whose rule `i` runs with `runtimes[i]`.
+    pub(crate) fn with_runtimes(plan: Plan, runtimes: Vec<Runtime>) -> Self {
         let mut by_source: HashMap<String, Vec<usize>> = HashMap::new();
-        let runtimes = plan
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(i, rule)| {
-                by_source.entry(rule.source.clone()).or_default().push(i);
-                Runtime {
-                    entities: BoundedMap::new(MAX_ENTITIES_PER_RULE),
-                    cooldown: Cooldown::new(rule.cooldown.clone(), MAX_ENTITIES_PER_RULE),
-                    bucket: rule
-                        .limit
-                        .map(|(rate, per, burst)| TokenBucket::new(rate, per, burst)),
-                    zones: BoundedMap::new(MAX_ENTITIES_PER_RULE),
-                    stats: RuleStats::default(),
-                }
-            })
-            .collect();
+        for (i, rule) in plan.rules.iter().enumerate() {
+            by_source.entry(rule.source.clone()).or_default().push(i);
+        }
         Evaluator {
             plan,
             runtimes,

@@ -15,6 +15,7 @@
 
 pub mod bounded;
 pub mod capture;
+pub mod carry;
 pub mod compile;
 pub mod cooldown;
 pub mod evaluator;

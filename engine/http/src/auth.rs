@@ -8,7 +8,7 @@
 use crate::error::ApiError;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use subtle::ConstantTimeEq;
 use warp::http::StatusCode;
 use warp::Filter;
@@ -39,7 +39,8 @@ impl Peer {
 /// The authentication policy of the API.
 #[derive(Default)]
 pub struct Auth {
-    tokens: Vec<Vec<u8>>,
+    /// Replaced as a whole when the token file is read again (reload).
+    tokens: RwLock<Vec<Vec<u8>>>,
     open_paths: Vec<String>,
 }
 
@@ -47,7 +48,7 @@ impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the tokens themselves.
         f.debug_struct("Auth")
-            .field("tokens", &self.tokens.len())
+            .field("tokens", &self.token_count())
             .field("open_paths", &self.open_paths)
             .finish()
     }
@@ -57,9 +58,23 @@ impl Auth {
     /// A policy with `tokens` (none: loopback clients only) and the routes open without one.
     pub fn new(tokens: Vec<String>, open_paths: Vec<String>) -> Self {
         Auth {
-            tokens: tokens.into_iter().map(String::into_bytes).collect(),
+            tokens: RwLock::new(tokens.into_iter().map(String::into_bytes).collect()),
             open_paths,
         }
+    }
+
+    /// Replaces every token (the token file was read again); requests checked after this
+    /// see only the new ones.
+    pub fn replace_tokens(&self, tokens: Vec<String>) {
+        let tokens = tokens.into_iter().map(String::into_bytes).collect();
+        match self.tokens.write() {
+            Ok(mut held) => *held = tokens,
+            Err(poisoned) => *poisoned.into_inner() = tokens,
+        }
+    }
+
+    fn tokens(&self) -> std::sync::RwLockReadGuard<'_, Vec<Vec<u8>>> {
+        self.tokens.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reads the tokens of `path` (one a line, blank lines and `#` comments skipped); the error
@@ -101,7 +116,7 @@ impl Auth {
 
     /// How many tokens are configured (for `/status`; never the tokens).
     pub fn token_count(&self) -> usize {
-        self.tokens.len()
+        self.tokens().len()
     }
 
     /// Whether `path` is answered without a token.
@@ -114,7 +129,8 @@ impl Auth {
         if peer.is_some_and(|p| p.verified_cert) {
             return Ok(());
         }
-        if self.tokens.is_empty() {
+        let tokens = self.tokens();
+        if tokens.is_empty() {
             return if peer.is_some_and(|p| p.is_loopback()) {
                 Ok(())
             } else {
@@ -132,7 +148,7 @@ impl Auth {
         };
         // Every token is compared, whatever matched, so the time taken does not say which.
         let mut matched = subtle::Choice::from(0);
-        for token in &self.tokens {
+        for token in tokens.iter() {
             matched |= token.as_slice().ct_eq(presented.as_bytes());
         }
         if bool::from(matched) {

@@ -21,8 +21,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-/// Produces the status document served at `/status` (what is loaded, what attached).
-pub type StatusFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+/// Produces the status document served at `/status` (what is loaded, what attached);
+/// `None` while the agent is still starting (`/status` answers 503 then).
+pub type StatusFn = Arc<dyn Fn() -> Option<serde_json::Value> + Send + Sync>;
 /// Called before a scrape is rendered, to refresh agent self-metrics.
 pub type ScrapeHook = Arc<dyn Fn(&MetricStore) + Send + Sync>;
 
@@ -76,7 +77,15 @@ pub fn routes(state: ApiState) -> BoxedFilter<(Response,)> {
     let status = warp::path!("status")
         .and(warp::get())
         .and(auth::protected(auth.clone()))
-        .map(move || warp::reply::json(&(status_state.status)()).into_response());
+        .map(move || match (status_state.status)() {
+            Some(document) => warp::reply::json(&document).into_response(),
+            None => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "the agent is still starting",
+            )
+            .response(),
+        });
     let node = crate::api::routes(state.node.clone(), auth.clone());
     let watch_state = state.clone();
     let watch = warp::path!("v1" / "events" / "watch")

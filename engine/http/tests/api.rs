@@ -46,7 +46,7 @@ async fn start_with(
     let state = ApiState {
         metrics: store,
         watch: Arc::new(WatchHub::new(max_clients, replay)),
-        status: Arc::new(|| serde_json::json!({"templates": []})),
+        status: Arc::new(|| Some(serde_json::json!({"templates": []}))),
         on_scrape: Arc::new(|_| {}),
         keep_alive: Duration::from_millis(200),
         node: support::node_api(true, Default::default()),

@@ -73,7 +73,7 @@ async fn serve_tls(files: &TlsFiles<'_>, tokens: Vec<String>) -> u16 {
     let state = ApiState {
         metrics: Arc::new(MetricStore::new(Default::default(), 10)),
         watch: Arc::new(WatchHub::new(2, 0)),
-        status: Arc::new(|| serde_json::json!({"ok": true})),
+        status: Arc::new(|| Some(serde_json::json!({"ok": true}))),
         on_scrape: Arc::new(|_| {}),
         keep_alive: Duration::from_secs(1),
         auth: Arc::new(Auth::new(tokens, vec!["/healthz".into()])),

@@ -137,12 +137,17 @@ fn with_builtin_scripts(added: Vec<SourceText>) -> Vec<SourceText> {
 }
 
 impl Inputs {
-    /// The text of a file diagnostics may point into.
-    pub fn text_of(&self, path: &str) -> Option<String> {
+    /// Every text read: rule files, scripts and the config.
+    pub fn texts(&self) -> impl Iterator<Item = &SourceText> {
         self.rule_files
             .iter()
             .chain(self.scripts.iter())
             .chain(self.config_text.iter())
+    }
+
+    /// The text of a file diagnostics may point into.
+    pub fn text_of(&self, path: &str) -> Option<String> {
+        self.texts()
             .find(|f| f.path == path)
             .map(|f| f.text.clone())
     }
@@ -192,13 +197,7 @@ impl InputArgs {
                 return Err(ExitCode::from(1));
             }
         };
-        let texts: Vec<SourceText> = inputs
-            .rule_files
-            .iter()
-            .chain(inputs.scripts.iter())
-            .chain(inputs.config_text.iter())
-            .cloned()
-            .collect();
+        let texts: Vec<SourceText> = inputs.texts().cloned().collect();
         compile_inputs(inputs).map_err(|diags| {
             let text_of = |p: &str| texts.iter().find(|t| t.path == p).map(|t| t.text.clone());
             eprint!("{}", render_human(&diags, &text_of));

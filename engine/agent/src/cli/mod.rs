@@ -2,8 +2,11 @@
 
 pub mod catalog;
 pub mod check;
+pub mod client;
 pub mod inputs;
 pub mod op;
+pub mod reload;
 pub mod replay;
 pub mod run;
 pub mod status;
+pub mod watch;

@@ -1,28 +1,14 @@
 //! `huatuo op start|get|stop|flamegraph`: on-demand operations of a running agent over its
 //! HTTP API (`/v1/operations`), with an optional bearer token read from a file.
 
+use super::client::{Client, Connection};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value as Json};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// How long one HTTP request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `--wait` polls beyond the operation's duration.
 const WAIT_GRACE: Duration = Duration::from_secs(60);
-
-/// Flags shared by every `huatuo op` command.
-#[derive(Debug, Args)]
-pub struct Connection {
-    /// Address of a running agent.
-    #[arg(long, default_value = "127.0.0.1:19704", global = true)]
-    addr: String,
-    /// File holding the bearer token (the first non-empty line is sent as
-    /// `Authorization: Bearer`).
-    #[arg(long, global = true)]
-    token_file: Option<PathBuf>,
-}
 
 /// `huatuo op` and its commands.
 #[derive(Debug, Args)]
@@ -121,68 +107,17 @@ fn start_body(args: &StartArgs) -> Json {
     body
 }
 
-/// The client: base URL and optional token.
-struct Client {
-    base: String,
-    token: Option<String>,
-}
-
-impl Client {
-    fn new(connection: &Connection) -> Result<Client, String> {
-        let token = match &connection.token_file {
-            None => None,
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("--token-file {}: {e}", path.display()))?;
-                Some(
-                    text.lines()
-                        .map(str::trim)
-                        .find(|l| !l.is_empty())
-                        .ok_or_else(|| format!("--token-file {}: no token in it", path.display()))?
-                        .to_string(),
-                )
-            }
-        };
-        Ok(Client {
-            base: format!("http://{}", connection.addr),
-            token,
-        })
-    }
-
-    /// Sends a request; the body text of a 2xx reply, else the error in words.
-    fn send(&self, method: &str, path: &str, body: Option<&Json>) -> Result<String, String> {
-        let url = format!("{}{path}", self.base);
-        let mut request = ureq::request(method, &url).timeout(REQUEST_TIMEOUT);
-        if let Some(token) = &self.token {
-            request = request.set("Authorization", &format!("Bearer {token}"));
-        }
-        let result = match body {
-            Some(body) => request
-                .set("Content-Type", "application/json")
-                .send_string(&body.to_string()),
-            None => request.call(),
-        };
-        match result {
-            Ok(response) => response.into_string().map_err(|e| format!("{url}: {e}")),
-            Err(ureq::Error::Status(status, response)) => {
-                let text = response.into_string().unwrap_or_default();
-                Err(format!("{method} {url}: HTTP {status}: {}", text.trim()))
-            }
-            Err(e) => Err(format!("cannot reach the agent at {url}: {e}")),
-        }
-    }
-
-    fn operation(&self, request_id: &str) -> Result<Json, String> {
-        let text = self.send("GET", &format!("/v1/operations/{request_id}"), None)?;
-        serde_json::from_str(&text).map_err(|e| format!("reply is not JSON: {e}"))
-    }
+/// The operation `request_id` as the agent reports it.
+fn operation(client: &Client, request_id: &str) -> Result<Json, String> {
+    let text = client.send("GET", &format!("/v1/operations/{request_id}"), None)?;
+    serde_json::from_str(&text).map_err(|e| format!("reply is not JSON: {e}"))
 }
 
 /// Polls until the operation is terminal (bounded by its duration plus a grace period).
 fn wait_terminal(client: &Client, request_id: &str, duration_s: i64) -> Result<Json, String> {
     let deadline = Instant::now() + Duration::from_secs(duration_s.max(0) as u64) + WAIT_GRACE;
     loop {
-        let op = client.operation(request_id)?;
+        let op = operation(client, request_id)?;
         if op["data"]["status"] == "terminal" {
             return Ok(op);
         }
@@ -208,7 +143,7 @@ fn execute(args: &OpArgs) -> Result<String, String> {
             let id = body["request_id"].as_str().unwrap_or_default();
             wait_terminal(&client, id, start.duration).map(|op| op.to_string())
         }
-        OpCommand::Get { request_id } => client.operation(request_id).map(|op| op.to_string()),
+        OpCommand::Get { request_id } => operation(&client, request_id).map(|op| op.to_string()),
         OpCommand::Stop { request_id } => {
             client.send("POST", &format!("/v1/operations/{request_id}/stop"), None)
         }

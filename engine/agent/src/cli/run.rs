@@ -56,6 +56,10 @@ pub struct RunArgs {
     /// for fixture runs beside another agent on the same machine.
     #[arg(long)]
     no_self_limit: bool,
+    /// Test hook: wait this many milliseconds after the API serves, before loading templates
+    /// (makes the 503 of `/readyz` during start observable).
+    #[arg(long, hide = true, default_value_t = 0, value_name = "MS")]
+    test_start_delay_ms: u64,
 }
 
 /// Runs the daemon until SIGINT/SIGTERM; exit 1 when the rules or config are invalid or the
@@ -84,6 +88,8 @@ pub fn run(args: RunArgs) -> ExitCode {
         run_for: args.run_for.map(|s| Duration::from_secs_f64(s.max(0.0))),
         spool_dir: args.spool_dir,
         self_limit: !args.no_self_limit,
+        inputs: args.inputs.clone(),
+        start_delay: Duration::from_millis(args.test_start_delay_ms),
     };
     match daemon::run(compiled, options) {
         Ok(()) => ExitCode::SUCCESS,

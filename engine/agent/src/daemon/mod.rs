@@ -12,10 +12,12 @@ pub mod process_metrics;
 pub mod pushdown;
 pub mod reader_settings;
 pub mod records;
+pub mod reload;
 pub mod self_cgroup;
 pub mod selfmetrics;
 pub mod selfnoise;
 pub mod selfstats;
+mod serving;
 mod shutdown;
 pub mod status;
 mod storage;
@@ -30,6 +32,7 @@ use huatuo_bpf::{LoadOptions, Templates};
 use huatuo_containers::{Discovery, DiscoveryOptions};
 use huatuo_eval::{Evaluator, Plan};
 use huatuo_http::api::operations::{Limits, Operations};
+use huatuo_http::api::reload::ReloadOutcome;
 use huatuo_http::api::NodeApi;
 use huatuo_http::conn::{ConnCounters, Listener};
 use huatuo_http::metric_store::MetricStore;
@@ -43,7 +46,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Where the daemon reads the kernel's view (fixture trees in tests) and what it serves.
@@ -75,6 +78,10 @@ pub struct DaemonOptions {
     pub spool_dir: Option<PathBuf>,
     /// Move the agent into its own cgroup with the `[RuntimeCgroup]` limits.
     pub self_limit: bool,
+    /// Where a reload reads rules, stdlib and config again (the flags the agent started with).
+    pub inputs: crate::cli::inputs::InputArgs,
+    /// Wait this long after the API serves before loading templates (tests of `/readyz`).
+    pub start_delay: Duration,
 }
 
 /// Series not updated for this long are removed (containers that went away).
@@ -211,7 +218,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let metrics = Arc::new(MetricStore::new(common, MAX_SERIES));
-    let api_settings = api::settings(config)?;
+    let api_settings = Arc::new(api::settings(config)?);
     let watch = Arc::new(WatchHub::new(
         config.events_watch.max_clients.max(1) as usize,
         config.events_watch.replay_buffer.max(0) as usize,
@@ -227,6 +234,30 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     } else {
         self_cgroup::SelfCgroup::off(&config.runtime_cgroup, "--no-self-limit")
     };
+
+    // The API serves before templates load (see `serving`).
+    let (record_tx, record_rx) = tokio::sync::mpsc::channel(RECORD_QUEUE);
+    let late = serving::Late::default();
+    let node = node_api(
+        &options,
+        config,
+        &discovery,
+        record_tx.clone(),
+        late.reloader.clone(),
+    );
+    let state = late.state(
+        metrics.clone(),
+        watch.clone(),
+        node.clone(),
+        opened.history.clone(),
+        &api_settings,
+        Duration::from_secs(config.events_watch.keep_alive_interval.max(1) as u64),
+    );
+    let (server, server_stop) = start_api(state, listener, &api_settings, connections.clone());
+    if !options.start_delay.is_zero() {
+        tokio::time::sleep(options.start_delay).await;
+    }
+
     // What the rules read before `fallback for` pairs are settled: the templates to try.
     let mut loaded = load_templates(
         &options,
@@ -241,6 +272,21 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     for rule in &inactive {
         log::info!("{}", status::fallback_log_line(rule));
     }
+    let template_source = match &loaded.recorded {
+        Some(_) => reload::TemplateSource::Recorded(
+            needs_of(&plan)
+                .bpf
+                .into_iter()
+                .filter(|s| loaded.available(s))
+                .collect(),
+        ),
+        None => reload::TemplateSource::Live(loaded.templates.clone()),
+    };
+    let polled = plan
+        .sources()
+        .into_iter()
+        .map(|need| (need.source, need.interval_ns))
+        .collect();
     let source_stats: SourceStatsMap = Arc::default();
     let sources = start_sources(
         &options,
@@ -256,8 +302,6 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
 
     // Evaluator and record sink.
     let eval_shared = Arc::new(EvalShared::default());
-    let (record_tx, record_rx) = tokio::sync::mpsc::channel(RECORD_QUEUE);
-    let node = node_api(&options, config, &discovery, record_tx.clone());
     let queue_counters = sender.counters();
     let waker = sender.clone();
     drop(sender);
@@ -286,21 +330,20 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         .run(record_rx, sink_stop_rx),
     );
 
-    // HTTP API.
+    // What `/status` and the scrape hook read from now on.
     let self_metrics = Arc::new(SelfMetrics {
         queue: queue_counters,
         sources: source_stats.clone(),
         eval: eval_shared.clone(),
         storage: storage.clone(),
         watch: watch.clone(),
-        connections: connections.clone(),
+        connections,
         templates: loaded.templates.clone(),
         own,
         pods,
         capture_errors,
     });
-    let process = process_metrics::ProcessMetrics::default();
-    let status = status::StatusView {
+    let status = Arc::new(Mutex::new(status::StatusView {
         rules: files
             .iter()
             .flat_map(|f| f.rules.iter().map(status::RuleInfo::from_rule))
@@ -308,41 +351,32 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         blacklisted,
         inactive,
         sources: source_stats,
-        eval: eval_shared,
+        eval: eval_shared.clone(),
         templates: loaded.templates,
         rule_files: inputs.rule_files.len(),
         storage: opened.status,
         runtime_cgroup: self_cgroup.report(),
         devices: status::ListedDevices::of_config(config, &options.roots.sys),
-    };
-    let api_status = api::status(&api_settings);
-    let state = ApiState {
-        metrics: metrics.clone(),
-        watch,
-        status: {
-            let storage = storage.clone();
-            Arc::new(move || {
-                let mut document = status.to_json();
-                document["api"] = api_status.clone();
-                if let Some(es) = storage.es_counters() {
-                    document["storage"]["elasticsearch"]["delivery"] = es.status();
-                }
-                document
-            })
-        },
-        on_scrape: Arc::new(move |store: &MetricStore| {
-            store.update(&self_metrics.points(store));
-            store.update(&process.points());
-        }),
-        keep_alive: Duration::from_secs(config.events_watch.keep_alive_interval.max(1) as u64),
-        node: node.clone(),
-        history: opened.history.clone(),
-        auth: api_settings.auth.clone(),
-        body: api_settings.body,
-    };
-    let (server, server_stop) = start_api(state, listener, &api_settings, connections);
+    }));
+    let reloader = Arc::new(reload::Reloader::new(
+        options.inputs.clone(),
+        &inputs,
+        eval_shared,
+        waker.clone(),
+        template_source,
+        api_settings.auth.clone(),
+        status.clone(),
+        polled,
+    ));
     // Rules are compiled and every template has loaded or failed by now.
-    node.ready.store(true, Ordering::Release);
+    late.fill(
+        status,
+        api_settings,
+        reloader.clone(),
+        self_metrics,
+        storage.clone(),
+        &node,
+    );
     let expiry = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -366,7 +400,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         kubelet,
         storage,
     };
-    wait_for_stop(options.run_for).await;
+    wait_for_stop(options.run_for, &reloader).await;
     log::info!("stopping (within {shutdown_bound:?})");
     node.ready.store(false, Ordering::Release);
     // Running operations end `stopped` and hand their records to the sink before it stops.
@@ -449,7 +483,9 @@ fn load_templates(
 ) -> LoadedTemplates {
     let bpf = needs_of(plan).bpf;
     let mut loaded_names: Vec<String> = Vec::new();
-    let templates = if options.bpf && options.bpf_recorded.is_none() && !bpf.is_empty() {
+    // Loaded even when no rule reads a template yet (nothing loads then), so that a reload
+    // can attach templates later.
+    let templates = if options.bpf && options.bpf_recorded.is_none() {
         let schemas: Vec<_> = huatuo_bpf::template_schemas()
             .0
             .into_iter()
@@ -601,6 +637,7 @@ fn node_api(
     config: &huatuo_config::Config,
     discovery: &Option<Arc<Discovery>>,
     records: tokio::sync::mpsc::Sender<huatuo_dsl::output::Record>,
+    reloader: Arc<OnceLock<Arc<reload::Reloader>>>,
 ) -> NodeApi {
     let ops = &config.operations;
     let limits = Limits {
@@ -621,10 +658,15 @@ fn node_api(
             crate::operation::container::lookup(lookup.as_deref(), id)
         }),
         operations: Operations::new(Arc::new(executor), limits),
+        reload: Arc::new(move || match reloader.get() {
+            Some(reloader) => reloader.reload(),
+            None => ReloadOutcome::NotReady,
+        }),
     }
 }
 
-async fn wait_for_stop(run_for: Option<Duration>) {
+/// Waits for SIGTERM, SIGINT or the end of `run_for`; every SIGHUP meanwhile reloads.
+async fn wait_for_stop(run_for: Option<Duration>, reloader: &Arc<reload::Reloader>) {
     let timer = async {
         match run_for {
             Some(d) => tokio::time::sleep(d).await,
@@ -640,9 +682,23 @@ async fn wait_for_stop(run_for: Option<Duration>) {
             None => std::future::pending::<()>().await,
         }
     };
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let reloads = async {
+        let Some(hangup) = hangup.as_mut() else {
+            return std::future::pending::<()>().await;
+        };
+        while hangup.recv().await.is_some() {
+            log::info!("SIGHUP: reloading");
+            let reloader = reloader.clone();
+            // The outcome is logged and kept for `/status`.
+            let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+        }
+        std::future::pending::<()>().await
+    };
     tokio::select! {
         _ = timer => {}
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
+        _ = reloads => {}
     }
 }

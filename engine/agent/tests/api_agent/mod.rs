@@ -7,6 +7,8 @@
 #[path = "../scrape_common/mod.rs"]
 mod scrape_common;
 
+// Not every test including this module uses every helper.
+#[allow(unused_imports)]
 pub use scrape_common::{ci, free_port, is_root, repo, TempConfig};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -35,6 +37,8 @@ pub struct Setup<'a> {
     pub nofile: Option<u64>,
     /// More rules, written beside the tick rule.
     pub extra_rules: &'a str,
+    /// More arguments of `huatuo run`.
+    pub extra_args: &'a [&'a str],
 }
 
 impl Default for Setup<'_> {
@@ -47,6 +51,7 @@ impl Default for Setup<'_> {
             wrapper: None,
             nofile: None,
             extra_rules: "",
+            extra_args: &[],
         }
     }
 }
@@ -109,7 +114,8 @@ impl ApiAgent {
             .arg("--config")
             .arg(&scratch.path)
             .arg("--spool-dir")
-            .arg(scratch.dir.join("spool"));
+            .arg(scratch.dir.join("spool"))
+            .args(setup.extra_args);
         let mut command = match setup.wrapper {
             Some(wrap) => wrap(&mut command),
             None => command,
@@ -149,11 +155,15 @@ impl ApiAgent {
         self.child.id()
     }
 
-    /// Waits until `GET /healthz` answers from `from`-less loopback (60 s at most).
+    /// Waits until `GET /healthz` answers and `GET /readyz` says the rules run (204; a 401
+    /// where the config puts it behind the token), 60 s at most.
     pub fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if get(self.addr, "/healthz", &[]).is_some_and(|r| r.status == 200) {
+            let healthy = get(self.addr, "/healthz", &[]).is_some_and(|r| r.status == 200);
+            if healthy
+                && get(self.addr, "/readyz", &[]).is_some_and(|r| matches!(r.status, 204 | 401))
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -171,9 +181,19 @@ impl ApiAgent {
         self.scratch.dir.clone()
     }
 
+    /// The config file it was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self.scratch.path.clone()
+    }
+
     /// Records of the tick rule stored so far.
     pub fn stored(&self) -> usize {
-        std::fs::read_to_string(self.scratch.dir.join("local").join(TICK))
+        self.stored_of(TICK)
+    }
+
+    /// Records of tracer `name` stored so far.
+    pub fn stored_of(&self, name: &str) -> usize {
+        std::fs::read_to_string(self.scratch.dir.join("local").join(name))
             .unwrap_or_default()
             .lines()
             .filter(|l| l.starts_with('{'))

@@ -32,7 +32,7 @@ pub fn free_port() -> u16 {
 }
 
 /// The body of one `GET path` (`/metrics`, `/status`, ...), or `None` while the agent is not
-/// serving.
+/// serving it (no connection, or not a 2xx: `/status` answers 503 until the agent started).
 pub fn get(port: u16, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -41,9 +41,9 @@ pub fn get(port: u16, path: &str) -> Option<String> {
     stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?;
+    status.starts_with('2').then(|| body.to_string())
 }
 
 /// The body of one `GET /metrics`, or `None` while the agent is not serving.

@@ -7,6 +7,7 @@
 pub mod docs;
 pub mod error;
 pub mod operations;
+pub mod reload;
 pub mod request;
 pub mod table;
 
@@ -40,6 +41,8 @@ pub struct NodeApi {
     pub containers: ContainerFn,
     /// On-demand operations.
     pub operations: Arc<Operations>,
+    /// Re-reads and swaps in rules, stdlib and config (`POST /v1/rules/reload`).
+    pub reload: reload::ReloadFn,
 }
 
 fn data(status: StatusCode, value: impl serde::Serialize) -> Response {
@@ -185,6 +188,19 @@ pub fn routes(
                     .map(|(status, op)| data(status, op)),
             )
         });
+    let reload = warp::path!("v1" / "rules" / "reload")
+        .and(warp::post())
+        .and(protected())
+        .and(with())
+        .then(|api: NodeApi| async move {
+            let run = api.reload.clone();
+            match tokio::task::spawn_blocking(move || run()).await {
+                Ok(outcome) => reload::reply(outcome),
+                Err(e) => reload::reply(reload::ReloadOutcome::Failed(format!(
+                    "reload handler failed: {e}"
+                ))),
+            }
+        });
     let flame = warp::path!("v1" / "operations" / String / "flamegraph.svg")
         .and(warp::get())
         .and(protected())
@@ -202,5 +218,7 @@ pub fn routes(
         .or(stop)
         .unify()
         .or(flame)
+        .unify()
+        .or(reload)
         .unify()
 }

@@ -61,6 +61,9 @@ pub fn node_api(ready: bool, limits: Limits) -> NodeApi {
             (id == KNOWN_CONTAINER).then(|| json!({ "id": id, "name": "web" }))
         }),
         operations: Operations::new(Arc::new(ScriptedExecutor), limits),
+        reload: Arc::new(|| {
+            huatuo_http::api::reload::ReloadOutcome::Applied(json!({ "generation": 2 }))
+        }),
     }
 }
 
@@ -69,7 +72,7 @@ pub async fn serve_api(node: NodeApi, history: Option<Arc<History>>, auth: Auth)
     let state = ApiState {
         metrics: Arc::new(MetricStore::new(Default::default(), 10)),
         watch: Arc::new(WatchHub::new(2, 0)),
-        status: Arc::new(|| json!({})),
+        status: Arc::new(|| Some(json!({}))),
         on_scrape: Arc::new(|_| {}),
         keep_alive: Duration::from_secs(30),
         node,
