@@ -54,6 +54,7 @@ fn every_template_reports_what_attached() {
         "profiler",
         "ras",
         "reclaim",
+        "reschedipi",
         "runqlat",
         "softirq_latency",
         "softirq_off",
