@@ -49,6 +49,7 @@ fn every_template_reports_what_attached() {
         "blockio",
         "drops",
         "hungtask",
+        "irqoff",
         "netrx_latency",
         "oom",
         "profiler",
