@@ -3,9 +3,11 @@
  * blockio: block request latency per disk and per container cgroup.
  *   q2c: queued (block_rq_insert, else the request's start time, else issue) -> complete
  *   d2c: issued to the driver (block_rq_issue) -> complete
+ *   flush: the q2c of flush requests (REQ_OP_FLUSH: the cache flushes the block layer sends
+ *          for fsync and REQ_PREFLUSH writes; RAID members get one per flush of the array)
  * Histograms live in hash maps keyed by the disk (kernel dev_t) and by (cgroup, disk).
  * Cost: the hot path is one `inflight` lookup per tracepoint (entries are reset in place, not
- * deleted); tp_btf programs read the request's fields directly, raw_tp ones by probe read;
+ * deleted), and one read of the request's op at completion; tp_btf programs read the request's fields directly, raw_tp ones by probe read;
  * the cgroup walk runs only when `per_cgroup` is 1.
  * The cgroup is the request's blkcg (bio->bi_blkg), else the cgroup of the issuing task.
  * Queue freezes are counted per disk from blk_freeze_queue_start (fentry or kprobe; there
@@ -57,6 +59,8 @@ HIST_HASH(q2c_disk, __u32, 256);
 HIST_HASH(d2c_disk, __u32, 256);
 HIST_HASH(q2c_cgroup, struct cg_key, 4096);
 HIST_HASH(d2c_cgroup, struct cg_key, 4096);
+HIST_HASH(flush_disk, __u32, 256);
+HIST_HASH(flush_cgroup, struct cg_key, 1024);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -213,6 +217,16 @@ static __always_inline void observe(void *disk_map, void *cg_map, __u32 dev, __u
 	}
 }
 
+/* 1 when the request is a cache flush (its op, the low byte of cmd_flags, is REQ_OP_FLUSH). */
+static __always_inline bool rq_is_flush(struct request *rq, const bool btf)
+{
+	__u32 op_flush = 2;
+
+	if (bpf_core_enum_value_exists(enum req_op, REQ_OP_FLUSH))
+		op_flush = bpf_core_enum_value(enum req_op, REQ_OP_FLUSH);
+	return ((__u32)RQ_READ(btf, rq, cmd_flags) & 0xff) == op_flush;
+}
+
 static __always_inline void on_complete(struct request *rq, const bool btf)
 {
 	__u64 key = (__u64)rq, now = bpf_ktime_get_ns(), queued;
@@ -228,8 +242,11 @@ static __always_inline void on_complete(struct request *rq, const bool btf)
 		if (!queued || queued > now)
 			queued = info->issue_ns;
 	}
-	if (queued && queued <= now)
+	if (queued && queued <= now) {
 		observe(&q2c_disk, &q2c_cgroup, dev, info->cgroup, now - queued);
+		if (rq_is_flush(rq, btf))
+			observe(&flush_disk, &flush_cgroup, dev, info->cgroup, now - queued);
+	}
 	if (info->issue_ns && info->issue_ns <= now)
 		observe(&d2c_disk, &d2c_cgroup, dev, info->cgroup, now - info->issue_ns);
 	info->insert_ns = 0;

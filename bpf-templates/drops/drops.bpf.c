@@ -35,6 +35,7 @@ volatile const __u64 reason_code_ne = 0;
 struct drop_event {
 	u64 stack[DROP_STACK_DEPTH];
 	u64 location;
+	u64 net_cookie;
 	u8 saddr[16];
 	u8 daddr[16];
 	u32 pid;
@@ -65,6 +66,23 @@ struct {
 	__type(key, u32);
 	__type(value, struct drop_event);
 } drop_scratch SEC(".maps");
+
+/*
+ * The cookie of the network namespace (of the socket, else of the device): a 64-bit id the
+ * kernel never reuses (5.12+; 0 before, or with neither a socket nor a device).
+ */
+static __always_inline u64 drop_net_cookie(struct sock *sk, struct net_device *dev)
+{
+	struct net *net = NULL;
+
+	if (!bpf_core_field_exists(net->net_cookie))
+		return 0;
+	if (sk)
+		net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	if (!net && dev)
+		net = BPF_CORE_READ(dev, nd_net.net);
+	return net ? BPF_CORE_READ(net, net_cookie) : 0;
+}
 
 static __always_inline u8 classify(const struct drop_event *e, bool listen_overflow)
 {
@@ -139,6 +157,7 @@ static __always_inline int handle_drop(void *ctx, struct sk_buff *skb, u64 locat
 		e->ifname[0] = 0;
 	if (!e->netns && dev)
 		e->netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	e->net_cookie = drop_net_cookie(sk, dev);
 	e->type = classify(e, listen_overflow);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0);

@@ -16,7 +16,8 @@
 //! - profiler: two busy loops; the 99 Hz sampler (cost per sample).
 //!
 //! Run as root (normally through `bench/bpf/run.sh`):
-//! `bpf_cost_templates <loop-device> <memcg-dir> <scratch-dir> [rounds] [secs]`.
+//! `bpf_cost_templates <loop-device> <memcg-dir> <scratch-dir> [rounds] [secs] [section]`
+//! (a section name runs only that section).
 
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
@@ -454,11 +455,14 @@ fn tool_round(
 /// Per row: (ns per run, runs, note) of each round.
 type Totals = BTreeMap<(usize, String), Vec<(f64, u64, String)>>;
 
-fn run(env: &Env, rounds: usize, secs: u64) -> Result<Totals, String> {
+fn run(env: &Env, rounds: usize, secs: u64, only: Option<&str>) -> Result<Totals, String> {
     let btf = Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
     let mut totals = Totals::new();
     for round in 0..rounds {
         for (order, section) in sections().iter().enumerate() {
+            if only.is_some_and(|name| name != section.name) {
+                continue;
+            }
             for variant in &section.variants {
                 let rows = match variant {
                     Variant::Empty(tps) => empty_round(tps, &btf, section.load, env, secs),
@@ -526,7 +530,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 3 {
         eprintln!(
-            "usage: bpf_cost_templates <loop-device> <memcg-dir> <scratch-dir> [rounds] [secs]"
+            "usage: bpf_cost_templates <loop-device> <memcg-dir> <scratch-dir> [rounds] [secs] [section]"
         );
         std::process::exit(2);
     }
@@ -542,7 +546,7 @@ fn main() {
         eprintln!("enable {STATS} (run as root): {e}");
         std::process::exit(1);
     }
-    let result = run(&env, rounds, secs);
+    let result = run(&env, rounds, secs, args.get(5).map(String::as_str));
     let _ = std::fs::write(STATS, previous.trim());
     match result {
         Ok(totals) => print_table(totals),

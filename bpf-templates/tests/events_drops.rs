@@ -57,6 +57,12 @@ fn syn_to_closed_port_is_a_no_socket_drop() {
         "a SYN"
     );
     assert_eq!(text(&event, "type"), Some("common_drop"));
+    // the namespace cookie is the one the kernel gives this test's own sockets
+    assert_eq!(
+        int(&event, "net_cookie"),
+        Some(own_netns_cookie()),
+        "{event:#?}"
+    );
     match event.fields.get("stack") {
         Some(huatuo_dsl::value::Value::List(frames)) => {
             assert!(!frames.is_empty(), "empty stack");
@@ -211,4 +217,30 @@ fn tunables_filter_drops_in_the_kernel() {
         int(s, "dport") == Some(udp_port as i64)
     });
     assert!(filtered.is_none(), "{filtered:#?}");
+}
+
+/// The cookie of this process's network namespace, as the kernel reports it for a socket
+/// (`SO_NETNS_COOKIE`).
+fn own_netns_cookie() -> i64 {
+    use std::os::fd::AsRawFd;
+    let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the buffer and its length describe `cookie`, which outlives the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "SO_NETNS_COOKIE: {}",
+        std::io::Error::last_os_error()
+    );
+    cookie as i64
 }

@@ -1,5 +1,6 @@
 //! Kernel tests: softirq_latency sees NET_RX raises from loopback traffic; blockio sees q2c
-//! and d2c for O_DIRECT writes to a loop device the test creates (and removes).
+//! and d2c for O_DIRECT writes to a loop device the test creates (and removes), and the
+//! flush histogram for its fsyncs.
 
 mod common;
 
@@ -191,4 +192,50 @@ fn direct_writes_are_counted(templates: &Templates) {
         "q2c count {q2c} for {disk}: {samples:?}"
     );
     assert!((20..=220).contains(&d2c), "d2c count {d2c} for {disk}");
+}
+
+/// Every fsync of a written loop device sends one cache flush request (a loop device has a
+/// write cache when its backing file can be synced): 30 write+fsync pairs show up as at least
+/// 30 flush latencies of that disk, and no flush is counted for O_DIRECT writes alone.
+#[test]
+fn blockio_counts_flush_requests_of_fsync() {
+    if !kernel_ready("blockio_counts_flush_requests_of_fsync") {
+        return;
+    }
+    let templates = Templates::load(&["bpf.blockio"], &BTreeMap::new());
+    assert_attached_tp_btf(&templates);
+    let Some(device) = LoopDevice::create() else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("cannot create a loop device");
+        }
+        eprintln!("SKIP blockio flush: no loop device");
+        return;
+    };
+    let disk = device.major_minor();
+    let flushes = |templates: &Templates| {
+        hist_total(&templates.read_histograms(), &[("disk", &disk)], "flush")
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&device.dev)
+        .expect("open loop device O_DIRECT");
+    let block = Block([0x5a; 4096]);
+    let before = flushes(&templates);
+    for _ in 0..50 {
+        file.write_all(&block.0).expect("direct write");
+    }
+    let writes_only = flushes(&templates) - before;
+    assert_eq!(writes_only, 0, "flushes counted for plain writes of {disk}");
+    for _ in 0..30 {
+        file.write_all(&block.0).expect("direct write");
+        file.sync_all().expect("fsync");
+    }
+    drop(file);
+    let synced = flushes(&templates) - before;
+    // One flush per fsync; the block layer may add one for the close, never fewer.
+    assert!(
+        (30..=40).contains(&synced),
+        "flush count {synced} for {disk}"
+    );
 }

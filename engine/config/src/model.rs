@@ -285,6 +285,8 @@ section! {
     sections {
         /// `[EventTracing.Softirq]`.
         "Softirq" => softirq: Softirq;
+        /// `[EventTracing.Irqoff]` (ours).
+        "Irqoff" => irqoff: Irqoff;
         /// `[EventTracing.MemoryReclaim]`.
         "MemoryReclaim" => memory_reclaim: MemoryReclaim;
         /// `[EventTracing.NetRxLatency]`.
@@ -302,6 +304,15 @@ section! {
     /// `[EventTracing.Softirq]`: softirqs disabled for too long (seed 001 lines 814-815).
     pub struct Softirq {
         /// Softirq-off duration that triggers a record.
+        "DisabledThreshold" => disabled_threshold: i64 = 10_000_000, Nanos, Check::Any;
+    }
+    sections {}
+}
+
+section! {
+    /// `[EventTracing.Irqoff]` (ours): hard interrupts held off for too long.
+    pub struct Irqoff {
+        /// Interrupts-off duration that triggers a record.
         "DisabledThreshold" => disabled_threshold: i64 = 10_000_000, Nanos, Check::Any;
     }
     sections {}

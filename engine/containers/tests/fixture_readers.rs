@@ -192,6 +192,9 @@ fn memory_stat_and_events() {
             ("oom", 1),
             ("oom_group_kill", 0),
             ("oom_kill", 1),
+            // a kernel with memcg watermark reclaim adds these two
+            ("watermark_dec", 2),
+            ("watermark_inc", 4),
         ])
     );
     assert_eq!(

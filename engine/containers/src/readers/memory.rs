@@ -3,7 +3,9 @@
 //!
 //! On cgroup v1 there is no memory.events: `max` is `memory.failcnt` (times the limit was
 //! hit) and `oom_kill` comes from `memory.oom_control` (kernel 4.13+); `low`, `high`, `oom`
-//! and `oom_group_kill` have no v1 counterpart and are absent.
+//! and `oom_group_kill` have no v1 counterpart and are absent. On v2 every key of memory.events
+//! is published: kernels with memcg watermark reclaim add `watermark_inc` and `watermark_dec`,
+//! which HUATUO's `[MetricCollector.MemoryEvents] Included` selects.
 
 use super::{field, int, one, schema, Ctx, Entity};
 use crate::cgroupfs::{read_kv, read_u64, FsError};
@@ -47,8 +49,18 @@ const COUNT_KEYS: &[&str] = &[
     "zswpout",
 ];
 
-/// The memory.events keys `cgroup.memory_events` publishes.
-const EVENT_KEYS: &[&str] = &["low", "high", "max", "oom", "oom_kill", "oom_group_kill"];
+/// The memory.events keys `cgroup.memory_events` names in its schema (any other key of the
+/// file is published too, as a count).
+const EVENT_KEYS: &[&str] = &[
+    "low",
+    "high",
+    "max",
+    "oom",
+    "oom_kill",
+    "oom_group_kill",
+    "watermark_inc",
+    "watermark_dec",
+];
 
 /// Schema of `cgroup.memory_stat`: known count keys, everything else bytes.
 pub(crate) fn memory_stat_schema() -> SourceSchema {
@@ -85,16 +97,25 @@ pub(crate) fn memory_events_schema() -> SourceSchema {
         "max" => "times usage reached the limit (v1: memory.failcnt)",
         "oom" => "times the OOM path was entered (v2 only)",
         "oom_kill" => "processes killed by the OOM killer",
-        _ => "OOM group kills (v2 only)",
+        "oom_group_kill" => "OOM group kills (v2 only)",
+        "watermark_inc" => "memcg watermark raised (kernels with memcg watermark reclaim; v2)",
+        _ => "memcg watermark lowered (kernels with memcg watermark reclaim; v2)",
     };
-    schema(
+    let mut s = schema(
         "cgroup.memory_events",
         "container memory events (memory.events; v1 derives max and oom_kill)",
         EVENT_KEYS
             .iter()
             .map(|k| field(k, FieldType::Int, Dim::Count, describe(k)))
             .collect(),
-    )
+    );
+    s.open_fields = Some(field(
+        "",
+        FieldType::Int,
+        Dim::Count,
+        "other memory.events counter of this kernel (v2)",
+    ));
+    s
 }
 
 /// Reads `cgroup.memory_stat` for one container: every key of memory.stat.
@@ -108,11 +129,7 @@ pub(crate) fn read_memory_events(ctx: &Ctx<'_>, c: &Container) -> Result<Vec<Ent
     let mut fields = BTreeMap::new();
     if ctx.v2() {
         let events = read_kv(&ctx.file("memory", c, "memory.events")?)?;
-        for key in EVENT_KEYS {
-            if let Some(v) = events.get(*key) {
-                fields.insert(key.to_string(), int(*v));
-            }
-        }
+        fields.extend(events.into_iter().map(|(k, v)| (k, int(v))));
     } else {
         if let Some(v) = read_u64(&ctx.file("memory", c, "memory.failcnt")?)? {
             fields.insert("max".to_string(), int(v));
