@@ -190,11 +190,13 @@ async fn containers_are_found_by_full_id() {
 async fn an_operation_runs_to_completion_and_repeats_idempotently() {
     let base = start(node_api(true, Limits::default())).await;
     let url = format!("{base}/v1/operations");
-    let (status, body) = call("POST", &url, Some(&profile("op-1", 3))).await;
+    // 30 "seconds" are 3 s for the scripted executor: long enough that the checks below
+    // run while the operation is still going, even on a loaded machine.
+    let (status, body) = call("POST", &url, Some(&profile("op-1", 30))).await;
     assert_eq!(status, 202, "{body}");
     assert!(["pending", "running"].contains(&body["data"]["status"].as_str().unwrap_or("")));
     assert!(body["data"]["created_at"].is_string(), "{body}");
-    let (status, again) = call("POST", &url, Some(&profile("op-1", 3))).await;
+    let (status, again) = call("POST", &url, Some(&profile("op-1", 30))).await;
     assert_eq!(status, 200, "same request id again: {again}");
     assert_eq!(again["data"]["created_at"], body["data"]["created_at"]);
     let tracing = json!({"request_id": "op-1", "kind": "tracing", "scope": "host",
