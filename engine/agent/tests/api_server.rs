@@ -106,6 +106,8 @@ fn half_open_connections_do_not_take_the_agent_down() {
         ..Setup::default()
     });
     agent.wait_healthy();
+    // The agent's own files (templates, storage, logs) before any client connects.
+    let own_fds = agent.open_fds();
     let stored_before = agent.stored();
     let mut held = Vec::new();
     let mut failed = 0;
@@ -145,10 +147,11 @@ fn half_open_connections_do_not_take_the_agent_down() {
             "huatuo_bamai_agent_http_connections_refused_total",
         )
         .unwrap_or(0.0);
-    println!("agent fds {fds}; evicted + refused connections {closed}");
+    println!("agent fds {fds} ({own_fds} before); evicted + refused connections {closed}");
+    // At most the limit, plus a few accepted connections on their way to eviction.
     assert!(
-        fds <= 256 + 64,
-        "the agent holds {fds} files with MaxConnections = 256"
+        fds <= own_fds + 256 + 32,
+        "the agent holds {fds} files ({own_fds} of its own) with MaxConnections = 256"
     );
     assert!(
         closed >= (held.len() - 256) as f64,
