@@ -257,7 +257,13 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     // Evaluator and record sink.
     let eval_shared = Arc::new(EvalShared::default());
     let (record_tx, record_rx) = tokio::sync::mpsc::channel(RECORD_QUEUE);
-    let node = node_api(&options, config, &discovery, record_tx.clone());
+    let profiling = start_profiling(&options, config, &host, &discovery, stop.clone());
+    let profiles = profiling
+        .as_ref()
+        .map_or_else(huatuo_http::api::profiles::disabled, |p| {
+            crate::profiling::profiles_fn(p.0.clone())
+        });
+    let node = node_api(&options, config, &discovery, record_tx.clone(), profiles);
     let queue_counters = sender.counters();
     let waker = sender.clone();
     drop(sender);
@@ -300,6 +306,8 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         capture_errors,
     });
     let process = process_metrics::ProcessMetrics::default();
+    let profiling_shared = profiling.as_ref().map(|p| p.0.clone());
+    let profiling_metrics = profiling_shared.clone();
     let status = status::StatusView {
         rules: files
             .iter()
@@ -327,12 +335,18 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
                 if let Some(es) = storage.es_counters() {
                     document["storage"]["elasticsearch"]["delivery"] = es.status();
                 }
+                document["profiling"] = profiling_shared
+                    .as_ref()
+                    .map_or_else(|| serde_json::json!({ "enabled": false }), |p| p.status());
                 document
             })
         },
         on_scrape: Arc::new(move |store: &MetricStore| {
             store.update(&self_metrics.points(store));
             store.update(&process.points());
+            if let Some(p) = &profiling_metrics {
+                store.update(&p.points());
+            }
         }),
         keep_alive: Duration::from_secs(config.events_watch.keep_alive_interval.max(1) as u64),
         node: node.clone(),
@@ -363,6 +377,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         server,
         server_stop,
         background: vec![expiry],
+        profiling: profiling.map(|p| p.1),
         kubelet,
         storage,
     };
@@ -601,6 +616,7 @@ fn node_api(
     config: &huatuo_config::Config,
     discovery: &Option<Arc<Discovery>>,
     records: tokio::sync::mpsc::Sender<huatuo_dsl::output::Record>,
+    profiles: huatuo_http::api::profiles::ProfilesFn,
 ) -> NodeApi {
     let ops = &config.operations;
     let limits = Limits {
@@ -621,7 +637,44 @@ fn node_api(
             crate::operation::container::lookup(lookup.as_deref(), id)
         }),
         operations: Operations::new(Arc::new(executor), limits),
+        profiles,
     }
+}
+
+/// Starts the always-on profiler when `[ContinuousProfiling]` enables it and templates may be
+/// loaded; a bad `[Storage.Pyroscope]` is logged and profiles stay local.
+fn start_profiling(
+    options: &DaemonOptions,
+    config: &huatuo_config::Config,
+    host: &HostInfo,
+    discovery: &Option<Arc<Discovery>>,
+    stop: Arc<AtomicBool>,
+) -> Option<(
+    Arc<crate::profiling::continuous::ProfilingShared>,
+    std::thread::JoinHandle<()>,
+)> {
+    if !config.continuous_profiling.enable {
+        return None;
+    }
+    if !options.bpf || options.bpf_recorded.is_some() {
+        log::warn!("continuous profiling is enabled but kernel templates are off: not started");
+        return None;
+    }
+    let pyroscope = crate::profiling::pyroscope::Pyroscope::from_config(&config.storage.pyroscope)
+        .unwrap_or_else(|e| {
+            log::warn!("Storage.Pyroscope: {e}; profiles are kept locally only");
+            None
+        });
+    crate::profiling::continuous::spawn(
+        crate::profiling::continuous::Settings {
+            config: config.continuous_profiling.clone(),
+            pyroscope,
+            host: host.hostname.clone(),
+            region: host.region.clone(),
+            discovery: discovery.clone(),
+        },
+        stop,
+    )
 }
 
 async fn wait_for_stop(run_for: Option<Duration>) {

@@ -7,6 +7,7 @@
 pub mod docs;
 pub mod error;
 pub mod operations;
+pub mod profiles;
 pub mod request;
 pub mod table;
 
@@ -40,6 +41,8 @@ pub struct NodeApi {
     pub containers: ContainerFn,
     /// On-demand operations.
     pub operations: Arc<Operations>,
+    /// Continuous profiles (`GET /v1/profiles`).
+    pub profiles: profiles::ProfilesFn,
 }
 
 fn data(status: StatusCode, value: impl serde::Serialize) -> Response {
@@ -129,6 +132,21 @@ fn flamegraph(api: &NodeApi, id: &str) -> Response {
     }))
 }
 
+async fn profiles(
+    api: NodeApi,
+    params: std::collections::HashMap<String, String>,
+) -> Result<Response, Infallible> {
+    let query = match profiles::parse_query(&params) {
+        Ok(query) => query,
+        Err(e) => return Ok(e.response()),
+    };
+    let answer_fn = api.profiles.clone();
+    let body = blocking(move || answer_fn(&query)).await;
+    Ok(answer(body.map(|b| {
+        warp::reply::with_header(b.body, "content-type", b.content_type).into_response()
+    })))
+}
+
 /// The node API routes (see [`table::ROUTES`]).
 /// `/readyz` and `/openapi.json` are open unless the config's `OpenPaths` drops them; every
 /// other route needs what [`crate::auth::protected`] asks.
@@ -190,6 +208,12 @@ pub fn routes(
         .and(protected())
         .and(with())
         .map(|id: String, api: NodeApi| flamegraph(&api, &id));
+    let profiles = warp::path!("v1" / "profiles")
+        .and(warp::get())
+        .and(protected())
+        .and(with())
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .and_then(profiles);
     readyz
         .or(openapi)
         .unify()
@@ -202,5 +226,7 @@ pub fn routes(
         .or(stop)
         .unify()
         .or(flame)
+        .unify()
+        .or(profiles)
         .unify()
 }

@@ -40,4 +40,5 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/operations/{request_id}", true),
     route("POST", "/v1/operations/{request_id}/stop", true),
     route("GET", "/v1/operations/{request_id}/flamegraph.svg", true),
+    route("GET", "/v1/profiles", true),
 ];

@@ -61,6 +61,7 @@ pub fn node_api(ready: bool, limits: Limits) -> NodeApi {
             (id == KNOWN_CONTAINER).then(|| json!({ "id": id, "name": "web" }))
         }),
         operations: Operations::new(Arc::new(ScriptedExecutor), limits),
+        profiles: huatuo_http::api::profiles::disabled(),
     }
 }
 
