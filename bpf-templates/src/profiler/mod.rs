@@ -208,14 +208,20 @@ impl Profiler {
         Ok(profile)
     }
 
-    /// Reads what was counted since the last collect, clears it, and symbolizes it with
-    /// `user` (whose cache carries over between collects); counting goes on. `lost` is the
-    /// running total since the start.
-    pub fn collect(&mut self, user: &mut UserSymbolizer) -> Result<Profile, String> {
-        let raw = {
+    /// Reads what was counted since the last collect, clears it, and symbolizes with `user`
+    /// (whose cache carries over between collects) the stacks `keep` accepts by (pid, comm,
+    /// cgroup id), so filtered-out processes cost no symbolization; counting goes on. `lost`
+    /// is the running total since the start.
+    pub fn collect(
+        &mut self,
+        user: &mut UserSymbolizer,
+        keep: &mut dyn FnMut(u32, &str, u64) -> bool,
+    ) -> Result<Profile, String> {
+        let mut raw = {
             let (counts, stacks) = self.maps_mut()?;
             drain(counts, stacks, true)?
         };
+        raw.retain(|r| keep(r.key.pid, &comm_of(&r.key), r.key.cgroup));
         let mut profile = symbolize(raw, self.mode, user);
         profile.lost = self.ebpf.map("huatuo_counters").map_or(0, lost_samples);
         Ok(profile)
@@ -293,6 +299,12 @@ fn drain(counts: &mut Map, stacks: &mut Map, clear: bool) -> Result<Vec<RawStack
     Ok(raw)
 }
 
+/// The command of a key, up to its NUL.
+fn comm_of(key: &RawKey) -> String {
+    let end = key.comm.iter().position(|b| *b == 0).unwrap_or(16);
+    String::from_utf8_lossy(&key.comm[..end]).into_owned()
+}
+
 /// Symbolizes drained stacks: kernel frames from kallsyms, user frames in one batch.
 fn symbolize(raw: Vec<RawStack>, mode: ProfileMode, user: &mut UserSymbolizer) -> Profile {
     let kernel = Kallsyms::system();
@@ -323,10 +335,9 @@ fn symbolize(raw: Vec<RawStack>, mode: ProfileMode, user: &mut UserSymbolizer) -
             kernel_frames = strip_bpf_frames(kernel_frames);
         }
         frames.extend(kernel_frames.into_iter().rev());
-        let end = stack.key.comm.iter().position(|b| *b == 0).unwrap_or(16);
         profile.samples += stack.count;
         profile.stacks.push(CountedStack {
-            comm: String::from_utf8_lossy(&stack.key.comm[..end]).into_owned(),
+            comm: comm_of(&stack.key),
             pid: stack.key.pid,
             cgroup: stack.key.cgroup,
             frames,

@@ -209,6 +209,8 @@ struct Running {
     profiler: Profiler,
     kind: ProfileType,
     bpf_time: Duration,
+    /// The profiler's lost-sample total already added to the state.
+    lost_seen: u64,
 }
 
 struct Runner {
@@ -255,6 +257,7 @@ impl Runner {
                     profiler,
                     kind,
                     bpf_time,
+                    lost_seen: 0,
                 })
             }
             Err(e) => {
@@ -290,14 +293,13 @@ impl Runner {
             let mut kernel = Duration::ZERO;
             let mut kernel_measured = false;
             for run in &mut running {
-                match run.profiler.collect(&mut self.symbolizer) {
-                    Ok(profile) => {
-                        let interval_profile =
-                            self.aggregate(run.kind, profile.stacks, start_ns, end_ns, frequency);
+                match self.read(run, start_ns, end_ns, frequency) {
+                    Ok((interval_profile, lost)) => {
                         self.ship(&interval_profile);
                         if let Ok(mut state) = self.shared.state.lock() {
-                            state.lost = profile.lost;
+                            state.lost += lost.saturating_sub(run.lost_seen);
                         }
+                        run.lost_seen = lost;
                         if let Ok(mut store) = self.shared.store.lock() {
                             store.push(interval_profile);
                         }
@@ -343,74 +345,101 @@ impl Runner {
         }
     }
 
-    /// Attributes stacks to containers, applies the filters, folds frames.
-    fn aggregate(
+    /// The container of a cgroup id, from the discovery snapshot (memoized per interval).
+    fn tag_of(
         &self,
-        kind: ProfileType,
-        stacks: Vec<huatuo_bpf::profiler::flame::CountedStack>,
+        snapshot: Option<&huatuo_containers::discovery::Snapshot>,
+        tags: &mut HashMap<u64, Option<Arc<ContainerTag>>>,
+        cgroup: u64,
+    ) -> Option<Arc<ContainerTag>> {
+        tags.entry(cgroup)
+            .or_insert_with(|| {
+                let c = snapshot?.by_cgroup_id(cgroup)?;
+                let pod = c.pod.as_ref();
+                Some(Arc::new(ContainerTag {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    pod: pod.map(|p| p.pod_name.clone()).unwrap_or_default(),
+                    namespace: pod.map(|p| p.namespace.clone()).unwrap_or_default(),
+                }))
+            })
+            .clone()
+    }
+
+    /// Whether a sampled task passes `Containers` and `Processes`.
+    fn wanted(
+        &self,
+        tag: Option<&ContainerTag>,
+        pid: u32,
+        comm: &str,
+        exes: &mut HashMap<u32, String>,
+    ) -> bool {
+        let config = &self.settings.config;
+        if !config.containers.is_empty()
+            && !tag.is_some_and(|t| config.containers.iter().any(|w| t.matches(w)))
+        {
+            return false;
+        }
+        if config.processes.is_empty() {
+            return true;
+        }
+        let exe = exes.entry(pid).or_insert_with(|| {
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        config
+            .processes
+            .iter()
+            .any(|p| comm.contains(p.as_str()) || exe.contains(p.as_str()))
+    }
+
+    /// Drains one profiler, keeping (before symbolization) only the wanted tasks, and folds
+    /// the stacks with their containers.
+    fn read(
+        &mut self,
+        run: &mut Running,
         start_ns: i64,
         end_ns: i64,
         frequency_hz: u64,
-    ) -> IntervalProfile {
-        let config = &self.settings.config;
-        let snapshot = self
-            .settings
-            .discovery
-            .as_ref()
-            .and_then(|d| d.snapshot().ok());
+    ) -> Result<(IntervalProfile, u64), String> {
+        let discovery = self.settings.discovery.clone();
+        let snapshot = discovery.as_ref().and_then(|d| d.snapshot().ok());
         let mut tags: HashMap<u64, Option<Arc<ContainerTag>>> = HashMap::new();
         let mut exes: HashMap<u32, String> = HashMap::new();
-        let mut out = Vec::with_capacity(stacks.len());
-        for stack in stacks {
-            let tag = tags
-                .entry(stack.cgroup)
-                .or_insert_with(|| {
-                    let c = snapshot.as_ref()?.by_cgroup_id(stack.cgroup)?;
-                    let pod = c.pod.as_ref();
-                    Some(Arc::new(ContainerTag {
-                        id: c.id.clone(),
-                        name: c.name.clone(),
-                        pod: pod.map(|p| p.pod_name.clone()).unwrap_or_default(),
-                        namespace: pod.map(|p| p.namespace.clone()).unwrap_or_default(),
-                    }))
-                })
-                .clone();
-            if !config.containers.is_empty()
-                && !tag
-                    .as_ref()
-                    .is_some_and(|t| config.containers.iter().any(|w| t.matches(w)))
-            {
-                continue;
-            }
-            if !config.processes.is_empty() {
-                let exe = exes.entry(stack.pid).or_insert_with(|| {
-                    std::fs::read_link(format!("/proc/{}/exe", stack.pid))
-                        .map(|p| p.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                });
-                let hit = config
-                    .processes
-                    .iter()
-                    .any(|p| stack.comm.contains(p.as_str()) || exe.contains(p.as_str()));
-                if !hit {
-                    continue;
-                }
-            }
-            let frames: Vec<String> = stack.frames.iter().map(|f| f.replace(';', "_")).collect();
-            out.push(StoredStack {
-                container: tag,
-                comm: stack.comm,
-                frames: frames.join(";"),
-                count: stack.count,
+        let mut symbolizer = std::mem::take(&mut self.symbolizer);
+        let profile = run
+            .profiler
+            .collect(&mut symbolizer, &mut |pid, comm, cgroup| {
+                let tag = self.tag_of(snapshot.as_deref(), &mut tags, cgroup);
+                self.wanted(tag.as_deref(), pid, comm, &mut exes)
             });
-        }
-        IntervalProfile {
-            kind,
-            start_ns,
-            end_ns,
-            frequency_hz,
-            stacks: out,
-        }
+        self.symbolizer = symbolizer;
+        let profile = profile?;
+        let stacks = profile
+            .stacks
+            .into_iter()
+            .map(|stack| {
+                let frames: Vec<String> =
+                    stack.frames.iter().map(|f| f.replace(';', "_")).collect();
+                StoredStack {
+                    container: self.tag_of(snapshot.as_deref(), &mut tags, stack.cgroup),
+                    comm: stack.comm,
+                    frames: frames.join(";"),
+                    count: stack.count,
+                }
+            })
+            .collect();
+        Ok((
+            IntervalProfile {
+                kind: run.kind,
+                start_ns,
+                end_ns,
+                frequency_hz,
+                stacks,
+            },
+            profile.lost,
+        ))
     }
 
     /// Pushes one interval to Pyroscope: one profile per container and one for the host's
