@@ -4,7 +4,9 @@
 //! [`ProfileStore`] and pushed to Pyroscope. A governor measures what profiling costs (the
 //! kernel time of its programs when `kernel.bpf_stats_enabled` is 1, plus this thread's CPU
 //! time) and halves the sampling rate while the cost passes the budget, doubling it back
-//! towards the configured rate while the cost stays under a quarter of it.
+//! towards the configured rate while the cost stays under a quarter of it; still over the
+//! budget at 1 Hz, it stops off-CPU profiling (whose cost follows context switches, not the
+//! rate) until the agent restarts.
 
 use super::pyroscope::{Push, Pyroscope};
 use super::store::{encode, ContainerTag, IntervalProfile, ProfileStore, StoredStack};
@@ -54,6 +56,8 @@ pub struct ProfilingState {
     pub symbol_cached: u64,
     /// Off-CPU profiling runs.
     pub offcpu: bool,
+    /// The governor stopped off-CPU profiling: still over budget at 1 Hz of CPU sampling.
+    pub offcpu_paused: bool,
 }
 
 /// What the HTTP side reads: the store and the state.
@@ -82,6 +86,7 @@ impl ProfilingShared {
             "kernel_cost_measured": state.kernel_cost_measured,
             "throttled": state.throttled,
             "offcpu": state.offcpu,
+            "offcpu_paused_by_governor": state.offcpu_paused,
             "intervals": state.intervals,
             "errors": state.errors,
             "last_error": state.last_error,
@@ -317,6 +322,16 @@ impl Runner {
             let cost = spent.as_secs_f64() * 100.0 / interval.as_secs_f64();
             let budget = self.settings.config.cpu_budget;
             let rate = next_rate(frequency, configured, cost, budget);
+            let pause_offcpu = cost > budget
+                && frequency == 1
+                && running.iter().any(|r| r.kind == ProfileType::OffCpu);
+            if pause_offcpu {
+                running.retain(|r| r.kind != ProfileType::OffCpu);
+                log::warn!(
+                    "continuous profiling: cost {cost:.2}% of a CPU at 1 Hz is over the budget \
+                     of {budget}%: off-CPU profiling stopped"
+                );
+            }
             let stats = self.symbolizer.stats();
             if let Ok(mut state) = self.shared.state.lock() {
                 state.intervals += 1;
@@ -329,6 +344,11 @@ impl Runner {
                     state.throttled += 1;
                 }
                 state.frequency_hz = rate;
+                if pause_offcpu {
+                    state.offcpu = false;
+                    state.offcpu_paused = true;
+                    state.throttled += 1;
+                }
             }
             if rate != frequency {
                 log::info!(
