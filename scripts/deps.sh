@@ -9,10 +9,11 @@
 # (engine/agent/tests/deploy_files.rs; Debian has no kubectl package: the kustomize base is
 # rendered with kubectl only where it is installed). Test packages come without their
 # recommended packages (docker-compose would otherwise bring a container engine). chromium runs
-# the web console's browser tests headless.
+# the web console's browser tests headless; gcc and golang-go build the busy C and Go programs
+# the continuous-profiling test finds by name, and `go tool pprof` reads its output.
 set -euo pipefail
 build=(clang llvm libbpf-dev bpftool)
-test=(prometheus iproute2 util-linux nftables systemd docker-compose chromium)
+test=(prometheus iproute2 util-linux nftables systemd docker-compose chromium gcc golang-go)
 missing() {
     for pkg in "$@"; do
         dpkg -s "$pkg" >/dev/null 2>&1 || echo "$pkg"

@@ -9,11 +9,17 @@
 
 #define MAX_STACKS 8192
 
+/* cgroup: the task's cgroup id (v1 cpu controller, or v2 when cgroup_v2 = 1), so user space
+ * attributes stacks to containers; runnable (off-CPU only): 1 when the task was preempted
+ * and so waited in the run queue, 0 when it blocked (it also keeps the key free of implicit
+ * padding). */
 struct profile_key {
+	u64 cgroup;
 	u32 pid;
 	s32 kstack;
 	s32 ustack;
 	char comm[16];
+	u32 runnable;
 };
 
 struct {

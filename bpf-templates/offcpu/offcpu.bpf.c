@@ -3,7 +3,9 @@
  * offcpu: on-demand off-CPU profile. At sched_switch the outgoing task (still the current
  * task) has its kernel and user stacks taken and its switch-out time stamped in `start`,
  * keyed by thread id; when that thread is switched back in, the time it spent off the CPU
- * (microseconds) is added to `counts` under (process id, comm, kernel stack, user stack).
+ * (microseconds) is added to `counts` under (cgroup, process id, comm, kernel stack, user
+ * stack, whether it was preempted: run-queue wait rather than blocked time) when at least
+ * `min_us`.
  * Stacks live in the stack map `stacks`. Same `counts`/`stacks` layout as the `profiler`
  * template, so user space reads both alike; only an operation loads it, never a rule.
  * Optional filter: only tasks of one cgroup (`cgroup_id`, the v1 cpu controller's cgroup,
@@ -16,6 +18,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Only record tasks of this cgroup id; 0 records all. */
 volatile const __u64 cgroup_id = 0;
+/* Only count stretches off the CPU at least this long (microseconds); 0 counts all. */
+volatile const __u64 min_us = 0;
 
 /* A switched-out thread: when, and where (its process and stacks) it left the CPU. */
 struct switched_out {
@@ -32,15 +36,18 @@ struct {
 } start SEC(".maps");
 
 /* `prev` (the current task) leaves the CPU: stamp it with its stacks. */
-static __always_inline void switch_out(void *ctx, u32 tid, struct task_struct *prev)
+static __always_inline void switch_out(void *ctx, u32 tid, struct task_struct *prev,
+				       bool preempt)
 {
 	struct switched_out out = {};
 
 	if (!tid)
 		return;
-	if (cgroup_id && huatuo_task_cgroup_id(prev, bpf_core_enum_value(enum cgroup_subsys_id,
-									 cpu_cgrp_id)) != cgroup_id)
+	out.key.cgroup = huatuo_task_cgroup_id(prev, bpf_core_enum_value(enum cgroup_subsys_id,
+									 cpu_cgrp_id));
+	if (cgroup_id && out.key.cgroup != cgroup_id)
 		return;
+	out.key.runnable = preempt;
 	out.ts = bpf_ktime_get_ns();
 	out.key.pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(out.key.comm, sizeof(out.key.comm));
@@ -60,7 +67,7 @@ static __always_inline void switch_in(u32 tid)
 	if (!out)
 		return;
 	us = (bpf_ktime_get_ns() - out->ts) / 1000;
-	if (us) {
+	if (us && us >= min_us) {
 		total = bpf_map_lookup_elem(&counts, &out->key);
 		if (total)
 			__sync_fetch_and_add(total, us);
@@ -74,7 +81,7 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(tp_btf_sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next)
 {
-	switch_out(ctx, prev->pid, prev);
+	switch_out(ctx, prev->pid, prev, preempt);
 	switch_in(next->pid);
 	return 0;
 }
@@ -83,16 +90,17 @@ SEC("raw_tp/sched_switch")
 int BPF_PROG(raw_tp_sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next)
 {
-	switch_out(ctx, BPF_CORE_READ(prev, pid), prev);
+	switch_out(ctx, BPF_CORE_READ(prev, pid), prev, preempt);
 	switch_in(BPF_CORE_READ(next, pid));
 	return 0;
 }
 
-/* The classic tracepoint passes no task pointers: `prev` is still the current task. */
+/* The classic tracepoint passes no task pointers: `prev` is still the current task; its
+ * prev_state does not tell preemption apart, so every stretch counts as blocked. */
 SEC("tracepoint/sched/sched_switch")
 int tp_sched_switch(struct trace_event_raw_sched_switch *ctx)
 {
-	switch_out(ctx, ctx->prev_pid, (struct task_struct *)bpf_get_current_task());
+	switch_out(ctx, ctx->prev_pid, (struct task_struct *)bpf_get_current_task(), false);
 	switch_in(ctx->next_pid);
 	return 0;
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * profiler: on-demand CPU profile. A CPU-clock perf event on every CPU (99 Hz by default)
- * counts samples per (pid, comm, kernel stack, user stack) in `counts`; stacks live in the
+ * counts samples per (cgroup, pid, comm, kernel stack, user stack) in `counts`; stacks live in the
  * stack map `stacks`. User space starts it for a duration, then reads, symbolizes and folds.
  * Optional filter: only samples of tasks in one cgroup (`cgroup_id`, the v1 cpu controller's
  * cgroup, or the v2 cgroup with `cgroup_v2` = 1); 0 samples everything.
@@ -18,13 +18,12 @@ int perf_profile(struct bpf_perf_event_data *ctx)
 	struct profile_key key = {};
 	u64 one = 1, *count;
 
-	if (cgroup_id) {
-		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
-		if (huatuo_task_cgroup_id(task, bpf_core_enum_value(enum cgroup_subsys_id,
-								      cpu_cgrp_id)) != cgroup_id)
-			return 0;
-	}
+	key.cgroup = huatuo_task_cgroup_id(task, bpf_core_enum_value(enum cgroup_subsys_id,
+								      cpu_cgrp_id));
+	if (cgroup_id && key.cgroup != cgroup_id)
+		return 0;
 	key.pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	key.kstack = bpf_get_stackid(ctx, &stacks, 0);

@@ -51,6 +51,7 @@ fn server() -> SocketAddr {
                         ready: Arc::new(AtomicBool::new(true)),
                         containers: Arc::new(|_: &str| None),
                         operations: Operations::new(Arc::new(NoExecutor), Limits::default()),
+                        profiles: huatuo_http::api::profiles::disabled(),
                     },
                     auth: Arc::new(Auth::new(Vec::new(), vec!["/metrics".into()])),
                     body: BodyLimits {

@@ -10,6 +10,8 @@ pub struct CountedStack {
     pub comm: String,
     /// Process id of the sampled task.
     pub pid: u32,
+    /// The task's cgroup id (v1 cpu controller, or v2 on a unified hierarchy); 0 unknown.
+    pub cgroup: u64,
     /// Symbolized frames, root first.
     pub frames: Vec<String>,
     /// Samples that hit this stack.
@@ -100,6 +102,7 @@ mod tests {
         CountedStack {
             comm: comm.into(),
             pid: 1,
+            cgroup: 0,
             frames: frames.iter().map(|f| f.to_string()).collect(),
             count,
         }

@@ -57,8 +57,10 @@ pub struct ProfileOptions {
     pub frequency_hz: u64,
     /// Only sample tasks of this cgroup (v1 cpu controller, or v2); 0 samples all.
     pub cgroup_id: u64,
-    /// `cgroup_id` names a cgroup v2 directory.
+    /// `cgroup_id` names a cgroup v2 directory, and stacks carry v2 cgroup ids.
     pub cgroup_v2: bool,
+    /// Off-CPU only: stretches shorter than this many microseconds are not counted.
+    pub min_offcpu_us: u64,
 }
 
 impl Default for ProfileOptions {
@@ -69,6 +71,7 @@ impl Default for ProfileOptions {
             frequency_hz: 99,
             cgroup_id: 0,
             cgroup_v2: false,
+            min_offcpu_us: 0,
         }
     }
 }
@@ -96,20 +99,34 @@ impl Profile {
     }
 }
 
-/// The key of the `counts` map (`struct profile_key` in profiler.bpf.c and offcpu.bpf.c).
+/// The key of the `counts` map (`struct profile_key` in profile_maps.h).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 struct RawKey {
+    cgroup: u64,
     pid: u32,
     kstack: i32,
     ustack: i32,
     comm: [u8; 16],
+    runnable: u32,
 }
 
-// SAFETY: plain old data with no padding (4 + 4 + 4 + 16 bytes, align 4).
+// SAFETY: plain old data with no padding (8 + 4 + 4 + 4 + 16 + 4 bytes, align 8).
 unsafe impl aya::Pod for RawKey {}
 
-/// A running profile; `stop` detaches and reads it.
+/// One drained count with its raw stacks (addresses leaf first, as the kernel stores them).
+struct RawStack {
+    key: RawKey,
+    count: u64,
+    kernel: Vec<u64>,
+    user: Vec<u64>,
+}
+
+/// The frame rooting off-CPU time a task spent preempted, waiting in the run queue.
+pub const RUN_QUEUE_FRAME: &str = "[run queue]";
+
+/// A running profile; `stop` detaches and reads it, `collect` reads and clears it while it
+/// keeps counting.
 pub struct Profiler {
     ebpf: Ebpf,
     mode: ProfileMode,
@@ -149,10 +166,15 @@ impl Profiler {
             ProfileMode::OnCpu => None,
         };
         let cgroup_v2 = u64::from(opts.cgroup_v2);
-        // The loader parses the kernel BTF for CO-RE itself (and frees it after the load).
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global("cgroup_id", &opts.cgroup_id, true)
-            .override_global("cgroup_v2", &cgroup_v2, true)
+            .override_global("cgroup_v2", &cgroup_v2, true);
+        if opts.mode == ProfileMode::OffCpu {
+            loader.override_global("min_us", &opts.min_offcpu_us, true);
+        }
+        // The loader parses the kernel BTF for CO-RE itself (and frees it after the load).
+        let mut ebpf = loader
             .load(template.object)
             .map_err(|e| format!("loading the {name} template: {e}"))?;
         let mut failures = vec![];
@@ -175,61 +197,157 @@ impl Profiler {
 
     /// Stops counting and returns the symbolized profile.
     pub fn stop(mut self) -> Result<Profile, String> {
-        let counts = take(&mut self.ebpf, "counts")?;
-        let stacks = take(&mut self.ebpf, "stacks")?;
+        let mut counts = take(&mut self.ebpf, "counts")?;
+        let mut stacks = take(&mut self.ebpf, "stacks")?;
         let counters = self.ebpf.take_map("huatuo_counters");
         // Dropping the object detaches its program, so the maps stop changing while read.
         drop(self.ebpf);
-        let counts: BpfHashMap<MapData, RawKey, u64> =
-            BpfHashMap::try_from(counts).map_err(|e| format!("profile `counts` map: {e}"))?;
-        let stacks =
-            StackTraceMap::try_from(stacks).map_err(|e| format!("profile `stacks` map: {e}"))?;
-        let kernel = Kallsyms::system();
-        let mut user = UserSymbolizer::new();
-        let mut profile = Profile::default();
-        for entry in counts.iter() {
-            let (key, count) = entry.map_err(|e| format!("reading profile counts: {e}"))?;
-            let mut frames = vec![];
-            if key.ustack >= 0 {
-                if let Ok(trace) = stacks.get(&(key.ustack as u32), 0) {
-                    frames.extend(
-                        trace
-                            .frames()
-                            .iter()
-                            .rev()
-                            .map(|f| user.symbolize(key.pid, f.ip)),
-                    );
-                }
-            }
-            if key.kstack >= 0 {
-                if let Ok(trace) = stacks.get(&(key.kstack as u32), 0) {
-                    let mut kernel_frames: Vec<String> = trace
-                        .frames()
-                        .iter()
-                        .map(|f| function_name(&kernel.symbolize(f.ip)))
-                        .collect();
-                    if self.mode == ProfileMode::OffCpu {
-                        // Taken inside the sched_switch program: its dispatch frames lead.
-                        kernel_frames = strip_bpf_frames(kernel_frames);
-                    }
-                    frames.extend(kernel_frames.into_iter().rev());
-                }
-            }
-            let end = key.comm.iter().position(|b| *b == 0).unwrap_or(16);
-            profile.samples += count;
-            profile.stacks.push(CountedStack {
-                comm: String::from_utf8_lossy(&key.comm[..end]).into_owned(),
-                pid: key.pid,
-                frames,
-                count,
-            });
-        }
-        profile.lost = counters.map_or(0, lost_samples);
-        profile
-            .stacks
-            .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.frames.cmp(&b.frames)));
+        let raw = drain(&mut counts, &mut stacks, false)?;
+        let mut profile = symbolize(raw, self.mode, &mut UserSymbolizer::new());
+        profile.lost = counters.map_or(0, |m| lost_samples(&m));
         Ok(profile)
     }
+
+    /// Reads what was counted since the last collect, clears it, and symbolizes with `user`
+    /// (whose cache carries over between collects) the stacks `keep` accepts by (pid, comm,
+    /// cgroup id), so filtered-out processes cost no symbolization; counting goes on. `lost`
+    /// is the running total since the start.
+    pub fn collect(
+        &mut self,
+        user: &mut UserSymbolizer,
+        keep: &mut dyn FnMut(u32, &str, u64) -> bool,
+    ) -> Result<Profile, String> {
+        let mut raw = {
+            let (counts, stacks) = self.maps_mut()?;
+            drain(counts, stacks, true)?
+        };
+        raw.retain(|r| keep(r.key.pid, &comm_of(&r.key), r.key.cgroup));
+        let mut profile = symbolize(raw, self.mode, user);
+        profile.lost = self.ebpf.map("huatuo_counters").map_or(0, lost_samples);
+        Ok(profile)
+    }
+
+    /// The `counts` and `stacks` maps, borrowed together.
+    fn maps_mut(&mut self) -> Result<(&mut Map, &mut Map), String> {
+        let mut counts = None;
+        let mut stacks = None;
+        for (name, map) in self.ebpf.maps_mut() {
+            match name {
+                "counts" => counts = Some(map),
+                "stacks" => stacks = Some(map),
+                _ => {}
+            }
+        }
+        Ok((
+            counts.ok_or("the profile object has no `counts` map")?,
+            stacks.ok_or("the profile object has no `stacks` map")?,
+        ))
+    }
+
+    /// CPU time the kernel spent in this profile's programs so far and how many times they
+    /// ran; `None` unless `kernel.bpf_stats_enabled` is 1 (the kernel counts nothing then).
+    pub fn bpf_cost(&self) -> Option<(Duration, u64)> {
+        let mut total = Duration::ZERO;
+        let mut runs = 0;
+        for (_, program) in self.ebpf.programs() {
+            if let Ok(info) = program.info() {
+                total += info.run_time();
+                runs += info.run_count();
+            }
+        }
+        (runs > 0).then_some((total, runs))
+    }
+}
+
+/// Reads every count with its stacks; with `clear`, removes what it read (the stacks a
+/// drained count referenced too) so the maps keep room for the next interval.
+fn drain(counts: &mut Map, stacks: &mut Map, clear: bool) -> Result<Vec<RawStack>, String> {
+    let mut counts: BpfHashMap<&mut MapData, RawKey, u64> =
+        BpfHashMap::try_from(counts).map_err(|e| format!("profile `counts` map: {e}"))?;
+    let mut stacks: StackTraceMap<&mut MapData> =
+        StackTraceMap::try_from(stacks).map_err(|e| format!("profile `stacks` map: {e}"))?;
+    let mut entries = vec![];
+    for entry in counts.iter() {
+        let (key, count) = entry.map_err(|e| format!("reading profile counts: {e}"))?;
+        entries.push((key, count));
+    }
+    let ips = |stacks: &StackTraceMap<&mut MapData>, id: i32| -> Vec<u64> {
+        u32::try_from(id)
+            .ok()
+            .and_then(|id| stacks.get(&id, 0).ok())
+            .map(|trace| trace.frames().iter().map(|f| f.ip).collect())
+            .unwrap_or_default()
+    };
+    let mut raw = Vec::with_capacity(entries.len());
+    let mut used = std::collections::BTreeSet::new();
+    for (key, count) in entries {
+        raw.push(RawStack {
+            key,
+            count,
+            kernel: ips(&stacks, key.kstack),
+            user: ips(&stacks, key.ustack),
+        });
+        if clear {
+            // A count bumped between the read and this removal is lost to the next interval.
+            let _ = counts.remove(&key);
+            used.extend([key.kstack, key.ustack].into_iter().filter(|id| *id >= 0));
+        }
+    }
+    for id in used {
+        let _ = stacks.remove(&(id as u32));
+    }
+    Ok(raw)
+}
+
+/// The command of a key, up to its NUL.
+fn comm_of(key: &RawKey) -> String {
+    let end = key.comm.iter().position(|b| *b == 0).unwrap_or(16);
+    String::from_utf8_lossy(&key.comm[..end]).into_owned()
+}
+
+/// Symbolizes drained stacks: kernel frames from kallsyms, user frames in one batch.
+fn symbolize(raw: Vec<RawStack>, mode: ProfileMode, user: &mut UserSymbolizer) -> Profile {
+    let kernel = Kallsyms::system();
+    let wanted: Vec<(u32, u64)> = raw
+        .iter()
+        .flat_map(|r| r.user.iter().map(move |ip| (r.key.pid, *ip)))
+        .collect();
+    let mut user_names = user.symbolize_batch(&wanted).into_iter();
+    let mut profile = Profile::default();
+    for stack in raw {
+        let mut frames = vec![];
+        if mode == ProfileMode::OffCpu && stack.key.runnable != 0 {
+            frames.push(RUN_QUEUE_FRAME.to_string());
+        }
+        let user_frames: Vec<String> = user_names
+            .by_ref()
+            .take(stack.user.len())
+            .map(|name| name.to_string())
+            .collect();
+        frames.extend(user_frames.into_iter().rev());
+        let mut kernel_frames: Vec<String> = stack
+            .kernel
+            .iter()
+            .map(|ip| function_name(&kernel.symbolize(*ip)))
+            .collect();
+        if mode == ProfileMode::OffCpu {
+            // Taken inside the sched_switch program: its dispatch frames lead.
+            kernel_frames = strip_bpf_frames(kernel_frames);
+        }
+        frames.extend(kernel_frames.into_iter().rev());
+        profile.samples += stack.count;
+        profile.stacks.push(CountedStack {
+            comm: comm_of(&stack.key),
+            pid: stack.key.pid,
+            cgroup: stack.key.cgroup,
+            frames,
+            count: stack.count,
+        });
+    }
+    profile
+        .stacks
+        .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.frames.cmp(&b.frames)));
+    profile
 }
 
 /// Takes the map `name` out of the profile's object.
@@ -239,9 +357,9 @@ fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map, String> {
 }
 
 /// Counts lost because the count map was full (`huatuo_counters[LOST]`, summed over CPUs).
-fn lost_samples(map: Map) -> u64 {
+fn lost_samples(map: &Map) -> u64 {
     const LOST: u32 = 2;
-    aya::maps::PerCpuArray::<MapData, u64>::try_from(map)
+    aya::maps::PerCpuArray::<&MapData, u64>::try_from(map)
         .ok()
         .and_then(|array| array.get(&LOST, 0).ok())
         .map(|values| values.iter().sum())
@@ -275,6 +393,6 @@ mod tests {
 
     #[test]
     fn key_layout_matches_the_bpf_struct() {
-        assert_eq!(std::mem::size_of::<RawKey>(), 28);
+        assert_eq!(std::mem::size_of::<RawKey>(), 40);
     }
 }

@@ -1,10 +1,14 @@
 //! User-space frame symbolization: the mapping of an address from /proc/<pid>/maps, then the
-//! nearest ELF symbol (`.symtab`, else `.dynsym`) of the mapped file. Files are parsed once
-//! per profile; Rust names are demangled; an address no symbol covers renders as
+//! ELF symbol (`.symtab`, else `.dynsym`) of the mapped file covering it. Only the sampled
+//! addresses are resolved: a file's symbol table is scanned once per batch as (address, size,
+//! index) triples and names are read for the symbols hit, never for the whole table. Resolved
+//! frames are cached per binary (device and inode of the mapped file) and file offset, in a
+//! bounded cache. Rust names are demangled; an address no symbol covers renders as
 //! `file+0xoffset`.
 
-use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
+use object::{Object, ObjectSegment, ObjectSymbol, ObjectSymbolTable, SymbolIndex, SymbolKind};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One executable mapping of a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +19,16 @@ pub struct Mapping {
     pub end: u64,
     /// File offset of `start`.
     pub offset: u64,
+    /// The mapped file's identity: device (`major:minor` packed) and inode.
+    pub file: (u64, u64),
     /// Path of the mapped file.
     pub path: String,
+}
+
+/// `08:01` -> the device packed as major << 32 | minor.
+fn parse_dev(text: &str) -> Option<u64> {
+    let (major, minor) = text.split_once(':')?;
+    Some(u64::from_str_radix(major, 16).ok()? << 32 | u64::from_str_radix(minor, 16).ok()?)
 }
 
 /// Parses the text of /proc/<pid>/maps, keeping executable file mappings.
@@ -27,111 +39,240 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
             let (start, end) = parts.next()?.split_once('-')?;
             let perms = parts.next()?;
             let offset = parts.next()?;
-            let _dev = parts.next()?;
-            let _inode = parts.next()?;
+            let dev = parse_dev(parts.next()?)?;
+            let inode: u64 = parts.next()?.parse().ok()?;
             let path: String = parts.collect::<Vec<_>>().join(" ");
             (perms.contains('x') && path.starts_with('/')).then_some(())?;
             Some(Mapping {
                 start: u64::from_str_radix(start, 16).ok()?,
                 end: u64::from_str_radix(end, 16).ok()?,
                 offset: u64::from_str_radix(offset, 16).ok()?,
+                file: (dev, inode),
                 path,
             })
         })
         .collect()
 }
 
-/// Symbols of one ELF file with its loadable segments, ready for lookups.
-#[derive(Debug, Default)]
-struct ElfSymbols {
-    /// (address, size, name) sorted by address.
-    symbols: Vec<(u64, u64, String)>,
-    /// (file offset, file size, virtual address) of PT_LOAD segments.
-    segments: Vec<(u64, u64, u64)>,
-}
-
-impl ElfSymbols {
-    fn load(path: &str) -> Option<ElfSymbols> {
-        // Only the parts parsed are read (headers, symbol and string tables), not the whole
-        // file: a binary with debug information is hundreds of MB.
-        let cache = object::ReadCache::new(std::fs::File::open(path).ok()?);
-        let file = object::File::parse(&cache).ok()?;
-        let segments = file
-            .segments()
-            .map(|s| {
-                let (off, size) = s.file_range();
-                (off, size, s.address())
-            })
-            .collect();
-        let mut symbols: Vec<(u64, u64, String)> = file
-            .symbols()
-            .chain(file.dynamic_symbols())
-            .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
-            .filter_map(|s| {
-                let name = s.name().ok()?;
-                Some((
-                    s.address(),
-                    s.size(),
-                    format!("{:#}", rustc_demangle::demangle(name)),
-                ))
-            })
-            .collect();
-        symbols.sort_by_key(|(addr, _, _)| *addr);
-        symbols.dedup_by_key(|(addr, _, _)| *addr);
-        Some(ElfSymbols { symbols, segments })
-    }
-
-    /// The symbol covering a file offset.
-    fn lookup(&self, file_offset: u64) -> Option<&str> {
-        let (seg_off, _, vaddr) = self
-            .segments
+/// The names of the functions covering `offsets` (file offsets, any order) in the ELF file
+/// at `path`; `None` for an offset no text symbol covers, or for all when the file does not
+/// parse. Reads only the headers, the symbol table and the names of the symbols hit.
+pub fn resolve_file(path: &str, offsets: &[u64]) -> Vec<Option<String>> {
+    let none = || vec![None; offsets.len()];
+    let Ok(handle) = std::fs::File::open(path) else {
+        return none();
+    };
+    let cache = object::ReadCache::new(handle);
+    let Ok(file) = object::File::parse(&cache) else {
+        return none();
+    };
+    let segments: Vec<(u64, u64, u64)> = file
+        .segments()
+        .map(|s| {
+            let (off, size) = s.file_range();
+            (off, size, s.address())
+        })
+        .collect();
+    let to_address = |offset: u64| {
+        segments
             .iter()
-            .find(|(off, size, _)| file_offset >= *off && file_offset < off + size)?;
-        let addr = file_offset - seg_off + vaddr;
-        let idx = self.symbols.partition_point(|(start, _, _)| *start <= addr);
-        let (start, size, name) = self.symbols.get(idx.checked_sub(1)?)?;
-        (*size == 0 || addr < start + size).then_some(name.as_str())
+            .find(|(off, size, _)| offset >= *off && offset < off + size)
+            .map(|(off, _, vaddr)| offset - off + vaddr)
+    };
+    // (address, size, index) of text symbols: the static table, else the dynamic one.
+    let mut dynamic = false;
+    let mut table = text_symbols(file.symbols());
+    if table.is_empty() {
+        dynamic = true;
+        table = text_symbols(file.dynamic_symbols());
+    }
+    table.sort_unstable_by_key(|(addr, _, _)| *addr);
+    let name_of = |index: SymbolIndex| -> Option<String> {
+        let symbol = if dynamic {
+            file.dynamic_symbol_table()?.symbol_by_index(index).ok()?
+        } else {
+            file.symbol_table()?.symbol_by_index(index).ok()?
+        };
+        let name = symbol.name().ok()?;
+        Some(format!("{:#}", rustc_demangle::demangle(name)))
+    };
+    let mut names: HashMap<usize, Option<String>> = HashMap::new();
+    offsets
+        .iter()
+        .map(|offset| {
+            let addr = to_address(*offset)?;
+            let at = table.partition_point(|(start, _, _)| *start <= addr);
+            let (start, size, index) = *table.get(at.checked_sub(1)?)?;
+            if size != 0 && addr >= start + size {
+                return None;
+            }
+            names
+                .entry(index.0)
+                .or_insert_with(|| name_of(index))
+                .clone()
+        })
+        .collect()
+}
+
+/// (address, size, index) of the text symbols of one table, without their names.
+fn text_symbols<'a, S: ObjectSymbol<'a>>(
+    symbols: impl Iterator<Item = S>,
+) -> Vec<(u64, u64, SymbolIndex)> {
+    symbols
+        .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
+        .map(|s| (s.address(), s.size(), s.index()))
+        .collect()
+}
+
+/// Cached frames: (device, inode, file offset) -> name, in two generations so the cache
+/// never holds more than `capacity` frames and the frames used lately survive a turnover.
+#[derive(Debug)]
+struct FrameCache {
+    current: HashMap<(u64, u64, u64), Arc<str>>,
+    previous: HashMap<(u64, u64, u64), Arc<str>>,
+    capacity: usize,
+}
+
+impl FrameCache {
+    fn get(&mut self, key: &(u64, u64, u64)) -> Option<Arc<str>> {
+        if let Some(name) = self.current.get(key) {
+            return Some(name.clone());
+        }
+        let name = self.previous.remove(key)?;
+        self.insert(*key, name.clone());
+        Some(name)
+    }
+
+    fn insert(&mut self, key: (u64, u64, u64), name: Arc<str>) {
+        if self.current.len() >= self.capacity / 2 {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(key, name);
+    }
+
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
     }
 }
 
-/// Symbolizes user addresses of many processes, caching maps and ELF files.
-#[derive(Debug, Default)]
+/// Counters of a symbolizer's work, for the agent's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SymbolizerStats {
+    /// Frames answered from the cache.
+    pub hits: u64,
+    /// Frames resolved from their ELF file.
+    pub misses: u64,
+    /// ELF files opened to resolve frames.
+    pub files_read: u64,
+    /// Frames in the cache now.
+    pub cached: u64,
+}
+
+/// The uncached frames of one file in a batch: the path to open (through the process's
+/// root), the path as mapped (the fallback), and (batch slot, file offset) pairs.
+type Misses = (String, String, Vec<(usize, u64)>);
+
+/// Symbolizes user addresses of many processes, caching resolved frames per binary.
+#[derive(Debug)]
 pub struct UserSymbolizer {
-    maps: HashMap<u32, Vec<Mapping>>,
-    files: HashMap<String, Option<ElfSymbols>>,
+    cache: FrameCache,
+    stats: SymbolizerStats,
+}
+
+/// Frames a symbolizer caches unless told otherwise.
+pub const DEFAULT_CACHED_FRAMES: usize = 65_536;
+
+impl Default for UserSymbolizer {
+    fn default() -> Self {
+        UserSymbolizer::with_capacity(DEFAULT_CACHED_FRAMES)
+    }
 }
 
 impl UserSymbolizer {
-    /// An empty cache.
+    /// An empty cache of the default size.
     pub fn new() -> UserSymbolizer {
         UserSymbolizer::default()
     }
 
-    /// The frame name of `addr` in process `pid`: the symbol, else `file+0xoff`, else the
-    /// hex address (the process exited or the address is in an anonymous mapping).
-    pub fn symbolize(&mut self, pid: u32, addr: u64) -> String {
-        let maps = self.maps.entry(pid).or_insert_with(|| {
-            std::fs::read_to_string(format!("/proc/{pid}/maps"))
-                .map(|text| parse_maps(&text))
-                .unwrap_or_default()
-        });
-        let Some(mapping) = maps.iter().find(|m| addr >= m.start && addr < m.end) else {
-            return format!("0x{addr:x}");
-        };
-        let file_offset = addr - mapping.start + mapping.offset;
-        // Read the file through the process's root so containers resolve too.
-        let path = format!("/proc/{pid}/root{}", mapping.path);
-        let symbols = self
-            .files
-            .entry(mapping.path.clone())
-            .or_insert_with(|| ElfSymbols::load(&path).or_else(|| ElfSymbols::load(&mapping.path)));
-        match symbols.as_ref().and_then(|s| s.lookup(file_offset)) {
-            Some(name) => name.to_string(),
-            None => {
-                let base = mapping.path.rsplit('/').next().unwrap_or(&mapping.path);
-                format!("{base}+0x{file_offset:x}")
+    /// An empty cache holding at most `frames` resolved frames.
+    pub fn with_capacity(frames: usize) -> UserSymbolizer {
+        UserSymbolizer {
+            cache: FrameCache {
+                current: HashMap::new(),
+                previous: HashMap::new(),
+                capacity: frames.max(2),
+            },
+            stats: SymbolizerStats::default(),
+        }
+    }
+
+    /// What the symbolizer did so far, and its cache's size.
+    pub fn stats(&self) -> SymbolizerStats {
+        SymbolizerStats {
+            cached: self.cache.len() as u64,
+            ..self.stats
+        }
+    }
+
+    /// The frame names of a batch of (pid, address) pairs, in order: the symbol, else
+    /// `file+0xoff`, else the hex address (the process exited or the address is in an
+    /// anonymous mapping). Each process's maps are read once and each ELF file is opened
+    /// once for the addresses the cache does not hold.
+    pub fn symbolize_batch(&mut self, wanted: &[(u32, u64)]) -> Vec<Arc<str>> {
+        let mut maps: HashMap<u32, Vec<Mapping>> = HashMap::new();
+        let mut out: Vec<Option<Arc<str>>> = vec![None; wanted.len()];
+        // Misses grouped by file.
+        let mut misses: HashMap<(u64, u64), Misses> = HashMap::new();
+        for (slot, (pid, addr)) in wanted.iter().enumerate() {
+            let mappings = maps.entry(*pid).or_insert_with(|| {
+                std::fs::read_to_string(format!("/proc/{pid}/maps"))
+                    .map(|text| parse_maps(&text))
+                    .unwrap_or_default()
+            });
+            let Some(mapping) = mappings.iter().find(|m| *addr >= m.start && *addr < m.end) else {
+                out[slot] = Some(format!("0x{addr:x}").into());
+                continue;
+            };
+            let offset = addr - mapping.start + mapping.offset;
+            let key = (mapping.file.0, mapping.file.1, offset);
+            if let Some(name) = self.cache.get(&key) {
+                self.stats.hits += 1;
+                out[slot] = Some(name);
+                continue;
+            }
+            misses
+                .entry(mapping.file)
+                .or_insert_with(|| {
+                    // Read the file through the process's root so containers resolve too.
+                    (
+                        format!("/proc/{pid}/root{}", mapping.path),
+                        mapping.path.clone(),
+                        vec![],
+                    )
+                })
+                .2
+                .push((slot, offset));
+        }
+        for ((dev, inode), (path, fallback, slots)) in misses {
+            let offsets: Vec<u64> = slots.iter().map(|(_, off)| *off).collect();
+            self.stats.files_read += 1;
+            self.stats.misses += offsets.len() as u64;
+            let mut names = resolve_file(&path, &offsets);
+            if names.iter().all(Option::is_none) {
+                names = resolve_file(&fallback, &offsets);
+            }
+            let base = fallback.rsplit('/').next().unwrap_or(&fallback);
+            for ((slot, offset), name) in slots.into_iter().zip(names) {
+                let name: Arc<str> = name
+                    .unwrap_or_else(|| format!("{base}+0x{offset:x}"))
+                    .into();
+                self.cache.insert((dev, inode, offset), name.clone());
+                out[slot] = Some(name);
             }
         }
+        out.into_iter()
+            .map(|name| name.unwrap_or_else(|| Arc::from("?")))
+            .collect()
     }
 }
 
@@ -154,6 +295,7 @@ bad line
                 start: 0x55d0c0a21000,
                 end: 0x55d0c0a80000,
                 offset: 0x21000,
+                file: (0xfd << 32 | 1, 123),
                 path: "/usr/bin/app".into()
             }]
         );
@@ -166,12 +308,36 @@ bad line
     }
 
     #[test]
-    fn symbolizes_a_function_of_this_test_binary() {
+    fn symbolizes_a_function_of_this_test_binary_and_caches_it() {
         let addr = huatuo_usersym_probe as *const () as usize as u64;
-        let mut symbolizer = UserSymbolizer::new();
-        let name = symbolizer.symbolize(std::process::id(), addr);
-        assert_eq!(name, "huatuo_usersym_probe");
+        let pid = std::process::id();
+        let mut symbolizer = UserSymbolizer::with_capacity(4);
+        let names = symbolizer.symbolize_batch(&[(pid, addr), (pid, 0x10), (pid, addr + 1)]);
+        assert_eq!(&*names[0], "huatuo_usersym_probe");
         // an address in no mapping stays hex
-        assert_eq!(symbolizer.symbolize(std::process::id(), 0x10), "0x10");
+        assert_eq!(&*names[1], "0x10");
+        assert_eq!(&*names[2], "huatuo_usersym_probe");
+        let first = symbolizer.stats();
+        assert_eq!((first.files_read, first.misses, first.hits), (1, 2, 0));
+        let again = symbolizer.symbolize_batch(&[(pid, addr)]);
+        assert_eq!(&*again[0], "huatuo_usersym_probe");
+        let second = symbolizer.stats();
+        assert_eq!((second.files_read, second.hits), (1, 1));
+    }
+
+    #[test]
+    fn the_frame_cache_stays_within_its_capacity() {
+        let mut cache = FrameCache {
+            current: HashMap::new(),
+            previous: HashMap::new(),
+            capacity: 4,
+        };
+        for offset in 0..100 {
+            cache.insert((1, 2, offset), Arc::from("f"));
+            assert!(cache.len() <= 4, "{} frames cached", cache.len());
+        }
+        // the latest frames survive
+        assert!(cache.get(&(1, 2, 99)).is_some());
+        assert!(cache.get(&(1, 2, 0)).is_none());
     }
 }

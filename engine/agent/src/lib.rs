@@ -7,4 +7,5 @@ pub mod cli;
 pub mod daemon;
 pub mod logging;
 pub mod operation;
+pub mod profiling;
 pub mod rules;

@@ -48,6 +48,8 @@ section! {
         "Operations" => operations: Operations;
         /// `[APIServer]` (ours).
         "APIServer" => api_server: ApiServer;
+        /// `[ContinuousProfiling]` (ours).
+        "ContinuousProfiling" => continuous_profiling: ContinuousProfiling;
     }
 }
 
@@ -90,6 +92,36 @@ section! {
         "ES" => es: EsStorage;
         /// `[Storage.LocalFile]`.
         "LocalFile" => local_file: LocalFileStorage;
+        /// `[Storage.Pyroscope]` (ours).
+        "Pyroscope" => pyroscope: PyroscopeStorage;
+    }
+}
+
+section! {
+    /// `[Storage.Pyroscope]` (ours): continuous profiles pushed to Pyroscope's `/ingest` as pprof; off when Address is empty.
+    pub struct PyroscopeStorage {
+        /// Pyroscope server URL, http:// or https:// (its certificate verified against the system roots and CACertPath).
+        "Address" => address: String = String::new(), Plain, Check::HttpUrls;
+        /// Application name of the pushed profiles (`<name>.cpu`, `<name>.offcpu`).
+        "AppName" => app_name: String = "huatuo".to_string(), Plain, Check::Any;
+        /// Bearer token sent as `Authorization: Bearer`; empty sends none.
+        "AuthToken" => auth_token: String = String::new(), Plain, Check::Any;
+        /// Basic-auth user name (with Password, instead of AuthToken).
+        "Username" => username: String = String::new(), Plain, Check::Any;
+        /// Basic-auth password.
+        "Password" => password: String = String::new(), Plain, Check::Any;
+        /// PEM file of CA certificates trusted besides the system roots.
+        "CACertPath" => ca_cert_path: String = String::new(), Plain, Check::Any;
+        /// Longest a push may take before it is counted as failed.
+        "Timeout" => timeout: i64 = 5, Seconds, Check::Range(1, 60);
+    }
+    sections {}
+}
+
+impl PyroscopeStorage {
+    /// Whether profiles are pushed: Address set.
+    pub fn enabled(&self) -> bool {
+        !self.address.is_empty()
     }
 }
 
@@ -546,6 +578,45 @@ section! {
         "MaxDuration" => max_duration: i64 = 600, Seconds, Check::Positive;
         /// Finished operations kept in memory for `GET /v1/operations/{id}`; the oldest go first.
         "Retained" => retained: i64 = 256, Plain, Check::Positive;
+    }
+    sections {}
+}
+
+section! {
+    /// `[ContinuousProfiling]` (ours): always-on CPU (and optionally off-CPU) profiles of the host, its containers and chosen processes, kept in memory for `GET /v1/profiles` and pushed to `[Storage.Pyroscope]`.
+    pub struct ContinuousProfiling {
+        /// Run the always-on CPU profiler.
+        "Enable" => enable: bool = false, Plain, Check::Any;
+        /// Samples per second per CPU (HUATUO's 99 Hz); the governor lowers it when CPUBudget is passed.
+        "Frequency" => frequency: i64 = 99, Plain, Check::Range(1, 1000);
+        /// Length of one aggregated profile: stacks are read, symbolized and shipped this often.
+        "Interval" => interval: i64 = 10, Seconds, Check::Range(1, 300);
+        /// Only stacks of these containers (full or short ids, or names); empty keeps the host and every container.
+        "Containers" => containers: Vec<String> = Vec::new(), Plain, Check::Any;
+        /// Only stacks of processes whose command (comm) or executable path contains one of these; empty keeps all.
+        "Processes" => processes: Vec<String> = Vec::new(), Plain, Check::Any;
+        /// Agent CPU time profiling may use, percent of one CPU (kernel sampling programs and the agent's reading and symbolizing); above it the governor halves the rate.
+        "CPUBudget" => cpu_budget: f64 = 1.0, Percent, Check::Positive;
+        /// Aggregated profiles kept in memory for `GET /v1/profiles` (each interval's CPU and off-CPU profile), oldest dropped first.
+        "Retained" => retained: i64 = 360, Plain, Check::Range(1, 8640);
+        /// Largest in-memory size of the kept profiles; the oldest are dropped first beyond it.
+        "MaxMemory" => max_memory: i64 = 4, Mebibytes, Check::Range(1, 1024);
+        /// Frames the user-space symbol cache holds (per binary and file offset).
+        "SymbolCacheFrames" => symbol_cache_frames: i64 = 16_384, Plain, Check::Range(1024, 4_194_304);
+    }
+    sections {
+        /// `[ContinuousProfiling.OffCPU]`.
+        "OffCPU" => off_cpu: OffCpuProfiling;
+    }
+}
+
+section! {
+    /// `[ContinuousProfiling.OffCPU]` (ours): time blocked and waiting in the run queue, from sched_switch.
+    pub struct OffCpuProfiling {
+        /// Run the always-on off-CPU profiler as well (needs ContinuousProfiling.Enable).
+        "Enable" => enable: bool = false, Plain, Check::Any;
+        /// Stretches off the CPU shorter than this are not counted.
+        "MinDuration" => min_duration: i64 = 1, Millis, Check::Range(0, 60_000);
     }
     sections {}
 }

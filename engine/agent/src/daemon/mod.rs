@@ -238,12 +238,19 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     // The API serves before templates load (see `serving`).
     let (record_tx, record_rx) = tokio::sync::mpsc::channel(RECORD_QUEUE);
     let late = serving::Late::default();
+    let profiling = start_profiling(&options, config, &host, &discovery, stop.clone());
+    let profiling_shared = profiling.as_ref().map(|p| p.0.clone());
+    let profiles = profiling_shared.clone().map_or_else(
+        huatuo_http::api::profiles::disabled,
+        crate::profiling::profiles_fn,
+    );
     let node = node_api(
         &options,
         config,
         &discovery,
         record_tx.clone(),
         late.reloader.clone(),
+        profiles,
     );
     let state = late.state(
         metrics.clone(),
@@ -370,11 +377,14 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     ));
     // Rules are compiled and every template has loaded or failed by now.
     late.fill(
-        status,
-        api_settings,
-        reloader.clone(),
-        self_metrics,
-        storage.clone(),
+        serving::Started {
+            status,
+            settings: api_settings,
+            reloader: reloader.clone(),
+            self_metrics,
+            storage: storage.clone(),
+            profiling: profiling_shared,
+        },
         &node,
     );
     let expiry = tokio::spawn(async move {
@@ -397,6 +407,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         server,
         server_stop,
         background: vec![expiry],
+        profiling: profiling.map(|p| p.1),
         kubelet,
         storage,
     };
@@ -638,6 +649,7 @@ fn node_api(
     discovery: &Option<Arc<Discovery>>,
     records: tokio::sync::mpsc::Sender<huatuo_dsl::output::Record>,
     reloader: Arc<OnceLock<Arc<reload::Reloader>>>,
+    profiles: huatuo_http::api::profiles::ProfilesFn,
 ) -> NodeApi {
     let ops = &config.operations;
     let limits = Limits {
@@ -662,7 +674,44 @@ fn node_api(
             Some(reloader) => reloader.reload(),
             None => ReloadOutcome::NotReady,
         }),
+        profiles,
     }
+}
+
+/// Starts the always-on profiler when `[ContinuousProfiling]` enables it and templates may be
+/// loaded; a bad `[Storage.Pyroscope]` is logged and profiles stay local.
+fn start_profiling(
+    options: &DaemonOptions,
+    config: &huatuo_config::Config,
+    host: &HostInfo,
+    discovery: &Option<Arc<Discovery>>,
+    stop: Arc<AtomicBool>,
+) -> Option<(
+    Arc<crate::profiling::continuous::ProfilingShared>,
+    std::thread::JoinHandle<()>,
+)> {
+    if !config.continuous_profiling.enable {
+        return None;
+    }
+    if !options.bpf || options.bpf_recorded.is_some() {
+        log::warn!("continuous profiling is enabled but kernel templates are off: not started");
+        return None;
+    }
+    let pyroscope = crate::profiling::pyroscope::Pyroscope::from_config(&config.storage.pyroscope)
+        .unwrap_or_else(|e| {
+            log::warn!("Storage.Pyroscope: {e}; profiles are kept locally only");
+            None
+        });
+    crate::profiling::continuous::spawn(
+        crate::profiling::continuous::Settings {
+            config: config.continuous_profiling.clone(),
+            pyroscope,
+            host: host.hostname.clone(),
+            region: host.region.clone(),
+            discovery: discovery.clone(),
+        },
+        stop,
+    )
 }
 
 /// Waits for SIGTERM, SIGINT or the end of `run_for`; every SIGHUP meanwhile reloads.

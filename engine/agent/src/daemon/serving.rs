@@ -7,6 +7,7 @@ use super::process_metrics::ProcessMetrics;
 use super::reload::Reloader;
 use super::selfmetrics::SelfMetrics;
 use super::status::StatusView;
+use crate::profiling::continuous::ProfilingShared;
 use huatuo_http::api::NodeApi;
 use huatuo_http::metric_store::MetricStore;
 use huatuo_http::server::{ApiState, ScrapeHook, StatusFn};
@@ -16,6 +17,22 @@ use huatuo_storage::Storage;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+/// The parts of a started agent that `/status` and the scrape hook read.
+pub struct Started {
+    /// The status document's rules, templates, sources and storage.
+    pub status: Arc<Mutex<StatusView>>,
+    /// The API's own settings (auth, TLS, limits) shown under `api`.
+    pub settings: Arc<ApiSettings>,
+    /// Runs reloads and reports the rule-set generation.
+    pub reloader: Arc<Reloader>,
+    /// The agent's self-metrics.
+    pub self_metrics: Arc<SelfMetrics>,
+    /// Record storage (Elasticsearch delivery state).
+    pub storage: Arc<Storage>,
+    /// The continuous profiler, when enabled.
+    pub profiling: Option<Arc<ProfilingShared>>,
+}
 
 /// What the API serves once the agent started.
 #[derive(Default, Clone)]
@@ -57,18 +74,20 @@ impl Late {
         }
     }
 
-    /// Fills in `/status` (with the API part, Elasticsearch delivery and the rule set), the
-    /// self-metrics of a scrape and the reloader, then marks the agent ready.
-    pub fn fill(
-        &self,
-        status: Arc<Mutex<StatusView>>,
-        settings: Arc<ApiSettings>,
-        reloader: Arc<Reloader>,
-        self_metrics: Arc<SelfMetrics>,
-        storage: Arc<Storage>,
-        node: &NodeApi,
-    ) {
+    /// Fills in `/status` (with the API part, Elasticsearch delivery, the rule set and the
+    /// continuous profiler), the self-metrics of a scrape and the reloader, then marks the
+    /// agent ready.
+    pub fn fill(&self, started: Started, node: &NodeApi) {
+        let Started {
+            status,
+            settings,
+            reloader,
+            self_metrics,
+            storage,
+            profiling,
+        } = started;
         let process = ProcessMetrics::default();
+        let profiling_metrics = profiling.clone();
         let _ = self.status.set({
             let reloader = reloader.clone();
             Arc::new(move || {
@@ -78,12 +97,18 @@ impl Late {
                     document["storage"]["elasticsearch"]["delivery"] = es.status();
                 }
                 document["rule_set"] = reloader.status();
+                document["profiling"] = profiling
+                    .as_ref()
+                    .map_or_else(|| serde_json::json!({ "enabled": false }), |p| p.status());
                 Some(document)
             })
         });
         let _ = self.scrape.set(Arc::new(move |store: &MetricStore| {
             store.update(&self_metrics.points(store));
             store.update(&process.points());
+            if let Some(p) = &profiling_metrics {
+                store.update(&p.points());
+            }
         }));
         let _ = self.reloader.set(reloader);
         node.ready.store(true, Ordering::Release);

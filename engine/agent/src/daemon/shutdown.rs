@@ -43,6 +43,8 @@ pub struct Running {
     pub server_stop: oneshot::Sender<()>,
     /// Periodic tasks, aborted at once.
     pub background: Vec<tokio::task::JoinHandle<()>>,
+    /// The continuous profiling thread (sees `stop`).
+    pub profiling: Option<JoinHandle<()>>,
     /// The kubelet pod watcher, whose drop waits for a request in flight.
     pub kubelet: Option<huatuo_containers::kubelet::KubeletWatcher>,
     /// Storage, flushed last.
@@ -86,6 +88,11 @@ impl Running {
         }
         if timeout_at(stages_end, self.server).await.is_err() {
             left.push("the HTTP server (a client connection still open)");
+        }
+        if let Some(profiling) = self.profiling {
+            if !thread_ended(profiling, stages_end).await {
+                left.push("the continuous profiler (a profile still being read or pushed)");
+            }
         }
         let kubelet = self.kubelet;
         let kubelet = tokio::task::spawn_blocking(move || drop(kubelet));

@@ -7,6 +7,7 @@
 pub mod docs;
 pub mod error;
 pub mod operations;
+pub mod profiles;
 pub mod reload;
 pub mod request;
 pub mod table;
@@ -43,6 +44,8 @@ pub struct NodeApi {
     pub operations: Arc<Operations>,
     /// Re-reads and swaps in rules, stdlib and config (`POST /v1/rules/reload`).
     pub reload: reload::ReloadFn,
+    /// Continuous profiles (`GET /v1/profiles`).
+    pub profiles: profiles::ProfilesFn,
 }
 
 fn data(status: StatusCode, value: impl serde::Serialize) -> Response {
@@ -132,6 +135,21 @@ fn flamegraph(api: &NodeApi, id: &str) -> Response {
     }))
 }
 
+async fn profiles(
+    api: NodeApi,
+    params: std::collections::HashMap<String, String>,
+) -> Result<Response, Infallible> {
+    let query = match profiles::parse_query(&params) {
+        Ok(query) => query,
+        Err(e) => return Ok(e.response()),
+    };
+    let answer_fn = api.profiles.clone();
+    let body = blocking(move || answer_fn(&query)).await;
+    Ok(answer(body.map(|b| {
+        warp::reply::with_header(b.body, "content-type", b.content_type).into_response()
+    })))
+}
+
 /// The node API routes (see [`table::ROUTES`]).
 /// `/readyz` and `/openapi.json` are open unless the config's `OpenPaths` drops them; every
 /// other route needs what [`crate::auth::protected`] asks.
@@ -206,6 +224,12 @@ pub fn routes(
         .and(protected())
         .and(with())
         .map(|id: String, api: NodeApi| flamegraph(&api, &id));
+    let profiles = warp::path!("v1" / "profiles")
+        .and(warp::get())
+        .and(protected())
+        .and(with())
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .and_then(profiles);
     readyz
         .or(openapi)
         .unify()
@@ -220,5 +244,7 @@ pub fn routes(
         .or(flame)
         .unify()
         .or(reload)
+        .unify()
+        .or(profiles)
         .unify()
 }

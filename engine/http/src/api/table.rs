@@ -41,4 +41,5 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/operations/{request_id}/stop", true),
     route("GET", "/v1/operations/{request_id}/flamegraph.svg", true),
     route("POST", "/v1/rules/reload", true),
+    route("GET", "/v1/profiles", true),
 ];

@@ -64,6 +64,7 @@ pub fn node_api(ready: bool, limits: Limits) -> NodeApi {
         reload: Arc::new(|| {
             huatuo_http::api::reload::ReloadOutcome::Applied(json!({ "generation": 2 }))
         }),
+        profiles: huatuo_http::api::profiles::disabled(),
     }
 }
 
