@@ -102,3 +102,59 @@ fn loadavg_follows_the_kernel_fixed_point() {
     let steady = float(host.call("loadavg::load1", &[ints(&[4; 200])]).unwrap());
     assert!((steady - 4.0).abs() < 0.01, "{steady}");
 }
+
+fn s(text: &str) -> Value {
+    Value::Str(text.into())
+}
+
+#[test]
+fn text_number_reads_a_cpu_label_and_refuses_other_text() {
+    let host = stdlib();
+    assert_eq!(
+        host.call("text::number", &[s("17")]).unwrap(),
+        Value::Int(17)
+    );
+    assert_eq!(host.call("text::number", &[s("0")]).unwrap(), Value::Int(0));
+    for bad in ["", "cpu1", "1.5", "-", "1-2"] {
+        assert_eq!(
+            host.call("text::number", &[s(bad)]).unwrap(),
+            Value::Null,
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn ras_info_is_one_json_text_keyed_as_huatuo_keys_each_kind() {
+    let host = stdlib();
+    let info = |event: &str| {
+        let args = [
+            s(event),
+            s("Corrected"),
+            s("DIMM#0"),
+            s("memory read error"),
+            s("driver detail"),
+            Value::Int(4096),
+            Value::Int(8),
+            Value::Int(2),
+            Value::Int(3),
+        ];
+        match host.call("ras::info", &args).unwrap() {
+            Value::Str(text) => serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            other => panic!("info is not text: {other:?}"),
+        }
+    };
+    assert_eq!(
+        info("EDAC"),
+        serde_json::json!({"err_count": 2, "err_type": "Corrected", "err_msg": "memory read error",
+            "label": "DIMM#0", "addr": 4096, "syndrome": 8, "driver": "driver detail"})
+    );
+    assert_eq!(
+        info("MCE"),
+        serde_json::json!({"banks_msr_status": 8, "banks_msr_addr": 4096, "cpu": 3})
+    );
+    assert_eq!(
+        info("AER"),
+        serde_json::json!({"dev_name": "DIMM#0", "err_type": "Corrected", "status": 8})
+    );
+}
