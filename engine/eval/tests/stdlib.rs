@@ -158,3 +158,65 @@ fn ras_info_is_one_json_text_keyed_as_huatuo_keys_each_kind() {
         serde_json::json!({"dev_name": "DIMM#0", "err_type": "Corrected", "status": 8})
     );
 }
+
+fn nums(v: &[f64]) -> Value {
+    Value::List(v.iter().map(|f| Value::Float(*f)).collect())
+}
+
+fn flags(v: &[bool]) -> Value {
+    Value::List(v.iter().map(|b| Value::Bool(*b)).collect())
+}
+
+#[test]
+fn iotracing_reason_snapshot_names_the_trigger_as_huatuo_does() {
+    let host = stdlib();
+    let snapshot = |device: &str, hot: &[bool], read_await: Value| {
+        let figures = Value::List(vec![
+            Value::Float(0.0),
+            Value::Float(0.0),
+            read_await,
+            Value::Float(20_971_520.0),
+            Value::Float(200.0),
+            Value::Float(1.0),
+            Value::Float(95.5),
+            Value::Int(4),
+        ]);
+        let args = [
+            s(device),
+            Value::Int(8),
+            Value::Int(0),
+            figures,
+            flags(hot),
+            nums(&[2000.0, 10.0, 90.0, 100.0]),
+        ];
+        match host.call("iotracing::reason_snapshot", &args).unwrap() {
+            Value::Json(json) => json,
+            other => panic!("not a map: {other:?}"),
+        }
+    };
+    let write = snapshot("sda", &[false, false, true, false, false], Value::Null);
+    assert_eq!(
+        write,
+        serde_json::json!({
+            "type": "write_bps", "device": "sda", "major_num": 8, "minor_num": 0,
+            "iostatus": {"read_bps": 0, "read_iops": 0, "read_await": 0, "write_bps": 20971520,
+                "write_iops": 200, "write_await": 1, "io_util": 95, "queue_size": 4},
+            "summary": "write_bps=20MB/s (threshold=10MB/s) on sda(8:0), aqu-sz=4, r_await=0ms w_await=1ms"
+        })
+    );
+    // A busy disk that is not NVMe is reported as ioutil before throughput; NVMe by throughput.
+    let busy = [true, false, true, false, false];
+    assert_eq!(snapshot("sda", &busy, Value::Null)["type"], "ioutil");
+    assert_eq!(snapshot("nvme0n1", &busy, Value::Null)["type"], "write_bps");
+    let slow = snapshot(
+        "sda",
+        &[false, false, false, true, false],
+        Value::Float(150.7),
+    );
+    assert_eq!(slow["type"], "read_await");
+    assert_eq!(slow["iostatus"]["read_await"], 150);
+    assert_eq!(
+        slow["summary"],
+        "r_await=150ms (threshold=100ms) on sda(8:0), aqu-sz=4"
+    );
+}
