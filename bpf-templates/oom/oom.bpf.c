@@ -7,13 +7,17 @@
  * the victim. Kernels >= 6.8 pass the victim task (tp_btf/raw_tp read it directly); older
  * kernels pass only the victim pid (the classic tracepoint variant, comm from the record
  * when the kernel has it). Both memcgs are reported as cgroup ids (v1 memory controller, or
- * the v2 cgroup when `cgroup_v2` = 1) so user space resolves them to containers.
+ * the v2 cgroup when `cgroup_v2` = 1) so user space resolves them to containers, and by the
+ * kernel address of their memory cgroup state (`*_memcg_css`, 0 on the classic tracepoint
+ * for the victim, which it names by pid only).
  */
 #include "huatuo.h"
 
 struct oom_event {
 	u64 victim_cgroup_id;
 	u64 trigger_cgroup_id;
+	u64 victim_memcg_css;
+	u64 trigger_memcg_css;
 	u32 victim_pid;
 	u32 trigger_pid;
 	char victim_comm[16];
@@ -25,6 +29,12 @@ static __always_inline int memcg_subsys(void)
 	return bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
 }
 
+/* The kernel address of the task's memory cgroup state (its memcg's css), as HUATUO reports it. */
+static __always_inline u64 memcg_css(struct task_struct *task)
+{
+	return (u64)BPF_CORE_READ(task, cgroups, subsys[memcg_subsys()]);
+}
+
 static __always_inline void fill_trigger(struct oom_event *e)
 {
 	struct task_struct *cur = (struct task_struct *)bpf_get_current_task();
@@ -32,6 +42,7 @@ static __always_inline void fill_trigger(struct oom_event *e)
 	e->trigger_pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(e->trigger_comm, sizeof(e->trigger_comm));
 	e->trigger_cgroup_id = huatuo_task_cgroup_id(cur, memcg_subsys());
+	e->trigger_memcg_css = memcg_css(cur);
 }
 
 static __always_inline int emit_task_victim(void *ctx, struct task_struct *victim)
@@ -41,6 +52,7 @@ static __always_inline int emit_task_victim(void *ctx, struct task_struct *victi
 	e.victim_pid = BPF_CORE_READ(victim, tgid);
 	BPF_CORE_READ_STR_INTO(&e.victim_comm, victim, comm);
 	e.victim_cgroup_id = huatuo_task_cgroup_id(victim, memcg_subsys());
+	e.victim_memcg_css = memcg_css(victim);
 	fill_trigger(&e);
 	HUATUO_EVENT_OUTPUT(ctx, &e, sizeof(e));
 	return 0;

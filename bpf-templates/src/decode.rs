@@ -183,6 +183,7 @@ fn render(member: &EventField, raw: &Raw, len: Option<usize>) -> Value {
         (Raw::Unsigned(v), Some(Format::Ksym)) => Value::Str(Kallsyms::system().symbolize(*v)),
         (Raw::Unsigned(v), Some(Format::Dev)) => Value::Str(dev_text(*v)),
         (Raw::Unsigned(v), Some(Format::Bool)) => Value::Bool(*v != 0),
+        (Raw::Unsigned(v), Some(Format::Hex)) => Value::Str(format!("{v:#x}")),
         (Raw::Unsigned(v), _) if !member.names.is_empty() => match member.names.get(*v as usize) {
             Some(name) => Value::Str(name.clone()),
             None => Value::Str(v.to_string()),

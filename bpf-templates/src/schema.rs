@@ -73,6 +73,9 @@ pub enum Format {
     Dev,
     /// An integer flag: `Bool` (non-zero is true).
     Bool,
+    /// An integer as hexadecimal text (`0xff4b8d8be3818000`): kernel addresses, which do not
+    /// fit a signed 64-bit number.
+    Hex,
 }
 
 /// One member of an event record.

@@ -262,15 +262,27 @@ fn the_hungtask_rule_records_a_task_hung_in_d_state() {
         "stack of the hung thread: {record:#}"
     );
     // The D-state capture lists every thread in D, the hung one with its own stack.
-    let listed = captured_tasks(&record, "blocked_processes_stack", "D")
+    let listed = captured_tasks(&record, "blocked_processes_stack_tasks", "D")
         .iter()
         .find(|t| t["tid"].as_i64() == Some(tid as i64))
-        .unwrap_or_else(|| panic!("hung tid {tid} not in blocked_processes_stack: {record:#}"));
+        .unwrap_or_else(|| panic!("hung tid {tid} not in the D tasks: {record:#}"));
     assert_eq!(listed["comm"], BLOCKED_COMM, "{record:#}");
     assert!(
         listed["stack"].to_string().contains("filename_create"),
         "{record:#}"
     );
+    // HUATUO's text of the same tasks: the hung thread's header line and its frames.
+    text_matches_tasks(
+        &record,
+        "blocked_processes_stack",
+        "blocked_processes_stack_tasks",
+    );
+    let text = record["blocked_processes_stack"].as_str().unwrap_or("");
+    assert!(
+        text.contains(&format!("task:{BLOCKED_COMM}")) && text.contains("filename_create"),
+        "{record:#}"
+    );
     // The R-state capture: the running tasks (the capturing thread at least).
-    captured_tasks(&record, "cpus_stack", "R");
+    captured_tasks(&record, "cpus_stack_tasks", "R");
+    text_matches_tasks(&record, "cpus_stack", "cpus_stack_tasks");
 }

@@ -122,6 +122,17 @@ fn daemon_records_real_kernel_events() {
         println!("oom record: {victim}");
         assert!(victim["victim_cgroup_id"].as_i64() > Some(0), "{victim}");
         assert!(victim["trigger_pid"].as_i64() > Some(0), "{victim}");
+        // HUATUO's memcg css: the kernel address of the memory cgroup state, in hex; the child
+        // ran out of memory in its own cgroup, so victim and trigger name the same one.
+        let css = victim["victim_memcg_css"].as_str().unwrap_or("");
+        assert!(
+            css.starts_with("0xff") && u64::from_str_radix(&css[2..], 16).is_ok(),
+            "victim_memcg_css is a kernel address: {victim}"
+        );
+        assert_eq!(
+            victim["trigger_memcg_css"], victim["victim_memcg_css"],
+            "{victim}"
+        );
     } else {
         println!("no v1 memory controller at /sys/fs/cgroup/memory: oom part skipped");
     }

@@ -97,7 +97,7 @@ fn the_softlockup_rule_records_a_real_soft_lockup() {
                 agent.log()
             )
         });
-    let stack = &record["cpus_stack"];
+    let stack = &record["cpus_stack_tasks"];
     println!(
         "softlockup record: cpu {} pid {} tid {} comm {}; cpus_stack lists {:?}",
         record["cpu"],
@@ -116,7 +116,8 @@ fn the_softlockup_rule_records_a_real_soft_lockup() {
         line.pid
     );
     assert_eq!(record["comm"], line.comm.as_str(), "{record:#}");
-    captured_tasks(&record, "cpus_stack", "R");
+    captured_tasks(&record, "cpus_stack_tasks", "R");
+    text_matches_tasks(&record, "cpus_stack", "cpus_stack_tasks");
     assert_eq!(
         agent.records("softlockup").len(),
         1,

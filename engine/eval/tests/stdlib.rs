@@ -102,3 +102,121 @@ fn loadavg_follows_the_kernel_fixed_point() {
     let steady = float(host.call("loadavg::load1", &[ints(&[4; 200])]).unwrap());
     assert!((steady - 4.0).abs() < 0.01, "{steady}");
 }
+
+fn s(text: &str) -> Value {
+    Value::Str(text.into())
+}
+
+#[test]
+fn text_number_reads_a_cpu_label_and_refuses_other_text() {
+    let host = stdlib();
+    assert_eq!(
+        host.call("text::number", &[s("17")]).unwrap(),
+        Value::Int(17)
+    );
+    assert_eq!(host.call("text::number", &[s("0")]).unwrap(), Value::Int(0));
+    for bad in ["", "cpu1", "1.5", "-", "1-2"] {
+        assert_eq!(
+            host.call("text::number", &[s(bad)]).unwrap(),
+            Value::Null,
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn ras_info_is_one_json_text_keyed_as_huatuo_keys_each_kind() {
+    let host = stdlib();
+    let info = |event: &str| {
+        let args = [
+            s(event),
+            s("Corrected"),
+            s("DIMM#0"),
+            s("memory read error"),
+            s("driver detail"),
+            Value::Int(4096),
+            Value::Int(8),
+            Value::Int(2),
+            Value::Int(3),
+        ];
+        match host.call("ras::info", &args).unwrap() {
+            Value::Str(text) => serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            other => panic!("info is not text: {other:?}"),
+        }
+    };
+    assert_eq!(
+        info("EDAC"),
+        serde_json::json!({"err_count": 2, "err_type": "Corrected", "err_msg": "memory read error",
+            "label": "DIMM#0", "addr": 4096, "syndrome": 8, "driver": "driver detail"})
+    );
+    assert_eq!(
+        info("MCE"),
+        serde_json::json!({"banks_msr_status": 8, "banks_msr_addr": 4096, "cpu": 3})
+    );
+    assert_eq!(
+        info("AER"),
+        serde_json::json!({"dev_name": "DIMM#0", "err_type": "Corrected", "status": 8})
+    );
+}
+
+fn nums(v: &[f64]) -> Value {
+    Value::List(v.iter().map(|f| Value::Float(*f)).collect())
+}
+
+fn flags(v: &[bool]) -> Value {
+    Value::List(v.iter().map(|b| Value::Bool(*b)).collect())
+}
+
+#[test]
+fn iotracing_reason_snapshot_names_the_trigger_as_huatuo_does() {
+    let host = stdlib();
+    let snapshot = |device: &str, hot: &[bool], read_await: Value| {
+        let figures = Value::List(vec![
+            Value::Float(0.0),
+            Value::Float(0.0),
+            read_await,
+            Value::Float(20_971_520.0),
+            Value::Float(200.0),
+            Value::Float(1.0),
+            Value::Float(95.5),
+            Value::Int(4),
+        ]);
+        let args = [
+            s(device),
+            Value::Int(8),
+            Value::Int(0),
+            figures,
+            flags(hot),
+            nums(&[2000.0, 10.0, 90.0, 100.0]),
+        ];
+        match host.call("iotracing::reason_snapshot", &args).unwrap() {
+            Value::Json(json) => json,
+            other => panic!("not a map: {other:?}"),
+        }
+    };
+    let write = snapshot("sda", &[false, false, true, false, false], Value::Null);
+    assert_eq!(
+        write,
+        serde_json::json!({
+            "type": "write_bps", "device": "sda", "major_num": 8, "minor_num": 0,
+            "iostatus": {"read_bps": 0, "read_iops": 0, "read_await": 0, "write_bps": 20971520,
+                "write_iops": 200, "write_await": 1, "io_util": 95, "queue_size": 4},
+            "summary": "write_bps=20MB/s (threshold=10MB/s) on sda(8:0), aqu-sz=4, r_await=0ms w_await=1ms"
+        })
+    );
+    // A busy disk that is not NVMe is reported as ioutil before throughput; NVMe by throughput.
+    let busy = [true, false, true, false, false];
+    assert_eq!(snapshot("sda", &busy, Value::Null)["type"], "ioutil");
+    assert_eq!(snapshot("nvme0n1", &busy, Value::Null)["type"], "write_bps");
+    let slow = snapshot(
+        "sda",
+        &[false, false, false, true, false],
+        Value::Float(150.7),
+    );
+    assert_eq!(slow["type"], "read_await");
+    assert_eq!(slow["iostatus"]["read_await"], 150);
+    assert_eq!(
+        slow["summary"],
+        "r_await=150ms (threshold=100ms) on sda(8:0), aqu-sz=4"
+    );
+}

@@ -32,6 +32,8 @@ pub fn schema() -> SourceSchema {
             int("in_flight", Dim::Count, "I/Os currently in progress"),
             int("io_ticks", Dim::Time, "time the device had I/O in flight"),
             int("time_in_queue", Dim::Time, "weighted time spent doing I/Os"),
+            int("major", Dim::Count, "the device's major number"),
+            int("minor", Dim::Count, "the device's minor number"),
         ],
     )
 }
@@ -62,6 +64,8 @@ pub fn parse(text: &str, now_ns: i64) -> Result<Vec<Sample>, String> {
                     "time_in_queue",
                     d.weighted_time_in_progress.saturating_mul(NS_PER_MS),
                 )
+                .int("major", d.major.into())
+                .int("minor", d.minor.into())
                 .build(NAME, now_ns)
         })
         .collect())

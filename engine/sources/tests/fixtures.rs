@@ -144,6 +144,7 @@ fn proc_diskstats_in_bytes_and_ns() {
     assert_eq!(int(vda, "in_flight"), 0);
     assert_eq!(int(vda, "io_ticks"), 30480 * 1_000_000);
     assert_eq!(int(vda, "time_in_queue"), 143829 * 1_000_000);
+    assert_eq!((int(vda, "major"), int(vda, "minor")), (254, 0));
 }
 
 #[test]

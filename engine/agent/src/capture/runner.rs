@@ -1,6 +1,7 @@
 //! The daemon's capture runner: quick captures inline, profiles deferred off the evaluator.
 
 use super::procscan::{file_snapshot, tasks, top, ProcRoot, TopBy};
+use super::task_text;
 use huatuo_dsl::value::{Sample, Value};
 use huatuo_eval::{CaptureRequest, CaptureRunner};
 use serde_json::json;
@@ -16,6 +17,45 @@ pub const DEFERRED: &str = "deferred_capture";
 pub struct DaemonCaptures {
     /// Where process information is read.
     pub proc_root: ProcRoot,
+    /// The last task scan, so that a rule asking for the same tasks as a list and as text for
+    /// one sample scans once and gets the same tasks in both.
+    last_scan: Option<(TaskScan, serde_json::Value)>,
+}
+
+/// What identifies one task scan: the sample's time and the scan's arguments.
+#[derive(Debug, Clone, PartialEq)]
+struct TaskScan {
+    time_ns: i64,
+    state: char,
+    container: Option<String>,
+    max: usize,
+}
+
+impl DaemonCaptures {
+    /// Runs captures reading process information under `proc_root`.
+    pub fn new(proc_root: ProcRoot) -> Self {
+        DaemonCaptures {
+            proc_root,
+            last_scan: None,
+        }
+    }
+
+    /// The tasks of `scan`, reusing the last scan when it was the same.
+    fn scan(&mut self, scan: TaskScan) -> Result<serde_json::Value, String> {
+        if let Some((last, listed)) = &self.last_scan {
+            if *last == scan {
+                return Ok(listed.clone());
+            }
+        }
+        let listed = tasks(
+            &self.proc_root,
+            scan.state,
+            scan.container.as_deref(),
+            scan.max,
+        )?;
+        self.last_scan = Some((scan, listed.clone()));
+        Ok(listed)
+    }
 }
 
 fn word(req: &CaptureRequest, name: &str, index: usize) -> Option<String> {
@@ -48,12 +88,16 @@ impl CaptureRunner for DaemonCaptures {
                 let state = word(req, "state", 0).unwrap_or_else(|| "D".into());
                 let state = state.chars().next().unwrap_or('D');
                 let max = number(req, "max", 2).unwrap_or(64.0) as usize;
-                Value::Json(tasks(
-                    &self.proc_root,
+                let listed = self.scan(TaskScan {
+                    time_ns: sample.time_ns,
                     state,
-                    scoped(word(req, "scope", 1)),
+                    container: scoped(word(req, "scope", 1)).map(str::to_string),
                     max,
-                )?)
+                })?;
+                match word(req, "format", 3).as_deref() {
+                    Some("text") => Value::Str(task_text::render(&listed)),
+                    _ => Value::Json(listed),
+                }
             }
             "top" => {
                 let by = word(req, "by", 0)

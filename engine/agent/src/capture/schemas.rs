@@ -53,8 +53,13 @@ pub fn capture_schemas() -> Vec<CaptureSchema> {
                 arg("state", FieldType::Str, Dim::Count, &[], false),
                 arg("scope", FieldType::Str, Dim::Count, &["host", "container"], false),
                 arg("max", FieldType::Int, Dim::Count, &[], false),
+                arg("format", FieldType::Str, Dim::Count, &["list", "text"], false),
             ],
-            produces: vec![produces("tasks", FieldType::Json, "[{pid, comm, state, stack}]")],
+            produces: vec![produces(
+                "tasks",
+                FieldType::Json,
+                "format list (the default): [{pid, tid, comm, state, stack}]; format text: the same tasks as the kernel log shows them, HUATUO's task-stack text (a `task:<comm> state:<S> pid:<tid> tgid:<pid>` line, then the frames indented); a list and a text of the same tasks for one sample come from one scan",
+            )],
             source_specific: false,
         },
         CaptureSchema {

@@ -315,9 +315,9 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
     let evaluator = spawn_evaluator(
         Evaluator::new(plan),
         samples,
-        crate::capture::runner::DaemonCaptures {
-            proc_root: crate::capture::procscan::ProcRoot(options.roots.proc.clone()),
-        },
+        crate::capture::runner::DaemonCaptures::new(crate::capture::procscan::ProcRoot(
+            options.roots.proc.clone(),
+        )),
         Arc::new(Enricher::new(discovery.clone())),
         metrics.clone(),
         record_tx,

@@ -244,6 +244,45 @@ pub fn captured_tasks<'a>(record: &'a Json, field: &str, state: &str) -> &'a [Js
     tasks
 }
 
+/// The text form of a task capture (`text_field`, HUATUO's kernel-log text) names the same
+/// tasks, in the same order, as its list form (`list_field`): one `task:<comm> state:<S>
+/// pid:<tid>` line per listed task, followed by that task's frames.
+pub fn text_matches_tasks(record: &Json, text_field: &str, list_field: &str) {
+    let text = record[text_field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{text_field} is not text: {record:#}"));
+    let headers: Vec<&str> = text.lines().filter(|l| l.starts_with("task:")).collect();
+    let tasks = record[list_field]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    assert_eq!(
+        headers.len(),
+        tasks.len(),
+        "{text_field} vs {list_field}: {record:#}"
+    );
+    for (header, task) in headers.iter().zip(tasks) {
+        let words: Vec<&str> = header.split_whitespace().collect();
+        assert!(
+            words.contains(&format!("pid:{}", task["tid"]).as_str()),
+            "{header} / {task}"
+        );
+        assert!(words.contains(&format!("state:{}", task["state"].as_str().unwrap_or("")).as_str()));
+        assert!(header.starts_with(&format!("task:{}", task["comm"].as_str().unwrap_or(""))));
+        for frame in task["stack"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let frame = frame.as_str().unwrap_or("");
+            assert!(
+                text.contains(&format!("\n  {frame}\n")),
+                "{frame} not in {text_field}"
+            );
+        }
+    }
+}
+
 /// A v1 memory cgroup limited to 20 MiB (`huatuo-test-<pid>`), removed on drop.
 pub struct MemCgroup(pub PathBuf);
 
