@@ -7,7 +7,10 @@
 //! - blockio: O_DIRECT 4 KiB writes to a loop device (created by `bench/bpf/run.sh`);
 //!   empty on block_rq_insert/issue/complete; libbpf-tools `biolatency` and `biolatency -Q`.
 //! - softirq: loopback UDP flood; empty on softirq_raise/entry; softirq_latency,
-//!   softirq_off (its raise/entry programs and its check at timer interrupts); libbpf-tools `softirqs`.
+//!   softirq_off (its raise/entry programs and its check at timer interrupts), both loaded
+//!   together (two programs per hook), a prototype doing both templates' raise/entry work in
+//!   one program per hook (`tests/bpf/softirq_shared.bpf.c`, both halves and the latency half
+//!   alone); libbpf-tools `softirqs`.
 //! - drops: TCP connects to a closed loopback port; empty on kfree_skb; drops without a
 //!   rate limit (every drop is an event with its stack) and at 100 events/s (shed path).
 //! - reclaim: page-cache writes inside a small memory cgroup (v1, made by run.sh); empty on
@@ -34,6 +37,8 @@ use std::time::{Duration, Instant};
 
 const EMPTY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/test_empty.bpf.o"));
 const EMPTY_PROG: &str = "tp_btf_sched_switch_empty";
+const SOFTIRQ_SHARED: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/test_softirq_shared.bpf.o"));
 const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 /// One measured program of one round: (row name, run count, run time ns, note).
@@ -63,8 +68,25 @@ enum Variant {
     Empty(&'static [&'static str]),
     /// A huatuo template with its tunables, labelled.
     Huatuo(&'static str, &'static str, &'static [(&'static str, u64)]),
+    /// Several huatuo templates loaded together, as one rule set needing all of them does.
+    Together(&'static [&'static str]),
+    /// A test object's tp_btf programs, loaded and attached as they are.
+    Object(TestObject),
     /// A libbpf-tools command line; its programs are the new ones whose name has `needle`.
     Tool(&'static [&'static str], &'static str),
+}
+
+/// A test object measured as it is: its tp_btf programs with their const globals set.
+#[derive(Clone, Copy)]
+struct TestObject {
+    /// Row label.
+    label: &'static str,
+    /// The compiled object.
+    object: &'static [u8],
+    /// `(program, tracepoint)` pairs to load and attach.
+    progs: &'static [(&'static str, &'static str)],
+    /// Const globals set before load.
+    globals: &'static [(&'static str, u32)],
 }
 
 struct Section {
@@ -72,6 +94,12 @@ struct Section {
     load: Load,
     variants: Vec<Variant>,
 }
+
+/// The programs of the shared softirq prototype and their tracepoints.
+const SHARED_PROGS: &[(&str, &str)] = &[
+    ("tp_btf_softirq_raise", "softirq_raise"),
+    ("tp_btf_softirq_entry", "softirq_entry"),
+];
 
 fn sections() -> Vec<Section> {
     use Variant::*;
@@ -94,6 +122,19 @@ fn sections() -> Vec<Section> {
                 Empty(&["softirq_raise", "softirq_entry"]),
                 Huatuo("softirq_latency", "", &[]),
                 Huatuo("softirq_off", "", &[]),
+                Together(&["softirq_latency", "softirq_off"]),
+                Object(TestObject {
+                    label: "shared prototype, both halves",
+                    object: SOFTIRQ_SHARED,
+                    progs: SHARED_PROGS,
+                    globals: &[],
+                }),
+                Object(TestObject {
+                    label: "shared prototype, latency half only",
+                    object: SOFTIRQ_SHARED,
+                    progs: SHARED_PROGS,
+                    globals: &[("off_on", 0)],
+                }),
                 Tool(&["softirqs"], "softirq"),
             ],
         },
@@ -325,8 +366,59 @@ fn empty_round(
     Ok(rows)
 }
 
+fn object_round(
+    spec: &TestObject,
+    btf: &Btf,
+    load: Load,
+    env: &Env,
+    secs: u64,
+) -> Result<Vec<Row>, String> {
+    let TestObject {
+        label,
+        object,
+        progs,
+        globals,
+    } = *spec;
+    let mut loader = EbpfLoader::new();
+    loader.btf(Some(btf));
+    for (name, value) in globals {
+        loader.override_global(name, value, true);
+    }
+    let mut ebpf = loader
+        .load(object)
+        .map_err(|e| format!("load {label}: {e}"))?;
+    for (name, tp) in progs {
+        let prog: &mut BtfTracePoint = ebpf
+            .program_mut(name)
+            .ok_or_else(|| format!("{label}: no program {name}"))?
+            .try_into()
+            .map_err(|e| format!("{label} {name}: {e}"))?;
+        prog.load(tp, btf)
+            .map_err(|e| format!("{label} {name} on {tp}: {e}"))?;
+        prog.attach()
+            .map_err(|e| format!("attach {label} {name}: {e}"))?;
+    }
+    run_load(load, env, secs)?;
+    let mut rows = vec![];
+    for (name, tp) in progs {
+        let prog: &BtfTracePoint = ebpf
+            .program(name)
+            .ok_or_else(|| format!("{label}: no program {name}"))?
+            .try_into()
+            .map_err(|e| format!("{label} {name}: {e}"))?;
+        let info = prog.info().map_err(|e| format!("{label} info: {e}"))?;
+        rows.push((
+            format!("{label}: {tp}"),
+            info.run_count(),
+            info.run_time().as_nanos() as u64,
+            String::new(),
+        ));
+    }
+    Ok(rows)
+}
+
 fn huatuo_round(
-    template: &str,
+    loads: &[&str],
     label: &str,
     tunables: &[(&str, u64)],
     load: Load,
@@ -334,8 +426,12 @@ fn huatuo_round(
     secs: u64,
 ) -> Result<Vec<Row>, String> {
     let values: BTreeMap<String, u64> = tunables.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    let all = BTreeMap::from([(template.to_string(), values)]);
-    let mut templates = Templates::load(&[template], &all);
+    let all: BTreeMap<String, BTreeMap<String, u64>> = loads
+        .iter()
+        .map(|t| (t.to_string(), values.clone()))
+        .collect();
+    let template = loads.join("+");
+    let mut templates = Templates::load(loads, &all);
     // Events are drained (and discarded) so the transport never backs up into the kernel.
     let events = templates.take_events();
     let stop = Arc::new(AtomicBool::new(false));
@@ -370,7 +466,11 @@ fn huatuo_round(
         };
         for p in st.programs.iter().filter(|p| p.attached.is_some()) {
             rows.push((
-                format!("huatuo {name}: {}", p.program),
+                if loads.len() > 1 {
+                    format!("huatuo {name}: {} {}", st.name, p.program)
+                } else {
+                    format!("huatuo {name}: {}", p.program)
+                },
                 p.run_count,
                 p.run_time_ns,
                 note.clone(),
@@ -467,8 +567,10 @@ fn run(env: &Env, rounds: usize, secs: u64, only: Option<&str>) -> Result<Totals
                 let rows = match variant {
                     Variant::Empty(tps) => empty_round(tps, &btf, section.load, env, secs),
                     Variant::Huatuo(t, label, tun) => {
-                        huatuo_round(t, label, tun, section.load, env, secs)
+                        huatuo_round(&[t], label, tun, section.load, env, secs)
                     }
+                    Variant::Together(ts) => huatuo_round(ts, "", &[], section.load, env, secs),
+                    Variant::Object(spec) => object_round(spec, &btf, section.load, env, secs),
                     Variant::Tool(argv, needle) => {
                         tool_round(argv, needle, section.load, env, secs)
                     }
