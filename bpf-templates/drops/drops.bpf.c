@@ -56,6 +56,7 @@ struct drop_event {
 	u8 state;
 	u8 type;
 	u8 tcp_flags;
+	u8 linkstatus;
 	char comm[16];
 	char ifname[16];
 };
@@ -82,6 +83,34 @@ static __always_inline u64 drop_net_cookie(struct sock *sk, struct net_device *d
 	if (!net && dev)
 		net = BPF_CORE_READ(dev, nd_net.net);
 	return net ? BPF_CORE_READ(net, net_cookie) : 0;
+}
+
+/* Link status bits of the device (decoded to names in user space): */
+#define LINK_ADMIN_UP (1 << 0)
+#define LINK_ADMIN_DOWN (1 << 1)
+#define LINK_CARRIER_UP (1 << 2)
+#define LINK_CARRIER_DOWN (1 << 3)
+#define HT_IFF_UP 0x1
+
+/*
+ * The device's administrative state (IFF_UP in dev->flags) and carrier (the NOCARRIER bit of
+ * dev->state, as netif_carrier_ok() reads it); 0 without a device.
+ */
+static __always_inline u8 drop_linkstatus(struct net_device *dev)
+{
+	unsigned long state;
+	u8 bits;
+	int nocarrier;
+
+	if (!dev)
+		return 0;
+	bits = (BPF_CORE_READ(dev, flags) & HT_IFF_UP) ? LINK_ADMIN_UP : LINK_ADMIN_DOWN;
+	if (!bpf_core_enum_value_exists(enum netdev_state_t, __LINK_STATE_NOCARRIER))
+		return bits;
+	nocarrier = bpf_core_enum_value(enum netdev_state_t, __LINK_STATE_NOCARRIER);
+	state = BPF_CORE_READ(dev, state);
+	bits |= (state >> (nocarrier & 63)) & 1 ? LINK_CARRIER_DOWN : LINK_CARRIER_UP;
+	return bits;
 }
 
 static __always_inline u8 classify(const struct drop_event *e, bool listen_overflow)
@@ -151,6 +180,7 @@ static __always_inline int handle_drop(void *ctx, struct sk_buff *skb, u64 locat
 	e->netns = ht_sock_netns(sk);
 	dev = BPF_CORE_READ(skb, dev);
 	e->ifindex = dev ? BPF_CORE_READ(dev, ifindex) : 0;
+	e->linkstatus = drop_linkstatus(dev);
 	if (dev)
 		BPF_CORE_READ_STR_INTO(&e->ifname, dev, name);
 	else

@@ -184,6 +184,15 @@ fn render(member: &EventField, raw: &Raw, len: Option<usize>) -> Value {
         (Raw::Unsigned(v), Some(Format::Dev)) => Value::Str(dev_text(*v)),
         (Raw::Unsigned(v), Some(Format::Bool)) => Value::Bool(*v != 0),
         (Raw::Unsigned(v), Some(Format::Hex)) => Value::Str(format!("{v:#x}")),
+        (Raw::Unsigned(v), Some(Format::Bits)) => Value::List(
+            member
+                .names
+                .iter()
+                .enumerate()
+                .filter(|(bit, _)| *bit < 64 && v & (1u64 << bit) != 0)
+                .map(|(_, name)| Value::Str(name.clone()))
+                .collect(),
+        ),
         (Raw::Unsigned(v), _) if !member.names.is_empty() => match member.names.get(*v as usize) {
             Some(name) => Value::Str(name.clone()),
             None => Value::Str(v.to_string()),
@@ -281,6 +290,7 @@ fields = [
   { name = "addr", type = "str" },
   { name = "frames", type = "list" },
   { name = "flag", type = "bool" },
+  { name = "link", type = "list" },
 ]
 [event]
 fields = [
@@ -293,6 +303,7 @@ fields = [
   { name = "frames", c = "u64[4]", len_field = "n" },
   { name = "n", c = "u32" },
   { name = "flag", c = "u8", format = "bool" },
+  { name = "link", c = "u8", format = "bits", names = ["up", "down", "carrier"] },
 ]
 [[attach]]
 program = "p"
@@ -308,7 +319,7 @@ variants = [ { kind = "raw_tp", target = "x", prog = "y" } ]
 
     fn record() -> Vec<u8> {
         // offsets: offtime 0, cg 8, cpu 16, kind 20, comm 21, addr 37, frames 56, n 88,
-        // flag 92; size 96
+        // flag 92, link 93; size 96
         let mut buf = vec![0u8; 96];
         buf[0..8].copy_from_slice(&12_000_000u64.to_ne_bytes());
         buf[8..16].copy_from_slice(&77u64.to_ne_bytes());
@@ -321,6 +332,7 @@ variants = [ { kind = "raw_tp", target = "x", prog = "y" } ]
         }
         buf[88..92].copy_from_slice(&2u32.to_ne_bytes());
         buf[92] = 1;
+        buf[93] = 0b1101; // bits 0 and 2 named, bit 3 has no name
         buf
     }
 
@@ -345,6 +357,10 @@ variants = [ { kind = "raw_tp", target = "x", prog = "y" } ]
         );
         assert!(!sample.fields.contains_key("n"));
         assert_eq!(sample.fields["flag"], Value::Bool(true));
+        assert_eq!(
+            sample.fields["link"],
+            Value::List(vec![Value::Str("up".into()), Value::Str("carrier".into())])
+        );
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub enum Format {
     /// An integer as hexadecimal text (`0xff4b8d8be3818000`): kernel addresses, which do not
     /// fit a signed 64-bit number.
     Hex,
+    /// A bit set: the list of `names[i]` for every set bit i (bits without a name are left
+    /// out).
+    Bits,
 }
 
 /// One member of an event record.

@@ -249,6 +249,13 @@ const BUILTINS: &[Builtin] = &[
         description: "The elements of a list as one string, separated by separator (`join(stack, \"\\n\")`: a stack's frames one a line, as HUATUO writes stacks); an empty string for an empty list.",
     },
     Builtin {
+        name: "reverse_dns",
+        params: &[req("ip", Accepts::Any), req("enabled", Accepts::Any)],
+        returns: Returns::Str,
+        stateful: false,
+        description: "The host name of the address ip by reverse DNS (the system resolver: /etc/hosts, then DNS), resolved off the hot path: names are cached (10 min, failures 1 min, 4096 addresses) and looked up by 2 worker threads, so the first record of an address has an empty name and later ones get it; empty when the address has no name; missing when enabled is false.",
+    },
+    Builtin {
         name: "matches_any",
         params: &[req("s", Accepts::StrOrList), req("patterns", Accepts::Regexes)],
         returns: Returns::Bool,

@@ -96,6 +96,31 @@ fn daemon_records_real_kernel_events() {
         drop["stack"].to_string().contains("tcp_v4_rcv"),
         "stack {drop}"
     );
+    // The loopback device is up with a carrier.
+    assert_eq!(drop["netdev_name"], "lo", "{drop}");
+    assert_eq!(
+        drop["netdev_linkstatus"],
+        serde_json::json!(["linkStatusAdminUp", "linkStatusCarrierUp"]),
+        "{drop}"
+    );
+    // Reverse DNS is resolved off the hot path: the first drop of 127.0.0.1 may have no name
+    // yet, a later one has /etc/hosts' `localhost` for both ends.
+    assert!(drop["src_hostname"].is_string(), "{drop}");
+    let named = (0..20).find_map(|_| {
+        let port = free_port();
+        assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
+        agent.wait_record("dropwatch", Duration::from_secs(2), |r| {
+            r["dport"] == port && r["src_hostname"] == "localhost"
+        })
+    });
+    let named = named.unwrap_or_else(|| {
+        panic!(
+            "no dropwatch record named localhost: {:?}\n{}",
+            agent.records("dropwatch"),
+            agent.log()
+        )
+    });
+    assert_eq!(named["dest_hostname"], "localhost", "{named}");
 
     // (b) oom: a child in a 20 MiB v1 memory cgroup touching 100 MiB is the OOM victim.
     if Path::new("/sys/fs/cgroup/memory").is_dir() {

@@ -390,6 +390,8 @@ section! {
     pub struct Dropwatch {
         /// Ignore drops from neigh_invalidate.
         "ExcludedNeighInvalidate" => excluded_neigh_invalidate: bool = true, Plain, Check::Any;
+        /// Resolve `src_hostname`/`dest_hostname` by reverse DNS (off the hot path, cached).
+        "ReverseDNS" => reverse_dns: bool = true, Plain, Check::Any;
     }
     sections {}
 }

@@ -39,6 +39,8 @@ pub enum Pure {
     All,
     /// `any(list_of_bools)`: true when at least one element is true.
     Any,
+    /// `reverse_dns(ip, enabled)`: the cached host name of an address (see `crate::rdns`).
+    ReverseDns,
 }
 
 /// A function with memory per entity.
@@ -96,8 +98,27 @@ pub fn dispatch(name: &str) -> Option<Builtin> {
         "contains" => P(Pure::Contains),
         "matches_any" => P(Pure::MatchesAny),
         "join" => P(Pure::Join),
+        "reverse_dns" => P(Pure::ReverseDns),
         _ => return None,
     })
+}
+
+/// `reverse_dns(ip, enabled)`: missing when disabled, else the name the resolver has cached
+/// (empty until it is resolved, or when the address has none or is not an address).
+fn reverse_dns(ip: &Value, enabled: &Value) -> Result<Value, String> {
+    if !crate::ops::truth(enabled)?.unwrap_or(false) {
+        return Ok(Value::Null);
+    }
+    let Value::Str(text) = ip else {
+        return Err(format!(
+            "reverse_dns() needs an address string, found {}",
+            type_name(ip)
+        ));
+    };
+    Ok(Value::Str(match text.parse() {
+        Ok(addr) => crate::rdns::Resolver::global().name(addr),
+        Err(_) => String::new(),
+    }))
 }
 
 /// Calls a stateless function.
@@ -114,6 +135,7 @@ pub fn call_pure(func: Pure, args: &[Value]) -> Result<Value, String> {
         return Ok(Value::Null);
     }
     match func {
+        Pure::ReverseDns => reverse_dns(arg(0), arg(1)),
         Pure::Percent => {
             let (part, whole) = (num(arg(0))?, num(arg(1))?);
             Ok(Value::Float(if whole == 0.0 {

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod ops;
 pub mod patterns;
 pub mod plan;
+pub mod rdns;
 pub mod script;
 
 pub use capture::{CaptureRequest, CaptureRunner, RecordingCaptureRunner};

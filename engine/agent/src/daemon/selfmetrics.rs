@@ -319,6 +319,32 @@ impl SelfMetrics {
             ));
         }
         out.extend(super::api_metrics::points(&self.watch, &self.connections));
+        let rdns = huatuo_eval::rdns::global_counters();
+        for (name, help, counter) in [
+            (
+                "agent_reverse_dns_resolved_total",
+                "reverse DNS lookups that found a name",
+                &rdns.resolved,
+            ),
+            (
+                "agent_reverse_dns_failed_total",
+                "reverse DNS lookups that found no name",
+                &rdns.failed,
+            ),
+            (
+                "agent_reverse_dns_queue_full_total",
+                "addresses not looked up because the reverse DNS queue was full",
+                &rdns.queue_full,
+            ),
+        ] {
+            out.push(point(
+                name,
+                help,
+                Counter,
+                &[],
+                counter.load(Ordering::Relaxed) as f64,
+            ));
+        }
         out.push(point(
             "agent_metric_series_dropped_total",
             "new series refused because the series cap was reached",
