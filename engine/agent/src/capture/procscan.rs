@@ -4,6 +4,7 @@ use procfs::process::{all_processes_with_root, Process, Stat};
 use procfs::WithCurrentSystemInfo;
 use serde_json::{json, Map, Value as Json};
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Largest file snapshot kept in a record.
@@ -156,28 +157,46 @@ impl TopBy {
     }
 }
 
-/// The paths of a process's open files: the first `max`, and how many there are in all.
-fn open_files(process: &Process, max: usize) -> (Vec<String>, usize) {
+/// A process's open files: the first `max` paths with the inode of each (through
+/// `/proc/<pid>/fd/<n>`, so a deleted file still has one; `None` when it cannot be read), and
+/// how many there are in all.
+fn open_files(root: &ProcRoot, process: &Process, max: usize) -> OpenFiles {
+    let mut files = OpenFiles::default();
     let Ok(fds) = process.fd() else {
-        return (Vec::new(), 0);
+        return files;
     };
-    let mut listed = Vec::new();
-    let mut count = 0;
     for fd in fds.filter_map(Result::ok) {
         if let procfs::process::FDTarget::Path(path) = fd.target {
-            count += 1;
-            if listed.len() < max {
-                listed.push(path.display().to_string());
+            files.count += 1;
+            if files.paths.len() < max {
+                let link = root
+                    .0
+                    .join(process.pid.to_string())
+                    .join("fd")
+                    .join(fd.fd.to_string());
+                files.paths.push(path.display().to_string());
+                files
+                    .inodes
+                    .push(std::fs::metadata(link).ok().map(|m| m.ino()));
             }
         }
     }
-    (listed, count)
+    files
+}
+
+/// What [`open_files`] found.
+#[derive(Default)]
+struct OpenFiles {
+    paths: Vec<String>,
+    inodes: Vec<Option<u64>>,
+    count: usize,
 }
 
 /// The `n` processes with the most `by`, in HUATUO's record shape: `{pid, process_name,
 /// memory_size}` by rss, `{pid, comm, fs_read, fs_write, disk_read, disk_write}` by io,
 /// `{pid, comm, cpu_time}` by cpu; with `files` > 0 also `file_stat` (up to `files` open file
-/// paths) and `file_count` (all open files).
+/// paths), `file_inode` (the inode of each, null when unreadable) and `file_count` (all open
+/// files).
 pub fn top(
     root: &ProcRoot,
     by: TopBy,
@@ -206,9 +225,10 @@ pub fn top(
         .take(n.min(MAX_LISTED))
         .map(|(_, process, mut entry)| {
             if files > 0 {
-                let (paths, count) = open_files(&process, files);
-                entry["file_stat"] = json!(paths);
-                entry["file_count"] = json!(count);
+                let open = open_files(root, &process, files);
+                entry["file_stat"] = json!(open.paths);
+                entry["file_inode"] = json!(open.inodes);
+                entry["file_count"] = json!(open.count);
             }
             entry
         })
@@ -416,13 +436,17 @@ mod tests {
             Some([100, 52_428_800, 0, 49_152_000]),
             &["/data/logs/app.log", "/data/logs/gc.log"],
         );
+        let backup = fx.0.join("backup.tar");
+        fs::write(&backup, b"tar").unwrap();
+        let backup_inode = fs::metadata(&backup).unwrap().ino();
+        let backup = backup.display().to_string();
         fx.process(
             200,
             "tar",
             1,
             0,
             Some([8_000_000, 0, 4_096_000, 0]),
-            &["/backup.tar"],
+            &[backup.as_str()],
         );
         // A process whose io file cannot be read is not listed with made-up zeros.
         fx.process(300, "secret", 1, 0, None, &["/etc/shadow"]);
@@ -432,10 +456,10 @@ mod tests {
             json!([
                 {"pid": 12345, "comm": "java", "fs_read": 100, "fs_write": 52_428_800,
                  "disk_read": 0, "disk_write": 49_152_000,
-                 "file_stat": ["/data/logs/app.log"], "file_count": 2},
+                 "file_stat": ["/data/logs/app.log"], "file_inode": [null], "file_count": 2},
                 {"pid": 200, "comm": "tar", "fs_read": 8_000_000, "fs_write": 0,
                  "disk_read": 4_096_000, "disk_write": 0,
-                 "file_stat": ["/backup.tar"], "file_count": 1},
+                 "file_stat": [backup], "file_inode": [backup_inode], "file_count": 1},
             ])
         );
     }

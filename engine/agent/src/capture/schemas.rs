@@ -73,7 +73,7 @@ pub fn capture_schemas() -> Vec<CaptureSchema> {
             produces: vec![produces(
                 "top",
                 FieldType::Json,
-                "sorted descending, in HUATUO's record shape: by rss [{pid, process_name, memory_size}] (memburst's top_memory_usage); by io [{pid, comm, fs_read, fs_write, disk_read, disk_write}] (iotracing's process_io_data; bytes since the process started); by cpu [{pid, comm, cpu_time}]; with files > 0 also file_stat (the first `files` open paths) and file_count",
+                "sorted descending, in HUATUO's record shape: by rss [{pid, process_name, memory_size}] (memburst's top_memory_usage); by io [{pid, comm, fs_read, fs_write, disk_read, disk_write}] (iotracing's process_io_data; bytes since the process started); by cpu [{pid, comm, cpu_time}]; with files > 0 also file_stat (the first `files` open paths), file_inode (the inode of each, null when unreadable) and file_count",
             )],
             source_specific: false,
         },
