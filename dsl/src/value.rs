@@ -20,6 +20,28 @@ impl Histogram {
             .map(|(_, count)| *count)
             .sum()
     }
+
+    /// The number of observations in all buckets.
+    pub fn total(&self) -> u64 {
+        self.buckets
+            .iter()
+            .fold(0u64, |n, (_, count)| n.saturating_add(*count))
+    }
+
+    /// The upper bound of the bucket holding the `q`-quantile (0 < q <= 1) observation, `None`
+    /// when the histogram is empty: the true value lies below this bound.
+    pub fn quantile_bound(&self, q: f64) -> Option<u64> {
+        let total = self.total();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0u64;
+        self.buckets.iter().find_map(|(upper, count)| {
+            seen = seen.saturating_add(*count);
+            (seen >= rank).then_some(*upper)
+        })
+    }
 }
 
 /// A value a field, parameter, binding or record entry can hold.
@@ -93,5 +115,23 @@ impl Sample {
             key.push_str(value);
         }
         key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Histogram;
+
+    #[test]
+    fn quantile_bounds_name_the_bucket_of_the_ranked_observation() {
+        let h = Histogram {
+            buckets: vec![(10, 0), (20, 98), (50, 1), (u64::MAX, 1)],
+        };
+        assert_eq!(h.total(), 100);
+        assert_eq!(h.quantile_bound(0.5), Some(20));
+        assert_eq!(h.quantile_bound(0.98), Some(20));
+        assert_eq!(h.quantile_bound(0.99), Some(50));
+        assert_eq!(h.quantile_bound(1.0), Some(u64::MAX));
+        assert_eq!(Histogram::default().quantile_bound(0.5), None);
     }
 }

@@ -4,7 +4,9 @@
 //! parse as XML and name that function, and `huatuo op start|get|stop` stopping a running
 //! profile early; a 3 s off-CPU profile of a thread sleeping in `nanosleep` whose folded
 //! stacks weigh the kernel sleep path in microseconds; traces in a lossy network namespace (tcp_retransmit, networking_drop) and
-//! an io_tracing scan of this process's writes. Skips without root unless `CI=true`.
+//! an io_tracing scan of this process's writes; a 3 s io_tracing operation naming the loop disk
+//! this process writes to with O_DIRECT, its requests and latency. Skips without root unless
+//! `CI=true`.
 
 mod kernel_agent;
 
@@ -721,5 +723,163 @@ fn traces_see_real_retransmissions_and_drops_in_a_lossy_netns() {
         "no NETFILTER_DROP of port {port} among {} events: {:?}",
         events.len(),
         &events[..events.len().min(5)]
+    );
+}
+
+/// A 4 KiB-aligned block for O_DIRECT writes.
+#[repr(align(4096))]
+struct Block([u8; 4096]);
+
+#[test]
+fn io_tracing_names_the_loop_disk_written_with_o_direct() {
+    if !kernel_tests_enabled("operations_kernel", "root, BPF and losetup") {
+        return;
+    }
+    let Some(device) = LoopDevice::create("iotrace-op") else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("cannot create a loop device");
+        }
+        eprintln!("SKIP io_tracing block side: no loop device");
+        return;
+    };
+    let disk = device.dev.trim_start_matches("/dev/").to_string();
+    let dev = {
+        use std::os::unix::fs::MetadataExt;
+        let rdev = std::fs::metadata(&device.dev).expect("stat loop").rdev();
+        format!("{}:{}", libc::major(rdev), libc::minor(rdev))
+    };
+    let agent = Agent::start(Setup {
+        tag: "iotrace-op",
+        rules: "rules/autotrace",
+        config: "",
+        args: &["--run-for", "120"],
+    });
+    let base = format!("http://{}", agent.addr());
+    wait_until(Duration::from_secs(60), || {
+        (http("GET", &format!("{base}/readyz"), None).0 == 204).then_some(())
+    })
+    .unwrap_or_else(|| panic!("never ready\nlog:\n{}", agent.log()));
+    let ops = format!("{base}/v1/operations");
+    let (status, body) = http(
+        "POST",
+        &ops,
+        Some((
+            "application/json",
+            &start_body("blk", 3, json!({ "type": "io_tracing" })),
+        )),
+    );
+    assert_eq!(status, 202, "io_tracing: {body}");
+    wait_until(Duration::from_secs(30), || {
+        let (_, body) = http("GET", &format!("{ops}/blk"), None);
+        (body["data"]["status"] != "pending").then_some(())
+    })
+    .unwrap_or_else(|| panic!("blk never ran\nlog:\n{}", agent.log()));
+    // O_DIRECT 4 KiB writes: each one is a request of the loop disk, none stays in the cache.
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&device.dev)
+        .expect("open loop device O_DIRECT");
+    let block = Block([0x5a; 4096]);
+    let mut written = 0u64;
+    for _ in 0..400 {
+        file.write_all(&block.0).expect("direct write");
+        written += 4096;
+    }
+    drop(file);
+    let blk = wait_terminal(&agent, "blk", Duration::from_secs(30));
+    assert_eq!(blk["terminal"]["outcome"], "completed", "{blk}");
+    let doc = wait_until(Duration::from_secs(10), || {
+        stored(&agent, "tracing_io_tracing")
+            .into_iter()
+            .find(|d| d["tracer_data"]["request_id"] == "blk")
+    })
+    .unwrap_or_else(|| panic!("no stored io_tracing record\nlog:\n{}", agent.log()));
+    let data = &doc["tracer_data"];
+    assert!(data.get("block_unavailable").is_none(), "{data}");
+    let disks = data["disks"].as_array().expect("disks");
+    let ours = disks
+        .iter()
+        .find(|d| d["disk"] == disk.as_str())
+        .unwrap_or_else(|| panic!("{disk} is not listed: {disks:?}"));
+    eprintln!("io_tracing {disk}: {ours}");
+    assert_eq!(ours["dev"], dev.as_str(), "{ours}");
+    let requests = ours["requests"].as_u64().unwrap_or(0);
+    // Merges can only lower the count of 400 single-block writes.
+    assert!((40..=420).contains(&requests), "{ours}");
+    for field in ["q2c", "d2c"] {
+        let p50 = ours[field]["p50_ns"].as_u64().expect("p50");
+        let p99 = ours[field]["p99_ns"].as_u64().expect("p99");
+        let max = ours[field]["max_bucket_ns"].as_u64().expect("max");
+        assert!(0 < p50 && p50 <= p99 && p99 <= max, "{field}: {ours}");
+    }
+    let processes = data["processes"].as_array().expect("processes");
+    let me = processes
+        .iter()
+        .find(|p| p["pid"].as_u64() == Some(u64::from(std::process::id())))
+        .unwrap_or_else(|| panic!("the writing process is not listed: {processes:?}"));
+    assert!(me["fs_write"].as_u64().unwrap_or(0) >= written, "{me}");
+}
+
+/// Without kernel templates (`--no-bpf`) the operation still completes with the process
+/// part, and the record says why the block part is missing.
+#[test]
+fn io_tracing_without_templates_says_why_the_block_part_is_missing() {
+    if !kernel_tests_enabled("operations_kernel", "root") {
+        return;
+    }
+    let agent = Agent::start(Setup {
+        tag: "iotrace-nobpf",
+        rules: "rules/autotrace",
+        config: "",
+        args: &["--no-bpf", "--run-for", "60"],
+    });
+    let base = format!("http://{}", agent.addr());
+    wait_until(Duration::from_secs(60), || {
+        (http("GET", &format!("{base}/readyz"), None).0 == 204).then_some(())
+    })
+    .unwrap_or_else(|| panic!("never ready\nlog:\n{}", agent.log()));
+    let ops = format!("{base}/v1/operations");
+    let (status, body) = http(
+        "POST",
+        &ops,
+        Some((
+            "application/json",
+            &start_body("nobpf", 2, json!({ "type": "io_tracing" })),
+        )),
+    );
+    assert_eq!(status, 202, "io_tracing: {body}");
+    wait_until(Duration::from_secs(30), || {
+        let (_, body) = http("GET", &format!("{ops}/nobpf"), None);
+        (body["data"]["status"] != "pending").then_some(())
+    })
+    .unwrap_or_else(|| panic!("nobpf never ran\nlog:\n{}", agent.log()));
+    const WRITTEN: usize = 1 << 20;
+    std::fs::write(agent.dir().join("io-load"), vec![0x3cu8; WRITTEN]).expect("write");
+    let done = wait_terminal(&agent, "nobpf", Duration::from_secs(30));
+    assert_eq!(done["terminal"]["outcome"], "completed", "{done}");
+    let doc = wait_until(Duration::from_secs(10), || {
+        stored(&agent, "tracing_io_tracing")
+            .into_iter()
+            .find(|d| d["tracer_data"]["request_id"] == "nobpf")
+    })
+    .unwrap_or_else(|| panic!("no stored io_tracing record\nlog:\n{}", agent.log()));
+    let data = &doc["tracer_data"];
+    let reason = data["block_unavailable"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("turned off") && reason.contains("blockio"),
+        "{data}"
+    );
+    assert!(data.get("disks").is_none(), "{data}");
+    let processes = data["processes"].as_array().expect("processes");
+    let me = processes
+        .iter()
+        .find(|p| p["pid"].as_u64() == Some(u64::from(std::process::id())))
+        .unwrap_or_else(|| panic!("this process is not listed: {processes:?}"));
+    assert!(
+        me["fs_write"].as_u64().unwrap_or(0) >= WRITTEN as u64,
+        "{me}"
     );
 }

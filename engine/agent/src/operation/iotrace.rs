@@ -3,6 +3,7 @@
 //! for container scope), ranked by bytes moved to and from storage, then through read/write
 //! calls.
 
+use super::blockwin::BlockWindow;
 use crate::capture::procscan::{io_counters, IoCounters, ProcRoot};
 use huatuo_dsl::value::Value;
 use huatuo_http::api::operations::{Control, Finished};
@@ -25,10 +26,12 @@ fn delta(end: &IoCounters, start: Option<&IoCounters>) -> IoCounters {
     }
 }
 
-/// Scans process IO at the start and the end of the duration (or the stop); fills `data`.
+/// Scans process IO at the start and the end of the duration (or the stop) and reads the
+/// block window (`Err`: why there is none) at the end; fills `data`.
 pub fn run(
     request: &OperationRequest,
     proc_root: &ProcRoot,
+    block: Result<BlockWindow, String>,
     container_id: Option<&str>,
     control: &Control,
     data: &mut BTreeMap<String, Value>,
@@ -39,6 +42,7 @@ pub fn run(
     let stopped = control.wait(Duration::from_secs(request.duration_seconds));
     let after = io_counters(proc_root, container_id)?;
     let window = started.elapsed();
+    let disks = block.map(|b| b.finish(container_id));
     let mut moved: Vec<(i32, String, IoCounters)> = after
         .iter()
         .map(|(key, (comm, end))| {
@@ -75,10 +79,20 @@ pub fn run(
     data.insert("processes_with_io".into(), Value::Int(active as i64));
     data.insert("processes".into(), Value::Json(json!(listed)));
     data.insert("stopped_early".into(), Value::Bool(stopped));
+    let disk_count = disks.as_ref().map_or(0, Vec::len);
+    match disks {
+        Ok(disks) => {
+            data.insert("disks".into(), Value::Json(json!(disks)));
+        }
+        Err(reason) => {
+            data.insert("block_unavailable".into(), Value::Str(reason));
+        }
+    }
     Ok(Finished {
         summary: json!({
             "processes_with_io": active,
             "listed": listed.len(),
+            "disks": disk_count,
             "stopped_early": stopped,
         }),
         svg: None,

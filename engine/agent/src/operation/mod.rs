@@ -2,6 +2,7 @@
 //! on the kernel templates; a finished operation becomes a `manual` record stored and
 //! published like an autotracing record.
 
+pub mod blockwin;
 pub mod container;
 pub mod flamegraph;
 pub mod iotrace;
@@ -51,6 +52,11 @@ impl NodeExecutor {
         snapshot.by_id(id).cloned()
     }
 
+    /// The block side of an `io_tracing` operation: `blockio` attached, or why not.
+    fn block_window(&self) -> Result<blockwin::BlockWindow, String> {
+        blockwin::BlockWindow::start(self.bpf, resolver(self.discovery.as_ref()))
+    }
+
     /// Hands a finished operation's record to the sink, waiting a bounded time for room.
     fn store(&self, record: Record) -> Result<(), String> {
         let deadline = std::time::Instant::now() + RECORD_WAIT;
@@ -72,6 +78,14 @@ impl NodeExecutor {
                 }
             }
         }
+    }
+}
+
+/// Maps a template's cgroup ids to container ids through `discovery` (none without it).
+fn resolver(discovery: Option<&Arc<Discovery>>) -> Arc<dyn huatuo_bpf::CgroupResolver> {
+    match discovery {
+        Some(d) => Arc::new(crate::daemon::enrich::DiscoveryResolver(d.clone())),
+        None => Arc::new(huatuo_bpf::NoContainers),
     }
 }
 
@@ -140,6 +154,7 @@ impl Executor for NodeExecutor {
             Spec::Tracing(t) if t.kind == TracingType::IoTracing => iotrace::run(
                 request,
                 &self.proc_root,
+                self.block_window(),
                 request.container_id.as_deref(),
                 control,
                 &mut data,

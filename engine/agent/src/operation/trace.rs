@@ -2,7 +2,6 @@
 //! loaded for the operation alone, its events are collected for the duration (or until
 //! stopped), bounded in number, and the record lists them with their count.
 
-use crate::daemon::enrich::DiscoveryResolver;
 use huatuo_bpf::{LoadOptions, Templates};
 use huatuo_containers::{Container, Discovery};
 use huatuo_dsl::value::Value;
@@ -29,7 +28,7 @@ pub fn template_of(kind: TracingType) -> Option<&'static str> {
 }
 
 /// Why `template` did not attach, from its status.
-fn attach_failure(templates: &Templates, template: &str) -> String {
+pub(super) fn attach_failure(templates: &Templates, template: &str) -> String {
     let reasons: Vec<String> = templates
         .status()
         .iter()
@@ -52,15 +51,11 @@ pub fn run(
     control: &Control,
     data: &mut BTreeMap<String, Value>,
 ) -> Result<Finished, String> {
-    let resolver: Arc<dyn huatuo_bpf::CgroupResolver> = match discovery {
-        Some(d) => Arc::new(DiscoveryResolver(d.clone())),
-        None => Arc::new(huatuo_bpf::NoContainers),
-    };
     let mut templates = Templates::load_with(
         &[template],
         &BTreeMap::new(),
         LoadOptions {
-            resolver,
+            resolver: super::resolver(discovery),
             ..LoadOptions::default()
         },
     );
