@@ -38,10 +38,10 @@ fn the_competing_cgroup_is_named_with_its_cpu_time() {
     // Declared first: dropped after the loops inside them are killed.
     let target = TestCgroup::create("cpu", "huatuo-waitrate-target");
     let rival = TestCgroup::create("cpu", "huatuo-waitrate-rival");
-    // The rival weighs ten times more, so it keeps most of the CPU even while other work
+    // The rival weighs a hundred times more, so it keeps most of the CPU even while other work
     // on the machine (compilers, other tests) competes for the same CPU.
     weight(&target, 1024, 100);
-    weight(&rival, 10240, 1000);
+    weight(&rival, 102_400, 10_000);
     let cpu = 0;
     let waiting = Busy::start(1);
     let holding = Busy::start(1);
@@ -67,7 +67,7 @@ fn the_competing_cgroup_is_named_with_its_cpu_time() {
         .unwrap_or_else(|| panic!("no competitor recorded: {contention:?}"));
     assert_eq!(top.cgroup_id, rival.id(), "{contention:#?}");
     assert_eq!(top.cpus, vec![cpu as u32], "{contention:#?}");
-    // The rival holds about 10/11 of the CPU; others on the machine take some of it. It
+    // The rival holds nearly all of the CPU; others on the machine take some of it. It
     // cannot take more than the whole CPU for the capture's duration (plus one slice).
     let taken = Duration::from_nanos(top.cpu_time_ns);
     assert!(
