@@ -19,6 +19,7 @@ pub mod requires;
 pub mod schema;
 pub mod status;
 pub mod transport;
+pub mod waitrate;
 
 pub use cgroup::{CgroupResolver, NoContainers};
 pub use embedded::{EmbeddedTemplate, TEMPLATES};

@@ -356,8 +356,8 @@ fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map, String> {
         .ok_or_else(|| format!("the profile object has no `{name}` map"))
 }
 
-/// Counts lost because the count map was full (`huatuo_counters[LOST]`, summed over CPUs).
-fn lost_samples(map: &Map) -> u64 {
+/// Counts lost because a count map was full (`huatuo_counters[LOST]`, summed over CPUs).
+pub(crate) fn lost_samples(map: &Map) -> u64 {
     const LOST: u32 = 2;
     aya::maps::PerCpuArray::<&MapData, u64>::try_from(map)
         .ok()

@@ -196,6 +196,8 @@ section! {
         "IOTracing" => io_tracing: IoTracing;
         /// `[AutoTracing.MemoryBurst]`.
         "MemoryBurst" => memory_burst: MemoryBurst;
+        /// `[AutoTracing.WaitRate]`.
+        "WaitRate" => wait_rate: WaitRate;
     }
 }
 
@@ -248,6 +250,22 @@ section! {
         /// Sampling interval of host CPU usage.
         "Interval" => interval: i64 = 10, Seconds, Check::Range(1, 86_400);
         /// Duration of one profiling run.
+        "RunTracingToolTimeout" => run_tracing_tool_timeout: i64 = 10, Seconds, Check::Range(1, 600);
+    }
+    sections {}
+}
+
+section! {
+    /// `[AutoTracing.WaitRate]`: CPU contention of containers: which containers held the
+    /// CPUs a container waited for.
+    pub struct WaitRate {
+        /// Container run-queue wait share (wait per elapsed time, above 100 % when tasks wait together).
+        "Threshold" => threshold: f64 = 50.0, Percent, Check::Any;
+        /// Sampling interval of the container run-queue latency.
+        "Interval" => interval: i64 = 10, Seconds, Check::Range(1, 86_400);
+        /// Minimum time between two captures of one container.
+        "IntervalTracing" => interval_tracing: i64 = 1800, Seconds, Check::Any;
+        /// Duration of one capture.
         "RunTracingToolTimeout" => run_tracing_tool_timeout: i64 = 10, Seconds, Check::Range(1, 600);
     }
     sections {}

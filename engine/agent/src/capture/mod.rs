@@ -4,3 +4,4 @@ pub mod procscan;
 pub mod runner;
 pub mod schemas;
 pub mod task_text;
+pub mod waitrate;

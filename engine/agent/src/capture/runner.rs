@@ -122,24 +122,46 @@ impl CaptureRunner for DaemonCaptures {
                     "container_id": container,
                 }}))
             }
+            "waitrate" => {
+                let container = container.ok_or("waitrate: the sample names no container")?;
+                let duration_ns = number(req, "duration", 0).unwrap_or(10e9);
+                Value::Json(json!({ DEFERRED: {
+                    "capture": "waitrate",
+                    "scope": "container",
+                    "duration_ns": duration_ns,
+                    "container_id": container,
+                }}))
+            }
             other => return Err(format!("unknown capture `{other}`")),
         };
         Ok(BTreeMap::from([(req.field_name().to_string(), value)]))
     }
 }
 
-/// A profile a record is waiting for.
+/// Which deferred capture a record waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deferred {
+    /// A CPU profile (`profile`).
+    Profile,
+    /// The cgroups that held the CPUs a container waited for (`waitrate`).
+    WaitRate,
+}
+
+/// A deferred capture (a profile or a waitrate) a record is waiting for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingProfile {
+    /// What to run.
+    pub kind: Deferred,
     /// The record field to fill.
     pub field: String,
     /// How long to sample.
     pub duration: Duration,
-    /// The container to limit sampling to, when the scope is `container`.
+    /// The container to limit sampling to (a profile of scope `container`), or whose waits
+    /// are attributed (a waitrate).
     pub container_id: Option<String>,
 }
 
-/// The profiles a record's placeholders ask for.
+/// The deferred captures a record's placeholders ask for.
 pub fn pending_profiles(data: &BTreeMap<String, Value>) -> Vec<PendingProfile> {
     data.iter()
         .filter_map(|(field, value)| {
@@ -158,7 +180,12 @@ pub fn pending_profiles(data: &BTreeMap<String, Value>) -> Vec<PendingProfile> {
                         .map(str::to_string)
                 })
                 .flatten();
+            let kind = match spec.get("capture").and_then(|v| v.as_str()) {
+                Some("waitrate") => Deferred::WaitRate,
+                _ => Deferred::Profile,
+            };
             Some(PendingProfile {
+                kind,
                 field: field.clone(),
                 duration: Duration::from_nanos(duration_ns.clamp(1e8, 600e9) as u64),
                 container_id,

@@ -47,6 +47,17 @@ pub fn capture_schemas() -> Vec<CaptureSchema> {
             source_specific: false,
         },
         CaptureSchema {
+            name: "waitrate".into(),
+            description: "watches the sample's container for a duration with a temporary sched_switch program: which cgroups ran on a CPU while the container had runnable tasks waiting there".into(),
+            args: vec![arg("duration", FieldType::Int, Dim::Time, &[], false)],
+            produces: vec![produces(
+                "waitrate",
+                FieldType::Json,
+                "competitors, most CPU time first: [{container_id, container_hostname, cgroup_id, cpu_time (ns), slices, cpus}]; container_id is empty for a cgroup that is no container (the host's own tasks)",
+            )],
+            source_specific: false,
+        },
+        CaptureSchema {
             name: "tasks".into(),
             description: "tasks in a given state (D, R) on the host or in the sample's container, with their kernel stacks".into(),
             args: vec![
