@@ -255,8 +255,9 @@ fn tokens_guard_status_and_events_and_never_leak() {
         config: &config,
         ..Setup::default()
     });
-    agent.wait_healthy();
     let bearer = |t: &str| format!("Authorization: Bearer {t}");
+    // `/readyz` is behind the token here (only `/healthz` is open).
+    agent.wait_ready(&[&bearer(first)]);
     let mut bodies = String::new();
     let mut check = |path: &str, headers: &[&str], status: u16, code: Option<&str>| {
         let response = get(agent.addr, path, headers).expect("response");

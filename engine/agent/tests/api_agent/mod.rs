@@ -155,20 +155,24 @@ impl ApiAgent {
         self.child.id()
     }
 
-    /// Waits until `GET /healthz` answers and `GET /readyz` says the rules run (204; a 401
-    /// where the config puts it behind the token), 60 s at most.
+    /// Waits until `GET /healthz` answers and `GET /readyz` says the rules run (204), 60 s at
+    /// most.
     pub fn wait_healthy(&self) {
+        self.wait_ready(&[]);
+    }
+
+    /// [`ApiAgent::wait_healthy`], asking `/readyz` with `headers` (a token, where the config
+    /// puts `/readyz` behind it).
+    pub fn wait_ready(&self, headers: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             let healthy = get(self.addr, "/healthz", &[]).is_some_and(|r| r.status == 200);
-            if healthy
-                && get(self.addr, "/readyz", &[]).is_some_and(|r| matches!(r.status, 204 | 401))
-            {
+            if healthy && get(self.addr, "/readyz", headers).is_some_and(|r| r.status == 204) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("the agent never answered /healthz\nlog:\n{}", self.log());
+        panic!("the agent never became ready\nlog:\n{}", self.log());
     }
 
     /// What the agent wrote to stderr so far.
