@@ -83,33 +83,28 @@ static __always_inline void on_entry(void)
 	}
 }
 
-SEC("tp_btf/ipi_send_cpu")
-int BPF_PROG(tp_btf_ipi_send_cpu, unsigned int cpu, unsigned long callsite, void *callback)
-{
-	on_send(cpu, callback);
-	return 0;
-}
+/*
+ * The same handler body as a tp_btf program and as a raw_tp program (named tp_btf_<event>
+ * and raw_tp_<event>; the loader attaches whichever the kernel accepts). `call` runs with the
+ * tracepoint's typed arguments in scope.
+ */
+#define BTF_AND_RAW_TP(event, call, args...)      \
+	SEC("tp_btf/" #event)                      \
+	int BPF_PROG(tp_btf_##event, ##args)       \
+	{                                          \
+		call;                              \
+		return 0;                          \
+	}                                          \
+	SEC("raw_tp/" #event)                      \
+	int BPF_PROG(raw_tp_##event, ##args)       \
+	{                                          \
+		call;                              \
+		return 0;                          \
+	}
 
-SEC("tp_btf/reschedule_entry")
-int BPF_PROG(tp_btf_reschedule_entry, int vector)
-{
-	on_entry();
-	return 0;
-}
-
-SEC("raw_tp/ipi_send_cpu")
-int BPF_PROG(raw_tp_ipi_send_cpu, unsigned int cpu, unsigned long callsite, void *callback)
-{
-	on_send(cpu, callback);
-	return 0;
-}
-
-SEC("raw_tp/reschedule_entry")
-int BPF_PROG(raw_tp_reschedule_entry, int vector)
-{
-	on_entry();
-	return 0;
-}
+BTF_AND_RAW_TP(ipi_send_cpu, on_send(cpu, callback), unsigned int cpu, unsigned long callsite,
+	       void *callback)
+BTF_AND_RAW_TP(reschedule_entry, on_entry(), int vector)
 
 SEC("tracepoint/ipi/ipi_send_cpu")
 int tp_ipi_send_cpu(struct trace_event_raw_ipi_send_cpu *ctx)

@@ -26,12 +26,11 @@ fn eventually(within: Duration, mut probe: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn closed_watch_clients_are_freed_whatever_their_filter() {
-    let agent = ApiAgent::start(Setup {
+    let agent = ApiAgent::start_healthy(Setup {
         tag: "api-watch-leak",
         config: "[EventsWatch]\n    MaxClients = 100\n",
         ..Setup::default()
     });
-    agent.wait_healthy();
     let cycle = |i: usize| {
         let watch = Watch::open(agent.addr, NEVER, &[])
             .unwrap_or_else(|e| panic!("watch {i}: {e}\nlog:\n{}", agent.log()));
@@ -99,13 +98,12 @@ fn closed_watch_clients_are_freed_whatever_their_filter() {
 fn half_open_connections_do_not_take_the_agent_down() {
     // The agent keeps the usual 1024 open files; this test needs more for its own sockets.
     raise_nofile(12_000);
-    let mut agent = ApiAgent::start(Setup {
+    let mut agent = ApiAgent::start_healthy(Setup {
         tag: "api-half-open",
         config: "[APIServer]\n    MaxConnections = 256\n",
         nofile: Some(1024),
         ..Setup::default()
     });
-    agent.wait_healthy();
     // The agent's own files (templates, storage, logs) before any client connects.
     let own_fds = agent.open_fds();
     let stored_before = agent.stored();
@@ -196,12 +194,11 @@ fn raise_nofile(wanted: u64) {
 
 #[test]
 fn sigterm_with_stalled_event_streams_exits_within_the_bound() {
-    let mut agent = ApiAgent::start(Setup {
+    let mut agent = ApiAgent::start_healthy(Setup {
         tag: "api-sigterm",
         every: "100ms",
         ..Setup::default()
     });
-    agent.wait_healthy();
     // Two clients that never read their stream and one that does.
     let stalled: Vec<Watch> = (0..2)
         .map(|_| Watch::open(agent.addr, "", &[]).expect("stalled watch"))
@@ -250,7 +247,7 @@ fn tokens_guard_status_and_events_and_never_leak() {
         "[APIServer]\n    TokenFile = \"{}\"\n    OpenPaths = [\"/healthz\"]\n",
         token_file.display()
     );
-    let agent = ApiAgent::start(Setup {
+    let agent = ApiAgent::start_healthy(Setup {
         tag: "api-tokens-agent",
         config: &config,
         ..Setup::default()

@@ -257,12 +257,11 @@ fn the_console_shows_stored_history_and_profiles_and_asks_for_a_token() {
         "[APIServer]\n    TokenFile = \"{}\"\n",
         token_file.display()
     );
-    let locked = ApiAgent::start(Setup {
+    let locked = ApiAgent::start_healthy(Setup {
         tag: "console-token",
         config: &config,
         ..Setup::default()
     });
-    locked.wait_healthy();
     browser.open(&format!("http://{}/#overview", locked.addr));
     browser
         .wait_for(

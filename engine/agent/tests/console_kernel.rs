@@ -9,30 +9,8 @@ mod kernel_agent;
 
 use browser::{ready, shoot, Browser};
 use serde_json::Value as Json;
-use std::hint::black_box;
 use std::net::{Ipv4Addr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The function the busy thread spends its time in; unmangled so the flame graph names it.
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn huatuo_console_busy_spin(rounds: u64) -> u64 {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for i in 0..rounds {
-        x = black_box(x.rotate_left(7) ^ i.wrapping_mul(0x2545_f491_4f6c_dd1d));
-    }
-    x
-}
-
-fn busy(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            black_box(huatuo_console_busy_spin(black_box(5_000_000)));
-        }
-    })
-}
 
 #[test]
 fn the_console_on_the_live_kernel_shows_templates_a_drop_and_a_profile() {
@@ -150,8 +128,7 @@ fn the_console_on_the_live_kernel_shows_templates_a_drop_and_a_profile() {
     shoot(&mut browser, "latency");
 
     // A CPU profile started from the form ends as a flame graph naming the busy function.
-    let stop = Arc::new(AtomicBool::new(false));
-    let spinner = busy(stop.clone());
+    let spinner = kernel_agent::Busy::start();
     browser.open(&format!("{base}/#operations"));
     ready(&mut browser, "operations");
     browser.eval(
@@ -159,12 +136,11 @@ fn the_console_on_the_live_kernel_shows_templates_a_drop_and_a_profile() {
          document.querySelector('#op-form button').click(); true",
     );
     let drawn = browser.wait_for(
-        "(document.querySelector('#op-result iframe')?.contentDocument?.documentElement?.outerHTML ?? '').includes('huatuo_console_busy_spin')",
+        "(document.querySelector('#op-result iframe')?.contentDocument?.documentElement?.outerHTML ?? '').includes('huatuo_test_busy_spin')",
         // Symbolizing this debug test binary takes seconds, more on a loaded machine.
         Duration::from_secs(90),
     );
-    stop.store(true, Ordering::Relaxed);
-    let _ = spinner.join();
+    drop(spinner);
     assert!(
         drawn.is_some(),
         "no flame graph naming the busy function (operations: {}; error: {})\nlog:\n{}",

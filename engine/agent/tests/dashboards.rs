@@ -221,20 +221,7 @@ fn start_prometheus(dir: &Path, port: u16, targets: &[u16]) -> Prometheus {
 /// Whether the Prometheus server binary runs here (Debian's `prometheus`); under `CI=true` a
 /// missing one is a failure.
 fn prometheus_available() -> bool {
-    let found = Command::new("prometheus")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            !ci(),
-            "prometheus is not installed (scripts/deps.sh --test)"
-        );
-        eprintln!("skipped: prometheus is not installed (scripts/deps.sh --test)");
-    }
-    found
+    tool_available("prometheus", "scripts/deps.sh --test")
 }
 
 /// The config both agents run with: no Elasticsearch or kubelet, the hardware-drop collector

@@ -219,6 +219,11 @@ fn metric(port: u16, family: &str) -> Option<f64> {
 /// A temporary tree: procfs root, rules, stdlib, config, local files, spool and log.
 struct Tree(PathBuf);
 
+/// The `Address` line of the `[Storage.ES]` section for a cluster on loopback `port`.
+fn es_address(scheme: &str, port: u16) -> String {
+    format!("Address = \"{scheme}://127.0.0.1:{port}\"")
+}
+
 impl Tree {
     /// The tree, with `es` (besides the credentials) in the config's `[Storage.ES]`.
     fn new(tag: &str, es: &str) -> Tree {
@@ -355,10 +360,7 @@ fn es_status(port: u16) -> serde_json::Value {
 #[test]
 fn sigterm_exits_within_the_bound_and_spools_the_queued_documents() {
     let es = BlackHole::start();
-    let tree = Tree::new(
-        "shutdown",
-        &format!("Address = \"http://127.0.0.1:{}\"", es.port),
-    );
+    let tree = Tree::new("shutdown", &es_address("http", es.port));
     let port = free_port();
     let mut agent = tree.start_agent(port);
     let local = tree.path("local/store_probe");
@@ -412,10 +414,7 @@ fn sigterm_exits_within_the_bound_and_spools_the_queued_documents() {
 #[test]
 fn a_self_signed_cluster_is_refused_and_never_sees_the_credentials() {
     let es = SelfSigned::start();
-    let tree = Tree::new(
-        "tls-refused",
-        &format!("Address = \"https://127.0.0.1:{}\"", es.port),
-    );
+    let tree = Tree::new("tls-refused", &es_address("https", es.port));
     let port = free_port();
     let _agent = tree.start_agent(port);
     // The first bulk request and a replay both stop at the handshake.
@@ -478,10 +477,7 @@ fn skipping_verification_is_explicit_and_said_in_the_log_and_status() {
 #[test]
 fn refused_credentials_are_said_in_status_metrics_and_log() {
     let es = Refusing::start(Refuse::Credentials);
-    let tree = Tree::new(
-        "es-auth",
-        &format!("Address = \"http://127.0.0.1:{}\"", es.port),
-    );
+    let tree = Tree::new("es-auth", &es_address("http", es.port));
     let port = free_port();
     let _agent = tree.start_agent(port);
     wait_until("an auth failure counted", Duration::from_secs(60), || {
@@ -568,10 +564,7 @@ fn dead_letters_in_tree() -> PathBuf {
 #[test]
 fn legacy_tracer_names_write_records_under_huatuo_s_older_names() {
     let es = Refusing::start(Refuse::Documents);
-    let tree = Tree::new(
-        "legacy-names",
-        &format!("Address = \"http://127.0.0.1:{}\"", es.port),
-    );
+    let tree = Tree::new("legacy-names", &es_address("http", es.port));
     let config = std::fs::read_to_string(tree.path("huatuo-bamai.conf")).expect("config");
     let config = config.replacen("[Rules]", "[Storage]\nLegacyTracerNames = true\n[Rules]", 1);
     std::fs::write(tree.path("huatuo-bamai.conf"), config).expect("config");

@@ -1,8 +1,8 @@
 //! The real binary over a fixture node (trimmed /proc, a cgroup v2 tree, a cgroup v1 tree,
 //! recorded netlink qdisc JSON, a mountinfo, recorded reads of the kernel templates' maps)
 //! with the shipped metric rules: exact `/metrics` lines for every family the fixture can
-//! produce, the MetricCollector include/exclude filters and the BlackList (seed 001 §5.1,
-//! §7.5, §8).
+//! produce, the MetricCollector include/exclude filters and the BlackList, as HUATUO's manual documents its
+//! metrics and configuration.
 
 mod scrape_common;
 
@@ -89,8 +89,8 @@ fn expected() -> Vec<String> {
         ));
     }
     lines.push("# TYPE huatuo_bamai_netdev_receive_bytes_total counter".into());
-    // M20: unlabelled event counters are exported at 0 before any event (seed 001 §5.1
-    // "通用系统"); the fixture's kmsg is empty and BPF is off.
+    // Unlabelled event counters are exported at 0 before any event, as HUATUO's general system
+    // metrics are; the fixture's kmsg is empty and BPF is off.
     for family in ["softlockup_total", "hungtask_total", "oom_total"] {
         lines.push(format!("# TYPE huatuo_bamai_{family} counter"));
         lines.push(format!("huatuo_bamai_{family}{{{host}}} 0"));
@@ -175,9 +175,9 @@ fn mountpoint_expected() -> Vec<String> {
     lines
 }
 
-/// M6 from `fixtures/node/bpf/maps.jsonl` (recorded bpf.reclaim map reads, see the comments
-/// there): HUATUO's three families with HUATUO's label sets and help (seed 001 §5.1
-/// "资源回收"), typed counter since they are cumulative; our zone histograms of the same
+/// From `fixtures/node/bpf/maps.jsonl` (recorded bpf.reclaim map reads, see the comments
+/// there): HUATUO's three families with HUATUO's label sets and help (HUATUO's memory
+/// reclaim metrics), typed counter since they are cumulative; our zone histograms of the same
 /// stalls under names of ours.
 fn reclaim_expected() -> Vec<String> {
     let host = r#"host="fixture-host",region="""#;

@@ -18,18 +18,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The function the busy thread spends its time in; unmangled so the flame graph names it
-/// plainly.
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn huatuo_ops_busy_spin(rounds: u64) -> u64 {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for i in 0..rounds {
-        x = black_box(x.rotate_left(7) ^ i.wrapping_mul(0x2545_f491_4f6c_dd1d));
-    }
-    x
-}
-
 /// The function the sleeping thread spends its time in: `nanosleep` for 10 ms issued by a
 /// `syscall` instruction right here, so the user stack's first frame is this function even
 /// though the standard library keeps no frame pointers.
@@ -67,37 +55,6 @@ fn start_sleeper(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
             }
         })
         .expect("spawn the sleeping thread")
-}
-
-/// A thread calling [`huatuo_ops_busy_spin`] until dropped.
-struct Busy {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Busy {
-    fn start() -> Busy {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                black_box(huatuo_ops_busy_spin(black_box(5_000_000)));
-            }
-        });
-        Busy {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// Sends a request; status and body (JSON when it parses, the text as a string otherwise);
@@ -280,7 +237,7 @@ fn operations_profile_stop_and_refuse_with_their_codes() {
     );
     let (status, svg) = http("GET", &format!("{ops}/prof-1/flamegraph.svg"), None);
     assert_eq!(status, 200);
-    assert_svg_names(svg.as_str().unwrap_or(""), "huatuo_ops_busy_spin");
+    assert_svg_names(svg.as_str().unwrap_or(""), "huatuo_test_busy_spin");
     let record = wait_until(Duration::from_secs(10), || {
         stored(&agent, "profiling_cpu")
             .into_iter()
@@ -291,13 +248,13 @@ fn operations_profile_stop_and_refuse_with_their_codes() {
     let data = &record["tracer_data"];
     assert_svg_names(
         data["flamegraph_svg"].as_str().unwrap_or(""),
-        "huatuo_ops_busy_spin",
+        "huatuo_test_busy_spin",
     );
     let folded = data["folded_stacks"].as_array().expect("folded_stacks");
     assert!(
         folded
             .iter()
-            .any(|l| l.as_str().unwrap_or("").contains("huatuo_ops_busy_spin")),
+            .any(|l| l.as_str().unwrap_or("").contains("huatuo_test_busy_spin")),
         "no folded stack names the busy function: {:?}",
         &folded[..folded.len().min(10)]
     );

@@ -60,14 +60,21 @@ fn huatuo(args: &[&str]) -> std::process::Output {
         .expect("run huatuo")
 }
 
+/// The (path, line, col, code) of each diagnostic, in order.
+fn places(diags: &[Json]) -> Vec<[&Json; 4]> {
+    diags
+        .iter()
+        .map(|d| [&d["path"], &d["line"], &d["col"], &d["code"]])
+        .collect()
+}
+
 #[test]
 fn a_bad_set_is_refused_with_its_diagnostics_and_a_good_one_is_applied() {
-    let agent = ApiAgent::start(Setup {
+    let agent = ApiAgent::start_healthy(Setup {
         tag: "reload-good-bad",
         every: "100ms",
         ..Setup::default()
     });
-    agent.wait_healthy();
     let before = status(&agent, &[]);
     assert_eq!(before["rule_set"]["generation"], 1, "{before}");
     assert!(before["rule_set"]["loaded_at"].is_string());
@@ -100,31 +107,8 @@ fn a_bad_set_is_refused_with_its_diagnostics_and_a_good_one_is_applied() {
         rules.to_str().expect("utf-8"),
     ]);
     let checked = json_of(&String::from_utf8_lossy(&check.stdout));
-    let checked_places: Vec<_> = checked
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|d| {
-            (
-                d["path"].clone(),
-                d["line"].clone(),
-                d["col"].clone(),
-                d["code"].clone(),
-            )
-        })
-        .collect();
-    let reload_places: Vec<_> = diags
-        .iter()
-        .map(|d| {
-            (
-                d["path"].clone(),
-                d["line"].clone(),
-                d["col"].clone(),
-                d["code"].clone(),
-            )
-        })
-        .collect();
-    assert_eq!(reload_places, checked_places);
+    let checked = checked.as_array().expect("array");
+    assert_eq!(places(diags), places(checked));
     // The CLI prints them as path:line:col and fails.
     let addr = agent.addr.to_string();
     let cli = huatuo(&["reload", "--addr", &addr]);
@@ -260,13 +244,12 @@ fn sighup_reloads_and_the_token_file_is_read_again() {
     let second = "second-token-0123456789";
     write_private(&tokens, first);
     let config = format!("[APIServer]\n    TokenFile = \"{}\"\n", tokens.display());
-    let agent = ApiAgent::start(Setup {
+    let agent = ApiAgent::start_healthy(Setup {
         tag: "reload-tokens",
         config: &config,
         every: "100ms",
         ..Setup::default()
     });
-    agent.wait_healthy();
     let bearer = |t: &str| format!("Authorization: Bearer {t}");
     let (a, b) = (bearer(first), bearer(second));
     assert_eq!(
@@ -418,12 +401,11 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 
 #[test]
 fn huatuo_watch_prints_events_and_resumes_after_a_disconnect() {
-    let agent = ApiAgent::start(Setup {
+    let agent = ApiAgent::start_healthy(Setup {
         tag: "reload-watch",
         every: "100ms",
         ..Setup::default()
     });
-    agent.wait_healthy();
     let proxy = Proxy::start(agent.addr);
     let addr = proxy.addr.to_string();
     let mut watch = Command::new(env!("CARGO_BIN_EXE_huatuo"))

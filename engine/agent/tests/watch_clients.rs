@@ -91,13 +91,12 @@ fn a_hundred_readers_get_every_event_and_three_stalled_clients_are_dropped() {
         "[EventsWatch]\n    MaxClients = {}\n",
         READERS + STALLED + 5
     );
-    let agent = ApiAgent::start(Setup {
+    let agent = ApiAgent::start_healthy(Setup {
         tag: "watch-clients",
         config: &config,
         every: "100ms",
         ..Setup::default()
     });
-    agent.wait_healthy();
     let rss_before = agent.status_kb("VmRSS");
     let started = Instant::now();
 

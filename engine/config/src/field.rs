@@ -25,7 +25,7 @@ pub fn compile_filter(pattern: &str) -> Result<regex::Regex, regex::Error> {
         .build()
 }
 
-/// The fields a CPUIdle container filter rule may match on (seed 001 §4 6.1).
+/// The fields a CPUIdle container filter rule may match on (HUATUO's manual, configuration section, CPUIdle filters).
 pub const FILTER_FIELDS: &[&str] = &[
     "container_host_namespace",
     "container_hostname",

@@ -1,16 +1,17 @@
-//! The schema of `huatuo-bamai.conf`: every section and key of seed 001 §4 with its
-//! documented default, the unit it is written in and the check its value must pass.
+//! The schema of `huatuo-bamai.conf`: every section and key HUATUO's manual documents in its
+//! configuration section, with its documented default, the unit it is written in and the
+//! check its value must pass.
 //!
-//! Defaults are the seed's `Default:` lines; where a key documents none, the value the seed's
-//! shipped file sets. Line numbers refer to `seeds/001_27d8483b23c9ec1a.txt`.
+//! Defaults are the manual's `Default:` values; where a key documents none, the value of the
+//! `huatuo-bamai.conf` HUATUO ships in its repository.
 
 use crate::field::{FilterRule, KnownIssue};
 use crate::section::section;
 use crate::unit::Check;
 
-/// The log levels HUATUO accepts (seed 001 line 264).
+/// The log levels HUATUO accepts.
 pub const LOG_LEVELS: &[&str] = &["Debug", "Info", "Warn", "Error", "Panic"];
-/// The Kubernetes QoS classes `ExcludedContainerQos` may name (seed 001 line 848).
+/// The Kubernetes QoS classes `ExcludedContainerQos` may name.
 pub const QOS_CLASSES: &[&str] = &["guaranteed", "burstable", "besteffort"];
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -166,14 +167,14 @@ section! {
 }
 
 impl EsStorage {
-    /// Whether ES/OS storage is on: Address, Username and Password all set (seed 001 line 335).
+    /// Whether ES/OS storage is on: Address, Username and Password all set.
     pub fn enabled(&self) -> bool {
         !(self.address.is_empty() || self.username.is_empty() || self.password.is_empty())
     }
 }
 
 impl LocalFileStorage {
-    /// Whether local record files are written: Path set (seed 001 line 396).
+    /// Whether local record files are written: Path set.
     pub fn enabled(&self) -> bool {
         !self.path.is_empty()
     }
@@ -202,7 +203,7 @@ section! {
 }
 
 section! {
-    /// `[AutoTracing.CPUIdle]`: sudden high CPU usage in containers (seed 001 lines 488-498).
+    /// `[AutoTracing.CPUIdle]`: sudden high CPU usage in containers.
     pub struct CpuIdle {
         /// Container user CPU usage threshold.
         "UserThreshold" => user_threshold: f64 = 75.0, Percent, Check::Any;
@@ -241,7 +242,7 @@ section! {
 }
 
 section! {
-    /// `[AutoTracing.CPUSys]`: sudden high system CPU on the host (seed 001 lines 585-589).
+    /// `[AutoTracing.CPUSys]`: sudden high system CPU on the host.
     pub struct CpuSys {
         /// Host system CPU usage threshold.
         "SysThreshold" => sys_threshold: f64 = 45.0, Percent, Check::Any;
@@ -272,7 +273,7 @@ section! {
 }
 
 section! {
-    /// `[AutoTracing.Dload]`: D-state task profiling in containers (seed 001 lines 626-629).
+    /// `[AutoTracing.Dload]`: D-state task profiling in containers.
     pub struct Dload {
         /// Container D-state load average that triggers profiling.
         "ThresholdLoad" => threshold_load: f64 = 5.0, Plain, Check::Any;
@@ -285,7 +286,7 @@ section! {
 }
 
 section! {
-    /// `[AutoTracing.IOTracing]`: IO profiling of containers (seed 001 lines 681-688).
+    /// `[AutoTracing.IOTracing]`: IO profiling of containers.
     pub struct IoTracing {
         /// Disk write throughput that triggers IO tracing.
         "WbpsThreshold" => wbps_threshold: i64 = 1500, MebibytesPerSec, Check::Any;
@@ -306,7 +307,7 @@ section! {
 }
 
 section! {
-    /// `[AutoTracing.MemoryBurst]`: sudden memory growth on the host (seed 001 lines 750-756).
+    /// `[AutoTracing.MemoryBurst]`: sudden memory growth on the host.
     pub struct MemoryBurst {
         /// Growth of used memory over the window that counts as a burst.
         "DeltaMemoryBurst" => delta_memory_burst: f64 = 100.0, Percent, Check::Any;
@@ -351,7 +352,7 @@ section! {
 }
 
 section! {
-    /// `[EventTracing.Softirq]`: softirqs disabled for too long (seed 001 lines 814-815).
+    /// `[EventTracing.Softirq]`: softirqs disabled for too long.
     pub struct Softirq {
         /// Softirq-off duration that triggers a record.
         "DisabledThreshold" => disabled_threshold: i64 = 10_000_000, Nanos, Check::Any;
@@ -369,7 +370,7 @@ section! {
 }
 
 section! {
-    /// `[EventTracing.MemoryReclaim]`: tasks blocked in direct reclaim (seed 001 lines 829-830).
+    /// `[EventTracing.MemoryReclaim]`: tasks blocked in direct reclaim.
     pub struct MemoryReclaim {
         /// Time blocked in reclaim that triggers a record.
         "BlockedThreshold" => blocked_threshold: i64 = 900_000_000, Nanos, Check::Any;
@@ -378,7 +379,7 @@ section! {
 }
 
 section! {
-    /// `[EventTracing.NetRxLatency]`: slow TCP receive path (seed 001 lines 860-866).
+    /// `[EventTracing.NetRxLatency]`: slow TCP receive path.
     pub struct NetRxLatency {
         /// Latency from the driver to netif_receive_skb.
         "Driver2NetRx" => driver2_net_rx: i64 = 5, Millis, Check::Any;
@@ -395,7 +396,7 @@ section! {
 }
 
 section! {
-    /// `[EventTracing.Netdev]`: link events of network devices (seed 001 lines 901-902).
+    /// `[EventTracing.Netdev]`: link events of network devices.
     pub struct NetdevEvents {
         /// Devices watched; empty watches none. The default is HUATUO's documented example.
         "DeviceList" => device_list: Vec<String> = strings(&["eth0", "eth1", "bond4", "lo"]), Plain, Check::Any;
@@ -404,7 +405,7 @@ section! {
 }
 
 section! {
-    /// `[EventTracing.Dropwatch]`: packet drops in the kernel (seed 001 lines 919-920).
+    /// `[EventTracing.Dropwatch]`: packet drops in the kernel.
     pub struct Dropwatch {
         /// Ignore drops from neigh_invalidate.
         "ExcludedNeighInvalidate" => excluded_neigh_invalidate: bool = true, Plain, Check::Any;
@@ -415,7 +416,7 @@ section! {
 }
 
 section! {
-    /// `[EventTracing.Ras]`: hardware error events (seed 001 lines 940-941).
+    /// `[EventTracing.Ras]`: hardware error events.
     pub struct Ras {
         /// Minimum time between two stored MCE threshold events.
         "MceThrBackoff" => mce_thr_backoff: i64 = 1800, Seconds, Check::Any;
@@ -447,7 +448,7 @@ section! {
 }
 
 section! {
-    /// `[MetricCollector.NetdevStats]`: network device counters (seed 001 lines 988-991).
+    /// `[MetricCollector.NetdevStats]`: network device counters.
     pub struct NetdevStats {
         /// Read counters over netlink instead of /proc/net/dev (host and container namespaces).
         "EnableNetlink" => enable_netlink: bool = false, Plain, Check::Any;
@@ -460,7 +461,7 @@ section! {
 }
 
 section! {
-    /// `[MetricCollector.NetdevDCB]`: DCB PFC counters (seed 001 lines 1012-1013).
+    /// `[MetricCollector.NetdevDCB]`: DCB PFC counters.
     pub struct NetdevDcb {
         /// Devices collected; empty collects none.
         "DeviceList" => device_list: Vec<String> = Vec::new(), Plain, Check::Any;
@@ -469,7 +470,7 @@ section! {
 }
 
 section! {
-    /// `[MetricCollector.NetdevHW]`: hardware drop counters (seed 001 lines 1030-1031).
+    /// `[MetricCollector.NetdevHW]`: hardware drop counters.
     pub struct NetdevHw {
         /// Devices collected; empty collects none.
         "DeviceList" => device_list: Vec<String> = Vec::new(), Plain, Check::Any;
@@ -478,7 +479,7 @@ section! {
 }
 
 section! {
-    /// `[MetricCollector.Qdisc]`: queueing discipline counters (seed 001 lines 1045-1047).
+    /// `[MetricCollector.Qdisc]`: queueing discipline counters.
     pub struct Qdisc {
         /// Regex of devices to collect; empty collects all.
         "DeviceIncluded" => device_included: String = String::new(), Plain, Check::Regex;
@@ -489,7 +490,7 @@ section! {
 }
 
 section! {
-    /// `[MetricCollector.Vmstat]`: host /proc/vmstat and container memory.stat (seed 001 lines 1060-1064).
+    /// `[MetricCollector.Vmstat]`: host /proc/vmstat and container memory.stat.
     pub struct Vmstat {
         /// Regex of host vmstat keys to collect.
         "IncludedOnHost" => included_on_host: String = VMSTAT_HOST.to_string(), Plain, Check::Regex;
@@ -503,20 +504,20 @@ section! {
     sections {}
 }
 
-/// The host vmstat keys collected by default (seed 001 line 1061).
+/// The host vmstat keys collected by default.
 const VMSTAT_HOST: &str = "allocstall|nr_active_anon|nr_active_file|nr_boost_pages|nr_dirty|\
 nr_free_pages|nr_inactive_anon|nr_inactive_file|nr_kswapd_boost|nr_mlock|nr_shmem|\
 nr_slab_reclaimable|nr_slab_unreclaimable|nr_unevictable|nr_writeback|numa_pages_migrated|\
 pgdeactivate|pgrefill|pgscan_direct|pgscan_kswapd|pgsteal_direct|pgsteal_kswapd";
 
-/// The container memory.stat keys collected by default (seed 001 line 1063).
+/// The container memory.stat keys collected by default.
 const VMSTAT_CONTAINER: &str = "active_anon|active_file|dirty|inactive_anon|inactive_file|\
 pgdeactivate|pgrefill|pgscan_direct|pgscan_kswapd|pgsteal_direct|pgsteal_kswapd|shmem|\
 unevictable|writeback|pgscan_globaldirect|pgscan_globalkswapd|pgscan_cswapd|pgsteal_cswapd|\
 pgsteal_globaldirect|pgsteal_globalkswapd";
 
 section! {
-    /// `[MetricCollector.MemoryEvents]`: memory event counters (seed 001 lines 1078-1080).
+    /// `[MetricCollector.MemoryEvents]`: memory event counters.
     pub struct MemoryEvents {
         /// Regex of events to collect.
         "Included" => included: String = "watermark_inc|watermark_dec".to_string(), Plain, Check::Regex;
@@ -527,7 +528,7 @@ section! {
 }
 
 section! {
-    /// `[MetricCollector.Netstat]`: /proc/net/netstat and snmp counters (seed 001 lines 1081-1083).
+    /// `[MetricCollector.Netstat]`: /proc/net/netstat and snmp counters.
     pub struct Netstat {
         /// Regex of counters to collect.
         "Included" => included: String = String::new(), Plain, Check::Regex;
@@ -538,7 +539,7 @@ section! {
 }
 
 section! {
-    /// `[MetricCollector.MountPointStat]`: file system usage of mount points (seed 001 lines 1086-1087).
+    /// `[MetricCollector.MountPointStat]`: file system usage of mount points.
     pub struct MountPointStat {
         /// Regex of mount points collected.
         "MountPointsIncluded" => mount_points_included: String = "(^/home$)|(^/$)|(^/boot$)".to_string(), Plain, Check::Regex;
@@ -547,7 +548,7 @@ section! {
 }
 
 section! {
-    /// `[Pod]`: fetching pods from the kubelet; both ports 0 disables it (seed 001 lines 1096-1124).
+    /// `[Pod]`: fetching pods from the kubelet; both ports 0 disables it.
     pub struct Pod {
         /// Kubelet read-only HTTP port; 0 disables it.
         "KubeletReadOnlyPort" => kubelet_read_only_port: i64 = 10255, Plain, Check::Port;
@@ -563,12 +564,12 @@ section! {
     sections {}
 }
 
-/// The kubelet client certificate and key of a kubeadm node (seed 001 line 1124).
+/// The kubelet client certificate and key of a kubeadm node.
 const KUBELET_CLIENT_CERT: &str = "/etc/kubernetes/pki/apiserver-kubelet-client.crt,\
 /etc/kubernetes/pki/apiserver-kubelet-client.key";
 
 section! {
-    /// `[EventsWatch]`: the `POST /v1/events/watch` SSE stream (seed 001 lines 1166-1168).
+    /// `[EventsWatch]`: the `POST /v1/events/watch` SSE stream.
     pub struct EventsWatch {
         /// Concurrent watch clients; more are refused with HTTP 429.
         "MaxClients" => max_clients: i64 = 100, Plain, Check::Range(1, 10_000);

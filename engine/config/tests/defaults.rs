@@ -1,63 +1,63 @@
-//! Defaults match the seed's documentation, and the shipped file is exactly the defaults.
-//! Line numbers cite `seeds/001_27d8483b23c9ec1a.txt`.
+//! Defaults match the ones HUATUO's manual documents in its configuration section (one
+//! comment per section below), and the shipped file is exactly the defaults.
 
 use huatuo_config::{embedded_default, load_dir, load_file, load_str, Config, DEFAULT_FILE_NAME};
 
 #[test]
-fn defaults_match_the_seed() {
+fn defaults_match_huatuo_s_documentation() {
     let c = Config::default();
-    // line 254
+    // BlackList
     assert_eq!(c.black_list, ["netdev_hw", "metax_gpu"]);
-    // line 275
+    // [Log]
     assert_eq!(c.log.level, "Info");
     assert_eq!(c.log.file, "");
-    // lines 306-308
+    // [RuntimeCgroup]
     assert_eq!(c.runtime_cgroup.limit_init_cpu, 0.5);
     assert_eq!(c.runtime_cgroup.limit_cpu, 2.0);
     assert_eq!(c.runtime_cgroup.limit_mem, 2048);
-    // lines 359-360; no default credentials (line 385)
+    // [Storage.ES]; no default credentials
     assert_eq!(c.storage.es.address, "http://127.0.0.1:9200");
     assert_eq!(c.storage.es.index, "huatuo_bamai");
     assert_eq!(c.storage.es.username, "");
     assert_eq!(c.storage.es.password, "");
-    // lines 409-411
+    // [Storage.LocalFile]
     assert_eq!(c.storage.local_file.path, "huatuo-local");
     assert_eq!(c.storage.local_file.rotation_size, 100);
     assert_eq!(c.storage.local_file.max_rotation, 10);
-    // lines 489-497
+    // [AutoTracing.CPUIdle]
     let idle = &c.auto_tracing.cpu_idle;
     assert_eq!(idle.user_threshold, 75.0);
     assert_eq!(idle.usage_threshold, 90.0);
     assert_eq!(idle.delta_usage_threshold, 55.0);
     assert_eq!(idle.interval_tracing, 1800);
     assert!(idle.filter.included.is_empty() && idle.filter.excluded.is_empty());
-    // lines 586-589
+    // [AutoTracing.CPUSys]
     assert_eq!(c.auto_tracing.cpu_sys.sys_threshold, 45.0);
     assert_eq!(c.auto_tracing.cpu_sys.delta_sys_threshold, 20.0);
-    // lines 627-629
+    // [AutoTracing.Dload]
     assert_eq!(c.auto_tracing.dload.threshold_load, 5.0);
-    // lines 682-688
+    // [AutoTracing.IOTracing]
     assert_eq!(c.auto_tracing.io_tracing.wbps_threshold, 1500);
     assert_eq!(c.auto_tracing.io_tracing.rbps_threshold, 2000);
     assert_eq!(c.auto_tracing.io_tracing.await_threshold, 100);
     assert_eq!(c.auto_tracing.io_tracing.max_files_per_proc_dump, 5);
-    // lines 751-756
+    // [AutoTracing.MemoryBurst]
     assert_eq!(c.auto_tracing.memory_burst.delta_anon_threshold, 70.0);
     assert_eq!(c.auto_tracing.memory_burst.sliding_window_length, 60);
-    // line 790, line 951
+    // [AutoTracing] and [EventTracing] IssuesList
     assert!(c.auto_tracing.issues_list.is_empty());
     assert!(c.event_tracing.issues_list.is_empty());
-    // line 815, line 830
+    // [EventTracing.Softirq], [EventTracing.MemoryReclaim]
     assert_eq!(c.event_tracing.softirq.disabled_threshold, 10_000_000);
     assert_eq!(
         c.event_tracing.memory_reclaim.blocked_threshold,
         900_000_000
     );
-    // lines 861-866
+    // [EventTracing.NetRxLatency]
     assert_eq!(c.event_tracing.net_rx_latency.driver2_net_rx, 5);
     assert_eq!(c.event_tracing.net_rx_latency.driver2_userspace, 115);
     assert!(c.event_tracing.net_rx_latency.excluded_host_netnamespace);
-    // line 899, line 920, line 941
+    // [EventTracing.Netdev], ExcludedSelf, [EventTracing.Dropwatch], [EventTracing.Ras]
     // HUATUO's documented example list is our default (HUATUO's own default is empty)
     assert_eq!(
         c.event_tracing.netdev.device_list,
@@ -66,13 +66,13 @@ fn defaults_match_the_seed() {
     assert!(c.event_tracing.excluded_self);
     assert!(c.event_tracing.dropwatch.excluded_neigh_invalidate);
     assert_eq!(c.event_tracing.ras.mce_thr_backoff, 1800);
-    // lines 984, 989
+    // [MetricCollector.NetdevStats]
     assert!(!c.metric_collector.netdev_stats.enable_netlink);
     assert_eq!(c.metric_collector.netdev_stats.device_excluded, "");
-    // lines 1010, 1028
+    // [MetricCollector.NetdevDCB], [MetricCollector.NetdevHW]
     assert!(c.metric_collector.netdev_dcb.device_list.is_empty());
     assert!(c.metric_collector.netdev_hw.device_list.is_empty());
-    // lines 1061-1064
+    // [MetricCollector.Vmstat]
     assert!(c
         .metric_collector
         .vmstat
@@ -80,7 +80,7 @@ fn defaults_match_the_seed() {
         .starts_with("allocstall|nr_active_anon|"));
     assert_eq!(c.metric_collector.vmstat.excluded_on_host, "total");
     assert_eq!(c.metric_collector.vmstat.excluded_on_container, "total");
-    // line 1079, line 1087
+    // [MetricCollector.MemoryEvents], [MetricCollector.MountPointStat]
     assert_eq!(
         c.metric_collector.memory_events.included,
         "watermark_inc|watermark_dec"
@@ -89,14 +89,14 @@ fn defaults_match_the_seed() {
         c.metric_collector.mount_point_stat.mount_points_included,
         "(^/home$)|(^/$)|(^/boot$)"
     );
-    // lines 1106, 1111, 1124
+    // [Pod]
     assert_eq!(c.pod.kubelet_read_only_port, 10255);
     assert_eq!(c.pod.kubelet_authorized_port, 10250);
     assert!(c
         .pod
         .kubelet_client_cert_path
         .ends_with("apiserver-kubelet-client.key"));
-    // lines 1167-1168
+    // [EventsWatch]
     assert_eq!(c.events_watch.max_clients, 100);
     assert_eq!(c.events_watch.keep_alive_interval, 30);
 }

@@ -30,6 +30,7 @@ pub mod patterns;
 pub mod plan;
 pub mod rdns;
 pub mod script;
+pub mod thread_cpu;
 
 pub use capture::{CaptureRequest, CaptureRunner, RecordingCaptureRunner};
 pub use evaluator::{EvalStats, Evaluator, Output, RuleStats};

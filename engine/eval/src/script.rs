@@ -4,6 +4,7 @@
 //! built in), `print`/`debug` go nowhere, and every call is bounded in time, operations,
 //! call depth, string, array and map sizes. A script error names the file and line.
 
+use crate::thread_cpu::thread_cpu_time;
 use huatuo_dsl::ast::Span;
 use huatuo_dsl::diag::Diagnostic;
 use huatuo_dsl::value::Value;
@@ -47,23 +48,6 @@ impl Budget {
 thread_local! {
     /// The budget of the script call running on this thread; `None` outside a call.
     static BUDGET: Cell<Option<Budget>> = const { Cell::new(None) };
-}
-
-/// CPU time used by the calling thread (zero if the clock cannot be read).
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into `ts`, a valid and exclusive borrow.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(
-        u64::try_from(ts.tv_sec).unwrap_or(0),
-        u32::try_from(ts.tv_nsec).unwrap_or(0),
-    )
 }
 
 /// The loaded script files and the engine that runs them.

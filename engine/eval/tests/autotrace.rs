@@ -1,4 +1,5 @@
-//! HUATUO's autotracing triggers written as rules, run over sample streams (seed 001 §6).
+//! HUATUO's autotracing triggers written as rules, run over sample streams (the autotracing section of
+//! HUATUO's manual).
 
 mod common;
 

@@ -73,17 +73,20 @@ async fn get_json(url: &str) -> (u16, Json) {
     (status, serde_json::from_str(&body).unwrap_or(Json::Null))
 }
 
+/// Serves the API over `count` records written by [`write_records`] into a new directory,
+/// behind `auth`: the directory (kept alive by the caller), the ids newest first and the
+/// base URL.
+async fn serve_history(count: usize, auth: Auth) -> (tempfile::TempDir, Vec<String>, String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let ids = write_records(dir.path(), count);
+    let history = Arc::new(History::new(dir.path()));
+    let base = serve_api(node_api(true, Default::default()), Some(history), auth).await;
+    (dir, ids, base)
+}
+
 #[tokio::test]
 async fn a_thousand_records_page_by_cursor_without_gaps_or_repeats() {
-    let dir = tempfile::tempdir().expect("dir");
-    let expected = write_records(dir.path(), 1000);
-    let history = Arc::new(History::new(dir.path()));
-    let base = serve_api(
-        node_api(true, Default::default()),
-        Some(history),
-        Auth::default(),
-    )
-    .await;
+    let (_dir, expected, base) = serve_history(1000, Auth::default()).await;
     let mut seen = Vec::new();
     let mut url = format!("{base}/v1/events?limit=100");
     let mut pages = 0;
@@ -122,15 +125,7 @@ async fn a_thousand_records_page_by_cursor_without_gaps_or_repeats() {
 
 #[tokio::test]
 async fn bad_parameters_are_named_and_missing_storage_says_so() {
-    let dir = tempfile::tempdir().expect("dir");
-    write_records(dir.path(), 10);
-    let history = Arc::new(History::new(dir.path()));
-    let base = serve_api(
-        node_api(true, Default::default()),
-        Some(history),
-        Auth::default(),
-    )
-    .await;
+    let (_dir, _, base) = serve_history(10, Auth::default()).await;
     for (query, named) in [
         ("limit=0", "limit"),
         ("limit=501", "limit"),
@@ -160,15 +155,7 @@ async fn bad_parameters_are_named_and_missing_storage_says_so() {
 
 #[tokio::test]
 async fn stored_profiles_draw_as_flame_graphs_and_diffs() {
-    let dir = tempfile::tempdir().expect("dir");
-    write_records(dir.path(), 12);
-    let history = Arc::new(History::new(dir.path()));
-    let base = serve_api(
-        node_api(true, Default::default()),
-        Some(history),
-        Auth::default(),
-    )
-    .await;
+    let (_dir, _, base) = serve_history(12, Auth::default()).await;
     let (status, svg) = get(
         &format!("{base}/v1/events/cpusys-00002/flamegraph.svg"),
         None,
@@ -201,11 +188,8 @@ async fn stored_profiles_draw_as_flame_graphs_and_diffs() {
 
 #[tokio::test]
 async fn the_console_page_is_open_and_the_record_routes_want_the_token() {
-    let dir = tempfile::tempdir().expect("dir");
-    write_records(dir.path(), 3);
-    let history = Arc::new(History::new(dir.path()));
     let auth = Auth::new(vec![TOKEN.to_string()], Vec::new());
-    let base = serve_api(node_api(true, Default::default()), Some(history), auth).await;
+    let (_dir, _, base) = serve_history(3, auth).await;
     let page = reqwest::get(format!("{base}/")).await.expect("page");
     assert_eq!(page.status(), 200);
     let policy = page.headers()["content-security-policy"]

@@ -135,8 +135,8 @@ fn lines_that_do_not_matter_to_lacp_leave_the_state_alone() {
 }
 
 #[test]
-fn seed_example_from_a_4_18_kernel_parses() {
-    // The bond4 part of seed 003's `lacp` record: single-space indented PDU details and the
+fn huatuo_s_example_from_a_4_18_kernel_parses() {
+    // The bond4 part of the `lacp` record in HUATUO's event reference: single-space indented PDU details and the
     // `Slave active` / `Slave sm_vars` lines of that kernel.
     let text = "Ethernet Channel Bonding Driver: v4.18.0 (Apr 7, 2025)\n\nBonding Mode: IEEE 802.3ad Dynamic link aggregation\nMII Status: up\n\n802.3ad info\nLACP rate: fast\nActive Aggregator Info:\n\tAggregator ID: 1\n\tNumber of ports: 2\n\tActor Key: 21\n\tPartner Key: 50013\n\tPartner Mac Address: 00:00:5e:00:01:01\n\nSlave Interface: eth1\nMII Status: up\nLink Failure Count: 17\nSlave active: 0\nSlave sm_vars: 0x172\nAggregator ID: 1\nAggregator active: 1\nActor Churn State: monitoring\nPartner Churn State: monitoring\nActor Churned Count: 2\nPartner Churned Count: 2\ndetails actor lacp pdu:\n system priority: 65535\n port state: 15\ndetails partner lacp pdu:\n system priority: 200\n port state: 31\n";
     let bond = bonding::parse_bond(text).unwrap();

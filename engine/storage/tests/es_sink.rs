@@ -414,6 +414,13 @@ fn doc(n: u64, bad: bool) -> Document {
 }
 
 /// Fast settings for tests against `address`, spooling in `dir`.
+/// Stores `count` well-formed documents, numbered from 0.
+fn store_docs(sink: &EsSink, count: u64) {
+    for n in 0..count {
+        sink.store(&doc(n, false));
+    }
+}
+
 fn settings(address: &str, dir: &Path) -> EsSettings {
     let mut s = EsSettings::new(address, "huatuo_test", "elastic", "123456", dir, 1 << 20);
     s.batch_docs = 4;
@@ -499,9 +506,7 @@ fn documents_spool_while_the_cluster_is_down_and_replay_in_order() {
     es.set_mode(Mode::Unavailable);
     let dir = tempfile::tempdir().unwrap();
     let sink = EsSink::start(settings(&es.address(), dir.path())).unwrap();
-    for n in 0..10 {
-        sink.store(&doc(n, false));
-    }
+    store_docs(&sink, 10);
     let c = sink.counters();
     wait_for("10 spooled", c, |c| get(&c.spool_docs) == 10);
     assert_eq!(get(&c.indexed), 0);
@@ -532,9 +537,7 @@ fn a_refused_connection_spools_until_the_cluster_appears() {
     let dir = tempfile::tempdir().unwrap();
     let address = format!("http://127.0.0.1:{port}");
     let sink = EsSink::start(settings(&address, dir.path())).unwrap();
-    for n in 0..5 {
-        sink.store(&doc(n, false));
-    }
+    store_docs(&sink, 5);
     let c = sink.counters();
     wait_for("5 spooled", c, |c| get(&c.spool_docs) == 5);
     let es = FakeEs::bind(port);
@@ -608,9 +611,7 @@ fn a_retryable_item_goes_through_the_spool_and_is_delivered() {
     });
     let dir = tempfile::tempdir().unwrap();
     let sink = EsSink::start(settings(&es.address(), dir.path())).unwrap();
-    for n in 0..4 {
-        sink.store(&doc(n, false));
-    }
+    store_docs(&sink, 4);
     let c = sink.counters();
     wait_for("4 indexed", c, |c| {
         get(&c.indexed) == 4 && get(&c.spool_docs) == 0
@@ -678,9 +679,7 @@ fn a_full_queue_spools_directly_and_nothing_is_lost() {
     s.queue_capacity = 2;
     s.batch_docs = 2;
     let sink = EsSink::start(s).unwrap();
-    for n in 0..20 {
-        sink.store(&doc(n, false));
-    }
+    store_docs(&sink, 20);
     let c = sink.counters();
     // The worker holds at most a batch in flight and the queue two more: the rest went
     // to the spool without waiting.
@@ -769,9 +768,7 @@ fn the_next_address_is_tried_when_one_is_down() {
     let dir = tempfile::tempdir().unwrap();
     let address = format!("http://127.0.0.1:{down},{}", es.address());
     let sink = EsSink::start(settings(&address, dir.path())).unwrap();
-    for n in 0..3 {
-        sink.store(&doc(n, false));
-    }
+    store_docs(&sink, 3);
     wait_for("3 indexed", sink.counters(), |c| get(&c.indexed) == 3);
     assert_eq!(es.accepted(), vec![0, 1, 2]);
 }
@@ -784,9 +781,7 @@ fn flush_spools_the_queue_and_later_documents_go_to_the_spool() {
     let mut s = settings(&es.address(), dir.path());
     s.request_timeout = Duration::from_secs(8);
     let sink = EsSink::start(s).unwrap();
-    for n in 0..3 {
-        sink.store(&doc(n, false));
-    }
+    store_docs(&sink, 3);
     std::thread::sleep(Duration::from_millis(200));
     let start = Instant::now();
     sink.flush();
@@ -836,6 +831,24 @@ fn record_doc(n: u64, tracer: &str, time: &str, stack: Json) -> Document {
 }
 
 /// The dead letters kept in the test's dead-letter file.
+/// Stores, for the same day, a record whose `tracer_data.stack` is a string and then one
+/// whose `tracer_data.stack` is a list of objects: two shapes of one field path.
+fn store_two_stack_shapes(sink: &EsSink) {
+    let day = "2025-06-11 16:05:16.251 +0800";
+    sink.store(&record_doc(
+        1,
+        "softirq_tracing",
+        day,
+        json!("scheduler_tick/ffff"),
+    ));
+    sink.store(&record_doc(
+        2,
+        "dload",
+        day,
+        json!([{"pid": 1, "stack": "io_schedule"}]),
+    ));
+}
+
 fn dead_letters(dir: &Path) -> Vec<Json> {
     std::fs::read_to_string(dir.join("dead-letters.jsonl"))
         .unwrap_or_default()
@@ -890,19 +903,7 @@ fn with_the_template_tracers_of_different_field_shapes_share_an_index() {
     let es = FakeEs::bind(0);
     let dir = tempfile::tempdir().unwrap();
     let sink = EsSink::start(settings(&es.address(), dir.path())).unwrap();
-    let day = "2025-06-11 16:05:16.251 +0800";
-    sink.store(&record_doc(
-        1,
-        "softirq_tracing",
-        day,
-        json!("scheduler_tick/ffff"),
-    ));
-    sink.store(&record_doc(
-        2,
-        "dload",
-        day,
-        json!([{"pid": 1, "stack": "io_schedule"}]),
-    ));
+    store_two_stack_shapes(&sink);
     let c = sink.counters();
     wait_for("2 indexed", c, |c| get(&c.indexed) == 2);
     assert_eq!(get(&c.failed), 0);
@@ -917,19 +918,7 @@ fn a_mapping_conflict_is_kept_as_a_dead_letter_with_the_reason() {
     es.set_template_status(400);
     let dir = tempfile::tempdir().unwrap();
     let sink = EsSink::start(settings(&es.address(), dir.path())).unwrap();
-    let day = "2025-06-11 16:05:16.251 +0800";
-    sink.store(&record_doc(
-        1,
-        "softirq_tracing",
-        day,
-        json!("scheduler_tick/ffff"),
-    ));
-    sink.store(&record_doc(
-        2,
-        "dload",
-        day,
-        json!([{"pid": 1, "stack": "io_schedule"}]),
-    ));
+    store_two_stack_shapes(&sink);
     let c = sink.counters();
     wait_for("1 indexed, 1 dead letter", c, |c| {
         get(&c.indexed) == 1 && get(&c.dead_lettered) == 1
@@ -961,9 +950,7 @@ fn too_many_requests_are_retried_until_the_cluster_takes_them() {
     es.set_mode(Mode::TooMany);
     let dir = tempfile::tempdir().unwrap();
     let sink = EsSink::start(settings(&es.address(), dir.path())).unwrap();
-    for n in 0..6 {
-        sink.store(&doc(n, false));
-    }
+    store_docs(&sink, 6);
     let c = sink.counters();
     wait_for("6 spooled", c, |c| get(&c.spool_docs) == 6);
     std::thread::sleep(Duration::from_millis(300));
@@ -983,9 +970,7 @@ fn refused_credentials_are_reported_retried_and_cleared_once_fixed() {
     es.set_credentials("Basic b3RoZXI6b3RoZXI=");
     let dir = tempfile::tempdir().unwrap();
     let sink = EsSink::start(settings(&es.address(), dir.path())).unwrap();
-    for n in 0..3 {
-        sink.store(&doc(n, false));
-    }
+    store_docs(&sink, 3);
     let c = sink.counters();
     wait_for("an auth failure", c, |c| get(&c.auth_failures) >= 1);
     wait_for("3 spooled", c, |c| get(&c.spool_docs) == 3);
@@ -1046,9 +1031,7 @@ fn a_request_refused_as_a_whole_keeps_every_document_as_a_dead_letter() {
     es.set_mode(Mode::BadRequest);
     let dir = tempfile::tempdir().unwrap();
     let sink = EsSink::start(settings(&es.address(), dir.path())).unwrap();
-    for n in 0..3 {
-        sink.store(&doc(n, false));
-    }
+    store_docs(&sink, 3);
     let c = sink.counters();
     wait_for("3 dead letters", c, |c| get(&c.dead_lettered) == 3);
     std::thread::sleep(Duration::from_millis(300));

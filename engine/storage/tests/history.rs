@@ -38,6 +38,16 @@ fn store(dir: &std::path::Path, rotation_bytes: u64) -> LocalFileStore {
     .expect("store")
 }
 
+/// Writes `count` records of `tracer` (record n at millisecond n) into a store under `dir`:
+/// the store and the history over it.
+fn history_of(dir: &std::path::Path, tracer: &str, count: usize) -> (LocalFileStore, History) {
+    let local = store(dir, 1 << 20);
+    for n in 0..count {
+        local.write(&doc(tracer, n, n as i64, "")).expect("write");
+    }
+    (local, History::new(dir))
+}
+
 fn ids(page: &huatuo_storage::history::Page) -> Vec<String> {
     page.records
         .iter()
@@ -196,11 +206,7 @@ fn unreadable_lines_are_counted_and_skipped() {
 #[test]
 fn a_record_is_found_by_id() {
     let dir = tempfile::tempdir().expect("dir");
-    let local = store(dir.path(), 1 << 20);
-    for n in 0..20 {
-        local.write(&doc("cpusys", n, n as i64, "")).expect("write");
-    }
-    let history = History::new(dir.path());
+    let (_, history) = history_of(dir.path(), "cpusys", 20);
     let found = history
         .find("cpusys-000007")
         .expect("find")
@@ -224,11 +230,7 @@ fn cursors_round_trip_and_foreign_text_is_refused() {
 #[test]
 fn a_file_rewritten_in_place_is_indexed_again() {
     let dir = tempfile::tempdir().expect("dir");
-    let local = store(dir.path(), 1 << 20);
-    for n in 0..10 {
-        local.write(&doc("oom", n, n as i64, "")).expect("write");
-    }
-    let history = History::new(dir.path());
+    let (local, history) = history_of(dir.path(), "oom", 10);
     let all = Query {
         limit: 500,
         ..Query::default()

@@ -57,12 +57,7 @@ fn document_has_huatuo_common_fields() {
 #[test]
 fn each_record_is_preceded_by_huatuo_s_header_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = LocalFileStore::new(LocalFileSettings {
-        dir: dir.path().to_path_buf(),
-        rotation_bytes: 1 << 20,
-        max_rotation: 1,
-    })
-    .expect("store");
+    let store = file_store(dir.path(), 1 << 20, 1);
     let mut labels = record("net_rx_latency", 1);
     labels
         .labels
@@ -114,12 +109,7 @@ fn renamed_tracers_are_written_under_huatuo_s_older_names_on_request() {
 #[test]
 fn records_append_and_rotate_within_limits() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = LocalFileStore::new(LocalFileSettings {
-        dir: dir.path().join("huatuo-local"),
-        rotation_bytes: 1500,
-        max_rotation: 2,
-    })
-    .expect("store");
+    let store = file_store(&dir.path().join("huatuo-local"), 1500, 2);
     let path = store.path_of("oom");
     let storage = Storage::new(Some(store));
     for i in 0..40 {
@@ -163,12 +153,7 @@ fn records_append_and_rotate_within_limits() {
 #[test]
 fn unwritable_directory_is_counted_not_fatal() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = LocalFileStore::new(LocalFileSettings {
-        dir: dir.path().to_path_buf(),
-        rotation_bytes: 1 << 20,
-        max_rotation: 1,
-    })
-    .expect("store");
+    let store = file_store(dir.path(), 1 << 20, 1);
     // A directory where the tracer file should be makes every append fail.
     std::fs::create_dir(store.path_of("oom")).expect("mkdir");
     let storage = Storage::new(Some(store));
@@ -192,15 +177,18 @@ fn mode(path: &Path) -> String {
     format!("{:o}", mode & 0o777)
 }
 
+/// A local file store writing under `dir` with the given rotation limits.
+fn file_store(dir: &Path, rotation_bytes: u64, max_rotation: usize) -> LocalFileStore {
+    LocalFileStore::new(LocalFileSettings {
+        dir: dir.to_path_buf(),
+        rotation_bytes,
+        max_rotation,
+    })
+    .expect("store")
+}
+
 fn store_in(dir: &Path, rotation_bytes: u64, max_rotation: usize) -> Storage {
-    Storage::new(Some(
-        LocalFileStore::new(LocalFileSettings {
-            dir: dir.to_path_buf(),
-            rotation_bytes,
-            max_rotation,
-        })
-        .expect("store"),
-    ))
+    Storage::new(Some(file_store(dir, rotation_bytes, max_rotation)))
 }
 
 fn write(storage: &Storage, name: &str, n: i64) {

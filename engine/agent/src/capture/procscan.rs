@@ -122,7 +122,7 @@ impl TopBy {
     }
 
     /// The key of the process name: HUATUO's memburst writes `process_name`, its iotracing
-    /// `comm` (seed 001 §5.3 record examples).
+    /// `comm` (the record examples of HUATUO's manual).
     fn name_key(self) -> &'static str {
         match self {
             TopBy::Rss => "process_name",

@@ -1,4 +1,4 @@
-//! The global `BlackList` of huatuo-bamai.conf (seed 001 §4.2): rules named in it are left
+//! The global `BlackList` of huatuo-bamai.conf (HUATUO's global blacklist): rules named in it are left
 //! out of the plan the daemon and `huatuo replay` compile
 //! ([`crate::cli::inputs::compile_inputs`]), and reported as disabled in `/status` and the log.
 //!

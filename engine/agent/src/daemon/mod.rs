@@ -497,13 +497,7 @@ fn load_templates(
     // Loaded even when no rule reads a template yet (nothing loads then), so that a reload
     // can attach templates later.
     let templates = if options.bpf && options.bpf_recorded.is_none() {
-        let schemas: Vec<_> = huatuo_bpf::template_schemas()
-            .0
-            .into_iter()
-            .map(|(_, schema)| schema)
-            .filter(|s| bpf.contains(&s.source.name))
-            .collect();
-        let tunables = pushdown::tunables(files, &schemas, config);
+        let tunables = pushdown::tunables_of_sources(files, &bpf, config);
         let names: Vec<&str> = bpf.iter().map(String::as_str).collect();
         let resolver: Arc<dyn huatuo_bpf::CgroupResolver> = match discovery {
             Some(d) => Arc::new(DiscoveryResolver(d.clone())),

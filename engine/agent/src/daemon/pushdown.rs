@@ -146,6 +146,22 @@ fn wants_containers(rule: &Rule) -> bool {
         .is_none_or(|scope| scope.iter().any(|s| s.name == "container"))
 }
 
+/// Computes the tunables of the compiled-in templates named in `sources` (the BPF sources a
+/// plan reads).
+pub fn tunables_of_sources(
+    files: &[RuleFile],
+    sources: &[String],
+    config: &dyn ConfigValues,
+) -> Tunables {
+    let schemas: Vec<TemplateSchema> = huatuo_bpf::template_schemas()
+        .0
+        .into_iter()
+        .map(|(_, schema)| schema)
+        .filter(|s| sources.contains(&s.source.name))
+        .collect();
+    tunables(files, &schemas, config)
+}
+
 /// Computes the tunables of every template the rules read.
 pub fn tunables(
     files: &[RuleFile],

@@ -231,13 +231,7 @@ impl Reloader {
             return Reconciled::default();
         };
         let bpf = needs_of(plan).bpf;
-        let schemas: Vec<_> = huatuo_bpf::template_schemas()
-            .0
-            .into_iter()
-            .map(|(_, schema)| schema)
-            .filter(|s| bpf.contains(&s.source.name))
-            .collect();
-        let tunables = pushdown::tunables(files, &schemas, config);
+        let tunables = pushdown::tunables_of_sources(files, &bpf, config);
         let names: Vec<&str> = bpf.iter().map(String::as_str).collect();
         let Ok(mut templates) = templates.lock() else {
             return Reconciled::default();

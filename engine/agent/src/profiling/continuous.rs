@@ -15,6 +15,7 @@ use huatuo_bpf::profiler::{ProfileMode, ProfileOptions, Profiler};
 use huatuo_config::ContinuousProfiling;
 use huatuo_containers::Discovery;
 use huatuo_dsl::output::{MetricKind, MetricPoint};
+use huatuo_eval::thread_cpu::thread_cpu_time;
 use huatuo_http::api::profiles::ProfileType;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -144,23 +145,6 @@ pub struct Settings {
     pub region: String,
     /// Container lookup by cgroup id.
     pub discovery: Option<Arc<Discovery>>,
-}
-
-/// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the valid timespec above.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(
-        ts.tv_sec.max(0) as u64,
-        ts.tv_nsec.clamp(0, 999_999_999) as u32,
-    )
 }
 
 fn now_ns() -> i64 {
@@ -293,7 +277,7 @@ impl Runner {
                 continue;
             }
             next += interval;
-            let cpu_before = thread_cpu();
+            let cpu_before = thread_cpu_time();
             let end_ns = now_ns();
             let mut kernel = Duration::ZERO;
             let mut kernel_measured = false;
@@ -318,7 +302,7 @@ impl Runner {
                 }
             }
             start_ns = end_ns;
-            let spent = thread_cpu().saturating_sub(cpu_before) + kernel;
+            let spent = thread_cpu_time().saturating_sub(cpu_before) + kernel;
             let cost = spent.as_secs_f64() * 100.0 / interval.as_secs_f64();
             let budget = self.settings.config.cpu_budget;
             let rate = next_rate(frequency, configured, cost, budget);

@@ -155,6 +155,13 @@ impl ApiAgent {
         self.child.id()
     }
 
+    /// Starts the agent as [`ApiAgent::start`] does and waits until it is healthy and ready.
+    pub fn start_healthy(setup: Setup) -> ApiAgent {
+        let agent = ApiAgent::start(setup);
+        agent.wait_healthy();
+        agent
+    }
+
     /// Waits until `GET /healthz` answers and `GET /readyz` says the rules run (204), 60 s at
     /// most.
     pub fn wait_healthy(&self) {

@@ -377,3 +377,48 @@ impl Drop for LoopDevice {
         let _ = std::fs::remove_file(&self.file);
     }
 }
+
+/// The function a [`Busy`] thread spends its time in; unmangled so profiles and flame graphs
+/// name it plainly.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn huatuo_test_busy_spin(rounds: u64) -> u64 {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..rounds {
+        x = std::hint::black_box(x.rotate_left(7) ^ i.wrapping_mul(0x2545_f491_4f6c_dd1d));
+    }
+    x
+}
+
+/// A thread calling [`huatuo_test_busy_spin`] until dropped.
+pub struct Busy {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Busy {
+    /// Starts the spinning thread.
+    pub fn start() -> Busy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::hint::black_box(huatuo_test_busy_spin(std::hint::black_box(5_000_000)));
+            }
+        });
+        Busy {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

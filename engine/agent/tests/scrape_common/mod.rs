@@ -189,18 +189,24 @@ pub fn start_fixture_agent(
 /// Whether `promtool` runs here; prints why the check is skipped otherwise. Under `CI=true` a
 /// missing promtool is a failure.
 pub fn promtool_available() -> bool {
-    let found = Command::new("promtool")
+    tool_available(
+        "promtool",
+        "Debian package `prometheus`, see scripts/deps.sh",
+    )
+}
+
+/// Whether `program --version` runs here; prints why the check is skipped otherwise (`how`
+/// says where the program comes from). Under `CI=true` a missing program is a failure.
+pub fn tool_available(program: &str, how: &str) -> bool {
+    let found = Command::new(program)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        assert!(
-            !ci(),
-            "promtool is missing (Debian package `prometheus`, see scripts/deps.sh)"
-        );
-        println!("SKIPPED: promtool is not installed (apt-get install prometheus)");
+        assert!(!ci(), "{program} is not installed ({how})");
+        println!("SKIPPED: {program} is not installed ({how})");
     }
     found
 }

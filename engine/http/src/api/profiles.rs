@@ -103,45 +103,45 @@ pub fn parse_query(params: &HashMap<String, String>) -> Result<ProfileQuery, Api
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     };
-    let kind = match get("type") {
-        None | Some("cpu") => ProfileType::Cpu,
-        Some("offcpu") => ProfileType::OffCpu,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "type: `{other}` is not cpu or offcpu"
-            )))
-        }
-    };
+    let kind = one_of(
+        "type",
+        get("type"),
+        ProfileType::Cpu,
+        &[("cpu", ProfileType::Cpu), ("offcpu", ProfileType::OffCpu)],
+    )?;
     let container = get("container").map(str::to_string);
     if let Some(c) = &container {
         if c.len() > 128 {
             return Err(ApiError::invalid("container: longer than 128 characters"));
         }
     }
-    let scope = match get("scope") {
-        None if container.is_some() => ProfileScope::Container,
-        None | Some("host") => ProfileScope::Host,
-        Some("container") => ProfileScope::Container,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "scope: `{other}` is not host or container"
-            )))
-        }
-    };
+    let scope = one_of(
+        "scope",
+        get("scope"),
+        if container.is_some() {
+            ProfileScope::Container
+        } else {
+            ProfileScope::Host
+        },
+        &[
+            ("host", ProfileScope::Host),
+            ("container", ProfileScope::Container),
+        ],
+    )?;
     if scope == ProfileScope::Host && container.is_some() {
         return Err(ApiError::invalid(
             "container: only with scope=container (or without scope)",
         ));
     }
-    let format = match get("format") {
-        None | Some("pprof") => ProfileFormat::Pprof,
-        Some("folded") => ProfileFormat::Folded,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "format: `{other}` is not pprof or folded"
-            )))
-        }
-    };
+    let format = one_of(
+        "format",
+        get("format"),
+        ProfileFormat::Pprof,
+        &[
+            ("pprof", ProfileFormat::Pprof),
+            ("folded", ProfileFormat::Folded),
+        ],
+    )?;
     let since_s = get("since").map(|v| parse_time("since", v)).transpose()?;
     let until_s = get("until").map(|v| parse_time("until", v)).transpose()?;
     if let (Some(since), Some(until)) = (since_s, until_s) {
@@ -157,6 +157,29 @@ pub fn parse_query(params: &HashMap<String, String>) -> Result<ProfileQuery, Api
         until_s,
         format,
     })
+}
+
+/// The value of the enumerated parameter `key`: `default` when it is absent, else the option
+/// it names; any other word is an error listing the options.
+fn one_of<T: Copy>(
+    key: &str,
+    value: Option<&str>,
+    default: T,
+    options: &[(&str, T)],
+) -> Result<T, ApiError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match options.iter().find(|(name, _)| *name == value) {
+        Some((_, chosen)) => Ok(*chosen),
+        None => {
+            let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+            Err(ApiError::invalid(format!(
+                "{key}: `{value}` is not {}",
+                names.join(" or ")
+            )))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -150,37 +150,31 @@ impl BulkClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Failure::Retryable(format!("{url}: {}", describe(&e))))?;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Failure::Retryable(format!("{url}: {}", describe(&e))))?;
-        Ok((status, body.to_vec()))
+        exchange(request, url).await
     }
 
     async fn send_to(&self, base: &str, docs: &[Pending]) -> Result<Vec<ItemOutcome>, Failure> {
         let url = format!("{base}/_bulk");
         let millis = chrono::Utc::now().timestamp_millis();
-        let response = self
+        let request = self
             .http
             .post(&url)
             .basic_auth(&self.username, Some(&self.password))
             .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
-            .body(bulk::encode(&self.index, docs, millis))
-            .send()
-            .await
-            .map_err(|e| Failure::Retryable(format!("{url}: {}", describe(&e))))?;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Failure::Retryable(format!("{url}: {}", describe(&e))))?;
+            .body(bulk::encode(&self.index, docs, millis));
+        let (status, body) = exchange(request, &url).await?;
         bulk::classify(status, &body, docs.len())
     }
+}
+
+/// Sends `request` to `url` and reads the whole answer: its status and body. A transport
+/// failure (connection, timeout, cut body) is retryable.
+async fn exchange(request: reqwest::RequestBuilder, url: &str) -> Result<(u16, Vec<u8>), Failure> {
+    let retryable = |e: reqwest::Error| Failure::Retryable(format!("{url}: {}", describe(&e)));
+    let response = request.send().await.map_err(retryable)?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(retryable)?;
+    Ok((status, body.to_vec()))
 }
 
 /// The certificates of a PEM file (`Storage.ES.CACertPath`); none is an error.
