@@ -1,4 +1,4 @@
-//! Kernel test of a real soft lockup, the input of the `softlockup` event (E5, a kmsg rule):
+//! Kernel test of a real soft lockup, the input of the `softlockup` event (a kmsg rule):
 //! `kernel.watchdog_thresh` is lowered to 1 s and one CPU is held with preemption off for
 //! 5 s by a BPF program run once through `BPF_PROG_TEST_RUN` (see `lockup_util`); the
 //! kernel must log `soft lockup - CPU#N stuck for Ms! [huatuo-lockup:<tid>]` for that CPU

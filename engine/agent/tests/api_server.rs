@@ -12,18 +12,6 @@ use std::time::{Duration, Instant};
 /// Five filters that never match a record (no field holds 20 word characters in a row).
 const NEVER: &str = r#"{"filters":{"tracer_name":"\\w{20}","hostname":"\\w{20}","region":"\\w{20}","container_hostname":"\\w{20}","container_host_namespace":"\\w{20}"}}"#;
 
-/// Waits up to `within` for `probe` to hold.
-fn eventually(within: Duration, mut probe: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if probe() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    probe()
-}
-
 #[test]
 fn closed_watch_clients_are_freed_whatever_their_filter() {
     let agent = ApiAgent::start_healthy(Setup {

@@ -1,4 +1,4 @@
-//! End-to-end kernel test of the shipped `softlockup` event (E5) and the `softlockup_total`
+//! End-to-end kernel test of the shipped `softlockup` event and the `softlockup_total`
 //! counter: the real agent runs `rules/`, the kernel is made to report a real soft lockup,
 //! and the one record stored in `local/softlockup` must name the CPU and the task of the
 //! kernel's `soft lockup - CPU#N stuck for Ms! [comm:pid]` line, with the running tasks

@@ -36,29 +36,29 @@ const C1: &str = r#"container_host="",container_hostnamespace="",container_id="1
 fn expected() -> Vec<String> {
     let host = r#"host="fixture-host",region="""#;
     let mut lines: Vec<String> = [
-        // M3: static fixture, so the deltas are 0 (percent of a 0 whole is 0).
+        // CPU: static fixture, so the deltas are 0 (percent of a 0 whole is 0).
         ("cpu_util_sys", "0"),
         ("cpu_util_usr", "0"),
         ("cpu_util_total", "0"),
-        // M5
+        // Load averages
         ("loadavg_load1", "0.3"),
         ("loadavg_load5", "0.2"),
         ("loadavg_load15", "0.22"),
-        // M7: IncludedOnHost nr_dirty|nr_free_pages minus ExcludedOnHost "threshold".
+        // vmstat: IncludedOnHost nr_dirty|nr_free_pages minus ExcludedOnHost "threshold".
         ("memory_vmstat_nr_dirty", "19047"),
         ("memory_vmstat_nr_free_pages", "3205350"),
-        // M10: TCP mem 3 pages of 4096 bytes against tcp_mem[2] = 16384 pages.
+        // TCP memory: 3 pages of 4096 bytes against tcp_mem[2] = 16384 pages.
         ("tcp_memory_limit_pages", "16384"),
         ("tcp_memory_usage_pages", "3"),
         ("tcp_memory_usage_bytes", "12288"),
         ("tcp_memory_usage_percent", "0.018310546875"),
-        // M11
+        // ARP
         ("arp_entries", "2"),
         ("arp_total", "2"),
-        // M15: Tcp_* excluded, TcpExt kept.
+        // netstat: Tcp_* excluded, TcpExt kept.
         ("netstat_TcpExt_ListenOverflows", "7"),
         ("netstat_TcpExt_ListenDrops", "9"),
-        // M16
+        // sockstat
         ("sockstat_sockets_used", "120"),
         ("sockstat_TCP_inuse", "10"),
         ("sockstat_TCP_orphan", "1"),
@@ -116,7 +116,7 @@ fn expected() -> Vec<String> {
     lines
 }
 
-/// M12: qdisc.json holds lo (excluded by DeviceExcluded), eth0's pfifo_fast as recorded on
+/// Qdisc: qdisc.json holds lo (excluded by DeviceExcluded), eth0's pfifo_fast as recorded on
 /// this VM by `record_netlink`, and eth1's mq root with two fq_codel children, which are
 /// summed per (device, kind): backlog 100+50, qlen 1+0, requeues 0+1, drops 0+2,
 /// bytes 1000+2000, packets 10+20.
@@ -146,7 +146,7 @@ fn qdisc_expected() -> Vec<String> {
     lines
 }
 
-/// M19: the fixture mountinfo lists /, /dev/shm, /proc, /sys/fs/cgroup and /tmp; statfs reads
+/// Mount points: the fixture mountinfo lists /, /dev/shm, /proc, /sys/fs/cgroup and /tmp; statfs reads
 /// the real paths, so sizes come from `stat -f` (fragment size × blocks, inodes) of this
 /// machine. MountPointsIncluded keeps / and /dev/shm.
 fn mountpoint_expected() -> Vec<String> {
@@ -298,7 +298,7 @@ fn fixture_node_metrics_are_exact() {
             "`{absent}` should not be exported:\n{body}"
         );
     }
-    // M6: one series per HUATUO host family and one per container for directstall, no `zone`
+    // Memory reclaim: one series per HUATUO host family and one per container for directstall, no `zone`
     // label on them (the zones are ours, under memory_stall_*).
     let series_of = |family: &str| -> Vec<&str> {
         body.lines()

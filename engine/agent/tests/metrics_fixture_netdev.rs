@@ -1,4 +1,4 @@
-//! M14 over the fixture node with and without `MetricCollector.NetdevStats.EnableNetlink`:
+//! Network device counters over the fixture node with and without `MetricCollector.NetdevStats.EnableNetlink`:
 //! the same rules (`netdev`, `netdev_container`) give the same families and labels, with the
 //! values of `proc/net/dev` and `proc/3001/net/dev` (procfs) or of the recorded link dumps
 //! `netlink/link.json` and `netlink/netns/3001/link.json` (netlink). pid 3001 is the init

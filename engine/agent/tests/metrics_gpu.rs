@@ -1,4 +1,4 @@
-//! M21 GPU families with the real binary over the fixture node: recorded readings
+//! GPU families with the real binary over the fixture node: recorded readings
 //! (`--gpu-recorded engine/agent/tests/fixtures/node/gpu`, `metax.json` and `nvidia.json`)
 //! give exact `metax_gpu_*` and `nvidia_gpu_*` lines; the BlackList turns either off (the
 //! default BlackList, HUATUO's, has `metax_gpu`); without recorded readings and without NVML

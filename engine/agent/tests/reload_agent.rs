@@ -6,24 +6,13 @@
 
 mod api_agent;
 
-use api_agent::{get, request, ApiAgent, Setup, TICK};
+use api_agent::{eventually, get, request, ApiAgent, Setup, TICK};
 use serde_json::Value as Json;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn eventually(within: Duration, mut probe: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if probe() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
 
 fn json_of(body: &str) -> Json {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
@@ -166,6 +155,20 @@ fn a_bad_set_is_refused_with_its_diagnostics_and_a_good_one_is_applied() {
     assert!(names.contains(&"api_new"), "{after}");
 }
 
+/// Writes `quiet.hto` after `lead`: `api_quiet` (emits load1) then `api_edited` (emits
+/// `edited_emits`), both with a 1 h cooldown.
+fn write_quiet_rules(agent: &ApiAgent, lead: &str, edited_emits: &str) {
+    std::fs::write(
+        rule_file(agent, "quiet.hto"),
+        format!(
+            "{lead}{}{}",
+            event_rule("api_quiet", "1h", "load1"),
+            event_rule("api_edited", "1h", edited_emits)
+        ),
+    )
+    .expect("rules");
+}
+
 #[test]
 fn a_cooldown_keeps_suppressing_after_a_reload_that_changed_another_rule() {
     let agent = ApiAgent::start(Setup {
@@ -173,15 +176,7 @@ fn a_cooldown_keeps_suppressing_after_a_reload_that_changed_another_rule() {
         every: "100ms",
         ..Setup::default()
     });
-    std::fs::write(
-        rule_file(&agent, "quiet.hto"),
-        format!(
-            "{}{}",
-            event_rule("api_quiet", "1h", "load1"),
-            event_rule("api_edited", "1h", "load1")
-        ),
-    )
-    .expect("rules");
+    write_quiet_rules(&agent, "", "load1");
     // Reload so the two rules run (the agent started before they were written).
     agent.wait_healthy();
     let (code, body) = reload(&agent, &[]);
@@ -193,15 +188,7 @@ fn a_cooldown_keeps_suppressing_after_a_reload_that_changed_another_rule() {
         "both fired once"
     );
     // api_edited changes (moved down a line, too); api_quiet is only moved.
-    std::fs::write(
-        rule_file(&agent, "quiet.hto"),
-        format!(
-            "\n{}{}",
-            event_rule("api_quiet", "1h", "load1"),
-            event_rule("api_edited", "1h", "load1, load5")
-        ),
-    )
-    .expect("rules");
+    write_quiet_rules(&agent, "\n", "load1, load5");
     let (code, body) = reload(&agent, &[]);
     assert_eq!(code, 200, "{body}");
     let kept = body["data"]["rules"]["kept"].to_string();

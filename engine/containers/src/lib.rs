@@ -1,4 +1,4 @@
-//! Container discovery from cgroupfs and the kubelet, and cgroup readers (C3; M3–M8).
+//! Container discovery from cgroupfs and the kubelet, and cgroup readers.
 //!
 //! - [`Discovery`] walks the cgroup hierarchy (v1 `cpu`, or the v2 root), recognises
 //!   container cgroups by path ([`classify`]) and keeps a bounded snapshot refreshed on an

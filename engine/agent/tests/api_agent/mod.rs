@@ -408,3 +408,15 @@ impl Watch {
         self.reader.get_ref()
     }
 }
+
+/// Waits up to `within` for `probe` to hold, polling every 100 ms; whether it held.
+pub fn eventually(within: Duration, mut probe: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if probe() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    probe()
+}

@@ -1,5 +1,5 @@
-//! `cgroup.cpu` (usage, user, system, cores; M3) and `cgroup.cpu_stat` (throttling and
-//! bursts; M4).
+//! `cgroup.cpu` (usage, user, system, cores) and `cgroup.cpu_stat` (throttling and
+//! bursts).
 //!
 //! v1: `cpuacct.usage` (ns), `cpuacct.usage_user`/`usage_sys` (ns) or else `cpuacct.stat`
 //! (USER_HZ ticks), `cpu.cfs_quota_us`/`cpu.cfs_period_us`, `cpu.stat` (ns).

@@ -1,5 +1,5 @@
-//! `cgroup.memory_stat` (memory.stat as open fields; M7) and `cgroup.memory_events`
-//! (memory.events; M8).
+//! `cgroup.memory_stat` (memory.stat as open fields) and `cgroup.memory_events`
+//! (memory.events).
 //!
 //! On cgroup v1 there is no memory.events: `max` is `memory.failcnt` (times the limit was
 //! hit) and `oom_kill` comes from `memory.oom_control` (kernel 4.13+); `low`, `high`, `oom`

@@ -1,5 +1,6 @@
-//! `container.net_dev`, `container.netstat`, `container.arp` and `container.sockstat` (M11,
-//! M14, M15, M16 container variants): the network counters of each container's own network namespace, read through
+//! `container.net_dev`, `container.netstat`, `container.arp` and `container.sockstat`
+//! (container variants of the host's network sources): the network counters of each
+//! container's own network namespace, read through
 //! `/proc/<init pid>/net/*` with the host parsers of `huatuo-sources` ([`NetnsView`]).
 //! `container.net_dev` reads RTM_GETLINK inside the namespace instead when
 //! [`NetnsReader::net_dev_via`] is [`NetDevVia::Netlink`] (`EnableNetlink`): the host's

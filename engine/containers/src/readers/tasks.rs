@@ -1,4 +1,4 @@
-//! `cgroup.load` (tasks by state, by a scan of the cgroup's tasks; M5, A3) and `cgroup.pids`
+//! `cgroup.load` (tasks by state, by a scan of the cgroup's tasks) and `cgroup.pids`
 //! (pids.current, pids.max).
 //!
 //! The task list is `tasks` in the v1 cpu hierarchy, `cgroup.threads` on v2; each task's
