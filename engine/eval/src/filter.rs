@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn included_and_excluded_as_huatuo_documents_them() {
-        // Seed 001 §4 6.1: both present means "matches Included and not Excluded".
+        // As HUATUO's manual has it for CPUIdle filters: both present means "matches Included and not Excluded".
         let included =
             config(json!([{"Field": "container_host_namespace", "Pattern": "^application-"}]));
         let excluded = config(json!([{"Field": "container_qos", "Pattern": "besteffort"}]));
