@@ -235,7 +235,7 @@ fn tokens_guard_status_and_events_and_never_leak() {
         "[APIServer]\n    TokenFile = \"{}\"\n    OpenPaths = [\"/healthz\"]\n",
         token_file.display()
     );
-    let agent = ApiAgent::start_healthy(Setup {
+    let agent = ApiAgent::start(Setup {
         tag: "api-tokens-agent",
         config: &config,
         ..Setup::default()
