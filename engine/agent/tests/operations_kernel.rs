@@ -705,32 +705,7 @@ fn io_tracing_names_the_loop_disk_written_with_o_direct() {
         let rdev = std::fs::metadata(&device.dev).expect("stat loop").rdev();
         format!("{}:{}", libc::major(rdev), libc::minor(rdev))
     };
-    let agent = Agent::start(Setup {
-        tag: "iotrace-op",
-        rules: "rules/autotrace",
-        config: "",
-        args: &["--run-for", "120"],
-    });
-    let base = format!("http://{}", agent.addr());
-    wait_until(Duration::from_secs(60), || {
-        (http("GET", &format!("{base}/readyz"), None).0 == 204).then_some(())
-    })
-    .unwrap_or_else(|| panic!("never ready\nlog:\n{}", agent.log()));
-    let ops = format!("{base}/v1/operations");
-    let (status, body) = http(
-        "POST",
-        &ops,
-        Some((
-            "application/json",
-            &start_body("blk", 3, json!({ "type": "io_tracing" })),
-        )),
-    );
-    assert_eq!(status, 202, "io_tracing: {body}");
-    wait_until(Duration::from_secs(30), || {
-        let (_, body) = http("GET", &format!("{ops}/blk"), None);
-        (body["data"]["status"] != "pending").then_some(())
-    })
-    .unwrap_or_else(|| panic!("blk never ran\nlog:\n{}", agent.log()));
+    let agent = start_io_tracing("iotrace-op", &["--run-for", "120"], "blk", 3);
     // O_DIRECT 4 KiB writes: each one is a request of the loop disk, none stays in the cache.
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -746,14 +721,7 @@ fn io_tracing_names_the_loop_disk_written_with_o_direct() {
         written += 4096;
     }
     drop(file);
-    let blk = wait_terminal(&agent, "blk", Duration::from_secs(30));
-    assert_eq!(blk["terminal"]["outcome"], "completed", "{blk}");
-    let doc = wait_until(Duration::from_secs(10), || {
-        stored(&agent, "tracing_io_tracing")
-            .into_iter()
-            .find(|d| d["tracer_data"]["request_id"] == "blk")
-    })
-    .unwrap_or_else(|| panic!("no stored io_tracing record\nlog:\n{}", agent.log()));
+    let doc = io_tracing_record(&agent, "blk");
     let data = &doc["tracer_data"];
     assert!(data.get("block_unavailable").is_none(), "{data}");
     let disks = data["disks"].as_array().expect("disks");
@@ -787,42 +755,15 @@ fn io_tracing_without_templates_says_why_the_block_part_is_missing() {
     if !kernel_tests_enabled("operations_kernel", "root") {
         return;
     }
-    let agent = Agent::start(Setup {
-        tag: "iotrace-nobpf",
-        rules: "rules/autotrace",
-        config: "",
-        args: &["--no-bpf", "--run-for", "60"],
-    });
-    let base = format!("http://{}", agent.addr());
-    wait_until(Duration::from_secs(60), || {
-        (http("GET", &format!("{base}/readyz"), None).0 == 204).then_some(())
-    })
-    .unwrap_or_else(|| panic!("never ready\nlog:\n{}", agent.log()));
-    let ops = format!("{base}/v1/operations");
-    let (status, body) = http(
-        "POST",
-        &ops,
-        Some((
-            "application/json",
-            &start_body("nobpf", 2, json!({ "type": "io_tracing" })),
-        )),
+    let agent = start_io_tracing(
+        "iotrace-nobpf",
+        &["--no-bpf", "--run-for", "60"],
+        "nobpf",
+        2,
     );
-    assert_eq!(status, 202, "io_tracing: {body}");
-    wait_until(Duration::from_secs(30), || {
-        let (_, body) = http("GET", &format!("{ops}/nobpf"), None);
-        (body["data"]["status"] != "pending").then_some(())
-    })
-    .unwrap_or_else(|| panic!("nobpf never ran\nlog:\n{}", agent.log()));
     const WRITTEN: usize = 1 << 20;
     std::fs::write(agent.dir().join("io-load"), vec![0x3cu8; WRITTEN]).expect("write");
-    let done = wait_terminal(&agent, "nobpf", Duration::from_secs(30));
-    assert_eq!(done["terminal"]["outcome"], "completed", "{done}");
-    let doc = wait_until(Duration::from_secs(10), || {
-        stored(&agent, "tracing_io_tracing")
-            .into_iter()
-            .find(|d| d["tracer_data"]["request_id"] == "nobpf")
-    })
-    .unwrap_or_else(|| panic!("no stored io_tracing record\nlog:\n{}", agent.log()));
+    let doc = io_tracing_record(&agent, "nobpf");
     let data = &doc["tracer_data"];
     let reason = data["block_unavailable"].as_str().unwrap_or("");
     assert!(
@@ -839,4 +780,48 @@ fn io_tracing_without_templates_says_why_the_block_part_is_missing() {
         me["fs_write"].as_u64().unwrap_or(0) >= WRITTEN as u64,
         "{me}"
     );
+}
+
+/// Starts an agent over the autotrace rules with `args`, waits until it is ready, starts an
+/// `io_tracing` operation `id` of `seconds` and waits until it runs.
+fn start_io_tracing(tag: &str, args: &[&str], id: &str, seconds: u64) -> Agent {
+    let agent = Agent::start(Setup {
+        tag,
+        rules: "rules/autotrace",
+        config: "",
+        args,
+    });
+    let base = format!("http://{}", agent.addr());
+    wait_until(Duration::from_secs(60), || {
+        (http("GET", &format!("{base}/readyz"), None).0 == 204).then_some(())
+    })
+    .unwrap_or_else(|| panic!("never ready\nlog:\n{}", agent.log()));
+    let ops = format!("{base}/v1/operations");
+    let (status, body) = http(
+        "POST",
+        &ops,
+        Some((
+            "application/json",
+            &start_body(id, seconds, json!({ "type": "io_tracing" })),
+        )),
+    );
+    assert_eq!(status, 202, "io_tracing: {body}");
+    wait_until(Duration::from_secs(30), || {
+        let (_, body) = http("GET", &format!("{ops}/{id}"), None);
+        (body["data"]["status"] != "pending").then_some(())
+    })
+    .unwrap_or_else(|| panic!("{id} never ran\nlog:\n{}", agent.log()));
+    agent
+}
+
+/// Waits for the `io_tracing` operation `id` to complete and returns its stored record.
+fn io_tracing_record(agent: &Agent, id: &str) -> Json {
+    let done = wait_terminal(agent, id, Duration::from_secs(30));
+    assert_eq!(done["terminal"]["outcome"], "completed", "{done}");
+    wait_until(Duration::from_secs(10), || {
+        stored(agent, "tracing_io_tracing")
+            .into_iter()
+            .find(|d| d["tracer_data"]["request_id"] == id)
+    })
+    .unwrap_or_else(|| panic!("no stored io_tracing record\nlog:\n{}", agent.log()))
 }
