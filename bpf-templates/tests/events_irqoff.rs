@@ -9,43 +9,18 @@ mod common;
 mod events_util;
 
 use common::kernel_ready;
-use events_util::int;
+use events_util::{drain, int, load_with_threshold};
 use huatuo_bpf::schema::AttachKind;
-use huatuo_bpf::Templates;
-use huatuo_dsl::value::{Sample, Value};
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
-fn load(threshold_ns: u64) -> Templates {
-    let tunables = BTreeMap::from([(
-        "irqoff".to_string(),
-        BTreeMap::from([("threshold_ns".to_string(), threshold_ns)]),
-    )]);
-    let templates = Templates::load(&["irqoff"], &tunables);
-    assert!(templates.status()[0].loaded, "{:#?}", templates.status());
-    templates
-}
-
-fn drain(templates: &mut Templates, wait: Duration) -> Vec<Sample> {
-    let mut rx = templates.take_events().expect("event stream");
-    let deadline = Instant::now() + wait;
-    let mut out = vec![];
-    while Instant::now() < deadline {
-        while let Ok(sample) = rx.try_recv() {
-            out.push(sample);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    out
-}
+use huatuo_dsl::value::Value;
+use std::time::Duration;
 
 #[test]
 fn irqoff_falls_back_to_the_sampler_and_reports_gaps_above_the_threshold_only() {
     if !kernel_ready("irqoff_falls_back_to_the_sampler_and_reports_gaps_above_the_threshold_only") {
         return;
     }
-    let mut every = load(0);
-    let mut strict = load(1_000_000_000);
+    let mut every = load_with_threshold("irqoff", 0);
+    let mut strict = load_with_threshold("irqoff", 1_000_000_000);
     let st = &every.status()[0];
     let irqoff = st
         .programs

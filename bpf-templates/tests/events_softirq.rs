@@ -10,15 +10,13 @@ mod common;
 mod events_util;
 
 use common::kernel_ready;
-use events_util::{int, text};
-use huatuo_bpf::Templates;
-use huatuo_dsl::value::{Sample, Value};
-use std::collections::BTreeMap;
+use events_util::{drain, int, load_with_threshold, text};
+use huatuo_dsl::value::Value;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Loopback TCP senders and receivers, stopped on drop.
 struct Flood(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
@@ -55,36 +53,13 @@ impl Drop for Flood {
     }
 }
 
-fn load(threshold_ns: u64) -> Templates {
-    let tunables = BTreeMap::from([(
-        "softirq_off".to_string(),
-        BTreeMap::from([("threshold_ns".to_string(), threshold_ns)]),
-    )]);
-    let templates = Templates::load(&["softirq_off"], &tunables);
-    assert!(templates.status()[0].loaded, "{:#?}", templates.status());
-    templates
-}
-
-fn drain(templates: &mut Templates, wait: Duration) -> Vec<Sample> {
-    let mut rx = templates.take_events().expect("event stream");
-    let deadline = Instant::now() + wait;
-    let mut out = vec![];
-    while Instant::now() < deadline {
-        while let Ok(sample) = rx.try_recv() {
-            out.push(sample);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    out
-}
-
 #[test]
 fn the_sampler_reports_pending_softirqs_above_the_threshold_only() {
     if !kernel_ready("the_sampler_reports_pending_softirqs_above_the_threshold_only") {
         return;
     }
-    let mut every = load(0);
-    let mut strict = load(1_000_000_000);
+    let mut every = load_with_threshold("softirq_off", 0);
+    let mut strict = load_with_threshold("softirq_off", 1_000_000_000);
     let status = every.status();
     let check = status[0]
         .programs

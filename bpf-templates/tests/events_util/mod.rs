@@ -1,5 +1,5 @@
-//! Helpers of the event-template kernel tests: waiting for a matching event, child
-//! processes killed on drop.
+//! Helpers of the event-template kernel tests: loading a template with a threshold, waiting
+//! for a matching event or draining them all, child processes killed on drop.
 #![allow(dead_code)]
 
 use huatuo_dsl::value::{Sample, Value};
@@ -105,4 +105,29 @@ pub fn kernel_enum_value(name: &str) -> Option<i64> {
         let (lhs, rhs) = line.trim().trim_end_matches(',').split_once(" = ")?;
         (lhs == name).then(|| rhs.parse().ok())?
     })
+}
+
+/// Loads `template` with its `threshold_ns` tunable set; asserts it loaded.
+pub fn load_with_threshold(template: &str, threshold_ns: u64) -> huatuo_bpf::Templates {
+    let tunables = std::collections::BTreeMap::from([(
+        template.to_string(),
+        std::collections::BTreeMap::from([("threshold_ns".to_string(), threshold_ns)]),
+    )]);
+    let templates = huatuo_bpf::Templates::load(&[template], &tunables);
+    assert!(templates.status()[0].loaded, "{:#?}", templates.status());
+    templates
+}
+
+/// Every event the templates emit during `wait`.
+pub fn drain(templates: &mut huatuo_bpf::Templates, wait: Duration) -> Vec<Sample> {
+    let mut rx = templates.take_events().expect("event stream");
+    let deadline = Instant::now() + wait;
+    let mut out = vec![];
+    while Instant::now() < deadline {
+        while let Ok(sample) = rx.try_recv() {
+            out.push(sample);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    out
 }
