@@ -26,6 +26,9 @@ const MAX_BUF: usize = 64 * 1024;
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 /// Least time between two logged accept errors.
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
+/// Evicted connections allowed to still be closing before accepting pauses: their tasks close
+/// them asynchronously, and a flood of newcomers must not outrun them and pile up open files.
+const CLOSING_SLACK: usize = 16;
 
 /// The bounds the server holds every connection to.
 #[derive(Debug, Clone, Copy)]
@@ -170,7 +173,9 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            accepted = listener.socket.accept() => match accepted {
+            // The kernel's backlog holds newcomers while evicted connections finish closing.
+            accepted = listener.socket.accept(),
+                if tasks.len() < shared.limits.max_connections + CLOSING_SLACK => match accepted {
                 Ok((stream, addr)) => {
                     backoff = Duration::ZERO;
                     let admitted = shared
