@@ -9,6 +9,8 @@ Interleaved rounds of modes (--modes, default off,on,floor), each running the sa
   floor-tp      the floor without its perf_event samplers (tracepoint hooks only);
   on-nosoftirq  the agent with the `softirq_tracing` tracer blacklisted (no softirq_off:
                 neither its softirq_raise/softirq_entry programs nor its 1 kHz sampler).
+  on-profiling  the agent as shipped plus continuous profiling (`[ContinuousProfiling]
+                Enable = true`, its shipped 99 Hz and CPU budget).
 Per load: the median over rounds, the loss against `off` in percent (positive = worse), the
 agent's own CPU (utime+stime from /proc/<pid>/stat over the load window) and, for `on` and
 `floor`, the BPF time per second of load per program (kernel.bpf_stats_enabled=1,
@@ -189,7 +191,7 @@ LOADS = [
 class Agent:
     """The release agent with the shipped rules and config (records under the work dir)."""
 
-    def __init__(self, work, blacklist=()):
+    def __init__(self, work, blacklist=(), profiling=False):
         before = prog_stats()
         self.work = work
         self.port = free_port()
@@ -204,6 +206,11 @@ class Agent:
                 raise RuntimeError("huatuo-bamai.conf: the shipped BlackList line changed")
             names = ", ".join(f'"{n}"' for n in ("netdev_hw", "metax_gpu", *blacklist))
             text = text.replace(shipped, f"BlackList = [{names}]")
+        if profiling:
+            shipped = "[ContinuousProfiling]\n    Enable = false\n"
+            if shipped not in text:
+                raise RuntimeError("huatuo-bamai.conf: the shipped [ContinuousProfiling] lines changed")
+            text = text.replace(shipped, "[ContinuousProfiling]\n    Enable = true\n")
         with open(config, "w") as f:
             f.write(text)
         self.log = open(os.path.join(work, "agent.log"), "ab")
@@ -308,6 +315,8 @@ def run_mode(mode, args, hooks, results, bpf):
     holder = None
     if mode == "on":
         holder = Agent(args.work)
+    elif mode == "on-profiling":
+        holder = Agent(args.work, profiling=True)
     elif mode == "on-nosoftirq":
         holder = Agent(args.work, blacklist=("softirq_tracing",))
     elif mode == "floor":
@@ -423,7 +432,7 @@ def main():
     ap.add_argument("--groups", type=int, default=10, help="perf bench messaging -g")
     ap.add_argument("--io-mb", type=int, default=512, help="MB written per file load")
     ap.add_argument("--modes", default="off,on,floor",
-                    help="comma-separated: off, on, floor, floor-tp, on-nosoftirq")
+                    help="comma-separated: off, on, floor, floor-tp, on-nosoftirq, on-profiling")
     ap.add_argument("--loads", default="",
                     help="comma-separated substrings of load names to run (default: all)")
     ap.add_argument("--quick", action="store_true",
@@ -432,7 +441,7 @@ def main():
     if args.quick:
         args.rounds, args.secs, args.loops, args.io_mb = 1, 2, 200, 64
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    known = {"off", "on", "floor", "floor-tp", "on-nosoftirq"}
+    known = {"off", "on", "floor", "floor-tp", "on-nosoftirq", "on-profiling"}
     if "off" not in args.modes or not set(args.modes) <= known:
         sys.exit(f"--modes: need `off` and only {', '.join(sorted(known))}")
     args.loads = [l.strip() for l in args.loads.split(",") if l.strip()]

@@ -6,7 +6,7 @@
 # loss against `off`, the agent's CPU and the BPF time per second of load per program.
 # Needs root, perf, bpftool, clang; iperf3 is installed here when missing (bench only).
 # Usage: bench/overhead/run.sh [--quick] [--rounds N] [--secs S] [--loops L] [--io-mb M]
-#   [--modes off,on,floor,floor-tp,on-nosoftirq] [--loads SUBSTRING,...]
+#   [--modes off,on,floor,floor-tp,on-nosoftirq,on-profiling] [--loads SUBSTRING,...]
 #   HUATUO_BIN=path runs that agent binary instead of the release build (A/B of two builds).
 #   --quick: 1 round of short loads, for developing the bench; figures need a quiet machine.
 set -euo pipefail
