@@ -29,6 +29,7 @@ pub mod sockstat;
 pub mod stat;
 pub mod stream;
 pub mod xfs;
+pub mod xfs_log;
 
 pub use netns::NetnsView;
 
@@ -82,6 +83,9 @@ pub struct ReaderConfig {
     /// Read GPU sources from recorded JSON in this directory (`metax.json`, `nvidia.json`)
     /// instead of the vendor libraries; a vendor without its file is absent.
     pub gpu_recorded: Option<PathBuf>,
+    /// Read XFS log sizes from this recorded JSON (`{"<device>": <bytes>}`) instead of the
+    /// `XFS_IOC_FSGEOMETRY` ioctl on each mount point; for fixture trees and replay.
+    pub xfs_recorded: Option<PathBuf>,
     /// How `proc.net_dev` reads the host's counters (`MetricCollector.NetdevStats.EnableNetlink`);
     /// over netlink it reads `link.json` of `netlink_recorded` when that is set.
     pub net_dev_via: net_dev::NetDevVia,
@@ -127,7 +131,10 @@ pub fn host_readers(roots: &Roots, config: &ReaderConfig) -> Vec<Box<dyn Reader>
             netdev_hw::NetdevHwReader::new(&roots.sys, config.include_virtual_netdev)
                 .only(config.netdev_hw_devices.clone()),
         ),
-        Box::new(xfs::XfsReader::new(&roots.sys)),
+        Box::new(match &config.xfs_recorded {
+            Some(file) => xfs::XfsReader::recorded(&roots.sys, file),
+            None => xfs::XfsReader::new(&roots.sys, &roots.proc),
+        }),
         Box::new(mounts::MountsReader::new(
             &roots.proc,
             config.mount_points.clone(),

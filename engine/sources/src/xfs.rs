@@ -1,10 +1,13 @@
-//! `sys.xfs`: counters of each mounted XFS filesystem from `/sys/fs/xfs/<device>/stats/stats`.
+//! `sys.xfs`: counters of each mounted XFS filesystem from `/sys/fs/xfs/<device>/stats/stats`,
+//! and its free journal space (see [`crate::xfs_log`]).
 
-use crate::common::{int, parse_u64, polled, read_error, read_text, SampleBuilder};
+use crate::common::{int, parse_u64, polled, read_error, read_text, saturate, SampleBuilder};
+use crate::xfs_log;
 use huatuo_dsl::catalog::SourceSchema;
 use huatuo_dsl::source::{ReadError, Reader};
 use huatuo_dsl::units::Dim;
-use huatuo_dsl::value::Sample;
+use huatuo_dsl::value::{Sample, Value};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Catalog name.
@@ -40,16 +43,28 @@ const FIELDS: [(&str, &str, usize, &str); 7] = [
     ),
 ];
 
+/// The field of the free journal space.
+const LOG_FREE: &str = "log_free_bytes";
+
 /// The schema of `sys.xfs`.
 pub fn schema() -> SourceSchema {
+    let mut fields: Vec<_> = FIELDS
+        .iter()
+        .map(|(name, _, _, doc)| int(name, Dim::Count, doc))
+        .collect();
+    fields.push(int(
+        LOG_FREE,
+        Dim::Bytes,
+        "free journal space: the log size (XFS_IOC_FSGEOMETRY) less the space between the log \
+         tail and head and the reserve grant head (/sys/fs/xfs/<device>/log); absent when the \
+         mount point or the log files cannot be read",
+    ));
     polled(
         NAME,
-        "counters of each mounted XFS filesystem from /sys/fs/xfs/<device>/stats/stats",
+        "counters of each mounted XFS filesystem from /sys/fs/xfs/<device>/stats/stats, and \
+         its free journal space",
         &["device"],
-        FIELDS
-            .iter()
-            .map(|(name, _, _, doc)| int(name, Dim::Count, doc))
-            .collect(),
+        fields,
     )
 }
 
@@ -70,17 +85,79 @@ pub fn parse(text: &str, device: &str, now_ns: i64) -> Result<Sample, String> {
     Ok(sample.build(NAME, now_ns))
 }
 
-/// Reads every `<sys>/fs/xfs/<device>/stats/stats`; no XFS (the directory absent) is no
-/// samples.
+/// Finds the log size in bytes of the XFS filesystem on a device (as `/sys/fs/xfs` names it).
+pub type LogSizeFn = Box<dyn Fn(&str) -> std::io::Result<u64> + Send>;
+
+/// Reads every `<sys>/fs/xfs/<device>/stats/stats` and `<device>/log`; no XFS (the directory
+/// absent) is no samples.
 pub struct XfsReader {
     root: PathBuf,
+    log_size: LogSizeFn,
+    /// Devices whose free log space could not be computed, each logged once.
+    no_log: BTreeSet<String>,
 }
 
 impl XfsReader {
-    /// A reader rooted at the sysfs mount `sys`.
-    pub fn new(sys: &Path) -> Self {
+    /// A reader rooted at the sysfs mount `sys`, finding each filesystem's mount point in
+    /// `<proc>/self/mountinfo` for its log size.
+    pub fn new(sys: &Path, proc: &Path) -> Self {
+        let (sys_root, proc_root) = (sys.to_path_buf(), proc.to_path_buf());
+        Self::with_log_size(
+            sys,
+            Box::new(move |device| {
+                xfs_log::log_size(&xfs_log::mount_point(&sys_root, &proc_root, device)?)
+            }),
+        )
+    }
+
+    /// A reader rooted at `sys` taking log sizes from the recorded JSON `file`
+    /// (`{"<device>": <bytes>}`), read at each poll.
+    pub fn recorded(sys: &Path, file: &Path) -> Self {
+        let file = file.to_path_buf();
+        Self::with_log_size(
+            sys,
+            Box::new(move |device| {
+                let text = std::fs::read_to_string(&file)?;
+                let sizes: std::collections::BTreeMap<String, u64> = serde_json::from_str(&text)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                sizes.get(device).copied().ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("{device} not in {}", file.display()),
+                    )
+                })
+            }),
+        )
+    }
+
+    /// A reader rooted at `sys` that asks `log_size` for each filesystem's log size.
+    pub fn with_log_size(sys: &Path, log_size: LogSizeFn) -> Self {
         Self {
             root: sys.join("fs/xfs"),
+            log_size,
+            no_log: BTreeSet::new(),
+        }
+    }
+
+    /// The free log space of `device`, `None` (logged once per device) when unknown.
+    fn log_free(&mut self, device: &str) -> Option<u64> {
+        let free = (self.log_size)(device)
+            .map_err(|e| format!("log size: {e}"))
+            .and_then(|size| {
+                let used = xfs_log::read_log_use(&self.root.join(device).join("log"))?;
+                Ok(used.free_bytes(size))
+            });
+        match free {
+            Ok(free) => {
+                self.no_log.remove(device);
+                Some(free)
+            }
+            Err(e) => {
+                if self.no_log.insert(device.to_string()) {
+                    log::warn!("{NAME}: no {LOG_FREE} for {device}: {e}");
+                }
+                None
+            }
         }
     }
 }
@@ -103,16 +180,24 @@ impl Reader for XfsReader {
             .collect();
         devices.sort();
         let mut samples = Vec::new();
-        for device in devices {
-            let path = self.root.join(&device).join("stats/stats");
+        for device in &devices {
+            let path = self.root.join(device).join("stats/stats");
             let text = match read_text(NAME, &path) {
                 Ok(text) => text,
                 // Unmounted between listing and reading.
-                Err(_) if !self.root.join(&device).exists() => continue,
+                Err(_) if !self.root.join(device).exists() => continue,
                 Err(e) => return Err(e),
             };
-            samples.push(parse(&text, &device, now_ns).map_err(|m| read_error(NAME, &path, m))?);
+            let mut sample =
+                parse(&text, device, now_ns).map_err(|m| read_error(NAME, &path, m))?;
+            if let Some(free) = self.log_free(device) {
+                sample
+                    .fields
+                    .insert(LOG_FREE.into(), Value::Int(saturate(free)));
+            }
+            samples.push(sample);
         }
+        self.no_log.retain(|d| devices.contains(d));
         Ok(samples)
     }
 }
@@ -155,7 +240,7 @@ mod tests {
     #[test]
     fn no_xfs_is_no_samples_and_the_global_directory_is_skipped() {
         let dir = std::env::temp_dir().join(format!("huatuo-xfs-{}", std::process::id()));
-        let mut reader = XfsReader::new(&dir);
+        let mut reader = XfsReader::new(&dir, &dir);
         assert!(reader.read(0).expect("absent is fine").is_empty());
         for device in ["stats", "vdb"] {
             let stats = dir.join("fs/xfs").join(device).join("stats");

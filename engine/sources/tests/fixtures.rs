@@ -366,7 +366,15 @@ fn host_readers_all_read_the_fixture_tree() {
 
 #[test]
 fn xfs_counters_per_mounted_filesystem() {
-    let mut reader = huatuo_sources::xfs::XfsReader::new(&roots().sys);
+    // The recorded sdb1 has a 64 MiB log (16384 blocks of 4 KiB, what XFS_IOC_FSGEOMETRY
+    // would say on its mount point), 200 basic blocks between tail and head, 20 KiB reserved.
+    let mut reader = huatuo_sources::xfs::XfsReader::with_log_size(
+        &roots().sys,
+        Box::new(|device| match device {
+            "sdb1" => Ok(16384 * 4096),
+            _ => Err(std::io::ErrorKind::NotFound.into()),
+        }),
+    );
     let samples = read(&mut reader);
     assert_eq!(
         samples.len(),
@@ -382,6 +390,10 @@ fn xfs_counters_per_mounted_filesystem() {
     assert_eq!(field("buf_locked_waited"), Value::Int(31));
     assert_eq!(field("buf_busy_locked"), Value::Int(5));
     assert_eq!(field("log_space_sleep"), Value::Int(7));
+    assert_eq!(
+        field("log_free_bytes"),
+        Value::Int(16384 * 4096 - 200 * 512 - 20480)
+    );
 }
 
 #[test]

@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// instead of the vendor libraries.
     #[arg(long, value_name = "DIR")]
     gpu_recorded: Option<PathBuf>,
+    /// Read XFS log sizes from this recorded JSON (`{"<device>": <bytes>}`) instead of asking
+    /// each mounted filesystem (`XFS_IOC_FSGEOMETRY`).
+    #[arg(long, value_name = "FILE")]
+    xfs_recorded: Option<PathBuf>,
     /// The kernel log device, or a recorded kmsg file.
     #[arg(long, default_value = "/dev/kmsg", value_name = "FILE")]
     kmsg: PathBuf,
@@ -82,6 +86,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         cgroup_root: args.cgroup_root,
         netlink_recorded: args.netlink_recorded,
         gpu_recorded: args.gpu_recorded,
+        xfs_recorded: args.xfs_recorded,
         kmsg: args.kmsg,
         bpf: !args.no_bpf,
         bpf_recorded: args.bpf_recorded,

@@ -64,6 +64,8 @@ pub struct DaemonOptions {
     pub netlink_recorded: Option<PathBuf>,
     /// Recorded GPU readings (`metax.json`, `nvidia.json`) instead of the vendor libraries.
     pub gpu_recorded: Option<PathBuf>,
+    /// Recorded XFS log sizes instead of the filesystem geometry ioctl.
+    pub xfs_recorded: Option<PathBuf>,
     /// kmsg device or a recorded kmsg file.
     pub kmsg: PathBuf,
     /// Load kernel templates.
@@ -566,11 +568,14 @@ fn start_sources(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Sources> {
     let needs = needs_of(plan);
-    let reader_config = reader_settings::host_reader_config(
-        config,
-        options.netlink_recorded.as_deref(),
-        options.gpu_recorded.as_deref(),
-    );
+    let reader_config = huatuo_sources::ReaderConfig {
+        xfs_recorded: options.xfs_recorded.clone(),
+        ..reader_settings::host_reader_config(
+            config,
+            options.netlink_recorded.as_deref(),
+            options.gpu_recorded.as_deref(),
+        )
+    };
     let mut polled = Vec::new();
     let mut readers = huatuo_sources::host_readers(&options.roots, &reader_config);
     if let Some(d) = discovery {

@@ -150,6 +150,7 @@ pub fn fixture_args(cgroup: &str, seconds: u32) -> Vec<std::ffi::OsString> {
         ("--cgroup-root", cgroup),
         ("--netlink-recorded", "netlink"),
         ("--kmsg", "kmsg"),
+        ("--xfs-recorded", "xfs-log-sizes.json"),
     ] {
         args.push(flag.into());
         args.push(fixture.join(dir).into());
