@@ -9,13 +9,18 @@
  * when the kernel has it). Both memcgs are reported as cgroup ids (v1 memory controller, or
  * the v2 cgroup when `cgroup_v2` = 1) so user space resolves them to containers, and by the
  * kernel address of their memory cgroup state (`*_memcg_css`, 0 on the classic tracepoint
- * for the victim, which it names by pid only).
+ * for the victim, which it names by pid only). Each task's cgroup in the hierarchy container
+ * discovery indexes (the v1 cpu controller, or the v2 cgroup) names its container: the
+ * victim's becomes the record's container, both are published as `victim_container_*` and
+ * `trigger_container_*`.
  */
 #include "huatuo.h"
 
 struct oom_event {
 	u64 victim_cgroup_id;
 	u64 trigger_cgroup_id;
+	u64 victim_cpu_cgroup_id;
+	u64 trigger_cpu_cgroup_id;
 	u64 victim_memcg_css;
 	u64 trigger_memcg_css;
 	u32 victim_pid;
@@ -27,6 +32,11 @@ struct oom_event {
 static __always_inline int memcg_subsys(void)
 {
 	return bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+}
+
+static __always_inline int cpu_subsys(void)
+{
+	return bpf_core_enum_value(enum cgroup_subsys_id, cpu_cgrp_id);
 }
 
 /* The kernel address of the task's memory cgroup state (its memcg's css), as HUATUO reports it. */
@@ -42,6 +52,7 @@ static __always_inline void fill_trigger(struct oom_event *e)
 	e->trigger_pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(e->trigger_comm, sizeof(e->trigger_comm));
 	e->trigger_cgroup_id = huatuo_task_cgroup_id(cur, memcg_subsys());
+	e->trigger_cpu_cgroup_id = huatuo_task_cgroup_id(cur, cpu_subsys());
 	e->trigger_memcg_css = memcg_css(cur);
 }
 
@@ -52,6 +63,7 @@ static __always_inline int emit_task_victim(void *ctx, struct task_struct *victi
 	e.victim_pid = BPF_CORE_READ(victim, tgid);
 	BPF_CORE_READ_STR_INTO(&e.victim_comm, victim, comm);
 	e.victim_cgroup_id = huatuo_task_cgroup_id(victim, memcg_subsys());
+	e.victim_cpu_cgroup_id = huatuo_task_cgroup_id(victim, cpu_subsys());
 	e.victim_memcg_css = memcg_css(victim);
 	fill_trigger(&e);
 	HUATUO_EVENT_OUTPUT(ctx, &e, sizeof(e));

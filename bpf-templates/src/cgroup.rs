@@ -5,6 +5,9 @@
 pub trait CgroupResolver: Send + Sync {
     /// The container id of this cgroup, or `None` for a cgroup that is not a container.
     fn container_id(&self, cgroup_id: u64) -> Option<String>;
+    /// The hostname of this cgroup's container (pod name, else the runtime's hostname), or
+    /// `None` for a cgroup that is not a container or a container without one.
+    fn container_hostname(&self, cgroup_id: u64) -> Option<String>;
 }
 
 /// A resolver that knows no container (host-only until the engine provides one).
@@ -13,6 +16,9 @@ pub struct NoContainers;
 
 impl CgroupResolver for NoContainers {
     fn container_id(&self, _cgroup_id: u64) -> Option<String> {
+        None
+    }
+    fn container_hostname(&self, _cgroup_id: u64) -> Option<String> {
         None
     }
 }

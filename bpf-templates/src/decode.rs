@@ -139,6 +139,20 @@ impl EventDecoder {
                     }
                 }
             }
+            if let (Some(whose), Raw::Unsigned(id)) = (&member.container, raw) {
+                let id_text = resolver.container_id(*id).unwrap_or_default();
+                let hostname = if id_text.is_empty() {
+                    String::new()
+                } else {
+                    resolver.container_hostname(*id).unwrap_or_default()
+                };
+                sample
+                    .fields
+                    .insert(format!("{whose}_container_id"), Value::Str(id_text));
+                sample
+                    .fields
+                    .insert(format!("{whose}_container_hostname"), Value::Str(hostname));
+            }
             if !published {
                 continue;
             }
@@ -315,6 +329,54 @@ variants = [ { kind = "raw_tp", target = "x", prog = "y" } ]
         fn container_id(&self, id: u64) -> Option<String> {
             (id == 77).then(|| "abc123".to_string())
         }
+        fn container_hostname(&self, id: u64) -> Option<String> {
+            (id == 77).then(|| "web-1".to_string())
+        }
+    }
+
+    #[test]
+    fn container_members_publish_whose_container_id_and_hostname() {
+        const TWO: &str = r#"
+[source]
+name = "bpf.two"
+description = "d"
+mode = "stream"
+fields = [
+  { name = "a_container_id", type = "str" },
+  { name = "a_container_hostname", type = "str" },
+  { name = "b_container_id", type = "str" },
+  { name = "b_container_hostname", type = "str" },
+]
+[event]
+fields = [
+  { name = "_a", c = "u64", container = "a" },
+  { name = "_b", c = "u64", container = "b" },
+]
+[[attach]]
+program = "p"
+variants = [ { kind = "raw_tp", target = "x", prog = "y" } ]
+"#;
+        let schema = TemplateSchema::parse("two", TWO).unwrap();
+        let decoder = EventDecoder::new(&schema).unwrap();
+        let mut buf = vec![0u8; 16];
+        buf[0..8].copy_from_slice(&77u64.to_ne_bytes());
+        buf[8..16].copy_from_slice(&5u64.to_ne_bytes());
+        let sample = decoder.decode(&buf, 0, &OneContainer).unwrap();
+        let field = |name: &str| sample.fields.get(name).cloned();
+        assert_eq!(field("a_container_id"), Some(Value::Str("abc123".into())));
+        assert_eq!(
+            field("a_container_hostname"),
+            Some(Value::Str("web-1".into()))
+        );
+        // a cgroup that is no container: present and empty
+        assert_eq!(field("b_container_id"), Some(Value::Str(String::new())));
+        assert_eq!(
+            field("b_container_hostname"),
+            Some(Value::Str(String::new()))
+        );
+        // the ids themselves are not published, and only `cgroup` members set the label
+        assert!(!sample.fields.contains_key("_a"), "{sample:?}");
+        assert!(!sample.labels.contains_key("container_id"), "{sample:?}");
     }
 
     fn record() -> Vec<u8> {

@@ -105,6 +105,11 @@ pub struct EventField {
     /// `container_id` label.
     #[serde(default)]
     pub cgroup: bool,
+    /// A cgroup id naming whose container it is (`victim`, `trigger`): the container's id and
+    /// hostname are published as `<container>_container_id` and `<container>_container_hostname`
+    /// (empty for a cgroup that is no container).
+    #[serde(default)]
+    pub container: Option<String>,
     /// An integer of this kernel enum: its enumerator name (from the running kernel's BTF,
     /// the number when unknown) is published as `name_field`.
     #[serde(default)]

@@ -29,10 +29,13 @@ fn limited_cgroup(name: &str, bytes: u64) -> TestCgroup {
     cgroup
 }
 
-/// A shell that moves itself into the cgroup, then execs `command`.
-fn spawn_in(cgroup: &TestCgroup, command: &str) -> ChildGuard {
-    let procs = cgroup.dir.join("cgroup.procs");
-    ChildGuard::shell(&format!("echo $$ > {} && exec {command}", procs.display()))
+/// A shell that moves itself into the cgroups, then execs `command`.
+fn spawn_in(cgroups: &[&TestCgroup], command: &str) -> ChildGuard {
+    let moves: Vec<String> = cgroups
+        .iter()
+        .map(|c| format!("echo $$ > {} && ", c.dir.join("cgroup.procs").display()))
+        .collect();
+    ChildGuard::shell(&format!("{}exec {command}", moves.concat()))
 }
 
 fn load(
@@ -79,11 +82,15 @@ fn oom_kill_in_a_limited_cgroup_is_reported() {
         return;
     }
     let cgroup = limited_cgroup("huatuo-oom", 20 << 20);
-    let mut templates = load("oom", BTreeMap::new(), &cgroup, "oom-test");
+    // Containers are found by the cgroup of the v1 cpu controller (the same one on pure v2).
+    let cpu = (!huatuo_bpf::cgroup::unified_hierarchy())
+        .then(|| TestCgroup::create("cpu", "huatuo-oom-cpu"));
+    let container = cpu.as_ref().unwrap_or(&cgroup);
+    let mut templates = load("oom", BTreeMap::new(), container, "oom-test");
     let mut rx = templates.take_events().expect("event stream");
     {
         // `tail` keeps a newline-free input in memory: it grows until the OOM killer stops it
-        let mut child = spawn_in(&cgroup, "tail /dev/zero");
+        let mut child = spawn_in(&[container, &cgroup], "tail /dev/zero");
         let pid = child.pid() as i64;
         let (event, seen) = wait_for(&mut rx, Duration::from_secs(15), |s| {
             int(s, "victim_pid") == Some(pid)
@@ -102,6 +109,17 @@ fn oom_kill_in_a_limited_cgroup_is_reported() {
         // the victim's own allocation ran the OOM killer
         assert_eq!(int(&event, "trigger_pid"), Some(pid));
         assert_eq!(int(&event, "trigger_cgroup_id"), Some(cgroup.id() as i64));
+        // both tasks' containers, as HUATUO's record names them
+        for whose in ["victim", "trigger"] {
+            let field =
+                |f: &str| text(&event, &format!("{whose}_container_{f}")).map(str::to_string);
+            assert_eq!(field("id").as_deref(), Some("oom-test"), "{event:#?}");
+            assert_eq!(
+                field("hostname").as_deref(),
+                Some("oom-test-host"),
+                "{event:#?}"
+            );
+        }
     }
 }
 
@@ -186,7 +204,7 @@ fn memcg_reclaim_with(kind: AttachKind) {
     {
         // 200 MiB of page cache through a 32 MiB cgroup: charging must reclaim
         let mut child = spawn_in(
-            &cgroup,
+            &[&cgroup],
             &format!(
                 "dd if=/dev/zero of={} bs=1M count=200 status=none",
                 file.0.display()

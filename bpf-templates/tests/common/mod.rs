@@ -101,12 +101,15 @@ impl Drop for TestCgroup {
     }
 }
 
-/// A resolver knowing one cgroup id as one container.
+/// A resolver knowing one cgroup id as one container (hostname: its id and `-host`).
 pub struct OneContainer(pub u64, pub &'static str);
 
 impl huatuo_bpf::CgroupResolver for OneContainer {
     fn container_id(&self, cgroup_id: u64) -> Option<String> {
         (cgroup_id == self.0).then(|| self.1.to_string())
+    }
+    fn container_hostname(&self, cgroup_id: u64) -> Option<String> {
+        (cgroup_id == self.0).then(|| format!("{}-host", self.1))
     }
 }
 

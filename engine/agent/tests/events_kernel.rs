@@ -4,7 +4,7 @@
 //! root, unless `CI=true`, where it must run.
 //!
 //! The OOM trigger is a child process running this test binary again (the
-//! `oom_child_allocates` helper, inert unless `HUATUO_OOM_CHILD` names a cgroup).
+//! `oom_child_allocates` helper, inert unless `HUATUO_OOM_CHILD` names cgroups).
 
 mod kernel_agent;
 
@@ -38,18 +38,21 @@ fn kernel_enum_value(name: &str) -> Option<i64> {
         })
 }
 
-/// Helper run as a child process: joins the cgroup named by `HUATUO_OOM_CHILD` and touches
-/// 100 MiB, which the 20 MiB limit turns into an OOM kill. Does nothing otherwise.
+/// Helper run as a child process: joins the cgroups named by `HUATUO_OOM_CHILD` (separated by
+/// `:`) and touches 100 MiB, which the 20 MiB limit turns into an OOM kill. Does nothing
+/// otherwise.
 #[test]
 fn oom_child_allocates() {
-    let Ok(cgroup) = std::env::var("HUATUO_OOM_CHILD") else {
+    let Ok(cgroups) = std::env::var("HUATUO_OOM_CHILD") else {
         return;
     };
-    std::fs::write(
-        Path::new(&cgroup).join("cgroup.procs"),
-        std::process::id().to_string(),
-    )
-    .expect("join the cgroup");
+    for cgroup in cgroups.split(':') {
+        std::fs::write(
+            Path::new(cgroup).join("cgroup.procs"),
+            std::process::id().to_string(),
+        )
+        .expect("join the cgroup");
+    }
     let mut chunks = Vec::new();
     for _ in 0..100 {
         chunks.push(vec![1u8; 1 << 20]);
@@ -64,6 +67,8 @@ fn daemon_records_real_kernel_events() {
     }
     let pid = std::process::id();
     let device = format!("htv{}", pid % 100_000);
+    // The OOM child's container, made before the agent starts so discovery knows it.
+    let container = CpuContainer::create(0xc3);
     let agent = Agent::start(Setup {
         tag: "events-kernel",
         rules: "rules/",
@@ -122,12 +127,16 @@ fn daemon_records_real_kernel_events() {
     });
     assert_eq!(named["dest_hostname"], "localhost", "{named}");
 
-    // (b) oom: a child in a 20 MiB v1 memory cgroup touching 100 MiB is the OOM victim.
-    if Path::new("/sys/fs/cgroup/memory").is_dir() {
+    // (b) oom: a child in a 20 MiB v1 memory cgroup touching 100 MiB is the OOM victim, and
+    // (its own allocation running the OOM killer) the trigger; it runs in a container.
+    if let (true, Some(container)) = (Path::new("/sys/fs/cgroup/memory").is_dir(), &container) {
         let cgroup = MemCgroup::create();
         let child = Command::new(std::env::current_exe().expect("test binary"))
             .args(["--exact", "oom_child_allocates", "--nocapture"])
-            .env("HUATUO_OOM_CHILD", &cgroup.0)
+            .env(
+                "HUATUO_OOM_CHILD",
+                format!("{}:{}", cgroup.0.display(), container.dir.display()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -158,8 +167,31 @@ fn daemon_records_real_kernel_events() {
             victim["trigger_memcg_css"], victim["victim_memcg_css"],
             "{victim}"
         );
+        // Both tasks' containers, found by the same lookup: the record's own container.
+        let doc = agent
+            .documents("oom")
+            .into_iter()
+            .find(|d| d["tracer_data"]["victim_pid"] == child_pid)
+            .unwrap_or_else(|| panic!("no stored oom document for {child_pid}"));
+        assert_eq!(doc["container_id"], container.id.as_str(), "{doc}");
+        for whose in ["victim", "trigger"] {
+            assert_eq!(
+                victim[format!("{whose}_container_id")],
+                container.id.as_str(),
+                "{victim}"
+            );
+            assert_eq!(
+                victim[format!("{whose}_container_hostname")],
+                doc["container_hostname"],
+                "{victim}"
+            );
+        }
     } else {
-        println!("no v1 memory controller at /sys/fs/cgroup/memory: oom part skipped");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: the oom part needs the v1 memory and cpu controllers"
+        );
+        println!("no v1 memory and cpu controllers: oom part skipped");
     }
 
     // (c) netdev_events: a listed veth going up and down is recorded, with its baseline absent

@@ -43,4 +43,10 @@ impl CgroupResolver for DiscoveryResolver {
         let snapshot = self.0.snapshot().ok()?;
         snapshot.by_cgroup_id(cgroup_id).map(|c| c.id.clone())
     }
+
+    fn container_hostname(&self, cgroup_id: u64) -> Option<String> {
+        let snapshot = self.0.snapshot().ok()?;
+        let container = snapshot.by_cgroup_id(cgroup_id)?;
+        container_labels(container).remove("container_host")
+    }
 }

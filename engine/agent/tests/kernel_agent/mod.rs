@@ -121,16 +121,22 @@ impl Agent {
         self.scratch.dir.join("local").join(tracer)
     }
 
-    /// The `tracer_data` of every stored record of `tracer` (a header line, then the JSON
-    /// document, per record; each asserted to name `tracer`).
-    pub fn records(&self, tracer: &str) -> Vec<Json> {
+    /// Every stored document of `tracer` (a header line, then the JSON document, per record;
+    /// each asserted to name `tracer`).
+    pub fn documents(&self, tracer: &str) -> Vec<Json> {
         let text = std::fs::read_to_string(self.record_file(tracer)).unwrap_or_default();
-        huatuo_storage::local::documents(&text)
+        let documents = huatuo_storage::local::documents(&text);
+        for doc in &documents {
+            assert_eq!(doc["tracer_name"], tracer, "{doc}");
+        }
+        documents
+    }
+
+    /// The `tracer_data` of every stored record of `tracer`.
+    pub fn records(&self, tracer: &str) -> Vec<Json> {
+        self.documents(tracer)
             .into_iter()
-            .map(|doc| {
-                assert_eq!(doc["tracer_name"], tracer, "{doc}");
-                doc["tracer_data"].clone()
-            })
+            .map(|doc| doc["tracer_data"].clone())
             .collect()
     }
 
@@ -312,6 +318,45 @@ impl Drop for MemCgroup {
             std::thread::sleep(Duration::from_millis(100));
         }
         eprintln!("could not remove {}", self.0.display());
+    }
+}
+
+/// A `docker/<64 hex>` cgroup of the v1 cpu controller, which container discovery takes for
+/// a Docker container; removed on drop (after its processes left).
+pub struct CpuContainer {
+    /// The container id.
+    pub id: String,
+    /// The cgroup directory.
+    pub dir: PathBuf,
+}
+
+impl CpuContainer {
+    /// Creates the cgroup; `None` without a v1 cpu controller.
+    pub fn create(seed: u8) -> Option<CpuContainer> {
+        let cpu = PathBuf::from("/sys/fs/cgroup/cpu");
+        if !cpu.is_dir() {
+            return None;
+        }
+        let id = format!(
+            "{}{:04x}",
+            format!("{seed:02x}").repeat(30),
+            std::process::id() & 0xffff
+        );
+        let dir = cpu.join("docker").join(&id);
+        std::fs::create_dir_all(&dir).expect("create the container cgroup");
+        Some(CpuContainer { id, dir })
+    }
+}
+
+impl Drop for CpuContainer {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("could not remove {}", self.dir.display());
     }
 }
 
