@@ -211,10 +211,17 @@ fn memory_stat_and_events() {
 #[test]
 fn load_counts_running_and_d_state_tasks() {
     let mut r = readers("v1");
-    // tasks 1234 R, 1235 D (comm with parentheses), 1236 S, 1237 exited.
+    // tasks 1234 R, 1235 D (comm with parentheses), 1236 S, 1237 exited; a recorded tree is no
+    // cgroupfs the kernel's cgroupstats answers for, so the states come from the task scan.
+    let scanned = |pairs: &[(&str, i64)]| {
+        let mut expected = ints(pairs);
+        expected.push(("states_from".into(), Value::Str("scan".into())));
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        expected
+    };
     assert_eq!(
         fields(&mut r, "cgroup.load", A, None),
-        ints(&[
+        scanned(&[
             ("nr_running", 1),
             ("nr_sleeping", 1),
             ("nr_stopped", 0),
@@ -226,7 +233,7 @@ fn load_counts_running_and_d_state_tasks() {
     let mut r = readers("v2");
     assert_eq!(
         fields(&mut r, "cgroup.load", B, None),
-        ints(&[
+        scanned(&[
             ("nr_running", 2),
             ("nr_sleeping", 0),
             ("nr_stopped", 0),

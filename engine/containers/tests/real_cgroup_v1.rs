@@ -156,3 +156,201 @@ fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// A 64 MiB loop device over a scratch file, detached and removed on drop.
+struct LoopDevice {
+    file: PathBuf,
+    dev: String,
+}
+
+impl LoopDevice {
+    fn create() -> LoopDevice {
+        let file = std::env::temp_dir().join(format!("huatuo-iowait-{}.img", std::process::id()));
+        fs::File::create(&file)
+            .and_then(|f| f.set_len(64 << 20))
+            .expect("scratch file");
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&file)
+            .output()
+            .expect("losetup");
+        assert!(out.status.success(), "losetup: {out:?}");
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        LoopDevice { file, dev }
+    }
+
+    /// `major:minor` of the device.
+    fn majmin(&self) -> String {
+        let name = self.dev.trim_start_matches("/dev/");
+        fs::read_to_string(format!("/sys/class/block/{name}/dev"))
+            .expect("device number")
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+        let _ = fs::remove_file(&self.file);
+    }
+}
+
+/// The `/proc/<pid>/stat` state letter.
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// A controlled set of tasks in a docker-shaped cgroup: one blocked reading an empty pipe
+/// (S), one stopped (T) and one reading a block device throttled to 4 KiB/s through the page
+/// cache, which waits for each read in a killable sleep in IO wait (/proc says D).
+/// `cgroup.load` has its states from the kernel's cgroupstats: the reader is in `nr_iowait` (a
+/// /proc scan cannot tell IO wait), the others count as /proc shows them. (`sleep` would not
+/// do for S: its sleep is also freezable, a state cgroupstats counts nowhere.)
+#[test]
+fn cgroupstats_counts_a_task_in_io_wait() {
+    let blkio = PathBuf::from(ROOT).join("blkio/blkio.throttle.read_bps_device");
+    if !(is_root() && blkio.is_file()) {
+        assert!(
+            !must_run(),
+            "CI=true but not root on a cgroup v1 host with blkio"
+        );
+        eprintln!("SKIPPED: needs root and the cgroup v1 cpu and blkio hierarchies");
+        return;
+    }
+    let id = format!("{:060x}{:04x}", 0x10a17u64, std::process::id() & 0xffff);
+    let mut cleanup = Cleanup {
+        child: None,
+        dirs: Vec::new(),
+    };
+    let mut dirs = Vec::new();
+    for ctl in ["cpu", "blkio"] {
+        let parent = PathBuf::from(ROOT).join(ctl).join("docker");
+        if !parent.exists() {
+            fs::create_dir(&parent).expect("create docker parent");
+            cleanup.dirs.push(parent.clone());
+        }
+        let dir = parent.join(&id);
+        fs::create_dir(&dir).expect("create container cgroup");
+        cleanup.dirs.push(dir.clone());
+        dirs.push(dir);
+    }
+    let device = LoopDevice::create();
+    let joins: String = dirs
+        .iter()
+        .map(|d| format!("echo $$ > {}/cgroup.procs && ", d.display()))
+        .collect();
+    let spawn = |command: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("{joins}exec {command}")])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn a task")
+    };
+    let mut tasks = TaskSet(vec![spawn("cat"), spawn("cat")]);
+    // Lifted first on the way out, so the reader's queued reads finish and it exits at once.
+    let _throttle = Throttle::set(&dirs[1], &device.majmin());
+    tasks
+        .0
+        .push(spawn(&format!("dd if={} of=/dev/null bs=64k", device.dev)));
+    let pids: Vec<u32> = tasks.0.iter().map(Child::id).collect();
+    let _ = Command::new("kill")
+        .args(["-STOP", &pids[1].to_string()])
+        .status();
+
+    let discovery = Arc::new(Discovery::new(DiscoveryOptions {
+        root: PathBuf::from(ROOT),
+        refresh_interval: Duration::from_secs(60),
+        ..DiscoveryOptions::default()
+    }));
+    discovery.scan().expect("scan");
+    let mut readers = cgroup_readers(discovery);
+    let load = readers
+        .iter_mut()
+        .find(|r| r.schema().name == "cgroup.load")
+        .expect("load reader");
+    // Wait until every task has joined and reached its state (the reader its first IO).
+    let expected = [
+        ('S', "nr_sleeping"),
+        ('T', "nr_stopped"),
+        ('D', "nr_iowait"),
+    ];
+    let mut last = None;
+    for _ in 0..100 {
+        let samples = load.read(0).expect("read load");
+        let sample = samples
+            .into_iter()
+            .find(|s| s.labels.get("container_id") == Some(&id))
+            .expect("load sample");
+        let states: Vec<Option<char>> = pids.iter().map(|p| proc_state(*p)).collect();
+        let settled = states == [Some('S'), Some('T'), Some('D')];
+        let counted = expected
+            .iter()
+            .all(|(_, field)| sample.fields.get(*field) == Some(&Value::Int(1)));
+        last = Some((states, sample));
+        if settled && counted {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (states, sample) = last.expect("read at least once");
+    println!("/proc states {states:?}, cgroup.load {:?}", sample.fields);
+    assert_eq!(
+        sample.fields.get("states_from"),
+        Some(&Value::Str("cgroupstats".into()))
+    );
+    assert_eq!(states, [Some('S'), Some('T'), Some('D')], "/proc states");
+    for (_, field) in expected {
+        assert_eq!(
+            sample.fields.get(field),
+            Some(&Value::Int(1)),
+            "{field}: {sample:?}"
+        );
+    }
+    // The reader's killable sleep is no TASK_UNINTERRUPTIBLE to cgroupstats.
+    assert_eq!(sample.fields.get("nr_running"), Some(&Value::Int(0)));
+    assert_eq!(
+        sample.fields.get("nr_uninterruptible"),
+        Some(&Value::Int(0))
+    );
+}
+
+/// A read limit of one device in a blkio cgroup, lifted on drop.
+struct Throttle {
+    file: PathBuf,
+    majmin: String,
+}
+
+impl Throttle {
+    fn set(blkio: &std::path::Path, majmin: &str) -> Throttle {
+        let file = blkio.join("blkio.throttle.read_bps_device");
+        fs::write(&file, format!("{majmin} 4096")).expect("throttle reads");
+        Throttle {
+            file,
+            majmin: majmin.to_string(),
+        }
+    }
+}
+
+impl Drop for Throttle {
+    fn drop(&mut self) {
+        let _ = fs::write(&self.file, format!("{} 0", self.majmin));
+    }
+}
+
+/// Child processes killed and reaped on drop.
+struct TaskSet(Vec<Child>);
+
+impl Drop for TaskSet {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -28,6 +28,7 @@ pub mod netstat;
 pub mod sockstat;
 pub mod stat;
 pub mod stream;
+pub mod taskstats;
 pub mod xfs;
 pub mod xfs_log;
 

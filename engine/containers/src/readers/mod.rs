@@ -16,6 +16,7 @@ use huatuo_dsl::source::{ReadError, Reader};
 use huatuo_dsl::units::Dim;
 use huatuo_dsl::value::{Sample, Value};
 use huatuo_sources::net_dev::NetDevVia;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,6 +53,8 @@ impl Default for ReaderOptions {
 pub(crate) struct Ctx<'a> {
     layout: &'a Layout,
     options: &'a ReaderOptions,
+    /// The reader's taskstats connection (only `cgroup.load` opens it).
+    taskstats: &'a RefCell<tasks::TaskstatsLink>,
 }
 
 impl Ctx<'_> {
@@ -94,6 +97,7 @@ struct CgroupReader {
     discovery: Arc<Discovery>,
     options: Arc<ReaderOptions>,
     read_fn: ReadFn,
+    taskstats: RefCell<tasks::TaskstatsLink>,
 }
 
 impl Reader for CgroupReader {
@@ -112,6 +116,7 @@ impl Reader for CgroupReader {
         let ctx = Ctx {
             layout: &snapshot.layout,
             options: &self.options,
+            taskstats: &self.taskstats,
         };
         let mut samples = Vec::new();
         let mut first_error = None;
@@ -211,6 +216,7 @@ pub fn cgroup_readers_with(
             discovery: discovery.clone(),
             options: options.clone(),
             read_fn,
+            taskstats: RefCell::default(),
         }) as Box<dyn Reader>
     });
     cgroup.chain(net).collect()

@@ -1,22 +1,28 @@
-//! `cgroup.load` (tasks by state, by a scan of the cgroup's tasks) and `cgroup.pids`
-//! (pids.current, pids.max).
+//! `cgroup.load` (tasks by state) and `cgroup.pids` (pids.current, pids.max).
 //!
-//! The task list is `tasks` in the v1 cpu hierarchy, `cgroup.threads` on v2; each task's
-//! state is the field after the command in `/proc/<tid>/stat`. Only the container's own
-//! cgroup is scanned, not nested cgroups below it.
+//! On cgroup v1 the task states come from the kernel (cgroupstats over taskstats netlink, as
+//! HUATUO reads them, with the tasks in IO wait); where it cannot answer (no taskstats, cgroup
+//! v2, a recorded tree) from a scan: the task list is `tasks` in the v1 cpu hierarchy,
+//! `cgroup.threads` on v2, each task's state the field after the command in
+//! `/proc/<tid>/stat`. `states_from` says which. Only the container's own cgroup is counted,
+//! not nested cgroups below it.
 
 use super::{field, int, one, schema, Ctx, Entity};
 use crate::cgroupfs::{read_text, read_u64, FsError};
 use crate::container::Container;
 use huatuo_dsl::catalog::{FieldType, SourceSchema};
 use huatuo_dsl::units::Dim;
+use huatuo_dsl::value::Value;
+use huatuo_sources::taskstats::{CgroupStats, Taskstats};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// Schema of `cgroup.load`.
 pub(crate) fn load_schema() -> SourceSchema {
     schema(
         "cgroup.load",
-        "container tasks by state (running, sleeping, uninterruptible, stopped), by task scan",
+        "container tasks by state (running, sleeping, uninterruptible, stopped, in IO wait), \
+         from the kernel's cgroupstats (v1) or a task scan",
         vec![
             field("nr_running", FieldType::Int, Dim::Count, "tasks in state R"),
             field(
@@ -37,7 +43,26 @@ pub(crate) fn load_schema() -> SourceSchema {
                 Dim::Count,
                 "tasks stopped by a signal (T)",
             ),
-            field("nr_tasks", FieldType::Int, Dim::Count, "tasks examined"),
+            field(
+                "nr_iowait",
+                FieldType::Int,
+                Dim::Count,
+                "tasks in another sleep while waiting for IO (cgroupstats' nr_io_wait); absent \
+                 when the states come from the task scan, which cannot tell",
+            ),
+            field(
+                "states_from",
+                FieldType::Str,
+                Dim::Count,
+                "where the states come from: `cgroupstats` (the kernel, over taskstats \
+                 netlink) or `scan` (/proc/<tid>/stat of each task)",
+            ),
+            field(
+                "nr_tasks",
+                FieldType::Int,
+                Dim::Count,
+                "tasks the scan examined, or cgroupstats counted in a state",
+            ),
             field(
                 "nr_unscanned",
                 FieldType::Int,
@@ -94,8 +119,68 @@ impl StateCounts {
     }
 }
 
+/// A reader's taskstats connection: opened at the first use, given up for good when the
+/// kernel has no taskstats family (said once in the log).
+#[derive(Default)]
+pub(crate) struct TaskstatsLink {
+    client: Option<Taskstats>,
+    unavailable: bool,
+}
+
+impl TaskstatsLink {
+    /// The kernel's task states of the cgroup v1 directory `dir`; `None` when taskstats cannot
+    /// answer.
+    fn cgroup_stats(&mut self, dir: &Path) -> Option<CgroupStats> {
+        if self.unavailable {
+            return None;
+        }
+        if self.client.is_none() {
+            match Taskstats::open() {
+                Ok(client) => self.client = Some(client),
+                Err(e) => {
+                    log::info!("cgroup.load: no taskstats ({e}): task states by /proc scan");
+                    self.unavailable = true;
+                    return None;
+                }
+            }
+        }
+        match self.client.as_mut()?.cgroup_stats(dir) {
+            Ok(stats) => Some(stats),
+            Err(e) => {
+                log::debug!("cgroup.load: cgroupstats: {e}: task states by /proc scan");
+                None
+            }
+        }
+    }
+}
+
 /// Reads `cgroup.load` for one container.
 pub(crate) fn read_load(ctx: &Ctx<'_>, c: &Container) -> Result<Vec<Entity>, FsError> {
+    if !ctx.v2() {
+        let dir = ctx.file("cpu", c, "")?;
+        if let Some(stats) = ctx.taskstats.borrow_mut().cgroup_stats(&dir) {
+            let counted = stats.running
+                + stats.sleeping
+                + stats.uninterruptible
+                + stats.stopped
+                + stats.io_wait;
+            return Ok(one(BTreeMap::from([
+                ("nr_running".to_string(), int(stats.running)),
+                ("nr_sleeping".to_string(), int(stats.sleeping)),
+                ("nr_uninterruptible".to_string(), int(stats.uninterruptible)),
+                ("nr_stopped".to_string(), int(stats.stopped)),
+                ("nr_iowait".to_string(), int(stats.io_wait)),
+                ("states_from".to_string(), Value::Str("cgroupstats".into())),
+                ("nr_tasks".to_string(), int(counted)),
+                ("nr_unscanned".to_string(), int(0)),
+            ])));
+        }
+    }
+    scan_load(ctx, c)
+}
+
+/// `cgroup.load` by a scan of the container's tasks.
+fn scan_load(ctx: &Ctx<'_>, c: &Container) -> Result<Vec<Entity>, FsError> {
     let list = if ctx.v2() { "cgroup.threads" } else { "tasks" };
     let text = read_text(&ctx.file("cpu", c, list)?)?;
     let (mut counts, mut scanned, mut unscanned) = (StateCounts::default(), 0u64, 0u64);
@@ -120,6 +205,7 @@ pub(crate) fn read_load(ctx: &Ctx<'_>, c: &Container) -> Result<Vec<Entity>, FsE
             int(counts.uninterruptible),
         ),
         ("nr_stopped".to_string(), int(counts.stopped)),
+        ("states_from".to_string(), Value::Str("scan".into())),
         ("nr_tasks".to_string(), int(scanned)),
         ("nr_unscanned".to_string(), int(unscanned)),
     ]);
