@@ -47,7 +47,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, u32);
 	__type(value, struct cpu_state);
-} last SEC(".maps");
+} cpu_states SEC(".maps");
 
 struct off_event {
 	u64 stack[OFF_STACK_DEPTH];
@@ -70,7 +70,7 @@ static __always_inline struct cpu_state *cpu_state(void)
 {
 	u32 zero = 0;
 
-	return bpf_map_lookup_elem(&last, &zero);
+	return bpf_map_lookup_elem(&cpu_states, &zero);
 }
 
 /* Fills this CPU's event scratch with the current task and kernel stack; NULL when unavailable. */
