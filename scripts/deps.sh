@@ -5,7 +5,7 @@
 # With --test, also what the tests run: prometheus provides promtool (the /metrics output is
 # linted) and the server the Grafana dashboards are queried against
 # (engine/agent/tests/dashboards.rs), iproute2, util-linux and nftables the ip, losetup, unshare, setpriv, flock and nft
-# the kernel tests call; systemd (systemd-analyze) and docker-compose check the deploy files
+# the kernel tests call, e2fsprogs the mkfs.ext4 of the full-filesystem test; systemd (systemd-analyze) and docker-compose check the deploy files
 # (engine/agent/tests/deploy_files.rs; Debian has no kubectl package: the kustomize base is
 # rendered with kubectl only where it is installed). Test packages come without their
 # recommended packages (docker-compose would otherwise bring a container engine). chromium runs
@@ -14,7 +14,7 @@
 # (mkfs.xfs, xfs_info) makes the XFS filesystem engine/sources/tests/xfs_kernel.rs mounts.
 set -euo pipefail
 build=(clang llvm libbpf-dev bpftool)
-test=(prometheus iproute2 util-linux nftables systemd docker-compose chromium gcc golang-go xfsprogs)
+test=(prometheus iproute2 util-linux nftables e2fsprogs systemd docker-compose chromium gcc golang-go xfsprogs)
 missing() {
     for pkg in "$@"; do
         dpkg -s "$pkg" >/dev/null 2>&1 || echo "$pkg"

@@ -8,11 +8,20 @@
  *    it from the enable site, whose stack names the code that held interrupts off.
  *  - otherwise a 1 kHz CPU-clock perf sampler on every CPU. Its samples are hrtimer
  *    interrupts, so they cannot run while the CPU has interrupts disabled: the gap between two
- *    samples of a CPU is the sampling period plus the time interrupts were held off. A gap
- *    longer than the period plus `threshold_ns` is reported by the first sample after it, the
- *    moment interrupts came back on, with the stack there (the code re-enabling them, or the
- *    interrupt return path of the one that did). On a VM a vCPU the host kept descheduled
- *    leaves the same gap (a steal-time stall), reported alike.
+ *    samples of a CPU is the sampling period plus the time interrupts were held off. Two other
+ *    things leave the same gap and are taken out:
+ *      - an idle CPU: the sampler does not run while the CPU sleeps (NO_HZ idle). The
+ *        power:cpu_idle tracepoint forgets the last sample when the CPU goes idle and restarts
+ *        the measure when it wakes, so only time spent running counts.
+ *      - a vCPU the hypervisor kept descheduled: the guest's steal clock (the run queue's
+ *        prev_steal_time_rq, kernels with CONFIG_PARAVIRT_TIME_ACCOUNTING) advances by the
+ *        time the host took. The scheduler folds steal in only when it next updates the run
+ *        queue clock (at the latest the next tick), so a gap is held pending for SETTLE_NS (or
+ *        until the CPU goes idle, which updates that clock) and then reported with the steal
+ *        of its span subtracted, if it still passes the threshold.
+ *    A reported gap names the first sample after it, the moment interrupts came back on, with
+ *    the stack there (the code re-enabling them, or the interrupt return path of the one that
+ *    did).
  */
 #include "huatuo.h"
 
@@ -22,13 +31,23 @@
 /* Interrupts-off time that makes an event (EventTracing.Irqoff.DisabledThreshold, 10 ms). */
 volatile const __u64 threshold_ns = 10000000ULL;
 
-/* Per CPU: the last sample (sampler) or the current irq_disable (tracepoints), 0 = none. */
+#define SETTLE_NS 10000000ULL /* a tick at HZ=100: the steal clock has caught up by then */
+
+/* Per CPU state of either mechanism. */
+struct cpu_state {
+	u64 last;       /* the last sample or idle exit (sampler), the irq_disable (tracepoints); 0 = none */
+	u64 steal;      /* sampler: the CPU's steal clock at `last` */
+	u64 pend_off;   /* sampler: a gap waiting for steal to be accounted (event in off_scratch); 0 = none */
+	u64 pend_now;   /* when that gap ended */
+	u64 pend_steal; /* the steal clock when it began */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
-	__type(value, u64);
-} last SEC(".maps");
+	__type(value, struct cpu_state);
+} cpu_states SEC(".maps");
 
 struct off_event {
 	u64 stack[OFF_STACK_DEPTH];
@@ -47,14 +66,15 @@ struct {
 	__type(value, struct off_event);
 } off_scratch SEC(".maps");
 
-static __always_inline u64 *last_stamp(void)
+static __always_inline struct cpu_state *cpu_state(void)
 {
 	u32 zero = 0;
 
-	return bpf_map_lookup_elem(&last, &zero);
+	return bpf_map_lookup_elem(&cpu_states, &zero);
 }
 
-static __always_inline void report(void *ctx, u64 offtime, u64 now)
+/* Fills this CPU's event scratch with the current task and kernel stack; NULL when unavailable. */
+static __always_inline struct off_event *capture(void *ctx, u64 offtime, u64 now)
 {
 	struct off_event *e;
 	u32 zero = 0;
@@ -62,7 +82,7 @@ static __always_inline void report(void *ctx, u64 offtime, u64 now)
 
 	e = bpf_map_lookup_elem(&off_scratch, &zero);
 	if (!e)
-		return;
+		return 0;
 	e->offtime = offtime;
 	e->now = now;
 	e->cpu = bpf_get_smp_processor_id();
@@ -70,44 +90,144 @@ static __always_inline void report(void *ctx, u64 offtime, u64 now)
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0);
 	e->stack_len = n > 0 ? n / sizeof(u64) : 0;
+	return e;
+}
+
+static __always_inline void report(void *ctx, u64 offtime, u64 now)
+{
+	struct off_event *e = capture(ctx, offtime, now);
+
+	if (e)
+		HUATUO_EVENT_OUTPUT(ctx, e, sizeof(*e));
+}
+
+/*
+ * The steal clock of this CPU's run queue, reached through the current task's CFS run queue;
+ * 0 where the kernel has no such field (no paravirt time accounting or no group scheduling),
+ * which leaves gaps uncorrected.
+ */
+static __always_inline u64 steal_clock(void)
+{
+	struct task_struct *task;
+	struct rq *rq;
+
+	if (!bpf_core_field_exists(((struct rq *)0)->prev_steal_time_rq) ||
+	    !bpf_core_field_exists(((struct sched_entity *)0)->cfs_rq))
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+	rq = BPF_CORE_READ(task, se.cfs_rq, rq);
+	if (!rq)
+		return 0;
+	return BPF_CORE_READ(rq, prev_steal_time_rq);
+}
+
+/* Reports the pending gap, less the steal accounted since it began, if still over the threshold. */
+static __always_inline void settle(void *ctx, struct cpu_state *st, u64 steal)
+{
+	u64 stolen = steal > st->pend_steal ? steal - st->pend_steal : 0, off = st->pend_off;
+	struct off_event *e;
+	u32 zero = 0;
+
+	st->pend_off = 0;
+	if (off <= stolen || off - stolen <= threshold_ns)
+		return;
+	e = bpf_map_lookup_elem(&off_scratch, &zero);
+	if (!e)
+		return;
+	e->offtime = off - stolen;
 	HUATUO_EVENT_OUTPUT(ctx, e, sizeof(*e));
 }
 
 SEC("perf_event")
 int perf_irqoff_check(struct bpf_perf_event_data *ctx)
 {
-	u64 now = bpf_ktime_get_ns(), prev, gap, *ts = last_stamp();
+	u64 now = bpf_ktime_get_ns(), steal = steal_clock(), prev, prev_steal, gap;
+	struct cpu_state *st = cpu_state();
+	struct off_event *e;
 
-	if (!ts)
+	if (!st)
 		return 0;
-	prev = *ts;
-	*ts = now;
+	if (st->pend_off && now - st->pend_now >= SETTLE_NS)
+		settle(ctx, st, steal);
+	prev = st->last;
+	prev_steal = st->steal;
+	st->last = now;
+	st->steal = steal;
 	if (!prev || now < prev)
 		return 0;
 	gap = now - prev;
 	if (gap <= SAMPLE_PERIOD_NS + threshold_ns)
 		return 0;
-	/* Interrupts were off for the gap minus the one period a sample waits anyway. */
-	report(ctx, gap - SAMPLE_PERIOD_NS, now);
+	/* A second gap before the first settled: settle that one with what is known now. */
+	if (st->pend_off)
+		settle(ctx, st, steal);
+	/*
+	 * Interrupts were off for the gap minus the one period a sample waits anyway. A sample
+	 * that lands in user mode (no kernel stack) is not the end of a section: a pending timer
+	 * interrupt fires the moment the kernel re-enables interrupts, so such a gap ended with
+	 * interrupts on already (steal not yet accounted, a stalled timer) and is not reported.
+	 */
+	e = capture(ctx, gap - SAMPLE_PERIOD_NS, now);
+	if (!e || !e->stack_len)
+		return 0;
+	st->pend_off = gap - SAMPLE_PERIOD_NS;
+	st->pend_now = now;
+	st->pend_steal = prev_steal;
+	return 0;
+}
+
+/*
+ * The CPU goes idle (state != PWR_EVENT_EXIT) or wakes. Going idle settles a pending gap
+ * (switching to the idle task updated the steal clock) and forgets the last sample; waking
+ * restarts the measure, so time asleep is never counted as interrupts held off.
+ */
+static __always_inline void on_idle(void *ctx, u32 state)
+{
+	struct cpu_state *st = cpu_state();
+
+	if (!st)
+		return;
+	if (state != (u32)-1) {
+		if (st->pend_off)
+			settle(ctx, st, steal_clock());
+		st->last = 0;
+		return;
+	}
+	st->last = bpf_ktime_get_ns();
+	st->steal = steal_clock();
+}
+
+SEC("tp_btf/cpu_idle")
+int BPF_PROG(tp_btf_cpu_idle, unsigned int state, unsigned int cpu_id)
+{
+	on_idle(ctx, state);
+	return 0;
+}
+
+SEC("raw_tp/cpu_idle")
+int raw_tp_cpu_idle(void *ctx)
+{
+	on_idle(ctx, (u32)((u64 *)ctx)[0]);
 	return 0;
 }
 
 static __always_inline void on_disable(void)
 {
-	u64 *ts = last_stamp();
+	struct cpu_state *st = cpu_state();
 
-	if (ts)
-		*ts = bpf_ktime_get_ns();
+	if (st)
+		st->last = bpf_ktime_get_ns();
 }
 
 static __always_inline void on_enable(void *ctx)
 {
-	u64 now = bpf_ktime_get_ns(), since, *ts = last_stamp();
+	u64 now = bpf_ktime_get_ns(), since;
+	struct cpu_state *st = cpu_state();
 
-	if (!ts || !*ts)
+	if (!st || !st->last)
 		return;
-	since = *ts;
-	*ts = 0;
+	since = st->last;
+	st->last = 0;
 	if (now > since && now - since > threshold_ns)
 		report(ctx, now - since, now);
 }

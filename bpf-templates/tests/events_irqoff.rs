@@ -1,9 +1,12 @@
-//! Kernel test of irqoff. Holding hard interrupts off for milliseconds needs kernel code this
-//! test cannot load, so it checks the attach chain and the mechanism with thresholds at both
-//! ends. This kernel has no preemptirq tracepoints: both tracepoint variants fail with the
-//! reason and the 1 kHz sampler attaches. With threshold 0 every gap between two samples of a
+//! Kernel tests of irqoff. Holding hard interrupts off for milliseconds needs kernel code these
+//! tests cannot load, so they check the attach chain, the mechanism with thresholds at both
+//! ends, and that sleep and steal are not mistaken for interrupts held off. This kernel has no
+//! preemptirq tracepoints: both tracepoint variants fail with the reason and the 1 kHz sampler
+//! attaches with its cpu_idle companion. With threshold 0 every gap between two samples of a
 //! CPU longer than one period (timer jitter) is reported, with the CPU and the kernel stack;
-//! with a 1 s threshold nothing is reported on a healthy host.
+//! with a 1 s threshold nothing is reported on a healthy host, and with the shipped 10 ms
+//! threshold nothing is reported over 30 s of a mostly idle VM (NO_HZ idle CPUs take no
+//! samples, and the hypervisor deschedules vCPUs).
 
 mod common;
 mod events_util;
@@ -43,6 +46,15 @@ fn irqoff_falls_back_to_the_sampler_and_reports_gaps_above_the_threshold_only() 
         irqoff.tried[..2].iter().all(|t| t.error.is_some()),
         "{irqoff:#?}"
     );
+    // the sampler's idle companion attached, the tracepoints' one was not needed
+    let program = |name: &str| st.programs.iter().find(|p| p.program == name).unwrap();
+    let idle = program("cpu_idle");
+    assert_eq!(
+        idle.attached_variant().map(|v| v.kind),
+        Some(AttachKind::TpBtf),
+        "{idle:#?}"
+    );
+    assert!(program("irq_disable").not_needed.is_some(), "{st:#?}");
 
     let events = drain(&mut every, Duration::from_secs(2));
     let strict_events = drain(&mut strict, Duration::from_millis(10));
@@ -60,4 +72,47 @@ fn irqoff_falls_back_to_the_sampler_and_reports_gaps_above_the_threshold_only() 
         &events[..events.len().min(5)]
     );
     assert!(strict_events.is_empty(), "{strict_events:#?}");
+}
+
+/// The threshold `rules/events/irqoff.hto` ships with (its `DisabledThreshold` default).
+fn shipped_threshold_ns() -> u64 {
+    let rule = include_str!("../../rules/events/irqoff.hto");
+    let default = rule
+        .lines()
+        .find_map(|l| l.split_once("config(\"EventTracing.Irqoff.DisabledThreshold\", "))
+        .and_then(|(_, rest)| rest.split_once("ms)"))
+        .map(|(ms, _)| ms.trim().parse::<u64>().expect("threshold in ms"))
+        .expect("DisabledThreshold default in irqoff.hto");
+    default * 1_000_000
+}
+
+#[test]
+fn irqoff_reports_nothing_on_an_idle_vm_at_the_shipped_threshold() {
+    if !kernel_ready("irqoff_reports_nothing_on_an_idle_vm_at_the_shipped_threshold") {
+        return;
+    }
+    let threshold = shipped_threshold_ns();
+    assert_eq!(threshold, 10_000_000);
+    let mut templates = load_with_threshold("irqoff", threshold);
+    let events = drain(&mut templates, Duration::from_secs(30));
+    let status = &templates.status()[0];
+    let runs = |name: &str| {
+        status
+            .programs
+            .iter()
+            .find(|p| p.program == name)
+            .map_or(0, |p| p.run_count)
+    };
+    assert!(
+        events.is_empty(),
+        "{} irqoff records in 30 s: {:#?}",
+        events.len(),
+        &events[..events.len().min(5)]
+    );
+    // How much ran meanwhile (counted while kernel.bpf_stats_enabled=1), for the log.
+    eprintln!(
+        "sampler runs {}, cpu_idle runs {}",
+        runs("irqoff"),
+        runs("cpu_idle")
+    );
 }

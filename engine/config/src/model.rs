@@ -302,6 +302,8 @@ section! {
         "MaxProcDump" => max_proc_dump: i64 = 10, Plain, Check::Range(1, 1000);
         /// Files listed per process.
         "MaxFilesPerProcDump" => max_files_per_proc_dump: i64 = 5, Plain, Check::Range(1, 1000);
+        /// Filesystem usage (used of used + available, as df) that triggers IO tracing.
+        "DiskUsageThreshold" => disk_usage_threshold: f64 = 95.0, Percent, Check::Range(1, 100);
     }
     sections {}
 }

@@ -1,10 +1,10 @@
 //! `statfs.mounts`: size and free space of mounted filesystems listed in mountinfo.
 
-use crate::common::{int, polled, read_error, read_text, scaled, SampleBuilder};
-use huatuo_dsl::catalog::SourceSchema;
+use crate::common::{field, int, polled, read_error, read_text, scaled, SampleBuilder};
+use huatuo_dsl::catalog::{FieldType, SourceSchema};
 use huatuo_dsl::source::{ReadError, Reader};
 use huatuo_dsl::units::Dim;
-use huatuo_dsl::value::Sample;
+use huatuo_dsl::value::{Sample, Value};
 use procfs::process::MountInfos;
 use procfs::FromRead;
 use std::collections::BTreeSet;
@@ -58,6 +58,17 @@ pub fn schema() -> SourceSchema {
             int("avail", Dim::Bytes, "space available to unprivileged users"),
             int("files", Dim::Count, "inodes"),
             int("files_free", Dim::Count, "free inodes"),
+            field(
+                "device",
+                FieldType::Str,
+                Dim::Count,
+                "the mounted device or source (mountinfo's mount source, e.g. /dev/vda1)",
+            ),
+            int(
+                "readonly",
+                Dim::Count,
+                "1 when mounted read-only (mount option ro), else 0",
+            ),
         ],
     )
 }
@@ -97,15 +108,37 @@ pub fn skipped_by_default(fstype: &str) -> bool {
     SKIPPED_FSTYPES.contains(&fstype) || fstype == "fuse" || fstype.starts_with("fuse.")
 }
 
-/// Parses mountinfo into `(mount point, fstype)` pairs, first mount of each point kept.
-pub fn parse_mountinfo(text: &str) -> Result<Vec<(PathBuf, String)>, String> {
+/// One mount point of mountinfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Where it is mounted.
+    pub point: PathBuf,
+    /// Filesystem type.
+    pub fstype: String,
+    /// The mount source (a device path for block filesystems), empty when none.
+    pub device: String,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
+
+/// Most mount points one read statfs's; the rest are counted in the log, not asked (a host
+/// with thousands of container mounts would otherwise make each read unbounded).
+pub const MAX_MOUNTS: usize = 512;
+
+/// Parses mountinfo into its mount points, first mount of each point kept.
+pub fn parse_mountinfo(text: &str) -> Result<Vec<Mount>, String> {
     let infos = MountInfos::from_read(text.as_bytes()).map_err(|e| e.to_string())?;
     let mut seen = BTreeSet::new();
     Ok(infos
         .0
         .into_iter()
         .filter(|m| seen.insert(m.mount_point.clone()))
-        .map(|m| (m.mount_point, m.fs_type))
+        .map(|m| Mount {
+            readonly: m.mount_options.contains_key("ro"),
+            device: m.mount_source.unwrap_or_default(),
+            point: m.mount_point,
+            fstype: m.fs_type,
+        })
         .collect())
 }
 
@@ -138,33 +171,45 @@ impl Reader for MountsReader {
         let text = read_text(NAME, &self.mountinfo)?;
         let mounts = parse_mountinfo(&text).map_err(|m| read_error(NAME, &self.mountinfo, m))?;
         let mut samples = Vec::new();
-        for (point, fstype) in mounts {
+        let mut asked = 0usize;
+        let mut over = 0usize;
+        for mount in mounts {
             let wanted = if self.included.is_empty() {
-                !skipped_by_default(&fstype)
+                !skipped_by_default(&mount.fstype)
             } else {
-                self.included.contains(&point)
+                self.included.contains(&mount.point)
             };
             if !wanted {
                 continue;
             }
-            let usage = match (self.stat)(&point) {
+            if asked == MAX_MOUNTS {
+                over += 1;
+                continue;
+            }
+            asked += 1;
+            let usage = match (self.stat)(&mount.point) {
                 Ok(usage) if usage.blocks > 0 => usage,
                 Ok(_) => continue,
                 Err(e) => {
-                    log::debug!("{NAME}: statfs {}: {e}", point.display());
+                    log::debug!("{NAME}: statfs {}: {e}", mount.point.display());
                     continue;
                 }
             };
             let unit = usage.fragment_size;
-            let sample = SampleBuilder::new()
-                .label("mountpoint", point.to_string_lossy())
-                .label("fstype", fstype)
+            let mut sample = SampleBuilder::new()
+                .label("mountpoint", mount.point.to_string_lossy())
+                .label("fstype", mount.fstype)
                 .int("size", scaled(usage.blocks, unit))
                 .int("free", scaled(usage.blocks_free, unit))
                 .int("avail", scaled(usage.blocks_avail, unit))
                 .uint("files", usage.files)
-                .uint("files_free", usage.files_free);
+                .uint("files_free", usage.files_free)
+                .int("readonly", i64::from(mount.readonly));
+            sample.set("device", Value::Str(mount.device));
             samples.push(sample.build(NAME, now_ns));
+        }
+        if over > 0 {
+            log::warn!("{NAME}: {over} mount points past the first {MAX_MOUNTS} not read");
         }
         Ok(samples)
     }

@@ -279,6 +279,8 @@ fn statfs_mounts_from_mountinfo() {
     assert_eq!(int(root, "avail"), 4096 * 350);
     assert_eq!(int(root, "files"), 64);
     assert_eq!(int(root, "files_free"), 60);
+    assert_eq!(root.fields["device"], Value::Str("/dev/vda".into()));
+    assert_eq!(int(root, "readonly"), 0);
 
     let mut none = MountsReader::new(
         &roots().proc,
@@ -503,4 +505,47 @@ fn schemas_have_unique_names_and_declared_fields() {
             schema.name
         );
     }
+}
+
+#[test]
+fn statfs_marks_read_only_mounts_and_reads_a_bounded_number() {
+    use huatuo_sources::mounts::MAX_MOUNTS;
+    let dir = std::env::temp_dir().join(format!("huatuo-mounts-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("self")).unwrap();
+    let mut text = String::from(
+        "30 1 7:0 / /mnt/ro ro,relatime - ext4 /dev/loop0 ro\n\
+         31 1 7:1 / /mnt/rw rw,relatime - xfs /dev/loop1 rw\n",
+    );
+    for i in 0..MAX_MOUNTS + 10 {
+        text.push_str(&format!(
+            "{} 1 0:99 / /many/{i} rw - tmpfs tmpfs rw\n",
+            40 + i
+        ));
+    }
+    std::fs::write(dir.join("self/mountinfo"), text).unwrap();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = asked.clone();
+    let mut reader = MountsReader::new(
+        &dir,
+        Vec::new(),
+        Box::new(move |_: &Path| {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(FsUsage {
+                fragment_size: 4096,
+                blocks: 10,
+                blocks_free: 5,
+                blocks_avail: 5,
+                files: 1,
+                files_free: 1,
+            })
+        }),
+    );
+    let samples = read(&mut reader);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(samples.len(), MAX_MOUNTS);
+    assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), MAX_MOUNTS);
+    assert_eq!(int(&samples[0], "readonly"), 1);
+    assert_eq!(samples[0].fields["device"], Value::Str("/dev/loop0".into()));
+    assert_eq!(samples[1].labels["mountpoint"], "/mnt/rw");
+    assert_eq!(int(&samples[1], "readonly"), 0);
 }

@@ -157,28 +157,40 @@ impl TopBy {
     }
 }
 
-/// A process's open files: the first `max` paths with the inode of each (through
-/// `/proc/<pid>/fd/<n>`, so a deleted file still has one; `None` when it cannot be read), and
-/// how many there are in all.
-fn open_files(root: &ProcRoot, process: &Process, max: usize) -> OpenFiles {
+/// A process's open files (with `under`, only those on the filesystem mounted there: below
+/// its path and, where both can be stat'ed, on its device, so `/dev/null` is not on `/`): the
+/// first `max` paths with the inode of each (through `/proc/<pid>/fd/<n>`, so a deleted file
+/// still has one; `None` when it cannot be read), and how many there are in all.
+fn open_files(root: &ProcRoot, process: &Process, max: usize, under: Option<&Path>) -> OpenFiles {
     let mut files = OpenFiles::default();
     let Ok(fds) = process.fd() else {
         return files;
     };
+    let under_dev = under.and_then(|dir| std::fs::metadata(dir).ok().map(|m| m.dev()));
     for fd in fds.filter_map(Result::ok) {
-        if let procfs::process::FDTarget::Path(path) = fd.target {
-            files.count += 1;
-            if files.paths.len() < max {
-                let link = root
-                    .0
-                    .join(process.pid.to_string())
-                    .join("fd")
-                    .join(fd.fd.to_string());
-                files.paths.push(path.display().to_string());
-                files
-                    .inodes
-                    .push(std::fs::metadata(link).ok().map(|m| m.ino()));
+        let procfs::process::FDTarget::Path(path) = fd.target else {
+            continue;
+        };
+        if under.is_some_and(|dir| !path.starts_with(dir)) {
+            continue;
+        }
+        let link = root
+            .0
+            .join(process.pid.to_string())
+            .join("fd")
+            .join(fd.fd.to_string());
+        let meta = (under_dev.is_some() || files.paths.len() < max)
+            .then(|| std::fs::metadata(link).ok())
+            .flatten();
+        if let (Some(dev), Some(meta)) = (under_dev, &meta) {
+            if meta.dev() != dev {
+                continue;
             }
+        }
+        files.count += 1;
+        if files.paths.len() < max {
+            files.paths.push(path.display().to_string());
+            files.inodes.push(meta.map(|m| m.ino()));
         }
     }
     files
@@ -196,12 +208,14 @@ struct OpenFiles {
 /// memory_size}` by rss, `{pid, comm, fs_read, fs_write, disk_read, disk_write}` by io,
 /// `{pid, comm, cpu_time}` by cpu; with `files` > 0 also `file_stat` (up to `files` open file
 /// paths), `file_inode` (the inode of each, null when unreadable) and `file_count` (all open
-/// files).
+/// files). With `under`, only processes with files open under that directory (a mount point)
+/// are listed, with those files.
 pub fn top(
     root: &ProcRoot,
     by: TopBy,
     n: usize,
     files: usize,
+    under: Option<&Path>,
     container_id: Option<&str>,
 ) -> Result<Json, String> {
     let mut ranked: Vec<(u64, Process, Json)> = Vec::new();
@@ -222,16 +236,19 @@ pub fn top(
     ranked.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     let listed = ranked
         .into_iter()
-        .take(n.min(MAX_LISTED))
-        .map(|(_, process, mut entry)| {
-            if files > 0 {
-                let open = open_files(root, &process, files);
+        .filter_map(|(_, process, mut entry)| {
+            if files > 0 || under.is_some() {
+                let open = open_files(root, &process, files, under);
+                if under.is_some() && open.count == 0 {
+                    return None;
+                }
                 entry["file_stat"] = json!(open.paths);
                 entry["file_inode"] = json!(open.inodes);
                 entry["file_count"] = json!(open.count);
             }
-            entry
+            Some(entry)
         })
+        .take(n.min(MAX_LISTED))
         .collect();
     Ok(Json::Array(listed))
 }
@@ -414,7 +431,7 @@ mod tests {
         fx.process(3456, "java", 2048, 10, None, &[]);
         fx.process(3789, "python3", 512, 10, None, &[]);
         fx.process(42, "sshd", 16, 10, None, &[]);
-        let listed = top(&fx.root(), TopBy::Rss, 2, 0, None).unwrap();
+        let listed = top(&fx.root(), TopBy::Rss, 2, 0, None, None).unwrap();
         let page = procfs::page_size();
         assert_eq!(
             listed,
@@ -450,7 +467,16 @@ mod tests {
         );
         // A process whose io file cannot be read is not listed with made-up zeros.
         fx.process(300, "secret", 1, 0, None, &["/etc/shadow"]);
-        let listed = top(&fx.root(), TopBy::Io, 10, 1, None).unwrap();
+        let listed = top(&fx.root(), TopBy::Io, 10, 1, None, None).unwrap();
+        // Under a mount point: only the processes with files open there, with those files.
+        let under_data = top(&fx.root(), TopBy::Io, 10, 5, Some(Path::new("/data")), None);
+        assert_eq!(
+            under_data.unwrap(),
+            json!([{"pid": 12345, "comm": "java", "fs_read": 100, "fs_write": 52_428_800,
+                    "disk_read": 0, "disk_write": 49_152_000,
+                    "file_stat": ["/data/logs/app.log", "/data/logs/gc.log"],
+                    "file_inode": [null, null], "file_count": 2}])
+        );
         assert_eq!(
             listed,
             json!([
@@ -470,10 +496,10 @@ mod tests {
         let hz = procfs::ticks_per_second();
         fx.process(10, "busy", 1, 3 * hz, None, &[]);
         fx.process(11, "idle", 1, hz, None, &[]);
-        let listed = top(&fx.root(), TopBy::Cpu, 5, 0, None).unwrap();
+        let listed = top(&fx.root(), TopBy::Cpu, 5, 0, None, None).unwrap();
         assert_eq!(names(&listed, "comm"), ["busy", "idle"]);
         assert_eq!(listed[0]["cpu_time"], json!(3_000_000_000u64));
-        let scoped = top(&fx.root(), TopBy::Cpu, 5, 0, Some("c11")).unwrap();
+        let scoped = top(&fx.root(), TopBy::Cpu, 5, 0, None, Some("c11")).unwrap();
         assert_eq!(names(&scoped, "comm"), ["idle"]);
     }
 
@@ -484,6 +510,7 @@ mod tests {
             TopBy::Rss,
             1,
             0,
+            None,
             None,
         )
         .unwrap_err();

@@ -6,7 +6,7 @@ use huatuo_dsl::value::{Sample, Value};
 use huatuo_eval::{CaptureRequest, CaptureRunner};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Key of the placeholder a deferred capture leaves in a record until it has run.
@@ -105,7 +105,15 @@ impl CaptureRunner for DaemonCaptures {
                     .ok_or("top: `by` must be rss, cpu or io")?;
                 let n = number(req, "n", 1).unwrap_or(10.0) as usize;
                 let files = number(req, "files", 2).unwrap_or(0.0) as usize;
-                Value::Json(top(&self.proc_root, by, n, files, container)?)
+                let under = word(req, "under", 3).map(PathBuf::from);
+                Value::Json(top(
+                    &self.proc_root,
+                    by,
+                    n,
+                    files,
+                    under.as_deref(),
+                    container,
+                )?)
             }
             "file" => {
                 let path = word(req, "path", 0).ok_or("file: `path` is required")?;

@@ -80,11 +80,12 @@ pub fn capture_schemas() -> Vec<CaptureSchema> {
                 arg("by", FieldType::Str, Dim::Count, &["rss", "cpu", "io"], true),
                 arg("n", FieldType::Int, Dim::Count, &[], false),
                 arg("files", FieldType::Int, Dim::Count, &[], false),
+                arg("under", FieldType::Str, Dim::Count, &[], false),
             ],
             produces: vec![produces(
                 "top",
                 FieldType::Json,
-                "sorted descending, in HUATUO's record shape: by rss [{pid, process_name, memory_size}] (memburst's top_memory_usage); by io [{pid, comm, fs_read, fs_write, disk_read, disk_write}] (iotracing's process_io_data; bytes since the process started); by cpu [{pid, comm, cpu_time}]; with files > 0 also file_stat (the first `files` open paths), file_inode (the inode of each, null when unreadable) and file_count",
+                "sorted descending, in HUATUO's record shape: by rss [{pid, process_name, memory_size}] (memburst's top_memory_usage); by io [{pid, comm, fs_read, fs_write, disk_read, disk_write}] (iotracing's process_io_data; bytes since the process started); by cpu [{pid, comm, cpu_time}]; with files > 0 also file_stat (the first `files` open paths), file_inode (the inode of each, null when unreadable) and file_count; with under (a directory, e.g. a mount point) only processes with files open there, and only those files",
             )],
             source_specific: false,
         },
