@@ -150,6 +150,26 @@ fn both_softirq_templates_run_one_program_per_hook() {
         .all(|s| s.loaded && s.hosted_by.is_none()));
     assert_eq!(own_programs("tp_btf_softirq"), 4);
     assert_latency_fills(&apart, "apart");
+    drop(apart);
+
+    // Without tp_btf the host's raw_tp programs do the latency work as well.
+    let options = LoadOptions {
+        excluded_kinds: vec![AttachKind::TpBtf],
+        ..LoadOptions::default()
+    };
+    let raw = Templates::load_with(&BOTH, &tunables(), options);
+    let latency = status_of(&raw, "softirq_latency");
+    assert_eq!(
+        latency.hosted_by.as_deref(),
+        Some("softirq_off"),
+        "{latency:#?}"
+    );
+    assert!(latency
+        .programs
+        .iter()
+        .all(|p| p.attached_variant().map(|v| v.kind) == Some(AttachKind::RawTp)));
+    assert_eq!(own_programs("raw_tp_softirq"), 2);
+    assert_latency_fills(&raw, "hosted, raw_tp");
 }
 
 #[test]
