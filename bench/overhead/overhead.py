@@ -263,8 +263,11 @@ def templates_of(status):
 
 
 def attached_variants(status):
-    """(template/program, attached variant) of every program the agent attached."""
+    """(template/program, attached variant) of every program the agent attached (a template
+    hosted by another lists its host's programs: counted once, with the host)."""
     for t in templates_of(status) or []:
+        if t.get("hosted_by"):
+            continue
         for p in t.get("programs", []):
             idx = p.get("attached")
             if idx is not None:

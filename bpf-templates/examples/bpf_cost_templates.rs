@@ -8,9 +8,8 @@
 //!   empty on block_rq_insert/issue/complete; libbpf-tools `biolatency` and `biolatency -Q`.
 //! - softirq: loopback UDP flood; empty on softirq_raise/entry; softirq_latency,
 //!   softirq_off (its raise/entry programs and its check at timer interrupts), both loaded
-//!   together (two programs per hook), a prototype doing both templates' raise/entry work in
-//!   one program per hook (`tests/bpf/softirq_shared.bpf.c`, both halves and the latency half
-//!   alone); libbpf-tools `softirqs`.
+//!   together as the agent loads them (softirq_off hosting softirq_latency: one program per
+//!   hook) and each on its own object (two programs per hook); libbpf-tools `softirqs`.
 //! - drops: TCP connects to a closed loopback port; empty on kfree_skb; drops without a
 //!   rate limit (every drop is an event with its stack) and at 100 events/s (shed path).
 //! - reclaim: page-cache writes inside a small memory cgroup (v1, made by run.sh); empty on
@@ -24,7 +23,7 @@
 
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
-use huatuo_bpf::Templates;
+use huatuo_bpf::{LoadOptions, Templates};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -37,8 +36,6 @@ use std::time::{Duration, Instant};
 
 const EMPTY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/test_empty.bpf.o"));
 const EMPTY_PROG: &str = "tp_btf_sched_switch_empty";
-const SOFTIRQ_SHARED: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/test_softirq_shared.bpf.o"));
 const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 /// One measured program of one round: (row name, run count, run time ns, note).
@@ -68,25 +65,11 @@ enum Variant {
     Empty(&'static [&'static str]),
     /// A huatuo template with its tunables, labelled.
     Huatuo(&'static str, &'static str, &'static [(&'static str, u64)]),
-    /// Several huatuo templates loaded together, as one rule set needing all of them does.
-    Together(&'static [&'static str]),
-    /// A test object's tp_btf programs, loaded and attached as they are.
-    Object(TestObject),
+    /// Several huatuo templates loaded together, as one rule set needing all of them does;
+    /// `false`: each on its own object even where one could host another.
+    Together(&'static [&'static str], bool),
     /// A libbpf-tools command line; its programs are the new ones whose name has `needle`.
     Tool(&'static [&'static str], &'static str),
-}
-
-/// A test object measured as it is: its tp_btf programs with their const globals set.
-#[derive(Clone, Copy)]
-struct TestObject {
-    /// Row label.
-    label: &'static str,
-    /// The compiled object.
-    object: &'static [u8],
-    /// `(program, tracepoint)` pairs to load and attach.
-    progs: &'static [(&'static str, &'static str)],
-    /// Const globals set before load.
-    globals: &'static [(&'static str, u32)],
 }
 
 struct Section {
@@ -94,12 +77,6 @@ struct Section {
     load: Load,
     variants: Vec<Variant>,
 }
-
-/// The programs of the shared softirq prototype and their tracepoints.
-const SHARED_PROGS: &[(&str, &str)] = &[
-    ("tp_btf_softirq_raise", "softirq_raise"),
-    ("tp_btf_softirq_entry", "softirq_entry"),
-];
 
 fn sections() -> Vec<Section> {
     use Variant::*;
@@ -122,19 +99,8 @@ fn sections() -> Vec<Section> {
                 Empty(&["softirq_raise", "softirq_entry"]),
                 Huatuo("softirq_latency", "", &[]),
                 Huatuo("softirq_off", "", &[]),
-                Together(&["softirq_latency", "softirq_off"]),
-                Object(TestObject {
-                    label: "shared prototype, both halves",
-                    object: SOFTIRQ_SHARED,
-                    progs: SHARED_PROGS,
-                    globals: &[],
-                }),
-                Object(TestObject {
-                    label: "shared prototype, latency half only",
-                    object: SOFTIRQ_SHARED,
-                    progs: SHARED_PROGS,
-                    globals: &[("off_on", 0)],
-                }),
+                Together(&["softirq_latency", "softirq_off"], true),
+                Together(&["softirq_latency", "softirq_off"], false),
                 Tool(&["softirqs"], "softirq"),
             ],
         },
@@ -366,59 +332,9 @@ fn empty_round(
     Ok(rows)
 }
 
-fn object_round(
-    spec: &TestObject,
-    btf: &Btf,
-    load: Load,
-    env: &Env,
-    secs: u64,
-) -> Result<Vec<Row>, String> {
-    let TestObject {
-        label,
-        object,
-        progs,
-        globals,
-    } = *spec;
-    let mut loader = EbpfLoader::new();
-    loader.btf(Some(btf));
-    for (name, value) in globals {
-        loader.override_global(name, value, true);
-    }
-    let mut ebpf = loader
-        .load(object)
-        .map_err(|e| format!("load {label}: {e}"))?;
-    for (name, tp) in progs {
-        let prog: &mut BtfTracePoint = ebpf
-            .program_mut(name)
-            .ok_or_else(|| format!("{label}: no program {name}"))?
-            .try_into()
-            .map_err(|e| format!("{label} {name}: {e}"))?;
-        prog.load(tp, btf)
-            .map_err(|e| format!("{label} {name} on {tp}: {e}"))?;
-        prog.attach()
-            .map_err(|e| format!("attach {label} {name}: {e}"))?;
-    }
-    run_load(load, env, secs)?;
-    let mut rows = vec![];
-    for (name, tp) in progs {
-        let prog: &BtfTracePoint = ebpf
-            .program(name)
-            .ok_or_else(|| format!("{label}: no program {name}"))?
-            .try_into()
-            .map_err(|e| format!("{label} {name}: {e}"))?;
-        let info = prog.info().map_err(|e| format!("{label} info: {e}"))?;
-        rows.push((
-            format!("{label}: {tp}"),
-            info.run_count(),
-            info.run_time().as_nanos() as u64,
-            String::new(),
-        ));
-    }
-    Ok(rows)
-}
-
 fn huatuo_round(
     loads: &[&str],
+    share_hooks: bool,
     label: &str,
     tunables: &[(&str, u64)],
     load: Load,
@@ -431,7 +347,11 @@ fn huatuo_round(
         .map(|t| (t.to_string(), values.clone()))
         .collect();
     let template = loads.join("+");
-    let mut templates = Templates::load(loads, &all);
+    let options = LoadOptions {
+        share_hooks,
+        ..LoadOptions::default()
+    };
+    let mut templates = Templates::load_with(loads, &all, options);
     // Events are drained (and discarded) so the transport never backs up into the kernel.
     let events = templates.take_events();
     let stop = Arc::new(AtomicBool::new(false));
@@ -449,14 +369,19 @@ fn huatuo_round(
     let _ = drain.join();
     loaded?;
     let mut rows = vec![];
-    let name = if label.is_empty() {
-        template.to_string()
-    } else {
-        format!("{template} ({label})")
+    let name = match (label.is_empty(), loads.len() > 1) {
+        (true, false) => template.to_string(),
+        (true, true) if share_hooks => format!("{template} (one program per hook)"),
+        (true, true) => format!("{template} (each its own object)"),
+        _ => format!("{template} ({label})"),
     };
     for st in templates.status() {
         if !st.loaded {
             return Err(format!("{template} did not load: {:?}", st.error));
+        }
+        if st.hosted_by.is_some() {
+            // Its programs are its host's, measured in the host's rows.
+            continue;
         }
         let c = &st.counters;
         let note = if c.emitted + c.shed + c.lost > 0 {
@@ -567,10 +492,11 @@ fn run(env: &Env, rounds: usize, secs: u64, only: Option<&str>) -> Result<Totals
                 let rows = match variant {
                     Variant::Empty(tps) => empty_round(tps, &btf, section.load, env, secs),
                     Variant::Huatuo(t, label, tun) => {
-                        huatuo_round(&[t], label, tun, section.load, env, secs)
+                        huatuo_round(&[t], true, label, tun, section.load, env, secs)
                     }
-                    Variant::Together(ts) => huatuo_round(ts, "", &[], section.load, env, secs),
-                    Variant::Object(spec) => object_round(spec, &btf, section.load, env, secs),
+                    Variant::Together(ts, share) => {
+                        huatuo_round(ts, *share, "", &[], section.load, env, secs)
+                    }
                     Variant::Tool(argv, needle) => {
                         tool_round(argv, needle, section.load, env, secs)
                     }

@@ -24,8 +24,8 @@
  *    did).
  */
 #include "huatuo.h"
+#include "off_event.h"
 
-#define OFF_STACK_DEPTH 32
 #define SAMPLE_PERIOD_NS 1000000ULL /* the sampler runs at 1 kHz (schema.toml) */
 
 /* Interrupts-off time that makes an event (EventTracing.Irqoff.DisabledThreshold, 10 ms). */
@@ -48,23 +48,6 @@ struct {
 	__type(key, u32);
 	__type(value, struct cpu_state);
 } cpu_states SEC(".maps");
-
-struct off_event {
-	u64 stack[OFF_STACK_DEPTH];
-	u64 offtime;
-	u64 now;
-	u32 stack_len;
-	u32 pid;
-	u32 cpu;
-	char comm[16];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct off_event);
-} off_scratch SEC(".maps");
 
 static __always_inline struct cpu_state *cpu_state(void)
 {

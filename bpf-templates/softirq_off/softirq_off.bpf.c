@@ -14,13 +14,21 @@
  *
  * A softirq deferred to a starved ksoftirqd also counts; rules filter ksoftirqd/swapper by
  * comm as HUATUO does.
+ *
+ * The same two hooks serve softirq_latency: with `latency_on` set (the loader sets it when a
+ * rule set needs both templates) these programs also do its work (softirq_latency.h) into its
+ * maps here, and no softirq_latency object is loaded; one program per hook instead of two
+ * saves about one empty program's cost per hook. Left at 0, the verifier drops that code.
  */
 #include "huatuo.h"
-
-#define OFF_STACK_DEPTH 32
+#include "off_event.h"
+#include "softirq_latency.h"
 
 /* Pending time that makes an event (HUATUO's DisabledThreshold, 10 ms by default). */
 volatile const __u64 threshold_ns = 10000000ULL;
+
+/* Non-zero: also run softirq_latency's work (it is hosted here). */
+volatile const __u64 latency_on = 0;
 
 /*
  * Per CPU: when softirqs became pending (the first raise since the last softirq run), which
@@ -34,30 +42,12 @@ struct pending_state {
 	u32 reported;
 };
 
-struct off_event {
-	u64 stack[OFF_STACK_DEPTH];
-	u64 offtime;
-	u64 now;
-	u32 stack_len;
-	u32 pid;
-	u32 cpu;
-	u32 vec;
-	char comm[16];
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
 	__type(value, struct pending_state);
 } pending SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct off_event);
-} off_scratch SEC(".maps");
 
 static __always_inline struct pending_state *state(void)
 {
@@ -68,7 +58,11 @@ static __always_inline struct pending_state *state(void)
 
 static __always_inline void on_raise(u32 vec)
 {
-	struct pending_state *st = state();
+	struct pending_state *st;
+
+	if (latency_on)
+		latency_on_raise(vec);
+	st = state();
 
 	if (st && !st->since) {
 		st->since = bpf_ktime_get_ns();
@@ -77,9 +71,13 @@ static __always_inline void on_raise(u32 vec)
 	}
 }
 
-static __always_inline void on_entry(void)
+static __always_inline void on_entry(u32 vec)
 {
-	struct pending_state *st = state();
+	struct pending_state *st;
+
+	if (latency_on)
+		latency_on_entry(vec);
+	st = state();
 
 	if (st)
 		st->since = 0;
@@ -95,7 +93,7 @@ int BPF_PROG(tp_btf_softirq_raise, unsigned int vec)
 SEC("tp_btf/softirq_entry")
 int BPF_PROG(tp_btf_softirq_entry, unsigned int vec)
 {
-	on_entry();
+	on_entry(vec);
 	return 0;
 }
 
@@ -109,7 +107,7 @@ int raw_tp_softirq_raise(void *ctx)
 SEC("raw_tp/softirq_entry")
 int raw_tp_softirq_entry(void *ctx)
 {
-	on_entry();
+	on_entry((u32)((u64 *)ctx)[0]);
 	return 0;
 }
 

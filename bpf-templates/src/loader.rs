@@ -42,6 +42,9 @@ pub struct LoadOptions {
     pub unmet: Vec<Requirement>,
     /// Attach kinds not tried at all (exercises the fallbacks, or pins a kind).
     pub excluded_kinds: Vec<AttachKind>,
+    /// Let a template host another on the hooks both use (`[[hosts]]`), one program per
+    /// hook; off, each loads its own object (what the cost bench compares against).
+    pub share_hooks: bool,
 }
 
 impl Default for LoadOptions {
@@ -55,6 +58,7 @@ impl Default for LoadOptions {
             force_hashmap: false,
             unmet: vec![],
             excluded_kinds: vec![],
+            share_hooks: true,
         }
     }
 }
@@ -75,8 +79,11 @@ struct Loaded {
     ebpf: Option<Ebpf>,
     status: TemplateStatus,
     stats: Arc<EventStats>,
-    /// The tunables it was loaded with (`global -> value`).
+    /// The tunables it was loaded with (`global -> value`; a host's hosting globals too).
     values: BTreeMap<String, u64>,
+    /// The template meant to host it when it was loaded (`Plan::host`); whether it is
+    /// hosted is `status.hosted_by` (it falls back to its own object when the host failed).
+    host: Option<String>,
     /// Stops its event thread.
     stop: Arc<AtomicBool>,
     /// Its event thread (event templates).
@@ -91,6 +98,62 @@ impl Loaded {
             let _ = handle.join();
         }
     }
+}
+
+/// One template as the loader means to load it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Plan {
+    /// Folder name.
+    name: String,
+    /// Its tunables, plus the hosting globals of the templates it hosts.
+    values: BTreeMap<String, u64>,
+    /// The template whose object does its work instead of its own.
+    host: Option<String>,
+}
+
+/// The plans of `needed` (folder or catalog names, repeats skipped) with their tunables. With
+/// `share`, a template whose schema can host another needed one (that has no tunables and
+/// hosts nothing itself) gets the hosting global set, and the other is planned onto it.
+fn plan(
+    needed: &[&str],
+    tunables: &BTreeMap<String, BTreeMap<String, u64>>,
+    share: bool,
+) -> Vec<Plan> {
+    let mut plans: Vec<Plan> = Vec::new();
+    for raw in needed {
+        let name = folder(raw);
+        if !plans.iter().any(|p| p.name == name) {
+            plans.push(Plan {
+                name: name.to_string(),
+                values: values_of(tunables, name),
+                host: None,
+            });
+        }
+    }
+    if !share {
+        return plans;
+    }
+    for i in 0..plans.len() {
+        let Some(schema) = embedded::find(&plans[i].name)
+            .and_then(|t| TemplateSchema::parse(t.name, t.schema).ok())
+        else {
+            continue;
+        };
+        if plans[i].host.is_some() {
+            continue;
+        }
+        for hosting in &schema.hosts {
+            let guest = plans.iter().position(|p| {
+                p.name == hosting.template && p.host.is_none() && p.values.is_empty()
+            });
+            let Some(j) = guest.filter(|&j| j != i) else {
+                continue;
+            };
+            plans[j].host = Some(plans[i].name.clone());
+            plans[i].values.insert(hosting.global.clone(), 1);
+        }
+    }
+    plans
 }
 
 /// What [`Templates::reconcile`] changed, by template name.
@@ -147,7 +210,13 @@ impl Templates {
         needed: &[&str],
         tunables: &BTreeMap<String, BTreeMap<String, u64>>,
     ) -> Vec<String> {
-        if needed.is_empty() {
+        let plans = plan(needed, tunables, self.options.share_hooks);
+        self.load_plans(&plans)
+    }
+
+    /// Loads the planned templates, hosts before the templates they host; returns the names.
+    fn load_plans(&mut self, plans: &[Plan]) -> Vec<String> {
+        if plans.is_empty() {
             return Vec::new();
         }
         let options = self.options.clone();
@@ -162,55 +231,115 @@ impl Templates {
                 && aya::sys::is_map_supported(MapType::TaskStorage).unwrap_or(false),
         };
         let v2 = unified_hierarchy();
-        let mut seen = vec![];
-        for raw in needed {
-            let name = folder(raw);
-            if seen.iter().any(|s| s == name) {
-                continue;
+        let (guests, owners): (Vec<&Plan>, Vec<&Plan>) =
+            plans.iter().partition(|p| p.host.is_some());
+        for plan in owners.into_iter().chain(guests) {
+            let host_up = plan
+                .host
+                .as_deref()
+                .is_some_and(|host| self.is_loaded(host));
+            let mut loaded = match (&plan.host, host_up) {
+                (Some(host), true) => hosted(&plan.name, host),
+                _ => self.load_one(
+                    &plan.name,
+                    &plan.values,
+                    &options,
+                    btf.as_ref(),
+                    objects,
+                    v2,
+                    &tx,
+                ),
+            };
+            if let (Some(host), false) = (&plan.host, host_up) {
+                loaded.status.notes.insert(
+                    0,
+                    format!("`{host}` did not load to host it: loaded on its own object"),
+                );
             }
-            seen.push(name.to_string());
-            let values = values_of(tunables, name);
-            let loaded = self.load_one(name, &values, &options, btf.as_ref(), objects, v2, &tx);
+            loaded.host = plan.host.clone();
             self.templates.push(loaded);
         }
         // `btf` is dropped here: aya keeps no reference, so the parsed kernel BTF is freed.
-        seen
+        plans.iter().map(|p| p.name.clone()).collect()
     }
 
     /// Brings the loaded set to `needed` with `tunables` (after a rule reload): templates no
     /// longer needed are detached, new ones loaded and attached, and those whose pushed-down
     /// values changed are detached and loaded again with the new values (const globals
-    /// cannot change in a loaded object). Templates that stay as they were keep their maps.
+    /// cannot change in a loaded object). Hosting counts as such a value: a host whose guest
+    /// comes or goes is loaded again with its hosting global set or cleared, and a guest whose
+    /// host comes or goes moves onto it or back to its own object. Templates that stay as
+    /// they were keep their maps (a guest's are its host's: reloading the host restarts them).
     pub fn reconcile(
         &mut self,
         needed: &[&str],
         tunables: &BTreeMap<String, BTreeMap<String, u64>>,
     ) -> Reconciled {
-        let wanted: Vec<&str> = needed.iter().map(|n| folder(n)).collect();
+        let plans = plan(needed, tunables, self.options.share_hooks);
         let mut done = Reconciled::default();
         let mut reload = Vec::new();
         let mut kept = Vec::new();
         for mut loaded in std::mem::take(&mut self.templates) {
             let name = loaded.status.name.clone();
-            if !wanted.contains(&name.as_str()) {
-                loaded.stop();
-                if loaded.status.loaded {
-                    done.detached.push(name);
+            match plans.iter().find(|p| p.name == name) {
+                None => {
+                    loaded.stop();
+                    if loaded.status.loaded {
+                        done.detached.push(name);
+                    }
                 }
-            } else if loaded.status.loaded && loaded.values != values_of(tunables, &name) {
-                loaded.stop();
-                reload.push(name);
-            } else {
-                kept.push(loaded);
+                Some(p)
+                    if loaded.status.loaded
+                        && (loaded.values != p.values || loaded.host != p.host) =>
+                {
+                    loaded.stop();
+                    reload.push(name);
+                }
+                Some(_) => kept.push(loaded),
             }
         }
         self.templates = kept;
-        let new: Vec<&str> = wanted
+        let new: Vec<Plan> = plans
             .iter()
-            .copied()
-            .filter(|n| !self.templates.iter().any(|t| t.status.name == *n))
+            .filter(|p| !self.templates.iter().any(|t| t.status.name == p.name))
+            .cloned()
             .collect();
-        for name in self.load_many(&new, tunables) {
+        let names = self.load_plans(&new);
+        self.report(names, &reload, &mut done);
+        // A kept guest whose host was reloaded and failed: onto its own object.
+        let orphans: Vec<Plan> = plans
+            .into_iter()
+            .filter(|p| {
+                self.templates.iter().any(|t| {
+                    t.status.name == p.name
+                        && t.status
+                            .hosted_by
+                            .as_ref()
+                            .is_some_and(|h| !self.is_loaded(h))
+                })
+            })
+            .collect();
+        if !orphans.is_empty() {
+            self.templates
+                .retain(|t| !orphans.iter().any(|p| p.name == t.status.name));
+            let names: Vec<String> = orphans.iter().map(|p| p.name.clone()).collect();
+            let loaded = self.load_plans(&orphans);
+            self.report(loaded, &names, &mut done);
+        }
+        done
+    }
+
+    /// Whether template `name` is loaded (on its own object or hosted).
+    fn is_loaded(&self, name: &str) -> bool {
+        self.templates
+            .iter()
+            .any(|t| t.status.name == name && t.status.loaded)
+    }
+
+    /// Records in `done` how the templates `names` came out of a load (`reload`: the names
+    /// that were loaded before).
+    fn report(&self, names: Vec<String>, reload: &[String], done: &mut Reconciled) {
+        for name in names {
             let Some(t) = self.templates.iter().find(|t| t.status.name == name) else {
                 continue;
             };
@@ -220,7 +349,6 @@ impl Templates {
                 (None, false) => done.attached.push(name),
             }
         }
-        done
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -246,9 +374,11 @@ impl Templates {
                 programs: vec![],
                 counters: Counters::default(),
                 notes: vec![],
+                hosted_by: None,
             },
             stats: Arc::new(EventStats::default()),
             values: values.clone(),
+            host: None,
             stop: Arc::new(AtomicBool::new(false)),
             thread: None,
         };
@@ -400,13 +530,36 @@ impl Templates {
             .collect()
     }
 
-    /// Status of every requested template, with current counters and run statistics.
+    /// The loaded object whose maps and programs serve template `t`: its own, or its host's.
+    fn object_of<'a>(&'a self, t: &'a Loaded) -> Option<&'a Loaded> {
+        match &t.status.hosted_by {
+            Some(host) => self
+                .templates
+                .iter()
+                .find(|h| &h.status.name == host && h.ebpf.is_some()),
+            None => Some(t),
+        }
+    }
+
+    /// Status of every requested template, with current counters and run statistics. A
+    /// hosted template shows its host's programs on the hooks it uses.
     pub fn status(&self) -> Vec<TemplateStatus> {
         self.templates
             .iter()
             .map(|t| {
                 let mut status = t.status.clone();
-                if let Some(ebpf) = &t.ebpf {
+                if let (Some(host), Some(schema)) = (self.object_of(t), &t.schema) {
+                    if t.status.hosted_by.is_some() {
+                        status.programs = host
+                            .status
+                            .programs
+                            .iter()
+                            .filter(|p| schema.attach.iter().any(|a| a.program == p.program))
+                            .cloned()
+                            .collect();
+                    }
+                }
+                if let Some(ebpf) = self.object_of(t).and_then(|o| o.ebpf.as_ref()) {
                     for program in &mut status.programs {
                         let Some(prog) = program
                             .attached_variant()
@@ -419,6 +572,8 @@ impl Templates {
                             program.run_time_ns = info.run_time().as_nanos() as u64;
                         }
                     }
+                }
+                if let Some(ebpf) = &t.ebpf {
                     let kernel = kernel_counters(ebpf);
                     status.counters.emitted = kernel[0];
                     status.counters.shed = kernel[1];
@@ -441,7 +596,8 @@ impl Templates {
             .unwrap_or(0);
         let mut samples = vec![];
         for t in &self.templates {
-            let (Some(schema), Some(ebpf)) = (&t.schema, &t.ebpf) else {
+            let ebpf = self.object_of(t).and_then(|o| o.ebpf.as_ref());
+            let (Some(schema), Some(ebpf)) = (&t.schema, ebpf) else {
                 continue;
             };
             match read_histograms(schema, ebpf, self.resolver.as_ref(), now) {
@@ -458,6 +614,35 @@ impl Drop for Templates {
         for loaded in &mut self.templates {
             loaded.stop();
         }
+    }
+}
+
+/// A template whose work the loaded `host` does in its own programs: its schema for reading
+/// the maps, no object of its own.
+fn hosted(name: &str, host: &str) -> Loaded {
+    let schema = embedded::find(name).and_then(|t| TemplateSchema::parse(t.name, t.schema).ok());
+    Loaded {
+        schema,
+        held: vec![],
+        ebpf: None,
+        status: TemplateStatus {
+            name: name.to_string(),
+            loaded: true,
+            transport: None,
+            error: None,
+            programs: vec![],
+            counters: Counters::default(),
+            notes: vec![format!(
+                "hosted by `{host}`: its programs on the same hooks do this template's work \
+                 (one program per hook)"
+            )],
+            hosted_by: Some(host.to_string()),
+        },
+        stats: Arc::new(EventStats::default()),
+        values: BTreeMap::new(),
+        host: Some(host.to_string()),
+        stop: Arc::new(AtomicBool::new(false)),
+        thread: None,
     }
 }
 
@@ -567,4 +752,74 @@ fn kernel_counters(ebpf: &Ebpf) -> [u64; 4] {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plans(needed: &[&str], tunables: &[(&str, &str, u64)], share: bool) -> Vec<Plan> {
+        let mut map: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for (template, global, value) in tunables {
+            map.entry(template.to_string())
+                .or_default()
+                .insert(global.to_string(), *value);
+        }
+        plan(needed, &map, share)
+    }
+
+    #[test]
+    fn softirq_off_hosts_softirq_latency_when_both_are_needed() {
+        let p = plans(
+            &["bpf.softirq_latency", "softirq_off", "softirq_latency"],
+            &[("softirq_off", "threshold_ns", 5)],
+            true,
+        );
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].name, "softirq_latency");
+        assert_eq!(p[0].host.as_deref(), Some("softirq_off"));
+        assert!(p[0].values.is_empty());
+        assert_eq!(p[1].host, None);
+        assert_eq!(
+            p[1].values,
+            BTreeMap::from([("latency_on".into(), 1), ("threshold_ns".into(), 5)])
+        );
+    }
+
+    #[test]
+    fn nothing_is_hosted_alone_or_with_sharing_off() {
+        for (needed, share) in [
+            (&["softirq_latency"][..], true),
+            (&["softirq_off"][..], true),
+            (&["softirq_latency", "softirq_off"][..], false),
+        ] {
+            let p = plans(needed, &[], share);
+            assert!(p.iter().all(|p| p.host.is_none()), "{p:?}");
+            assert!(p.iter().all(|p| p.values.is_empty()), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn every_hosted_template_exists_and_uses_hooks_of_its_host() {
+        let mut hosted = 0;
+        for t in embedded::TEMPLATES {
+            let host = TemplateSchema::parse(t.name, t.schema).expect("schema");
+            for h in &host.hosts {
+                let guest = embedded::find(&h.template).expect("hosted template exists");
+                let guest = TemplateSchema::parse(guest.name, guest.schema).expect("schema");
+                for point in &guest.attach {
+                    assert!(
+                        host.attach.iter().any(|a| a.program == point.program),
+                        "{}: no `{}` on host {}",
+                        h.template,
+                        point.program,
+                        t.name
+                    );
+                }
+                assert!(host.settable_globals().contains(&h.global.as_str()));
+                hosted += 1;
+            }
+        }
+        assert!(hosted >= 1);
+    }
 }

@@ -32,6 +32,10 @@ pub struct TemplateSchema {
     /// Services the loader provides at load (`crate::needs`).
     #[serde(default)]
     pub needs: Vec<Need>,
+    /// Templates this object can host: its programs on the same hooks also do their work,
+    /// into maps of the same names, when the loader sets the hosting global.
+    #[serde(default)]
+    pub hosts: Vec<Hosting>,
     /// Built twice: the main object keeps per-task state in task storage (≥ 5.11, tp_btf
     /// programs only), `EmbeddedTemplate::hashmap_object` in hash maps for older kernels.
     #[serde(default)]
@@ -247,6 +251,16 @@ pub struct GlobalKnob {
     pub description: String,
 }
 
+/// A template another one's object can host (`[[hosts]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hosting {
+    /// Folder name of the hosted template (`softirq_latency`).
+    pub template: String,
+    /// The `volatile const __u64` that switches its work on (0 by default).
+    pub global: String,
+}
+
 /// Globals every event template has (`include/huatuo.h`).
 pub const EVENT_GLOBALS: [&str; 2] = ["rate_per_sec", "burst"];
 
@@ -386,6 +400,7 @@ impl TemplateSchema {
             .map(|t| t.name.as_str())
             .collect();
         names.extend(self.global.iter().map(|g| g.name.as_str()));
+        names.extend(self.hosts.iter().map(|h| h.global.as_str()));
         if self.event.is_some() {
             names.extend(EVENT_GLOBALS);
         }

@@ -78,4 +78,7 @@ pub struct TemplateStatus {
     pub counters: Counters,
     /// Remarks (tracefs mounted by us, BTF missing, ...).
     pub notes: Vec<String>,
+    /// The template whose programs do this one's work (no object of its own is loaded):
+    /// `programs` are then that template's, shared.
+    pub hosted_by: Option<String>,
 }

@@ -10,48 +10,9 @@ mod common;
 mod events_util;
 
 use common::kernel_ready;
-use events_util::{drain, int, load_with_threshold, text};
+use events_util::{drain, int, load_with_threshold, text, Flood};
 use huatuo_dsl::value::Value;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
-
-/// Loopback TCP senders and receivers, stopped on drop.
-struct Flood(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
-
-impl Flood {
-    fn start(pairs: usize) -> Flood {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = vec![];
-        for _ in 0..pairs {
-            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-            let mut tx = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-            let (mut rx, _) = listener.accept().expect("accept");
-            let _ = rx.set_read_timeout(Some(Duration::from_millis(200)));
-            let (s1, s2) = (stop.clone(), stop.clone());
-            threads.push(std::thread::spawn(move || {
-                let buf = vec![0u8; 1 << 16];
-                while !s1.load(Ordering::Relaxed) && tx.write_all(&buf).is_ok() {}
-            }));
-            threads.push(std::thread::spawn(move || {
-                let mut buf = vec![0u8; 1 << 16];
-                while !s2.load(Ordering::Relaxed) && rx.read(&mut buf).is_ok_and(|n| n > 0) {}
-            }));
-        }
-        Flood(stop, threads)
-    }
-}
-
-impl Drop for Flood {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-        for t in self.1.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
 
 #[test]
 fn the_sampler_reports_pending_softirqs_above_the_threshold_only() {

@@ -3,7 +3,11 @@
 #![allow(dead_code)]
 
 use huatuo_dsl::value::{Sample, Value};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::Receiver;
@@ -121,6 +125,11 @@ pub fn load_with_threshold(template: &str, threshold_ns: u64) -> huatuo_bpf::Tem
 /// Every event the templates emit during `wait`.
 pub fn drain(templates: &mut huatuo_bpf::Templates, wait: Duration) -> Vec<Sample> {
     let mut rx = templates.take_events().expect("event stream");
+    drain_rx(&mut rx, wait)
+}
+
+/// Every event arriving on `rx` during `wait`.
+pub fn drain_rx(rx: &mut Receiver<Sample>, wait: Duration) -> Vec<Sample> {
     let deadline = Instant::now() + wait;
     let mut out = vec![];
     while Instant::now() < deadline {
@@ -130,4 +139,40 @@ pub fn drain(templates: &mut huatuo_bpf::Templates, wait: Duration) -> Vec<Sampl
         std::thread::sleep(Duration::from_millis(20));
     }
     out
+}
+
+/// Loopback TCP senders and receivers, stopped on drop.
+pub struct Flood(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
+
+impl Flood {
+    /// Starts `pairs` sender/receiver pairs over loopback TCP.
+    pub fn start(pairs: usize) -> Flood {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = vec![];
+        for _ in 0..pairs {
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+            let mut tx = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+            let (mut rx, _) = listener.accept().expect("accept");
+            let _ = rx.set_read_timeout(Some(Duration::from_millis(200)));
+            let (s1, s2) = (stop.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || {
+                let buf = vec![0u8; 1 << 16];
+                while !s1.load(Ordering::Relaxed) && tx.write_all(&buf).is_ok() {}
+            }));
+            threads.push(std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                while !s2.load(Ordering::Relaxed) && rx.read(&mut buf).is_ok_and(|n| n > 0) {}
+            }));
+        }
+        Flood(stop, threads)
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        for t in self.1.drain(..) {
+            let _ = t.join();
+        }
+    }
 }

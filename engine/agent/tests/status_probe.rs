@@ -81,6 +81,23 @@ fn every_template_reports_what_attached() {
         programs[1..].iter().all(|p| p["not_needed"].is_string()),
         "{runqlat}"
     );
+    // Both softirq templates are wanted: softirq_off's programs do softirq_latency's work too,
+    // and softirq_latency shows them as its own, naming its host.
+    let template = |name: &str| templates.iter().find(|t| t["name"] == name).expect(name);
+    let (latency, off) = (template("softirq_latency"), template("softirq_off"));
+    assert_eq!(latency["hosted_by"], "softirq_off", "{latency}");
+    assert!(off["hosted_by"].is_null(), "{off}");
+    let attached = |t: &serde_json::Value| -> Vec<(String, String)> {
+        let programs = t["programs"].as_array().expect("programs");
+        programs
+            .iter()
+            .map(|p| {
+                let at = p["attached"].as_u64().unwrap_or(u64::MAX) as usize;
+                (p["program"].to_string(), p["tried"][at]["prog"].to_string())
+            })
+            .collect()
+    };
+    assert_eq!(attached(latency), attached(off)[..2], "{latency}\n{off}");
     // softlockup has no tracepoint: fentry, then kprobe, on add_taint. Either one attached, or
     // the template is unavailable and both say why.
     let softlockup = templates

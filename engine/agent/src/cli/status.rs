@@ -24,9 +24,14 @@ fn print_templates(templates: &[huatuo_bpf::TemplateStatus]) {
     );
     for template in templates {
         for program in &template.programs {
+            let host = template
+                .hosted_by
+                .as_ref()
+                .map(|h| format!(" in {h}'s program"))
+                .unwrap_or_default();
             let attached = program
                 .attached_variant()
-                .map(|v| format!("{:?} {} ({})", v.kind, v.target, v.prog))
+                .map(|v| format!("{:?} {} ({}){host}", v.kind, v.target, v.prog))
                 .or_else(|| {
                     program
                         .not_needed

@@ -516,7 +516,9 @@ fn load_templates(
             )
         });
         for status in loaded.status() {
-            if status.loaded {
+            if let (true, Some(host)) = (status.loaded, &status.hosted_by) {
+                log::info!("template {} loaded, hosted by {host}", status.name);
+            } else if status.loaded {
                 log::info!("template {} loaded", status.name);
             } else {
                 log::warn!(
