@@ -125,7 +125,8 @@ function counterText(counters) {
 async function overview() {
   const [status, metricsText] = await Promise.all([
     apiJson('/status'),
-    api('/metrics').then(r => r.text()),
+    // Only the agent's own families: with many containers the whole page is megabytes.
+    api('/metrics?prefix=agent_&prefix=process_').then(r => r.text()),
   ]);
   const metrics = parseMetrics(metricsText);
   const node = status.node ?? {};
@@ -403,7 +404,8 @@ const unixOf = value => (value ? String(Math.floor(new Date(value).getTime() / 1
 
 async function profilesPage() {
   const form = $('#cp-form');
-  const metrics = parseMetrics(await (await api('/metrics')).text());
+  // The container families of the CPU and run-queue rules have a series for every container.
+  const metrics = parseMetrics(await (await api('/metrics?prefix=cpu&prefix=runqlat')).text());
   fillContainers(form.elements.container, knownContainers(metrics), 'host (every process)');
   const now = Date.now();
   const defaults = { since: 5 * 60e3, until: 0, base_since: 10 * 60e3, base_until: 5 * 60e3 };
@@ -430,7 +432,7 @@ async function showProfile(diff) {
 const LATENCY = /^(runqlat|softirq|iolatency)/;
 
 async function latency() {
-  const metrics = parseMetrics(await (await api('/metrics')).text())
+  const metrics = parseMetrics(await (await api('/metrics?prefix=runqlat&prefix=softirq&prefix=iolatency')).text())
     .filter(s => LATENCY.test(s.name) && 'zone' in s.labels);
   const select = $('#latency-container');
   fillContainers(select, knownContainers(metrics), 'host only');
