@@ -1,8 +1,9 @@
 //! The web console in headless Chromium against the real agent over the fixture node: the
-//! overview with its load time over 10 000 stored records, the timeline's live rows at 100
-//! events a second within its 500-row bound and its history paged through 1 000 records
-//! without gap or repeat, flame graphs of stored profiles
-//! and their diff, the token prompt. No page may log a script error. (`console_kernel` covers
+//! overview with its load time over 10 000 stored records (and again with 200 more containers
+//! under every shipped metric rule), the timeline's live rows at 100 events a second within
+//! its 500-row bound and its history paged through 1 000 records without gap or repeat, flame
+//! graphs of stored profiles and their diff, the token prompt. The tests run one at a time
+//! (they time pages). No page may log a script error. (`console_kernel` covers
 //! the live kernel.)
 
 #[allow(unused_imports)] // the shared harness re-exports helpers other tests use
@@ -13,6 +14,7 @@ use api_agent::{ApiAgent, Setup};
 use browser::{ready, shoot, Browser};
 use huatuo_storage::{Document, LocalFileSettings, LocalFileStore};
 use serde_json::json;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Records stored before the console opens.
@@ -21,6 +23,59 @@ const STORED: usize = 10_000;
 const PAGED: usize = 1_000;
 /// The frame the stored profiles are busy in.
 const STORED_FRAME: &str = "huatuo_console_stored_fn";
+/// Held by each test: they time pages, so they do not run side by side.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Docker containers added to the fixture node.
+const CONTAINERS: usize = 200;
+/// Times the overview is loaded to measure it.
+const OVERVIEW_LOADS: usize = 5;
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+/// The fixture node's cgroup tree copied under `dir`, with `CONTAINERS` more Docker
+/// containers beside its own (each a copy of the fixture's Docker container's files).
+fn cgroup_with_containers(dir: &Path) -> PathBuf {
+    let root = dir.join("cgroup");
+    copy_tree(
+        &api_agent::repo().join("engine/agent/tests/fixtures/node/cgroup"),
+        &root,
+    );
+    let model = root.join(format!("system.slice/docker-{}.scope", "b".repeat(64)));
+    for n in 0..CONTAINERS {
+        copy_tree(
+            &model,
+            &root.join(format!("system.slice/docker-{:064x}.scope", 0xc0_0000 + n)),
+        );
+    }
+    root
+}
+
+/// Every shipped metric rule, in one text.
+fn shipped_metric_rules() -> String {
+    let dir = api_agent::repo().join("rules/metrics");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("rules/metrics")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hto"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("rule file") + "\n")
+        .collect()
+}
 
 /// Stored records an hour old: `PAGED` of tracer `paged`, profiles of `cpusys`, the rest
 /// spread over a few tracers; returns the paged ids newest first and the profile ids.
@@ -128,6 +183,7 @@ fn the_console_shows_stored_history_and_profiles_and_asks_for_a_token() {
     if !browser::enabled("console_browser", api_agent::ci()) {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     // Ten rules firing every 100 ms: the live timeline takes 100 events a second.
     let extra: String = (1..10)
         .map(|i| {
@@ -297,4 +353,74 @@ fn the_console_shows_stored_history_and_profiles_and_asks_for_a_token() {
         .filter(|e| !e.contains("401"))
         .collect();
     assert!(unexpected.is_empty(), "script errors: {unexpected:?}");
+}
+
+#[test]
+fn the_overview_loads_fast_with_200_containers_and_10_000_records() {
+    if !browser::enabled("console_browser", api_agent::ci()) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let node = tempfile::tempdir().expect("temp dir");
+    let cgroup = cgroup_with_containers(node.path());
+    let agent = ApiAgent::start(Setup {
+        tag: "console-containers",
+        extra_rules: &shipped_metric_rules(),
+        cgroup_root: Some(&cgroup),
+        ..Setup::default()
+    });
+    store_history(&agent.dir().join("local"));
+    agent.wait_healthy();
+    let base = format!("http://{}", agent.addr);
+    let mut browser = Browser::start("containers");
+    // Every container's series in /metrics before the overview is timed.
+    let known_containers = || {
+        let metrics =
+            api_agent::get(agent.addr, "/metrics", &[]).map_or_else(String::new, |r| r.body);
+        metrics
+            .split("container_id=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect::<std::collections::HashSet<&str>>()
+            .len()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let containers = loop {
+        let known = known_containers();
+        if known > CONTAINERS {
+            break known;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{known} containers in /metrics, not the {CONTAINERS} added\nlog:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut loads = Vec::new();
+    for _ in 0..OVERVIEW_LOADS {
+        browser.open(&format!("{base}/#overview"));
+        ready(&mut browser, "overview");
+        let ms = browser.eval("Number(document.body.dataset.readyMs)");
+        loads.push(ms.as_f64().expect("readyMs"));
+    }
+    let metrics_bytes = api_agent::get(agent.addr, "/metrics", &[]).map_or(0, |r| r.body.len());
+    let rules = browser.eval("document.querySelectorAll('#rules tbody tr').length");
+    println!(
+        "overview ready after navigation: {loads:?} ms ({STORED} records stored, {containers} \
+         containers, {rules} rules, /metrics {metrics_bytes} bytes)"
+    );
+    assert!(
+        rules.as_u64().is_some_and(|n| n > 10),
+        "{rules} rules in the overview"
+    );
+    loads.sort_by(f64::total_cmp);
+    let median = loads[loads.len() / 2];
+    assert!(median < 1000.0, "overview took {median} ms (median)");
+    browser.eval("1");
+    assert!(
+        browser.errors.is_empty(),
+        "script errors: {:?}",
+        browser.errors
+    );
 }

@@ -1,8 +1,10 @@
 //! The web console in headless Chromium on the live kernel (root and BPF): the overview lists
 //! every template with the variant each program attached, a packet drop the test causes shows
-//! in the live timeline within 2 s, the latency page draws the run-queue histogram, and a CPU
-//! profile started from the operations form ends as a flame graph naming the busy function.
-//! No page may log a script error.
+//! in the live timeline within 2 s, the latency page draws the run-queue histogram of the host
+//! and of a container chosen in its list, the profiles page draws the continuous profile of
+//! that container's busy program over a time range and its diff against an earlier range, and
+//! a CPU profile started from the operations form ends as a flame graph naming the busy
+//! function. No page may log a script error.
 
 mod browser;
 mod kernel_agent;
@@ -19,10 +21,17 @@ fn the_console_on_the_live_kernel_shows_templates_a_drop_and_a_profile() {
     {
         return;
     }
+    let work = tempfile::tempdir().expect("temp dir");
+    let Some(busy) = kernel_agent::build_busy_c(work.path()) else {
+        return;
+    };
+    // A container (a Docker-style cgroup) whose one process spins in huatuo_c_hot_loop.
+    let container = kernel_agent::DockerContainer::start(0xc0, std::process::Command::new(busy));
+    let since = chrono::Utc::now().timestamp();
     let agent = kernel_agent::Agent::start(kernel_agent::Setup {
         tag: "console-kernel",
         rules: "rules",
-        config: "",
+        config: "[ContinuousProfiling]\n    Enable = true\n    Interval = 2\n    CPUBudget = 50\n",
         args: &["--run-for", "300"],
     });
     let status: Json = kernel_agent::wait_until(Duration::from_secs(90), || {
@@ -125,7 +134,99 @@ fn the_console_on_the_live_kernel_shows_templates_a_drop_and_a_profile() {
             Duration::from_secs(15),
         )
         .expect("the run queue latency histogram");
+    // The container is in the list by its short id; chosen, its own histogram is drawn.
+    let short = &container.id[..12];
+    browser
+        .wait_for(
+            &format!(
+                "document.querySelector('#latency-container option[value=\"{}\"]')?.textContent.includes('{short}')",
+                container.id
+            ),
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|| {
+            panic!(
+                "the container is not in the latency list: {}",
+                browser.eval("document.querySelector('#latency-container').textContent")
+            )
+        });
+    browser.eval(&format!(
+        "const s = document.querySelector('#latency-container'); s.value = '{}';\
+         s.dispatchEvent(new Event('change')); true",
+        container.id
+    ));
+    browser
+        .wait_for(
+            &format!(
+                "[...document.querySelectorAll('#latency-charts figcaption')].some(c => /^runqlat.*container.*{short}/.test(c.textContent))"
+            ),
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|| {
+            panic!(
+                "no run queue histogram of the container: {}",
+                browser.eval("[...document.querySelectorAll('#latency-charts figcaption')].map(c => c.textContent).join('; ')")
+            )
+        });
     shoot(&mut browser, "latency");
+
+    // Profiles: the container's continuous CPU profile since the test began names its busy
+    // function; the diff against the range before the agent started renders too.
+    kernel_agent::wait_until(Duration::from_secs(60), || {
+        agent
+            .get(&format!(
+                "/v1/profiles?container={}&format=folded",
+                container.id
+            ))
+            .filter(|f| f.contains("huatuo_c_hot_loop"))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the container's profile never named its busy function\nlog:\n{}",
+            agent.log()
+        )
+    });
+    browser.open(&format!("{base}/#profiles"));
+    ready(&mut browser, "profiles");
+    let view = "document.querySelector('#cp-view iframe')?.contentDocument?.documentElement?.outerHTML ?? ''";
+    browser.eval(&format!(
+        "const f = document.querySelector('#cp-form');\
+         f.elements.container.value = '{id}';\
+         f.elements.since.value = localInput(new Date({since} * 1000));\
+         f.elements.until.value = localInput(new Date(Date.now() + 60000));\
+         f.elements.base_since.value = localInput(new Date(({since} - 600) * 1000));\
+         f.elements.base_until.value = localInput(new Date(({since} - 300) * 1000));\
+         f.requestSubmit(); true",
+        id = container.id
+    ));
+    browser
+        .wait_for(
+            &format!(
+                "({view}).includes('huatuo_c_hot_loop') && ({view}).includes('container {short}')"
+            ),
+            Duration::from_secs(15),
+        )
+        .unwrap_or_else(|| {
+            panic!(
+                "the range's flame graph does not name huatuo_c_hot_loop (error: {})",
+                browser.eval("document.querySelector('#error').textContent")
+            )
+        });
+    shoot(&mut browser, "profiles");
+    browser.eval("document.querySelector('#cp-diff').click(); true");
+    browser
+        .wait_for(
+            &format!("({view}).includes(' vs ') && ({view}).includes('huatuo_c_hot_loop')"),
+            Duration::from_secs(15),
+        )
+        .unwrap_or_else(|| {
+            panic!(
+                "no differential flame graph (error: {})",
+                browser.eval("document.querySelector('#error').textContent")
+            )
+        });
+    shoot(&mut browser, "profiles-diff");
+    drop(container);
 
     // A CPU profile started from the form ends as a flame graph naming the busy function.
     let spinner = kernel_agent::Busy::start();

@@ -125,7 +125,8 @@ function counterText(counters) {
 async function overview() {
   const [status, metricsText] = await Promise.all([
     apiJson('/status'),
-    api('/metrics').then(r => r.text()),
+    // Only the agent's own families: with many containers the whole page is megabytes.
+    api('/metrics?prefix=agent_&prefix=process_').then(r => r.text()),
   ]);
   const metrics = parseMetrics(metricsText);
   const node = status.node ?? {};
@@ -364,25 +365,85 @@ async function compare() {
   await showSvg($('#flame-view'), `/v1/events/${encodeURIComponent(shown)}/flamegraph.svg?base=${encodeURIComponent(base)}`);
 }
 
+// ---- Containers -------------------------------------------------------------------------
+
+// How a container is named on the page: its pod or host name, else its name, with its short id.
+function containerName(labels) {
+  const name = labels.container_host || labels.container_name;
+  const short = labels.container_id.slice(0, 12);
+  return name && name !== short ? `${name} (${short})` : short;
+}
+
+// The containers the agent reports series for (it writes zero series for every container
+// it knows), by id: [{id, name}] sorted by name.
+function knownContainers(metrics) {
+  const byId = new Map();
+  for (const s of metrics) {
+    if (s.labels.container_id && !byId.has(s.labels.container_id)) byId.set(s.labels.container_id, containerName(s.labels));
+  }
+  return [...byId].map(([id, name]) => ({ id, name })).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+// Refills a container chooser, keeping its choice; `first` is the no-container option.
+function fillContainers(select, containers, first) {
+  const chosen = select.value;
+  select.replaceChildren(el('option', { value: '' }, first),
+    ...containers.map(c => el('option', { value: c.id, selected: c.id === chosen }, c.name)));
+}
+
+// ---- Profiles ---------------------------------------------------------------------------
+
+// A datetime-local value (local time, seconds) for a Date.
+function localInput(date) {
+  const pad = n => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+// Unix seconds of a datetime-local value, or '' when it is empty.
+const unixOf = value => (value ? String(Math.floor(new Date(value).getTime() / 1000)) : '');
+
+async function profilesPage() {
+  const form = $('#cp-form');
+  // The container families of the CPU and run-queue rules have a series for every container.
+  const metrics = parseMetrics(await (await api('/metrics?prefix=cpu&prefix=runqlat')).text());
+  fillContainers(form.elements.container, knownContainers(metrics), 'host (every process)');
+  const now = Date.now();
+  const defaults = { since: 5 * 60e3, until: 0, base_since: 10 * 60e3, base_until: 5 * 60e3 };
+  for (const [name, ago] of Object.entries(defaults)) {
+    if (!form.elements[name].value) form.elements[name].value = localInput(new Date(now - ago));
+  }
+  await showProfile(false);
+}
+
+// Draws the chosen range, or its diff against the base range.
+async function showProfile(diff) {
+  const form = Object.fromEntries(new FormData($('#cp-form')));
+  const params = new URLSearchParams({ type: form.type, since: unixOf(form.since), until: unixOf(form.until) });
+  if (form.container) params.set('container', form.container);
+  if (diff) {
+    params.set('base_since', unixOf(form.base_since));
+    params.set('base_until', unixOf(form.base_until));
+  }
+  await showSvg($('#cp-view'), `/v1/profiles/flamegraph.svg?${params}`);
+}
+
 // ---- Latency ----------------------------------------------------------------------------
 
 const LATENCY = /^(runqlat|softirq|iolatency)/;
 
 async function latency() {
-  const metrics = parseMetrics(await (await api('/metrics')).text())
+  const metrics = parseMetrics(await (await api('/metrics?prefix=runqlat&prefix=softirq&prefix=iolatency')).text())
     .filter(s => LATENCY.test(s.name) && 'zone' in s.labels);
   const select = $('#latency-container');
-  const containers = [...new Set(metrics.map(s => s.labels.container_host).filter(Boolean))].sort();
+  fillContainers(select, knownContainers(metrics), 'host only');
   const chosen = select.value;
-  select.replaceChildren(el('option', { value: '' }, 'host only'),
-    ...containers.map(c => el('option', { value: c, selected: c === chosen }, c)));
   const groups = new Map();
   for (const s of metrics) {
-    const container = s.labels.container_host;
+    const container = s.labels.container_id;
     if (container && container !== chosen) continue;
     const rest = Object.entries(s.labels).filter(([k]) => k !== 'zone' && !k.startsWith('container_') && k !== 'host' && k !== 'region')
       .map(([k, v]) => `${k}=${v}`).join(' ');
-    const key = `${s.name}${container ? ` (container ${container})` : ' (host)'}${rest ? ` ${rest}` : ''}`;
+    const key = `${s.name}${container ? ` (container ${containerName(s.labels)})` : ' (host)'}${rest ? ` ${rest}` : ''}`;
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(s);
   }
@@ -454,7 +515,7 @@ let latencyTimer = null;
 
 async function route() {
   const [page, arg] = (location.hash.slice(1) || 'overview').split('/');
-  const known = ['overview', 'timeline', 'flame', 'latency', 'operations'];
+  const known = ['overview', 'timeline', 'flame', 'profiles', 'latency', 'operations'];
   const name = known.includes(page) ? page : 'overview';
   for (const p of known) $(`#page-${p}`).hidden = p !== name;
   for (const a of document.querySelectorAll('nav a')) {
@@ -470,6 +531,7 @@ async function route() {
     if (name === 'overview') await overview();
     if (name === 'timeline') await timelinePage();
     if (name === 'flame') await flamePage(arg);
+    if (name === 'profiles') await profilesPage();
     if (name === 'latency') {
       await latency();
       latencyTimer = setInterval(() => latency().catch(report), 5000);
@@ -492,6 +554,8 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#timeline-filter').addEventListener('submit', event => { event.preventDefault(); timelinePage().catch(report); });
   $('#older').addEventListener('click', () => older());
   $('#diff').addEventListener('click', () => compare().catch(report));
+  $('#cp-form').addEventListener('submit', event => { event.preventDefault(); showProfile(false).catch(report); });
+  $('#cp-diff').addEventListener('click', () => showProfile(true).catch(report));
   $('#latency-container').addEventListener('change', () => latency().catch(report));
   $('#op-form').addEventListener('submit', event => startOperation(event).catch(report));
   window.addEventListener('hashchange', route);

@@ -10,6 +10,7 @@ pub mod console;
 pub mod error;
 pub mod flame;
 pub mod history;
+pub mod metric_filter;
 pub mod metric_store;
 pub mod server;
 pub mod tls;

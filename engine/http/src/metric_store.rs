@@ -124,22 +124,35 @@ impl MetricStore {
         self.series_count.load(Ordering::Relaxed)
     }
 
-    /// The store as Prometheus protobuf families, with the common labels added.
-    pub fn gather(&self) -> Vec<proto::MetricFamily> {
+    /// The families whose name (without the `huatuo_bamai_` prefix) `keep` accepts, as
+    /// Prometheus protobuf families with the common labels added.
+    fn gather_matching(&self, keep: &dyn Fn(&str) -> bool) -> Vec<proto::MetricFamily> {
         let Ok(families) = self.families.read() else {
             return Vec::new();
         };
         families
             .iter()
+            .filter(|(name, _)| keep(name))
             .map(|(name, family)| self.encode_family(name, family))
             .collect()
     }
 
+    /// The store as Prometheus protobuf families, with the common labels added.
+    pub fn gather(&self) -> Vec<proto::MetricFamily> {
+        self.gather_matching(&|_| true)
+    }
+
     /// The store in the Prometheus text exposition format.
     pub fn render(&self) -> String {
+        self.render_matching(&|_| true)
+    }
+
+    /// The families whose name (without the `huatuo_bamai_` prefix) `keep` accepts, in the
+    /// Prometheus text exposition format.
+    pub fn render_matching(&self, keep: &dyn Fn(&str) -> bool) -> String {
         let mut out = String::new();
         let encoder = prometheus::TextEncoder::new();
-        if let Err(e) = encoder.encode_utf8(&self.gather(), &mut out) {
+        if let Err(e) = encoder.encode_utf8(&self.gather_matching(keep), &mut out) {
             log::warn!("metrics encoding failed: {e}");
         }
         out

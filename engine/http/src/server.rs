@@ -60,10 +60,22 @@ pub fn routes(state: ApiState) -> BoxedFilter<(Response,)> {
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(auth::open(auth.clone(), "/metrics"))
-        .map(move || {
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(move |query: String| {
+            let prefixes = match crate::metric_filter::prefixes(&query) {
+                Ok(prefixes) => prefixes,
+                Err(e) => return e.response(),
+            };
             (metrics_state.on_scrape)(&metrics_state.metrics);
+            let text = if prefixes.is_empty() {
+                metrics_state.metrics.render()
+            } else {
+                metrics_state
+                    .metrics
+                    .render_matching(&|name| prefixes.iter().any(|p| name.starts_with(p)))
+            };
             warp::reply::with_header(
-                metrics_state.metrics.render(),
+                text,
                 "content-type",
                 "text/plain; version=0.0.4; charset=utf-8",
             )

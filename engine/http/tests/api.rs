@@ -108,6 +108,18 @@ async fn metrics_are_prefixed_typed_and_labelled() {
     assert!(text.contains("huatuo_bamai_loadavg_load1{host=\"node-1\",region=\"dev\"} 0.5"));
     let health = reqwest::get(format!("{base}/healthz")).await.expect("get");
     assert_eq!(health.status(), 200);
+
+    // `prefix` narrows the page to the families named; a bad one is a 400 naming it.
+    let get = |query: &'static str| reqwest::get(format!("{base}/metrics?{query}"));
+    let only = get("prefix=runqlat&prefix=nothing_").await.expect("get");
+    assert_eq!(only.status(), 200);
+    let only = only.text().await.expect("body");
+    assert!(only.contains("huatuo_bamai_runqlat_latency{"), "{only}");
+    assert!(!only.contains("loadavg"), "{only}");
+    let bad = get("prefix=Run").await.expect("get");
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.expect("body").contains("prefix:"));
+    assert_eq!(get("match=x").await.expect("get").status(), 400);
 }
 
 #[tokio::test]

@@ -540,3 +540,74 @@ async fn fuzzed_bodies_over_http_get_4xx_or_are_accepted_never_5xx() {
     }
     assert_eq!(call("GET", &format!("{base}/readyz"), None).await.0, 204);
 }
+
+/// Continuous profiles answering folded stacks that name the range asked.
+fn ranged_profiles() -> huatuo_http::api::profiles::ProfilesFn {
+    use huatuo_http::api::profiles::{ProfileBody, ProfileQuery};
+    std::sync::Arc::new(|q: &ProfileQuery| {
+        let frame = if q.since_s == Some(100) {
+            "base_range_fn"
+        } else {
+            "drawn_range_fn"
+        };
+        Ok(ProfileBody {
+            content_type: "text/plain; charset=utf-8",
+            body: format!("busy;main;{frame} 30\nbusy;main;shared_fn 10\n").into_bytes(),
+        })
+    })
+}
+
+#[tokio::test]
+async fn profile_flame_graphs_draw_a_range_or_a_diff_and_want_the_token() {
+    let token = "profile-flame-token-0123456789";
+    let mut node = node_api(true, Limits::default());
+    node.profiles = ranged_profiles();
+    let base = support::serve_api(node, None, Auth::new(vec![token.to_string()], Vec::new())).await;
+    let client = reqwest::Client::new();
+    let get = |query: &str| {
+        client
+            .get(format!("{base}/v1/profiles/flamegraph.svg?{query}"))
+            .bearer_auth(token)
+            .send()
+    };
+    let response = get("type=cpu&since=200&until=300").await.expect("send");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/svg+xml");
+    let svg = response.text().await.expect("svg");
+    assert!(svg.contains("drawn_range_fn") && !svg.contains("base_range_fn"));
+    assert!(svg.contains("CPU profile of the host"), "title missing");
+
+    let svg = get("type=cpu&container=web&since=200&base_since=100&base_until=150")
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("svg");
+    assert!(
+        svg.contains(" vs ") && svg.contains("container web"),
+        "not a diff"
+    );
+    assert!(svg.contains("drawn_range_fn"));
+
+    for (query, key) in [
+        ("format=folded", "format:"),
+        ("base_since=later", "base_since:"),
+        ("until=1&since=2", "since:"),
+    ] {
+        let response = get(query).await.expect("send");
+        assert_eq!(response.status(), 400, "{query}");
+        let body: Json = response.json().await.expect("json");
+        assert_eq!(error_code(&body), "invalid_request");
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        assert!(message.starts_with(key), "{query}: {message}");
+    }
+    let response = reqwest::get(format!("{base}/v1/profiles/flamegraph.svg"))
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 401, "served without the token");
+
+    // An agent without the continuous profiler says so.
+    let base = start(node_api(true, Limits::default())).await;
+    let (status, body) = call("GET", &format!("{base}/v1/profiles/flamegraph.svg"), None).await;
+    assert_eq!((status, error_code(&body)), (404, "profiling_disabled"));
+}

@@ -101,12 +101,71 @@ pub struct Page {
     pub partial: bool,
 }
 
+/// A record id as the index keeps it: the agent's ids (32 lower-case hex digits, a UUID) as
+/// their 16 bytes, any other id as its text. Ordered as the text is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RecordId {
+    Hex([u8; 16]),
+    Text(Box<str>),
+}
+
+impl RecordId {
+    fn new(id: &str) -> RecordId {
+        let digit = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        };
+        let bytes = id.as_bytes();
+        if bytes.len() == 32 {
+            let mut out = [0u8; 16];
+            let decoded = out.iter_mut().enumerate().all(|(i, o)| {
+                match (digit(bytes[2 * i]), digit(bytes[2 * i + 1])) {
+                    (Some(hi), Some(lo)) => {
+                        *o = hi << 4 | lo;
+                        true
+                    }
+                    _ => false,
+                }
+            });
+            if decoded {
+                return RecordId::Hex(out);
+            }
+        }
+        RecordId::Text(id.into())
+    }
+
+    fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            RecordId::Hex(bytes) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            RecordId::Text(text) => std::borrow::Cow::Borrowed(text),
+        }
+    }
+}
+
+impl Ord for RecordId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            // Lower-case hex text sorts as its bytes do.
+            (RecordId::Hex(a), RecordId::Hex(b)) => a.cmp(b),
+            _ => self.text().cmp(&other.text()),
+        }
+    }
+}
+
+impl PartialOrd for RecordId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One indexed record. Tracer and container names are shared by every record that has them.
 #[derive(Debug)]
 struct Entry {
     time_ms: i64,
-    id: Box<str>,
+    id: RecordId,
     tracer: Arc<str>,
-    container: Box<str>,
+    container: Arc<str>,
     offset: u64,
     len: u32,
 }
@@ -123,6 +182,28 @@ struct FileIndex {
 struct Index {
     files: HashMap<(u64, u64), FileIndex>,
     unindexed_files: usize,
+    /// The tracer and container names of the indexed records, each kept once.
+    names: Names,
+}
+
+/// Interned names: a tracer or container name is stored once however many records carry it.
+#[derive(Debug, Default)]
+struct Names(std::collections::HashSet<Arc<str>>);
+
+impl Names {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.0.get(name) {
+            return known.clone();
+        }
+        let name: Arc<str> = name.into();
+        self.0.insert(name.clone());
+        name
+    }
+
+    /// Forgets names no indexed record carries any more.
+    fn prune(&mut self) {
+        self.0.retain(|name| Arc::strong_count(name) > 1);
+    }
 }
 
 /// The history of one local record directory.
@@ -146,6 +227,10 @@ impl History {
     pub fn query(&self, query: &Query) -> Result<Page, String> {
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
         refresh(&self.dir, &mut index)?;
+        let cursor = query
+            .cursor
+            .as_ref()
+            .map(|c| (c.time_ms, RecordId::new(&c.id)));
         let mut candidates: Vec<(&Entry, &Arc<File>)> = Vec::new();
         let mut indexed = 0;
         let mut unreadable = 0;
@@ -155,7 +240,7 @@ impl History {
             candidates.extend(
                 file.entries
                     .iter()
-                    .filter(|e| wanted(e, query))
+                    .filter(|e| wanted(e, query, cursor.as_ref()))
                     .map(|e| (e, &file.file)),
             );
         }
@@ -208,8 +293,9 @@ impl History {
     pub fn find(&self, id: &str) -> Result<Option<Json>, String> {
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
         refresh(&self.dir, &mut index)?;
+        let wanted = RecordId::new(id);
         let found = index.files.values().find_map(|file| {
-            let entry = file.entries.iter().find(|e| &*e.id == id)?;
+            let entry = file.entries.iter().find(|e| e.id == wanted)?;
             read_body(&file.file, entry)
         });
         Ok(found.and_then(|body| serde_json::from_str(&body).ok()))
@@ -219,19 +305,20 @@ impl History {
 fn cursor_of(entry: &Entry) -> Cursor {
     Cursor {
         time_ms: entry.time_ms,
-        id: entry.id.to_string(),
+        id: entry.id.text().into_owned(),
     }
 }
 
-/// Whether `entry` passes the query's index-level filters and comes after its cursor.
-fn wanted(entry: &Entry, query: &Query) -> bool {
+/// Whether `entry` passes the query's index-level filters and comes after `cursor` (the
+/// query's, with its id as the index keeps ids).
+fn wanted(entry: &Entry, query: &Query, cursor: Option<&(i64, RecordId)>) -> bool {
     if query.since_ms.is_some_and(|s| entry.time_ms < s)
         || query.until_ms.is_some_and(|u| entry.time_ms >= u)
     {
         return false;
     }
-    if let Some(c) = &query.cursor {
-        let after = entry.time_ms < c.time_ms || (entry.time_ms == c.time_ms && *entry.id < *c.id);
+    if let Some((time_ms, id)) = cursor {
+        let after = entry.time_ms < *time_ms || (entry.time_ms == *time_ms && entry.id < *id);
         if !after {
             return false;
         }
@@ -307,12 +394,13 @@ fn refresh(dir: &Path, index: &mut Index) -> Result<(), String> {
         }
         if let Some(file) = index.files.get_mut(&key) {
             if file.indexed_to < meta.len() && total < MAX_ENTRIES {
-                extend(file, MAX_ENTRIES - total)
+                extend(file, &mut index.names, MAX_ENTRIES - total)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
             }
             total += file.entries.len();
         }
     }
+    index.names.prune();
     Ok(())
 }
 
@@ -320,13 +408,20 @@ fn refresh(dir: &Path, index: &mut Index) -> Result<(), String> {
 /// still name its id; a text check, no parse, as it runs for every file on every query).
 fn first_record_in_place(index: &FileIndex) -> bool {
     index.entries.first().is_none_or(|entry| {
-        let id = format!("\"tracer_id\":\"{}\"", entry.id);
+        let id = format!("\"tracer_id\":\"{}\"", entry.id.text());
         read_body(&index.file, entry).is_some_and(|body| body.contains(&id))
     })
 }
 
-/// Indexes the complete lines appended to `file` since its last look, `room` records at most.
-fn extend(index: &mut FileIndex, room: usize) -> std::io::Result<()> {
+/// Indexes the complete lines appended to `file` since its last look, `room` records at most;
+/// the entries' vector is trimmed to its length after (no spare capacity kept).
+fn extend(index: &mut FileIndex, names: &mut Names, room: usize) -> std::io::Result<()> {
+    let result = extend_entries(index, names, room);
+    index.entries.shrink_to_fit();
+    result
+}
+
+fn extend_entries(index: &mut FileIndex, names: &mut Names, room: usize) -> std::io::Result<()> {
     let mut reader = BufReader::new(index.file.as_ref());
     reader.seek(SeekFrom::Start(index.indexed_to))?;
     let mut offset = index.indexed_to;
@@ -356,7 +451,7 @@ fn extend(index: &mut FileIndex, room: usize) -> std::io::Result<()> {
         }
         let body = &line[..line.len() - 1];
         if body.first() == Some(&b'{') {
-            match entry_of(body, offset) {
+            match entry_of(body, offset, names) {
                 Some(entry) => {
                     index.entries.push(entry);
                     added += 1;
@@ -371,7 +466,7 @@ fn extend(index: &mut FileIndex, room: usize) -> std::io::Result<()> {
 }
 
 /// The index entry of one record line at `offset`, `None` when it has no usable time or id.
-fn entry_of(body: &[u8], offset: u64) -> Option<Entry> {
+fn entry_of(body: &[u8], offset: u64, names: &mut Names) -> Option<Entry> {
     let doc: Json = serde_json::from_slice(body).ok()?;
     let text = |name: &str| doc.get(name).and_then(Json::as_str).unwrap_or("");
     let time_ms = record_time_ms(&doc)?;
@@ -381,9 +476,13 @@ fn entry_of(body: &[u8], offset: u64) -> Option<Entry> {
     }
     Some(Entry {
         time_ms,
-        id: id.into(),
-        tracer: text("tracer_name").into(),
-        container: format!("{} {}", text("container_id"), text("container_hostname")).into(),
+        id: RecordId::new(id),
+        tracer: names.get(text("tracer_name")),
+        container: names.get(&format!(
+            "{} {}",
+            text("container_id"),
+            text("container_hostname")
+        )),
         offset,
         len: u32::try_from(body.len()).ok()?,
     })
@@ -399,4 +498,50 @@ pub fn record_time_ms(doc: &Json) -> Option<i64> {
         .find_map(|t| DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f %z").ok())
         .or_else(|| text("uploaded_time").and_then(|t| DateTime::parse_from_rfc3339(t).ok()))
         .map(|t| t.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_ids_keep_their_text_and_its_order() {
+        let uuid = "0123456789abcdef0123456789abcdef";
+        let ids = [
+            uuid,
+            "0123456789abcdef0123456789abcdee",
+            "0123456789ABCDEF0123456789ABCDEF",
+            "paged00000003",
+            "0123",
+            "f123456789abcdef0123456789abcdef",
+        ];
+        for id in ids {
+            assert_eq!(RecordId::new(id).text(), id);
+        }
+        assert!(matches!(RecordId::new(uuid), RecordId::Hex(_)));
+        assert!(matches!(
+            RecordId::new("0123456789ABCDEF0123456789ABCDEF"),
+            RecordId::Text(_)
+        ));
+        for a in ids {
+            for b in ids {
+                assert_eq!(
+                    RecordId::new(a).cmp(&RecordId::new(b)),
+                    a.cmp(b),
+                    "{a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_kept_once_and_forgotten_with_their_records() {
+        let mut names = Names::default();
+        let a = names.get("web-1");
+        let b = names.get("web-1");
+        assert!(Arc::ptr_eq(&a, &b));
+        drop((a, b));
+        names.prune();
+        assert!(names.0.is_empty());
+    }
 }

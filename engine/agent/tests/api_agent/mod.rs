@@ -39,6 +39,8 @@ pub struct Setup<'a> {
     pub extra_rules: &'a str,
     /// More arguments of `huatuo run`.
     pub extra_args: &'a [&'a str],
+    /// The cgroup root the agent reads; the fixture node's when `None`.
+    pub cgroup_root: Option<&'a std::path::Path>,
 }
 
 impl Default for Setup<'_> {
@@ -52,6 +54,7 @@ impl Default for Setup<'_> {
             nofile: None,
             extra_rules: "",
             extra_args: &[],
+            cgroup_root: None,
         }
     }
 }
@@ -96,16 +99,24 @@ impl ApiAgent {
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], free_port())));
         let fixture = repo().join("engine/agent/tests/fixtures/node");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_huatuo"));
+        // `HUATUO_BIN` runs another build of the agent (a release build, for timings).
+        let binary = std::env::var_os("HUATUO_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_huatuo")));
+        let mut command = Command::new(binary);
         command.current_dir(repo()).arg("run").arg("--no-bpf");
         for (flag, dir) in [
             ("--procfs-root", "proc"),
             ("--sysfs-root", "sys"),
-            ("--cgroup-root", "cgroup"),
             ("--kmsg", "kmsg"),
         ] {
             command.arg(flag).arg(fixture.join(dir));
         }
+        command.arg("--cgroup-root").arg(
+            setup
+                .cgroup_root
+                .map_or_else(|| fixture.join("cgroup"), PathBuf::from),
+        );
         command
             .arg("--rules")
             .arg(&rules)

@@ -467,3 +467,68 @@ impl Drop for Busy {
         }
     }
 }
+
+/// A program running in a Docker-style v1 cpu cgroup (`docker/<64 hex>`), which container
+/// discovery takes for a container on a host without a container runtime; the program is
+/// killed and the cgroup removed on drop.
+pub struct DockerContainer {
+    /// The container id (64 hex digits).
+    pub id: String,
+    dir: PathBuf,
+    child: std::process::Child,
+}
+
+impl DockerContainer {
+    /// Starts `program` and moves it into a new container cgroup whose id begins with `seed`.
+    pub fn start(seed: u16, mut program: Command) -> DockerContainer {
+        // The short id (first 12 digits) names the seed and this test process.
+        let id = format!("{seed:04x}{:08x}{}", std::process::id(), "0".repeat(52));
+        let dir = PathBuf::from("/sys/fs/cgroup/cpu/docker").join(&id);
+        std::fs::create_dir_all(&dir).expect("create the container's cpu cgroup");
+        let child = program
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the container's program");
+        let container = DockerContainer { id, dir, child };
+        std::fs::write(
+            container.dir.join("cgroup.procs"),
+            container.child.id().to_string(),
+        )
+        .expect("move the program into its container cgroup");
+        container
+    }
+}
+
+impl Drop for DockerContainer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The parent stays when another test's container still lives in it.
+        let _ = std::fs::remove_dir("/sys/fs/cgroup/cpu/docker");
+    }
+}
+
+/// Builds the busy C program of the profiling fixtures (it spins in `huatuo_c_hot_loop`)
+/// into `dir`; `None` after saying so when gcc is missing outside CI.
+pub fn build_busy_c(dir: &std::path::Path) -> Option<PathBuf> {
+    if Command::new("gcc").arg("--version").output().is_err() {
+        assert!(!ci(), "gcc is required in CI (scripts/deps.sh --test)");
+        println!("SKIPPED: this test needs gcc to build its busy program");
+        return None;
+    }
+    let out = dir.join("busy");
+    let status = Command::new("gcc")
+        .args(["-O0", "-fno-omit-frame-pointer", "-o"])
+        .arg(&out)
+        .arg(repo().join("engine/agent/tests/fixtures/profiling/busy.c"))
+        .status()
+        .expect("run gcc");
+    assert!(status.success(), "gcc busy.c failed");
+    Some(out)
+}

@@ -150,6 +150,21 @@ async fn profiles(
     })))
 }
 
+async fn profile_flamegraph(
+    api: NodeApi,
+    params: std::collections::HashMap<String, String>,
+) -> Result<Response, Infallible> {
+    let query = match profiles::parse_flame_query(&params) {
+        Ok(query) => query,
+        Err(e) => return Ok(e.response()),
+    };
+    let answer_fn = api.profiles.clone();
+    let svg = blocking(move || profiles::flamegraph(&answer_fn, &query)).await;
+    Ok(answer(svg.map(|svg| {
+        warp::reply::with_header(svg, "content-type", "image/svg+xml").into_response()
+    })))
+}
+
 /// The node API routes (see [`table::ROUTES`]).
 /// `/readyz` and `/openapi.json` are open unless the config's `OpenPaths` drops them; every
 /// other route needs what [`crate::auth::protected`] asks.
@@ -230,6 +245,12 @@ pub fn routes(
         .and(with())
         .and(warp::query::<std::collections::HashMap<String, String>>())
         .and_then(profiles);
+    let profile_flame = warp::path!("v1" / "profiles" / "flamegraph.svg")
+        .and(warp::get())
+        .and(protected())
+        .and(with())
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .and_then(profile_flamegraph);
     readyz
         .or(openapi)
         .unify()
@@ -246,5 +267,7 @@ pub fn routes(
         .or(reload)
         .unify()
         .or(profiles)
+        .unify()
+        .or(profile_flame)
         .unify()
 }

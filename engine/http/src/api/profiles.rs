@@ -88,15 +88,132 @@ fn parse_time(key: &str, value: &str) -> Result<i64, ApiError> {
         })
 }
 
+/// The keys of a `GET /v1/profiles` query.
+const KEYS: &[&str] = &["type", "scope", "container", "since", "until", "format"];
+
+/// The keys of a `GET /v1/profiles/flamegraph.svg` query (always SVG: no `format`).
+const FLAME_KEYS: &[&str] = &[
+    "type",
+    "scope",
+    "container",
+    "since",
+    "until",
+    "base_since",
+    "base_until",
+];
+
+/// Refuses a key outside `known`, naming it and the known ones.
+fn known_keys(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match params.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(key) => Err(ApiError::invalid(format!(
+            "{key}: unknown parameter (known: {})",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A parsed `GET /v1/profiles/flamegraph.svg` query: the range drawn and, when `base_since`
+/// or `base_until` is given, the base range it is compared with (same type and scope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlameQuery {
+    /// The range drawn (folded).
+    pub query: ProfileQuery,
+    /// The base of a differential graph.
+    pub base: Option<ProfileQuery>,
+}
+
+/// Parses a flame graph query; unknown keys and bad values are refused naming the key.
+pub fn parse_flame_query(params: &HashMap<String, String>) -> Result<FlameQuery, ApiError> {
+    known_keys(params, FLAME_KEYS)?;
+    let mut range = params.clone();
+    let base_since = range.remove("base_since").filter(|v| !v.is_empty());
+    let base_until = range.remove("base_until").filter(|v| !v.is_empty());
+    let mut query = parse_query(&range)?;
+    query.format = ProfileFormat::Folded;
+    let base = if base_since.is_some() || base_until.is_some() {
+        let since_s = base_since
+            .map(|v| parse_time("base_since", &v))
+            .transpose()?;
+        let until_s = base_until
+            .map(|v| parse_time("base_until", &v))
+            .transpose()?;
+        if let (Some(since), Some(until)) = (since_s, until_s) {
+            if since > until {
+                return Err(ApiError::invalid("base_since: later than base_until"));
+            }
+        }
+        Some(ProfileQuery {
+            since_s,
+            until_s,
+            ..query.clone()
+        })
+    } else {
+        None
+    };
+    Ok(FlameQuery { query, base })
+}
+
+/// How a range is written in a flame graph's title.
+fn range_text(query: &ProfileQuery) -> String {
+    let at = |s: Option<i64>, open: &str| {
+        s.and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+            .map_or_else(
+                || open.to_string(),
+                |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            )
+    };
+    format!(
+        "{} to {}",
+        at(query.since_s, "start"),
+        at(query.until_s, "now")
+    )
+}
+
+/// The SVG flame graph of a range, or the differential graph of the range against its base:
+/// the folded answers of `answer`, rendered by [`crate::flame`].
+pub fn flamegraph(answer: &ProfilesFn, flame: &FlameQuery) -> Result<String, ApiError> {
+    let folded = |query: &ProfileQuery| -> Result<Vec<String>, ApiError> {
+        let body = answer(query)?;
+        Ok(String::from_utf8_lossy(&body.body)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect())
+    };
+    let query = &flame.query;
+    let (kind, unit) = match query.kind {
+        ProfileType::Cpu => ("CPU", "samples"),
+        ProfileType::OffCpu => ("off-CPU", "us"),
+    };
+    let whose = match &query.container {
+        Some(c) if super::request::valid_container_id(c) => format!("container {}", &c[..12]),
+        Some(c) => format!("container {c}"),
+        None if query.scope == ProfileScope::Container => "every container".to_string(),
+        None => "the host".to_string(),
+    };
+    let title = format!("{kind} profile of {whose}, {}", range_text(query));
+    let after = folded(query)?;
+    let svg = match &flame.base {
+        Some(base) => {
+            let before = folded(base)?;
+            let title = format!("{title} vs {}", range_text(base));
+            crate::flame::diff_svg(&before, &after, &title, unit)
+        }
+        None => crate::flame::svg(&after, &title, unit),
+    };
+    svg.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            format!("flame graph: {e}"),
+        )
+    })
+}
+
 /// Parses the query parameters; unknown keys and bad values are refused naming the key.
 pub fn parse_query(params: &HashMap<String, String>) -> Result<ProfileQuery, ApiError> {
-    const KEYS: &[&str] = &["type", "scope", "container", "since", "until", "format"];
-    if let Some(key) = params.keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(ApiError::invalid(format!(
-            "{key}: unknown parameter (known: {})",
-            KEYS.join(", ")
-        )));
-    }
+    known_keys(params, KEYS)?;
     let get = |key: &str| {
         params
             .get(key)
@@ -224,6 +341,84 @@ mod tests {
             (Some(1_700_000_000), Some(1_700_000_010))
         );
         assert_eq!(q.format, ProfileFormat::Folded);
+    }
+
+    fn flame(pairs: &[(&str, &str)]) -> Result<FlameQuery, ApiError> {
+        parse_flame_query(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    /// Answers folded stacks naming the range asked, so a test sees which range was drawn.
+    fn by_range() -> ProfilesFn {
+        Arc::new(|q: &ProfileQuery| {
+            assert_eq!(q.format, ProfileFormat::Folded);
+            let frame = match q.since_s {
+                Some(100) => "early_fn",
+                _ => "late_fn",
+            };
+            Ok(ProfileBody {
+                content_type: "text/plain",
+                body: format!("app;main;{frame} 40\napp;main;both_fn 10\n").into_bytes(),
+            })
+        })
+    }
+
+    #[test]
+    fn flame_queries_draw_a_range_or_its_diff_against_a_base() {
+        let q = flame(&[("type", "offcpu"), ("since", "200"), ("until", "300")]).unwrap();
+        assert_eq!(q.base, None);
+        assert_eq!(q.query.format, ProfileFormat::Folded);
+        let svg = flamegraph(&by_range(), &q).unwrap();
+        assert!(
+            svg.contains("late_fn") && !svg.contains("early_fn"),
+            "{svg}"
+        );
+        assert!(svg.contains("off-CPU profile of the host"), "title missing");
+        assert!(svg.contains("40 us"), "off-CPU counts are microseconds");
+
+        let q = flame(&[
+            ("container", "web"),
+            ("since", "200"),
+            ("base_since", "100"),
+            ("base_until", "150"),
+        ])
+        .unwrap();
+        let base = q.base.clone().expect("a base range");
+        assert_eq!(
+            (base.since_s, base.until_s, base.container.as_deref()),
+            (Some(100), Some(150), Some("web"))
+        );
+        let svg = flamegraph(&by_range(), &q).unwrap();
+        assert!(
+            svg.contains("CPU profile of container web"),
+            "title missing"
+        );
+        assert!(svg.contains(" vs "), "a diff names its base range");
+        // The diff has the shape of the later range: its new frame is drawn, the gone one not.
+        assert!(svg.contains("late_fn") && !svg.contains("early_fn"));
+    }
+
+    #[test]
+    fn bad_flame_queries_name_their_key() {
+        for (pairs, key) in [
+            (vec![("format", "folded")], "format:"),
+            (vec![("base_since", "soon")], "base_since:"),
+            (
+                vec![("base_since", "20"), ("base_until", "10")],
+                "base_since:",
+            ),
+            (vec![("since", "20"), ("until", "10")], "since:"),
+            (vec![("type", "gpu")], "type:"),
+        ] {
+            let err = flame(&pairs).unwrap_err();
+            assert!(err.message.starts_with(key), "{pairs:?}: {}", err.message);
+        }
+        let err = flamegraph(&disabled(), &flame(&[]).unwrap()).unwrap_err();
+        assert_eq!(err.code, "profiling_disabled");
     }
 
     #[test]

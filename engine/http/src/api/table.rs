@@ -42,4 +42,5 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/operations/{request_id}/flamegraph.svg", true),
     route("POST", "/v1/rules/reload", true),
     route("GET", "/v1/profiles", true),
+    route("GET", "/v1/profiles/flamegraph.svg", true),
 ];
