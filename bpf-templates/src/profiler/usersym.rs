@@ -204,6 +204,23 @@ impl FrameCache {
     fn len(&self) -> usize {
         self.current.len() + self.previous.len()
     }
+
+    /// Heap bytes the cache holds, estimated: both tables' slots (key, name pointer and a
+    /// control byte each) and every name with its reference counts.
+    fn bytes(&self) -> usize {
+        const SLOT: usize = std::mem::size_of::<((u64, u64, u64), Arc<str>)>() + 1;
+        const COUNTS: usize = 2 * std::mem::size_of::<usize>();
+        [&self.current, &self.previous]
+            .iter()
+            .map(|table| {
+                table.capacity() * SLOT
+                    + table
+                        .values()
+                        .map(|name| COUNTS + name.len())
+                        .sum::<usize>()
+            })
+            .sum()
+    }
 }
 
 /// Counters of a symbolizer's work, for the agent's metrics.
@@ -217,6 +234,8 @@ pub struct SymbolizerStats {
     pub files_read: u64,
     /// Frames in the cache now.
     pub cached: u64,
+    /// Heap bytes the cache holds now (estimated from its tables' capacity and its names).
+    pub cached_bytes: u64,
     /// Frames in anonymous executable memory looked up in their process's perf map.
     pub jit_lookups: u64,
     /// Of those, the frames the perf map named.
@@ -265,6 +284,7 @@ impl UserSymbolizer {
     pub fn stats(&self) -> SymbolizerStats {
         SymbolizerStats {
             cached: self.cache.len() as u64,
+            cached_bytes: self.cache.bytes() as u64,
             ..self.stats
         }
     }
@@ -441,6 +461,9 @@ bad line
             cache.insert((1, 2, offset), Arc::from("f"));
             assert!(cache.len() <= 4, "{} frames cached", cache.len());
         }
+        // the estimate counts the names and the slots, and stays bounded too
+        assert!(cache.bytes() >= 4 * (16 + 1), "{}", cache.bytes());
+        assert!(cache.bytes() < 4096, "{}", cache.bytes());
         // the latest frames survive
         assert!(cache.get(&(1, 2, 99)).is_some());
         assert!(cache.get(&(1, 2, 0)).is_none());
