@@ -545,7 +545,7 @@ fn stripped_go_demangled_cpp_and_perf_map_jit_frames_are_named() {
     let work = tempfile::tempdir().expect("temp dir");
     let dir = work.path();
     go_build(dir, "gostripped", &["-ldflags=-s -w"]);
-    compile("g++", "busy.cpp", dir, "busycpp");
+    compile("g++", "busy.cpp", dir, "spincpp");
     compile("gcc", "jitspin.c", dir, "jitspin");
     // The Go binary really has no symbol table, only its pclntab.
     let sections = Command::new("readelf")
@@ -560,7 +560,7 @@ fn stripped_go_demangled_cpp_and_perf_map_jit_frames_are_named() {
     );
 
     let go = spawn(&dir.join("gostripped"));
-    let cpp = spawn(&dir.join("busycpp"));
+    let cpp = spawn(&dir.join("spincpp"));
     let mut jit = Running(
         Command::new(dir.join("jitspin"))
             .stdout(Stdio::piped())
@@ -577,7 +577,7 @@ fn stripped_go_demangled_cpp_and_perf_map_jit_frames_are_named() {
 
     let config = format!(
         "[ContinuousProfiling]\n    Enable = true\n    Interval = {INTERVAL_S}\n    CPUBudget = 50\n    \
-         Processes = [\"gostripped\", \"busycpp\", \"jitspin\"]\n"
+         Processes = [\"gostripped\", \"spincpp\", \"jitspin\"]\n"
     );
     let agent = Agent::start(Setup {
         tag: "profsym",
@@ -588,7 +588,7 @@ fn stripped_go_demangled_cpp_and_perf_map_jit_frames_are_named() {
     agent.wait_serving();
     let wanted = [
         ("gostripped;", ";main.hotGoSpin"),
-        ("busycpp;", ";huatuo_demo::Spinner::spin(unsigned long)"),
+        ("spincpp;", ";huatuo_demo::Spinner::spin(unsigned long)"),
         ("jitspin;", ";huatuo_jit_spin"),
     ];
     let found = |text: &str| {
