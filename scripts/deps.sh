@@ -10,11 +10,13 @@
 # rendered with kubectl only where it is installed). Test packages come without their
 # recommended packages (docker-compose would otherwise bring a container engine). chromium runs
 # the web console's browser tests headless; gcc and golang-go build the busy C and Go programs
-# the continuous-profiling test finds by name, and `go tool pprof` reads its output. xfsprogs
-# (mkfs.xfs, xfs_info) makes the XFS filesystem engine/sources/tests/xfs_kernel.rs mounts.
+# the continuous-profiling test finds by name, and `go tool pprof` reads its output; g++ builds
+# its busy C++ program (whose demangled name it looks for) and binutils' readelf checks the
+# stripped Go binary has no symbol table. xfsprogs (mkfs.xfs, xfs_info) makes the XFS
+# filesystem engine/sources/tests/xfs_kernel.rs mounts.
 set -euo pipefail
 build=(clang llvm libbpf-dev bpftool)
-test=(prometheus iproute2 util-linux nftables e2fsprogs systemd docker-compose chromium gcc golang-go xfsprogs)
+test=(prometheus iproute2 util-linux nftables e2fsprogs systemd docker-compose chromium gcc g++ binutils golang-go xfsprogs)
 missing() {
     for pkg in "$@"; do
         dpkg -s "$pkg" >/dev/null 2>&1 || echo "$pkg"

@@ -5,6 +5,8 @@
 //! /proc/<pid>/maps and ELF symbols) and renders folded stacks and HUATUO's `flamedata`.
 
 pub mod flame;
+pub mod gopclntab;
+pub mod perfmap;
 pub mod usersym;
 
 use crate::attach::attach_variant;

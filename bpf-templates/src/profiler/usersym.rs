@@ -1,12 +1,18 @@
-//! User-space frame symbolization: the mapping of an address from /proc/<pid>/maps, then the
-//! ELF symbol (`.symtab`, else `.dynsym`) of the mapped file covering it. Only the sampled
-//! addresses are resolved: a file's symbol table is scanned once per batch as (address, size,
-//! index) triples and names are read for the symbols hit, never for the whole table. Resolved
-//! frames are cached per binary (device and inode of the mapped file) and file offset, in a
-//! bounded cache. Rust names are demangled; an address no symbol covers renders as
-//! `file+0xoffset`.
+//! User-space frame symbolization: the mapping of an address from /proc/<pid>/maps, then, for
+//! a file mapping, the ELF symbol (`.symtab`, else a Go binary's `.gopclntab`, else
+//! `.dynsym`) of the mapped file covering it, and for an anonymous executable mapping (code a
+//! JIT emitted) the process's perf map. Only the sampled addresses are resolved: a file's
+//! symbol table is scanned once per batch as (address, size, index) triples and names are
+//! read for the symbols hit, never for the whole table. Resolved file frames are cached per
+//! binary (device and inode of the mapped file) and file offset, in a bounded cache; JIT
+//! frames are not cached (a runtime reuses its code memory). Rust and C++ names are
+//! demangled; an address no symbol covers renders as `file+0xoffset`.
 
-use object::{Object, ObjectSegment, ObjectSymbol, ObjectSymbolTable, SymbolIndex, SymbolKind};
+use super::gopclntab::GoPclntab;
+use super::perfmap;
+use object::{
+    Object, ObjectSection, ObjectSegment, ObjectSymbol, ObjectSymbolTable, SymbolIndex, SymbolKind,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -19,10 +25,18 @@ pub struct Mapping {
     pub end: u64,
     /// File offset of `start`.
     pub offset: u64,
-    /// The mapped file's identity: device (`major:minor` packed) and inode.
+    /// The mapped file's identity: device (`major:minor` packed) and inode; (0, 0) for an
+    /// anonymous mapping.
     pub file: (u64, u64),
-    /// Path of the mapped file.
+    /// Path of the mapped file; empty for an anonymous mapping.
     pub path: String,
+}
+
+impl Mapping {
+    /// Whether no file backs the mapping (code a JIT emitted, or a kernel-provided page).
+    pub fn anonymous(&self) -> bool {
+        self.path.is_empty()
+    }
 }
 
 /// `08:01` -> the device packed as major << 32 | minor.
@@ -31,7 +45,8 @@ fn parse_dev(text: &str) -> Option<u64> {
     Some(u64::from_str_radix(major, 16).ok()? << 32 | u64::from_str_radix(minor, 16).ok()?)
 }
 
-/// Parses the text of /proc/<pid>/maps, keeping executable file mappings.
+/// Parses the text of /proc/<pid>/maps, keeping executable mappings: file mappings, and
+/// anonymous ones (no inode; a name in brackets such as `[vdso]` or `[anon:jit]` is not a file).
 pub fn parse_maps(text: &str) -> Vec<Mapping> {
     text.lines()
         .filter_map(|line| {
@@ -42,13 +57,14 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
             let dev = parse_dev(parts.next()?)?;
             let inode: u64 = parts.next()?.parse().ok()?;
             let path: String = parts.collect::<Vec<_>>().join(" ");
-            (perms.contains('x') && path.starts_with('/')).then_some(())?;
+            perms.contains('x').then_some(())?;
+            let file = path.starts_with('/') && inode != 0;
             Some(Mapping {
                 start: u64::from_str_radix(start, 16).ok()?,
                 end: u64::from_str_radix(end, 16).ok()?,
                 offset: u64::from_str_radix(offset, 16).ok()?,
-                file: (dev, inode),
-                path,
+                file: if file { (dev, inode) } else { (0, 0) },
+                path: if file { path } else { String::new() },
             })
         })
         .collect()
@@ -79,10 +95,17 @@ pub fn resolve_file(path: &str, offsets: &[u64]) -> Vec<Option<String>> {
             .find(|(off, size, _)| offset >= *off && offset < off + size)
             .map(|(off, _, vaddr)| offset - off + vaddr)
     };
-    // (address, size, index) of text symbols: the static table, else the dynamic one.
+    // (address, size, index) of text symbols: the static table, else a Go binary's own
+    // function table, else the dynamic symbols.
     let mut dynamic = false;
     let mut table = text_symbols(file.symbols());
     if table.is_empty() {
+        if let Some(go) = go_table(&file, &cache) {
+            return offsets
+                .iter()
+                .map(|offset| go.name(&cache, to_address(*offset)?))
+                .collect();
+        }
         dynamic = true;
         table = text_symbols(file.dynamic_symbols());
     }
@@ -93,8 +116,7 @@ pub fn resolve_file(path: &str, offsets: &[u64]) -> Vec<Option<String>> {
         } else {
             file.symbol_table()?.symbol_by_index(index).ok()?
         };
-        let name = symbol.name().ok()?;
-        Some(format!("{:#}", rustc_demangle::demangle(name)))
+        Some(demangle(symbol.name().ok()?))
     };
     let mut names: HashMap<usize, Option<String>> = HashMap::new();
     offsets
@@ -112,6 +134,35 @@ pub fn resolve_file(path: &str, offsets: &[u64]) -> Vec<Option<String>> {
                 .clone()
         })
         .collect()
+}
+
+/// The `.gopclntab` function table of a Go binary, if it has one that parses.
+fn go_table<'a, R: object::ReadRef<'a>>(file: &object::File<'a, R>, data: R) -> Option<GoPclntab> {
+    let (offset, size) = file.section_by_name(".gopclntab")?.file_range()?;
+    GoPclntab::parse(data, offset, size)
+}
+
+/// Longest symbol handed to a demangler; longer names stay as they are.
+const MAX_MANGLED: usize = 4096;
+
+/// A Rust (legacy or v0) or C++ (Itanium) symbol demangled, Rust without its hash, C++ with
+/// its parameter types (as `perf report` shows them); any other name as it is.
+pub fn demangle(name: &str) -> String {
+    if name.len() > MAX_MANGLED {
+        return name.to_string();
+    }
+    if let Ok(rust) = rustc_demangle::try_demangle(name) {
+        return format!("{rust:#}");
+    }
+    if name.starts_with("_Z") {
+        if let Some(text) = cpp_demangle::Symbol::new(name)
+            .ok()
+            .and_then(|symbol| symbol.demangle().ok())
+        {
+            return text;
+        }
+    }
+    name.to_string()
 }
 
 /// (address, size, index) of the text symbols of one table, without their names.
@@ -153,6 +204,23 @@ impl FrameCache {
     fn len(&self) -> usize {
         self.current.len() + self.previous.len()
     }
+
+    /// Heap bytes the cache holds, estimated: both tables' slots (key, name pointer and a
+    /// control byte each) and every name with its reference counts.
+    fn bytes(&self) -> usize {
+        const SLOT: usize = std::mem::size_of::<((u64, u64, u64), Arc<str>)>() + 1;
+        const COUNTS: usize = 2 * std::mem::size_of::<usize>();
+        [&self.current, &self.previous]
+            .iter()
+            .map(|table| {
+                table.capacity() * SLOT
+                    + table
+                        .values()
+                        .map(|name| COUNTS + name.len())
+                        .sum::<usize>()
+            })
+            .sum()
+    }
 }
 
 /// Counters of a symbolizer's work, for the agent's metrics.
@@ -166,6 +234,12 @@ pub struct SymbolizerStats {
     pub files_read: u64,
     /// Frames in the cache now.
     pub cached: u64,
+    /// Heap bytes the cache holds now (estimated from its tables' capacity and its names).
+    pub cached_bytes: u64,
+    /// Frames in anonymous executable memory looked up in their process's perf map.
+    pub jit_lookups: u64,
+    /// Of those, the frames the perf map named.
+    pub jit_named: u64,
 }
 
 /// The uncached frames of one file in a batch: the path to open (through the process's
@@ -210,19 +284,22 @@ impl UserSymbolizer {
     pub fn stats(&self) -> SymbolizerStats {
         SymbolizerStats {
             cached: self.cache.len() as u64,
+            cached_bytes: self.cache.bytes() as u64,
             ..self.stats
         }
     }
 
-    /// The frame names of a batch of (pid, address) pairs, in order: the symbol, else
-    /// `file+0xoff`, else the hex address (the process exited or the address is in an
-    /// anonymous mapping). Each process's maps are read once and each ELF file is opened
-    /// once for the addresses the cache does not hold.
+    /// The frame names of a batch of (pid, address) pairs, in order: the symbol (from the
+    /// ELF file, or from the perf map for anonymous executable memory), else `file+0xoff`,
+    /// else the hex address (the process exited, or JIT code its perf map does not name).
+    /// Each process's maps and perf map are read once and each ELF file is opened once for
+    /// the addresses the cache does not hold.
     pub fn symbolize_batch(&mut self, wanted: &[(u32, u64)]) -> Vec<Arc<str>> {
         let mut maps: HashMap<u32, Vec<Mapping>> = HashMap::new();
         let mut out: Vec<Option<Arc<str>>> = vec![None; wanted.len()];
-        // Misses grouped by file.
+        // Misses grouped by file; JIT frames grouped by process.
         let mut misses: HashMap<(u64, u64), Misses> = HashMap::new();
+        let mut jit: HashMap<u32, Vec<usize>> = HashMap::new();
         for (slot, (pid, addr)) in wanted.iter().enumerate() {
             let mappings = maps.entry(*pid).or_insert_with(|| {
                 std::fs::read_to_string(format!("/proc/{pid}/maps"))
@@ -233,6 +310,10 @@ impl UserSymbolizer {
                 out[slot] = Some(format!("0x{addr:x}").into());
                 continue;
             };
+            if mapping.anonymous() {
+                jit.entry(*pid).or_default().push(slot);
+                continue;
+            }
             let offset = addr - mapping.start + mapping.offset;
             let key = (mapping.file.0, mapping.file.1, offset);
             if let Some(name) = self.cache.get(&key) {
@@ -270,6 +351,17 @@ impl UserSymbolizer {
                 out[slot] = Some(name);
             }
         }
+        for (pid, slots) in jit {
+            let addrs: Vec<u64> = slots.iter().map(|slot| wanted[*slot].1).collect();
+            let names = std::fs::File::open(perfmap::path_of(pid))
+                .map(|file| perfmap::resolve(file, &addrs))
+                .unwrap_or_else(|_| vec![None; addrs.len()]);
+            self.stats.jit_lookups += addrs.len() as u64;
+            for ((slot, addr), name) in slots.into_iter().zip(addrs).zip(names) {
+                self.stats.jit_named += u64::from(name.is_some());
+                out[slot] = Some(name.unwrap_or_else(|| format!("0x{addr:x}")).into());
+            }
+        }
         out.into_iter()
             .map(|name| name.unwrap_or_else(|| Arc::from("?")))
             .collect()
@@ -281,7 +373,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_executable_file_mappings_only() {
+    fn parses_executable_mappings_only() {
         let text = "\
 55d0c0a00000-55d0c0a21000 r--p 00000000 fd:01 123 /usr/bin/app
 55d0c0a21000-55d0c0a80000 r-xp 00021000 fd:01 123 /usr/bin/app
@@ -289,16 +381,28 @@ mod tests {
 7f00-7f10 rwxp 00000000 00:00 0
 bad line
 ";
+        let anonymous = |start, end| Mapping {
+            start,
+            end,
+            offset: 0,
+            file: (0, 0),
+            path: String::new(),
+        };
         assert_eq!(
             parse_maps(text),
-            vec![Mapping {
-                start: 0x55d0c0a21000,
-                end: 0x55d0c0a80000,
-                offset: 0x21000,
-                file: (0xfd << 32 | 1, 123),
-                path: "/usr/bin/app".into()
-            }]
+            vec![
+                Mapping {
+                    start: 0x55d0c0a21000,
+                    end: 0x55d0c0a80000,
+                    offset: 0x21000,
+                    file: (0xfd << 32 | 1, 123),
+                    path: "/usr/bin/app".into()
+                },
+                anonymous(0x7ffd1000, 0x7ffd2000),
+                anonymous(0x7f00, 0x7f10),
+            ]
         );
+        assert!(parse_maps(text)[1].anonymous());
     }
 
     #[inline(never)]
@@ -326,6 +430,27 @@ bad line
     }
 
     #[test]
+    fn demangles_rust_and_cpp_and_leaves_other_names() {
+        assert_eq!(
+            demangle("_ZN11huatuo_demo7Spinner4spinEm"),
+            "huatuo_demo::Spinner::spin(unsigned long)"
+        );
+        assert_eq!(
+            demangle("_ZN4core3fmt5write17h0123456789abcdefE"),
+            "core::fmt::write"
+        );
+        assert_eq!(demangle("_RNvCs1234_7mycrate4main"), "mycrate::main");
+        for plain in ["main", "main.hotGoSpin", "_Zbogus", "_Z", ""] {
+            assert_eq!(demangle(plain), plain);
+        }
+        let huge = format!("_ZN{}E", "3abc".repeat(5000));
+        assert_eq!(demangle(&huge), huge);
+        // deep nesting stays within the demangler's recursion limit
+        let deep = format!("_Z1f{}v", "PFv".repeat(2000));
+        let _ = demangle(&deep);
+    }
+
+    #[test]
     fn the_frame_cache_stays_within_its_capacity() {
         let mut cache = FrameCache {
             current: HashMap::new(),
@@ -336,6 +461,9 @@ bad line
             cache.insert((1, 2, offset), Arc::from("f"));
             assert!(cache.len() <= 4, "{} frames cached", cache.len());
         }
+        // the estimate counts the names and the slots, and stays bounded too
+        assert!(cache.bytes() >= 4 * (16 + 1), "{}", cache.bytes());
+        assert!(cache.bytes() < 4096, "{}", cache.bytes());
         // the latest frames survive
         assert!(cache.get(&(1, 2, 99)).is_some());
         assert!(cache.get(&(1, 2, 0)).is_none());

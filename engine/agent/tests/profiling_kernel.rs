@@ -5,7 +5,11 @@
 //! off-CPU profile with its blocking kernel stack; the pprof answer is read by the real
 //! `go tool pprof -top`, which names the hot functions; a fake Pyroscope ingest endpoint
 //! receives labelled pprof profiles at the interval; `/status` and `/metrics` report the
-//! profiler. Skips without root (or without gcc and go) unless `CI=true`.
+//! profiler. A second run checks symbolization beyond the ELF symbol table: a Go program built
+//! stripped (`-ldflags=-s -w`, named through its `.gopclntab`), a C++ program built by g++
+//! (its demangled method name), and JIT-style code in an anonymous executable page named by
+//! the `/tmp/perf-<pid>.map` the test writes. Skips without root (or without gcc, g++ and go)
+//! unless `CI=true`.
 
 mod kernel_agent;
 
@@ -37,34 +41,48 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Builds the C and Go programs into `dir`; `None` (after printing why) when a toolchain is
-/// missing outside CI.
-fn build_programs(dir: &Path) -> Option<()> {
-    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
-    let (gcc, go) = (
-        have("gcc"),
-        Command::new("go").arg("version").output().is_ok(),
-    );
-    if !(gcc && go) {
-        assert!(
-            !ci(),
-            "gcc and go are required in CI (scripts/deps.sh --test)"
-        );
-        println!("SKIPPED: continuous profiling test needs gcc and go (golang-go)");
-        return None;
+/// Whether `tools` are all installed; outside CI a missing one skips the test (after saying
+/// so), in CI it fails it.
+fn have_tools(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|tool| {
+            let flag = if *tool == "go" {
+                "version"
+            } else {
+                "--version"
+            };
+            Command::new(tool).arg(flag).output().is_err()
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
     }
-    for name in ["busy", "pipewait"] {
-        let status = Command::new("gcc")
-            .args(["-O0", "-fno-omit-frame-pointer", "-o"])
-            .arg(dir.join(name))
-            .arg(fixture(&format!("{name}.c")))
-            .status()
-            .expect("run gcc");
-        assert!(status.success(), "gcc {name}.c failed");
-    }
+    assert!(!ci(), "{missing:?} required in CI (scripts/deps.sh --test)");
+    println!("SKIPPED: profiling test needs {missing:?}");
+    false
+}
+
+/// Compiles the fixture `source` with `compiler` (gcc or g++) into `dir/name`, with frame
+/// pointers.
+fn compile(compiler: &str, source: &str, dir: &Path, name: &str) {
+    let status = Command::new(compiler)
+        .args(["-O0", "-fno-omit-frame-pointer", "-o"])
+        .arg(dir.join(name))
+        .arg(fixture(source))
+        .status()
+        .unwrap_or_else(|e| panic!("run {compiler}: {e}"));
+    assert!(status.success(), "{compiler} {source} failed");
+}
+
+/// Builds the fixture busy.go into `dir/name` with Debian's `go` and `extra` build flags.
+fn go_build(dir: &Path, name: &str, extra: &[&str]) {
     let output = Command::new("go")
-        .args(["build", "-o"])
-        .arg(dir.join("busygo"))
+        .arg("build")
+        .args(extra)
+        .arg("-o")
+        .arg(dir.join(name))
         .arg(fixture("busy.go"))
         .env("HOME", dir)
         .env("GOCACHE", dir.join("gocache"))
@@ -78,6 +96,18 @@ fn build_programs(dir: &Path) -> Option<()> {
         "go build busy.go failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Builds the C and Go programs into `dir`; `None` (after printing why) when a toolchain is
+/// missing outside CI.
+fn build_programs(dir: &Path) -> Option<()> {
+    if !have_tools(&["gcc", "go"]) {
+        return None;
+    }
+    for name in ["busy", "pipewait"] {
+        compile("gcc", &format!("{name}.c"), dir, name);
+    }
+    go_build(dir, "busygo", &[]);
     Some(())
 }
 
@@ -493,4 +523,105 @@ fn continuous_profiles_name_c_and_go_functions_offcpu_waits_and_reach_pyroscope(
     drop(container);
     drop(busy_go);
     drop(waiter);
+}
+
+/// A perf map file, removed on drop.
+struct PerfMap(PathBuf);
+
+impl Drop for PerfMap {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn stripped_go_demangled_cpp_and_perf_map_jit_frames_are_named() {
+    if !kernel_tests_enabled("profiling symbolization", "root and BPF") {
+        return;
+    }
+    if !have_tools(&["gcc", "g++", "go", "readelf"]) {
+        return;
+    }
+    let work = tempfile::tempdir().expect("temp dir");
+    let dir = work.path();
+    go_build(dir, "gostripped", &["-ldflags=-s -w"]);
+    compile("g++", "busy.cpp", dir, "spincpp");
+    compile("gcc", "jitspin.c", dir, "jitspin");
+    // The Go binary really has no symbol table, only its pclntab.
+    let sections = Command::new("readelf")
+        .arg("-S")
+        .arg(dir.join("gostripped"))
+        .output()
+        .expect("run readelf");
+    let sections = String::from_utf8_lossy(&sections.stdout);
+    assert!(
+        !sections.contains(".symtab") && sections.contains(".gopclntab"),
+        "{sections}"
+    );
+
+    let go = spawn(&dir.join("gostripped"));
+    let cpp = spawn(&dir.join("spincpp"));
+    let mut jit = Running(
+        Command::new(dir.join("jitspin"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start jitspin"),
+    );
+    let mut page = String::new();
+    BufReader::new(jit.0.stdout.take().expect("jitspin stdout"))
+        .read_line(&mut page)
+        .expect("read the JIT page address");
+    let page = u64::from_str_radix(page.trim(), 16).expect("hex page address");
+    let map = PerfMap(PathBuf::from(format!("/tmp/perf-{}.map", jit.0.id())));
+    std::fs::write(&map.0, format!("{page:x} 1000 huatuo_jit_spin\n")).expect("write perf map");
+
+    let config = format!(
+        "[ContinuousProfiling]\n    Enable = true\n    Interval = {INTERVAL_S}\n    CPUBudget = 50\n    \
+         Processes = [\"gostripped\", \"spincpp\", \"jitspin\"]\n"
+    );
+    let agent = Agent::start(Setup {
+        tag: "profsym",
+        rules: "rules",
+        config: &config,
+        args: &[],
+    });
+    agent.wait_serving();
+    let wanted = [
+        ("gostripped;", ";main.hotGoSpin"),
+        ("spincpp;", ";huatuo_demo::Spinner::spin(unsigned long)"),
+        ("jitspin;", ";huatuo_jit_spin"),
+    ];
+    let found = |text: &str| {
+        wanted.iter().all(|(comm, frame)| {
+            text.lines()
+                .any(|l| l.starts_with(comm) && l.contains(frame))
+        })
+    };
+    let cpu = wait_until(Duration::from_secs(60), || {
+        let text = folded(&agent, "type=cpu");
+        found(&text).then_some(text)
+    });
+    assert!(
+        cpu.is_some(),
+        "the CPU profile never named all of {wanted:?}:\n{}\nlog:\n{}",
+        folded(&agent, "type=cpu")
+            .lines()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        agent.log()
+    );
+    // The perf map lookups are counted.
+    let named = wait_until(Duration::from_secs(10), || {
+        let metrics = agent.get("/metrics")?;
+        sample_value(
+            &metrics,
+            "huatuo_bamai_agent_profiling_symbol_frames_total",
+            ("source", "perf_map"),
+        )
+        .filter(|n| *n >= 1.0)
+    });
+    assert!(named.is_some(), "no perf_map frames counted in /metrics");
+    drop(agent);
+    drop((go, cpp, jit, map));
 }

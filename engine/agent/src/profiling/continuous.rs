@@ -55,6 +55,12 @@ pub struct ProfilingState {
     pub symbol_misses: u64,
     /// Frames in the symbol cache.
     pub symbol_cached: u64,
+    /// Heap bytes the symbol cache holds (estimated).
+    pub symbol_cached_bytes: u64,
+    /// User frames in JIT code named by their process's perf map.
+    pub symbol_jit_named: u64,
+    /// User frames in JIT code no perf map named (shown as addresses).
+    pub symbol_jit_unnamed: u64,
     /// Off-CPU profiling runs.
     pub offcpu: bool,
     /// The governor stopped off-CPU profiling: still over budget at 1 Hz of CPU sampling.
@@ -98,6 +104,7 @@ impl ProfilingShared {
             "profiles_bytes": bytes,
             "profiles_dropped": dropped,
             "symbol_cache_frames": state.symbol_cached,
+            "symbol_cache_bytes": state.symbol_cached_bytes,
         })
     }
 
@@ -123,9 +130,12 @@ impl ProfilingShared {
             point("agent_profiling_lost_samples_total", "continuous profiling: samples the kernel could not count (count map full)", Counter, &[], state.lost as f64),
             point("agent_profiling_pushes_total", "continuous profiling: profiles pushed to Pyroscope, by result", Counter, &[("result", "ok")], state.pushed as f64),
             point("agent_profiling_pushes_total", "continuous profiling: profiles pushed to Pyroscope, by result", Counter, &[("result", "failed")], state.push_failures as f64),
-            point("agent_profiling_symbol_frames_total", "continuous profiling: user frames symbolized, from the cache or from their ELF file", Counter, &[("source", "cache")], state.symbol_hits as f64),
-            point("agent_profiling_symbol_frames_total", "continuous profiling: user frames symbolized, from the cache or from their ELF file", Counter, &[("source", "file")], state.symbol_misses as f64),
+            point("agent_profiling_symbol_frames_total", "continuous profiling: user frames symbolized: from the cache, from their ELF file, from a JIT perf map, or JIT frames no perf map named", Counter, &[("source", "cache")], state.symbol_hits as f64),
+            point("agent_profiling_symbol_frames_total", "continuous profiling: user frames symbolized: from the cache, from their ELF file, from a JIT perf map, or JIT frames no perf map named", Counter, &[("source", "file")], state.symbol_misses as f64),
+            point("agent_profiling_symbol_frames_total", "continuous profiling: user frames symbolized: from the cache, from their ELF file, from a JIT perf map, or JIT frames no perf map named", Counter, &[("source", "perf_map")], state.symbol_jit_named as f64),
+            point("agent_profiling_symbol_frames_total", "continuous profiling: user frames symbolized: from the cache, from their ELF file, from a JIT perf map, or JIT frames no perf map named", Counter, &[("source", "jit_unnamed")], state.symbol_jit_unnamed as f64),
             point("agent_profiling_symbol_cache_frames", "continuous profiling: frames held in the symbol cache", Gauge, &[], state.symbol_cached as f64),
+            point("agent_profiling_symbol_cache_bytes", "continuous profiling: heap bytes the symbol cache holds (estimated from its tables and names)", Gauge, &[], state.symbol_cached_bytes as f64),
             point("agent_profiling_profiles_kept", "continuous profiling: aggregated profiles kept in memory", Gauge, &[], kept as f64),
             point("agent_profiling_profiles_bytes", "continuous profiling: memory held by kept profiles", Gauge, &[], bytes as f64),
             point("agent_profiling_profiles_dropped_total", "continuous profiling: oldest profiles dropped to stay within Retained and MaxMemory", Counter, &[], dropped as f64),
@@ -324,6 +334,9 @@ impl Runner {
                 state.symbol_hits = stats.hits;
                 state.symbol_misses = stats.misses;
                 state.symbol_cached = stats.cached;
+                state.symbol_cached_bytes = stats.cached_bytes;
+                state.symbol_jit_named = stats.jit_named;
+                state.symbol_jit_unnamed = stats.jit_lookups - stats.jit_named;
                 if rate < frequency {
                     state.throttled += 1;
                 }
