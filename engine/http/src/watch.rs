@@ -29,8 +29,9 @@ pub const FILTER_FIELDS: &[&str] = &[
 ];
 /// Longest filter pattern accepted.
 pub const MAX_PATTERN: usize = 1024;
-/// Bytes of serialized events the replay ring holds at most, whatever its event count.
-pub const REPLAY_BYTES: usize = 32 * 1024 * 1024;
+/// Bytes of serialized events the replay ring holds at most, whatever its event count: a
+/// handful of records with flame graphs must not take a large share of the agent's memory.
+pub const REPLAY_BYTES: usize = 4 * 1024 * 1024;
 /// Events in flight between the publisher and the client tasks.
 const FANOUT: usize = 1024;
 
