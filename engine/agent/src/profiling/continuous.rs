@@ -286,7 +286,14 @@ impl Runner {
                 std::thread::sleep(left.min(Duration::from_millis(200)));
                 continue;
             }
-            next += interval;
+            // A late round (a starved thread, a slow symbolization) moves the schedule instead
+            // of catching up with back-to-back rounds that would ship empty ranges.
+            let now = Instant::now();
+            next = if next + interval > now {
+                next + interval
+            } else {
+                now + interval
+            };
             let cpu_before = thread_cpu_time();
             let end_ns = now_ns();
             let mut kernel = Duration::ZERO;
@@ -311,9 +318,12 @@ impl Runner {
                     kernel_measured = true;
                 }
             }
+            // The cost over the time this round covered (more than the interval when late).
+            let covered =
+                Duration::from_nanos(end_ns.saturating_sub(start_ns).max(0) as u64).max(interval);
             start_ns = end_ns;
             let spent = thread_cpu_time().saturating_sub(cpu_before) + kernel;
-            let cost = spent.as_secs_f64() * 100.0 / interval.as_secs_f64();
+            let cost = spent.as_secs_f64() * 100.0 / covered.as_secs_f64();
             let budget = self.settings.config.cpu_budget;
             let rate = next_rate(frequency, configured, cost, budget);
             let pause_offcpu = cost > budget
