@@ -7,7 +7,7 @@ use huatuo_dsl::value::Value;
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Command};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const ROOT: &str = "/sys/fs/cgroup";
@@ -35,6 +35,28 @@ impl Drop for Cleanup {
             }
         }
     }
+}
+
+/// The tests share the `docker` parent cgroups, which the one that finds them missing creates
+/// and removes: they run one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// `docker/<id>` under each controller's hierarchy (and the `docker` parent where missing), all
+/// registered with `cleanup`; the container directories, in the order of `controllers`.
+fn make_container_cgroups(controllers: &[&str], id: &str, cleanup: &mut Cleanup) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for ctl in controllers {
+        let parent = PathBuf::from(ROOT).join(ctl).join("docker");
+        if !parent.exists() {
+            fs::create_dir(&parent).expect("create docker parent");
+            cleanup.dirs.push(parent.clone());
+        }
+        let dir = parent.join(id);
+        fs::create_dir(&dir).expect("create container cgroup");
+        cleanup.dirs.push(dir.clone());
+        dirs.push(dir);
+    }
+    dirs
 }
 
 fn must_run() -> bool {
@@ -78,20 +100,13 @@ fn docker_shaped_v1_cgroup_is_discovered_and_its_usage_grows() {
     );
     assert_eq!(id.len(), 64);
 
+    // Declared before the cleanup, so released after it.
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let mut cleanup = Cleanup {
         child: None,
         dirs: Vec::new(),
     };
-    for ctl in CONTROLLERS {
-        let parent = PathBuf::from(ROOT).join(ctl).join("docker");
-        if !parent.exists() {
-            fs::create_dir(&parent).expect("create docker parent");
-            cleanup.dirs.push(parent.clone());
-        }
-        let dir = parent.join(&id);
-        fs::create_dir(&dir).expect("create container cgroup");
-        cleanup.dirs.push(dir);
-    }
+    make_container_cgroups(&CONTROLLERS, &id, &mut cleanup);
     let child = Command::new("sh")
         .args(["-c", "while :; do :; done"])
         .spawn()
@@ -224,22 +239,13 @@ fn cgroupstats_counts_a_task_in_io_wait() {
         return;
     }
     let id = format!("{:060x}{:04x}", 0x10a17u64, std::process::id() & 0xffff);
+    // Declared before the cleanup, so released after it.
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let mut cleanup = Cleanup {
         child: None,
         dirs: Vec::new(),
     };
-    let mut dirs = Vec::new();
-    for ctl in ["cpu", "blkio"] {
-        let parent = PathBuf::from(ROOT).join(ctl).join("docker");
-        if !parent.exists() {
-            fs::create_dir(&parent).expect("create docker parent");
-            cleanup.dirs.push(parent.clone());
-        }
-        let dir = parent.join(&id);
-        fs::create_dir(&dir).expect("create container cgroup");
-        cleanup.dirs.push(dir.clone());
-        dirs.push(dir);
-    }
+    let dirs = make_container_cgroups(&["cpu", "blkio"], &id, &mut cleanup);
     let device = LoopDevice::create();
     let joins: String = dirs
         .iter()
