@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod cgroup_v1;
+
 const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const C: &str = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
 
@@ -419,8 +421,7 @@ mod real {
     /// and scan every container: one at a time.
     static HOST_STATE: Mutex<()> = Mutex::new(());
 
-    const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-    const CONTROLLERS: [&str; 3] = ["cpu", "cpuacct", "memory"];
+    use crate::cgroup_v1::{self, CONTROLLERS, ROOT as CGROUP_ROOT};
     const DATAGRAMS: i64 = 25;
     const PAYLOAD: usize = 200;
 
@@ -503,15 +504,7 @@ mod real {
 
     /// Creates `docker/<id>` in each v1 controller and moves `pid` into it.
     fn fake_docker_cgroup(cleanup: &mut Cleanup, id: &str, pid: u32) {
-        for ctl in CONTROLLERS {
-            let parent = PathBuf::from(CGROUP_ROOT).join(ctl).join("docker");
-            if !parent.exists() {
-                fs::create_dir(&parent).expect("create docker parent");
-                cleanup.dirs.push(parent.clone());
-            }
-            let dir = parent.join(id);
-            fs::create_dir(&dir).expect("create container cgroup");
-            cleanup.dirs.push(dir.clone());
+        for dir in cgroup_v1::docker_cgroups(&CONTROLLERS, id, &mut cleanup.dirs) {
             fs::write(dir.join("cgroup.procs"), pid.to_string()).expect("move pid into cgroup");
         }
     }

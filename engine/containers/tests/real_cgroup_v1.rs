@@ -10,8 +10,9 @@ use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const ROOT: &str = "/sys/fs/cgroup";
-const CONTROLLERS: [&str; 3] = ["cpu", "cpuacct", "memory"];
+mod cgroup_v1;
+
+use cgroup_v1::{docker_cgroups, CONTROLLERS, ROOT};
 
 /// Removes everything the test created, in reverse order, even when an assertion fails.
 struct Cleanup {
@@ -40,24 +41,6 @@ impl Drop for Cleanup {
 /// The tests share the `docker` parent cgroups, which the one that finds them missing creates
 /// and removes: they run one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// `docker/<id>` under each controller's hierarchy (and the `docker` parent where missing), all
-/// registered with `cleanup`; the container directories, in the order of `controllers`.
-fn make_container_cgroups(controllers: &[&str], id: &str, cleanup: &mut Cleanup) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    for ctl in controllers {
-        let parent = PathBuf::from(ROOT).join(ctl).join("docker");
-        if !parent.exists() {
-            fs::create_dir(&parent).expect("create docker parent");
-            cleanup.dirs.push(parent.clone());
-        }
-        let dir = parent.join(id);
-        fs::create_dir(&dir).expect("create container cgroup");
-        cleanup.dirs.push(dir.clone());
-        dirs.push(dir);
-    }
-    dirs
-}
 
 fn must_run() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
@@ -106,7 +89,7 @@ fn docker_shaped_v1_cgroup_is_discovered_and_its_usage_grows() {
         child: None,
         dirs: Vec::new(),
     };
-    make_container_cgroups(&CONTROLLERS, &id, &mut cleanup);
+    docker_cgroups(&CONTROLLERS, &id, &mut cleanup.dirs);
     let child = Command::new("sh")
         .args(["-c", "while :; do :; done"])
         .spawn()
@@ -245,7 +228,7 @@ fn cgroupstats_counts_a_task_in_io_wait() {
         child: None,
         dirs: Vec::new(),
     };
-    let dirs = make_container_cgroups(&["cpu", "blkio"], &id, &mut cleanup);
+    let dirs = docker_cgroups(&["cpu", "blkio"], &id, &mut cleanup.dirs);
     let device = LoopDevice::create();
     let joins: String = dirs
         .iter()
