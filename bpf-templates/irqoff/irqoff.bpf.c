@@ -36,6 +36,10 @@ volatile const __u64 threshold_ns = 10000000ULL;
 
 #define SETTLE_NS 10000000ULL /* a tick at HZ=100: the steal clock has caught up by then */
 
+/* Bounds of the kernel's entry code, set by the loader (needs entry_text); 0 = unknown. */
+volatile const u64 entry_text_start = 0;
+volatile const u64 entry_text_end = 0;
+
 /* Per CPU state of either mechanism. */
 struct cpu_state {
 	u64 last;       /* the last sample or idle exit (sampler), the irq_disable (tracepoints); 0 = none */
@@ -77,6 +81,39 @@ static __always_inline struct off_event *capture(void *ctx, u64 offtime, u64 now
 	n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0);
 	e->stack_len = n > 0 ? n / sizeof(u64) : 0;
 	return e;
+}
+
+static __always_inline bool in_entry_text(u64 ip)
+{
+	return ip >= entry_text_start && ip < entry_text_end;
+}
+
+/*
+ * Whether the interrupt on a captured stack came from user mode. The kernel unwinds an
+ * interrupted kernel context past the interrupt's entry into the code it interrupted, which
+ * itself began in entry code (a system call, an exception, a kernel thread's start), but stops
+ * at the interrupt's entry when it came from user space: then the deepest frame is the only
+ * one in entry code. User mode runs with interrupts on, so such an interrupt was not held off
+ * by kernel code: it was delayed outside the guest (a hypervisor busy for the vCPU without
+ * descheduling it is not counted as steal). False when the bounds are unknown or the stack
+ * was cut at its depth.
+ */
+static __always_inline bool from_user(const struct off_event *e)
+{
+	u32 n = e->stack_len, i;
+
+	if (!entry_text_end || !n || n >= OFF_STACK_DEPTH)
+		return false;
+	if (!in_entry_text(e->stack[(n - 1) & (OFF_STACK_DEPTH - 1)]))
+		return false;
+#pragma unroll
+	for (i = 0; i < OFF_STACK_DEPTH - 1; i++) {
+		if (i + 1 >= n)
+			break;
+		if (in_entry_text(e->stack[i]))
+			return false;
+	}
+	return true;
 }
 
 static __always_inline void report(void *ctx, u64 offtime, u64 now)
@@ -168,7 +205,7 @@ int perf_irqoff_check(struct bpf_perf_event_data *ctx)
  * interrupt waited, i.e. how long interrupts were held off before it (a lower bound: the
  * section may have begun before the timer was due). The scheduler tick is among these timers,
  * HZ times a second on a busy CPU; a timer late in the idle task is a late wake-up and is not
- * counted.
+ * counted, nor is one whose interrupt came from user mode (see from_user).
  * Timers expiring in the HRTIMER softirq (`is_soft`) are left out: their lateness is softirq
  * time. Steal is subtracted as for the sampler, from the steal clock at this CPU's previous
  * timer. `now` is in the timer's clock base, like its expiry.
@@ -199,10 +236,24 @@ static __always_inline void on_timer(void *ctx, struct hrtimer *timer, ktime_t *
 	 */
 	if (late <= threshold_ns || !(bpf_get_current_pid_tgid() >> 32))
 		return;
-	if (st->pend_off)
+	if (st->pend_off) {
+		/*
+		 * A late timer whose wait overlaps the pending one's (the next timer in the same
+		 * interrupt, most often) measures the same stretch: it widens the pending one
+		 * instead of being a second event, and steal is still to be accounted for both.
+		 */
+		if (mono - late <= st->pend_now) {
+			if (mono - late < st->pend_now - st->pend_off)
+				st->pend_off = late;
+			else
+				st->pend_off += mono - st->pend_now;
+			st->pend_now = mono;
+			return;
+		}
 		settle(ctx, st, steal);
+	}
 	e = capture(ctx, late, mono);
-	if (!e)
+	if (!e || from_user(e))
 		return;
 	st->pend_off = late;
 	st->pend_now = mono;

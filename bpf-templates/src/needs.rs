@@ -7,6 +7,10 @@
 //!   the kernel timestamps every received packet (`skb->tstamp`).
 //! - `host_netns`: sets the global `host_netns_inum` to the inode of the agent's own network
 //!   namespace (`/proc/self/ns/net`).
+//! - `entry_text`: sets the globals `entry_text_start` and `entry_text_end` to the bounds of
+//!   the kernel's entry code (`__entry_text_start`/`__entry_text_end` in /proc/kallsyms), where
+//!   every kernel stack from user space or an interrupt begins; both stay 0 (the template
+//!   does without) when kallsyms hides addresses.
 
 use serde::Deserialize;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -22,15 +26,18 @@ pub enum Need {
     RxTimestamps,
     /// The global `host_netns_inum`.
     HostNetns,
+    /// The globals `entry_text_start` and `entry_text_end`.
+    EntryText,
 }
 
 impl Need {
-    /// The global the loader sets for this need, if any.
-    pub fn global(self) -> Option<&'static str> {
+    /// The globals the loader sets for this need.
+    pub fn globals(self) -> &'static [&'static str] {
         match self {
-            Need::MonoToReal => Some("mono_to_real_ns"),
-            Need::HostNetns => Some("host_netns_inum"),
-            Need::RxTimestamps => None,
+            Need::MonoToReal => &["mono_to_real_ns"],
+            Need::HostNetns => &["host_netns_inum"],
+            Need::EntryText => &["entry_text_start", "entry_text_end"],
+            Need::RxTimestamps => &[],
         }
     }
 }
@@ -63,6 +70,17 @@ pub fn provide(needs: &[Need]) -> Result<Provided, String> {
                 out.notes
                     .push(format!("host network namespace inode {inum}"));
             }
+            Need::EntryText => match entry_text(&read_kallsyms()) {
+                Some((start, end)) => {
+                    out.globals.push(("entry_text_start", start));
+                    out.globals.push(("entry_text_end", end));
+                }
+                None => out.notes.push(
+                    "kernel entry code not found in /proc/kallsyms (addresses hidden?): \
+                     its check is off"
+                        .into(),
+                ),
+            },
             Need::RxTimestamps => {
                 out.held.push(timestamping_socket()?);
                 out.notes
@@ -71,6 +89,34 @@ pub fn provide(needs: &[Need]) -> Result<Provided, String> {
         }
     }
     Ok(out)
+}
+
+/// /proc/kallsyms, or nothing when it cannot be read.
+fn read_kallsyms() -> String {
+    std::fs::read_to_string("/proc/kallsyms").unwrap_or_default()
+}
+
+/// The bounds of the kernel's entry code in a kallsyms text, when both are listed and not
+/// hidden (zero).
+fn entry_text(kallsyms: &str) -> Option<(u64, u64)> {
+    let (mut start, mut end) = (None, None);
+    for line in kallsyms.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(addr), Some(_kind), Some(name)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let slot = match name {
+            "__entry_text_start" => &mut start,
+            "__entry_text_end" => &mut end,
+            _ => continue,
+        };
+        *slot = u64::from_str_radix(addr, 16).ok().filter(|a| *a != 0);
+        if start.is_some() && end.is_some() {
+            break;
+        }
+    }
+    start.zip(end).filter(|(s, e)| s < e)
 }
 
 fn clock_ns(clock: libc::clockid_t) -> Result<i128, String> {
@@ -156,6 +202,24 @@ mod tests {
             )
         };
         assert_eq!((rc, on), (0, 1));
+    }
+
+    #[test]
+    fn entry_text_bounds_come_from_kallsyms_and_hidden_ones_are_none() {
+        let text = "ffffffff81000000 T _stext\nffffffff81000010 T __entry_text_start\n\
+                    ffffffff81000300 T __irqentry_text_start\nffffffff81001a87 T __entry_text_end\n";
+        assert_eq!(
+            entry_text(text),
+            Some((0xffffffff81000010, 0xffffffff81001a87))
+        );
+        let hidden = "0000000000000000 T __entry_text_start\n0000000000000000 T __entry_text_end\n";
+        assert_eq!(entry_text(hidden), None);
+        assert_eq!(entry_text("ffffffff81000010 T __entry_text_start\n"), None);
+        // as root, this kernel's own table has them
+        if std::fs::read_to_string("/proc/kallsyms").is_ok_and(|k| entry_text(&k).is_some()) {
+            let p = provide(&[Need::EntryText]).unwrap();
+            assert_eq!(p.globals.len(), 2, "{:?}", p.notes);
+        }
     }
 
     #[test]

@@ -364,7 +364,7 @@ impl TemplateSchema {
         if let Some(global) = self
             .needs
             .iter()
-            .filter_map(|n| n.global())
+            .flat_map(|n| n.globals().iter().copied())
             .find(|g| settable.contains(g))
         {
             return Err(format!(
