@@ -8,7 +8,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod cgroup_v1;
 
@@ -248,6 +248,22 @@ fn cgroupstats_counts_a_task_in_io_wait() {
         .0
         .push(spawn(&format!("dd if={} of=/dev/null bs=64k", device.dev)));
     let pids: Vec<u32> = tasks.0.iter().map(Child::id).collect();
+    // Stopped only once in its cgroups: stopped before its shell joined them, it would stay out.
+    let joined = |pid: u32| {
+        dirs.iter().all(|d| {
+            std::fs::read_to_string(d.join("cgroup.procs"))
+                .is_ok_and(|procs| procs.lines().any(|l| l.trim() == pid.to_string()))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !joined(pids[1]) {
+        assert!(
+            Instant::now() < deadline,
+            "task {} never joined {dirs:?}",
+            pids[1]
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let _ = Command::new("kill")
         .args(["-STOP", &pids[1].to_string()])
         .status();
