@@ -207,23 +207,20 @@ int perf_irqoff_check(struct bpf_perf_event_data *ctx)
  * HZ times a second on a busy CPU; a timer late in the idle task is a late wake-up and is not
  * counted, nor is one whose interrupt came from user mode (see from_user).
  * Timers expiring in the HRTIMER softirq (`is_soft`) are left out: their lateness is softirq
- * time. Steal is subtracted as for the sampler, from the steal clock at this CPU's previous
- * timer. `now` is in the timer's clock base, like its expiry.
+ * time. Steal is subtracted as for the sampler (see the end of on_timer). `now` is in the
+ * timer's clock base, like its expiry.
  */
 static __always_inline void on_timer(void *ctx, struct hrtimer *timer, ktime_t *nowp)
 {
-	u64 mono = bpf_ktime_get_ns(), steal = steal_clock(), prev_steal, late;
 	struct cpu_state *st = cpu_state();
 	s64 now = 0, expires;
 	struct off_event *e;
+	u64 mono, late;
 
 	if (!st)
 		return;
-	if (st->pend_off && mono - st->pend_now >= SETTLE_NS)
-		settle(ctx, st, steal);
-	prev_steal = st->last ? st->steal : steal;
-	st->last = mono;
-	st->steal = steal;
+	if (st->pend_off && bpf_ktime_get_ns() - st->pend_now >= SETTLE_NS)
+		settle(ctx, st, steal_clock());
 	if (bpf_core_field_exists(timer->is_soft) && BPF_CORE_READ(timer, is_soft))
 		return;
 	expires = BPF_CORE_READ(timer, node.expires);
@@ -236,6 +233,7 @@ static __always_inline void on_timer(void *ctx, struct hrtimer *timer, ktime_t *
 	 */
 	if (late <= threshold_ns || !(bpf_get_current_pid_tgid() >> 32))
 		return;
+	mono = bpf_ktime_get_ns();
 	if (st->pend_off) {
 		/*
 		 * A late timer whose wait overlaps the pending one's (the next timer in the same
@@ -250,14 +248,20 @@ static __always_inline void on_timer(void *ctx, struct hrtimer *timer, ktime_t *
 			st->pend_now = mono;
 			return;
 		}
-		settle(ctx, st, steal);
+		settle(ctx, st, steal_clock());
 	}
 	e = capture(ctx, late, mono);
 	if (!e || from_user(e))
 		return;
 	st->pend_off = late;
 	st->pend_now = mono;
-	st->pend_steal = prev_steal;
+	/*
+	 * The steal clock still stands where the scheduler last accounted it, before the stretch:
+	 * it folds in the time the host took at its next run queue clock update, which comes
+	 * after this timer (the tick's own, at the latest). So the steal of the stretch is what it
+	 * has gained when the event settles, and no timer needs to read it on the way.
+	 */
+	st->pend_steal = steal_clock();
 }
 
 SEC("tp_btf/hrtimer_expire_entry")

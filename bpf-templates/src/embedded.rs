@@ -22,38 +22,3 @@ include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 pub fn find(name: &str) -> Option<&'static EmbeddedTemplate> {
     TEMPLATES.iter().find(|t| t.name == name)
 }
-
-/// Drops this process's resident pages of every embedded object: they are read while
-/// templates load, then not again until the next load (a profile), which reads them back from
-/// the binary's file. The bytes never change (a read-only mapping of the executable), so this
-/// only lowers resident memory; it touches nothing else than whole pages inside the objects.
-pub fn release_object_pages() {
-    let objects = TEMPLATES.iter().flat_map(|t| {
-        [Some(t.object), t.perfbuf_object, t.hashmap_object]
-            .into_iter()
-            .flatten()
-    });
-    for bytes in objects {
-        release_pages(bytes);
-    }
-}
-
-/// `madvise(MADV_DONTNEED)` over the whole pages inside `bytes`.
-fn release_pages(bytes: &'static [u8]) {
-    // SAFETY: sysconf has no preconditions.
-    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-        p if p > 0 => p as usize,
-        _ => return,
-    };
-    let start = (bytes.as_ptr() as usize).next_multiple_of(page);
-    let end = (bytes.as_ptr() as usize + bytes.len()) / page * page;
-    if end <= start {
-        return;
-    }
-    // SAFETY: the range lies inside a `'static` slice of the executable's read-only data,
-    // which is a private file mapping never written to: dropping its pages only makes the next
-    // read fault them in again from the file, with the same contents.
-    unsafe {
-        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
-    }
-}

@@ -2,9 +2,9 @@
 //! template loaded) while a loop causes what the kernel tests cause — drops to a closed port,
 //! an OOM kill in a 20 MiB memory cgroup, a veth link flap, direct IO on a loop device, watch
 //! (SSE) clients that come and go, scrapes and, with `SOAK_PROFILES=1`, a system-CPU burst that
-//! makes cpusys profile the host and the continuous CPU profiler on at 99 Hz (its CPU budget
-//! raised so the governor keeps that rate); its symbol cache sizes are read from `/metrics`
-//! and printed at the end. Its memory is sampled every 10 s; over the last window (the
+//! makes cpusys profile the host every third round; `SOAK_CONTINUOUS=1` also turns the
+//! continuous CPU profiler on at 99 Hz (its CPU budget raised so the governor keeps that
+//! rate), whose store and symbol cache sizes are read from `/metrics` and printed at the end. Its memory is sampled every 10 s; over the last window (the
 //! last five minutes, or the last third of a shorter run) it must stay within 5 % of its lowest
 //! sample and under the target.
 //!
@@ -183,6 +183,7 @@ fn soak_memory_stays_flat_and_under_target() {
     let duration = Duration::from_secs(env_u64("SOAK_SECONDS", 180));
     let limit = env_u64("SOAK_RSS_LIMIT_MB", 40) * 1024 * 1024;
     let profiles = env_u64("SOAK_PROFILES", 0) == 1;
+    let continuous = env_u64("SOAK_CONTINUOUS", 0) == 1;
     // A release build is measured whole, a debug build by its anonymous memory (see above).
     let (measure, pick): (&str, Pick) = if cfg!(debug_assertions) {
         ("RssAnon", |(_, anon)| anon)
@@ -200,8 +201,12 @@ fn soak_memory_stays_flat_and_under_target() {
     if profiles {
         config.push_str(
             "[AutoTracing.CPUSys]\n    SysThreshold = 20\n    DeltaSysThreshold = 10\n    \
-             Interval = 2\n    RunTracingToolTimeout = 3\n\
-             [ContinuousProfiling]\n    Enable = true\n    Frequency = 99\n    CPUBudget = 100\n",
+             Interval = 2\n    RunTracingToolTimeout = 3\n",
+        );
+    }
+    if continuous {
+        config.push_str(
+            "[ContinuousProfiling]\n    Enable = true\n    Frequency = 99\n    CPUBudget = 100\n",
         );
     }
     let agent = Agent::start(Setup {
@@ -243,7 +248,7 @@ fn soak_memory_stays_flat_and_under_target() {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    if profiles {
+    if continuous {
         print_profiling_metrics(&agent);
     }
     if let Ok(out) = std::env::var("SOAK_OUT") {
@@ -266,7 +271,7 @@ fn soak_memory_stays_flat_and_under_target() {
         last.iter().copied().max().unwrap_or(0),
     );
     println!(
-        "soak: {round} rounds (profiles: {profiles}), {measure} over the last {window} s: \
+        "soak: {round} rounds (cpusys profiles: {profiles}, continuous: {continuous}), {measure} over the last {window} s: \
          {:.1}..{:.1} MiB (target {} MiB)",
         low as f64 / 1048576.0,
         high as f64 / 1048576.0,

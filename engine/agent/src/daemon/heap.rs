@@ -3,7 +3,8 @@
 //! while templates load, a profile's symbol tables) end up inside its arenas, so resident
 //! memory stays at its high-water mark. `tune` fixes the threshold (buffers above it are
 //! unmapped when freed) and caps the arenas the agent's mostly idle threads spread over;
-//! `trim` hands free heap pages back, after templates load, after a capture and once a minute.
+//! `give_back` hands free heap pages back, with the executable's pages not in use
+//! (`super::exe_pages`), after templates load, after a capture and once a minute.
 
 /// Buffers of at least this size get their own mapping, returned to the kernel when freed.
 const MMAP_THRESHOLD: i32 = 128 * 1024;
@@ -29,8 +30,15 @@ pub fn tune() {
     }
 }
 
+/// Returns free heap pages, and the resident pages of the executable the agent is not using,
+/// to the kernel.
+pub fn give_back() {
+    trim();
+    super::exe_pages::release();
+}
+
 /// Returns free heap pages to the kernel.
-pub fn trim() {
+fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes malloc's own locks; it is safe to call from any thread.
     unsafe {

@@ -6,6 +6,7 @@ pub mod blacklist;
 pub mod channel;
 pub mod enrich;
 pub mod evaluate;
+mod exe_pages;
 pub mod heap;
 pub mod poller;
 pub mod process_metrics;
@@ -394,7 +395,7 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         loop {
             tick.tick().await;
             metrics.expire(SERIES_MAX_AGE);
-            heap::trim();
+            heap::give_back();
         }
     });
 
@@ -528,10 +529,10 @@ fn load_templates(
             }
         }
         loaded_names.extend(loaded.loaded().into_iter().map(|t| format!("bpf.{t}")));
-        // The kernel BTF and the objects parsed while loading are freed, and the embedded
-        // objects are not read again until a profile loads one: return their pages.
-        heap::trim();
-        huatuo_bpf::embedded::release_object_pages();
+        // The kernel BTF and the objects parsed while loading are freed, and the loading code
+        // and embedded objects are not run or read again until a profile loads one: return
+        // their pages.
+        heap::give_back();
         if let Some(events) = loaded.take_events() {
             streams::forward_bpf(events, sender.clone(), own);
         }

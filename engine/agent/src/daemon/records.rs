@@ -70,7 +70,7 @@ impl RecordSink {
             });
             record.data.insert(pending.field, value);
             // The profiler's object, maps and symbol tables are freed: return their pages.
-            super::heap::trim();
+            super::heap::give_back();
         }
         let doc = Document::new(&record, &self.host, chrono::Local::now());
         let storage = self.storage.clone();

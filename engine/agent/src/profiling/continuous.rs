@@ -368,7 +368,7 @@ impl Runner {
                     running.extend(self.start(ProfileType::Cpu, frequency));
                 }
             }
-            crate::daemon::heap::trim();
+            crate::daemon::heap::give_back();
         }
     }
 
