@@ -207,10 +207,10 @@ int perf_irqoff_check(struct bpf_perf_event_data *ctx)
  * HZ times a second on a busy CPU; a timer late in the idle task is a late wake-up and is not
  * counted, nor is one whose interrupt came from user mode (see from_user).
  * Timers expiring in the HRTIMER softirq (`is_soft`) are left out: their lateness is softirq
- * time. Steal is subtracted as for the sampler (see the end of on_timer). `now` is in the
+ * time. `btf`: the timer is a BTF pointer (tp_btf), read directly. Steal is subtracted as for the sampler (see the end of on_timer). `now` is in the
  * timer's clock base, like its expiry.
  */
-static __always_inline void on_timer(void *ctx, struct hrtimer *timer, ktime_t *nowp)
+static __always_inline void on_timer(void *ctx, struct hrtimer *timer, ktime_t *nowp, bool btf)
 {
 	struct cpu_state *st = cpu_state();
 	s64 now = 0, expires;
@@ -221,9 +221,15 @@ static __always_inline void on_timer(void *ctx, struct hrtimer *timer, ktime_t *
 		return;
 	if (st->pend_off && bpf_ktime_get_ns() - st->pend_now >= SETTLE_NS)
 		settle(ctx, st, steal_clock());
-	if (bpf_core_field_exists(timer->is_soft) && BPF_CORE_READ(timer, is_soft))
-		return;
-	expires = BPF_CORE_READ(timer, node.expires);
+	if (btf) {
+		if (bpf_core_field_exists(timer->is_soft) && timer->is_soft)
+			return;
+		expires = timer->node.expires;
+	} else {
+		if (bpf_core_field_exists(timer->is_soft) && BPF_CORE_READ(timer, is_soft))
+			return;
+		expires = BPF_CORE_READ(timer, node.expires);
+	}
 	if (bpf_probe_read_kernel(&now, sizeof(now), nowp) || expires <= 0 || now <= expires)
 		return;
 	late = now - expires;
@@ -267,14 +273,14 @@ static __always_inline void on_timer(void *ctx, struct hrtimer *timer, ktime_t *
 SEC("tp_btf/hrtimer_expire_entry")
 int BPF_PROG(tp_btf_timer_late, struct hrtimer *timer, ktime_t *now)
 {
-	on_timer(ctx, timer, now);
+	on_timer(ctx, timer, now, true);
 	return 0;
 }
 
 SEC("raw_tp/hrtimer_expire_entry")
 int raw_tp_timer_late(void *ctx)
 {
-	on_timer(ctx, (struct hrtimer *)((u64 *)ctx)[0], (ktime_t *)((u64 *)ctx)[1]);
+	on_timer(ctx, (struct hrtimer *)((u64 *)ctx)[0], (ktime_t *)((u64 *)ctx)[1], false);
 	return 0;
 }
 
