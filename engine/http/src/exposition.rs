@@ -47,14 +47,14 @@ pub fn write_sample<'a>(
         out.push('}');
     }
     // Writing to a String cannot fail.
-    let _ = write!(out, " {value}\n");
+    let _ = writeln!(out, " {value}");
 }
 
 /// Appends `text` with backslashes and line feeds escaped (and double quotes, in a label
 /// value).
 fn push_escaped(out: &mut String, text: &str, quotes: bool) {
-    let special = |c: char| c == '\\' || c == '\n' || (quotes && c == '"');
-    if !text.contains(special) {
+    let special = |b: u8| b == b'\\' || b == b'\n' || (quotes && b == b'"');
+    if !text.bytes().any(special) {
         out.push_str(text);
         return;
     }
