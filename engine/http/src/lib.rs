@@ -8,6 +8,7 @@ pub mod body;
 pub mod conn;
 pub mod console;
 pub mod error;
+pub mod exposition;
 pub mod flame;
 pub mod history;
 pub mod metric_filter;

@@ -1,7 +1,8 @@
 //! The latest value of every series, kept off the request path and rendered on scrape.
 
+use crate::exposition;
 use huatuo_dsl::output::{MetricKind, MetricPoint};
-use prometheus::proto;
+use indexmap::IndexMap;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
@@ -24,7 +25,8 @@ struct Series {
 struct Family {
     help: String,
     kind: MetricKind,
-    series: BTreeMap<Labels, Series>,
+    /// Found by hashing the labels; kept in label order.
+    series: IndexMap<Labels, Series>,
 }
 
 /// Latest points per series with a bound on how many series it holds.
@@ -67,13 +69,21 @@ impl MetricStore {
         };
         let now = Instant::now();
         for point in points {
-            let family = families
-                .entry(point.family.clone())
-                .or_insert_with(|| Family {
-                    help: point.help.clone(),
-                    kind: point.kind,
-                    series: BTreeMap::new(),
-                });
+            if !families.contains_key(&point.family) {
+                families.insert(
+                    point.family.clone(),
+                    Family {
+                        help: point.help.clone(),
+                        kind: point.kind,
+                        series: IndexMap::new(),
+                    },
+                );
+            }
+            let Some(family) = families.get_mut(&point.family) else {
+                continue;
+            };
+            // A known series (nearly every point): one hash of its labels, no comparisons
+            // along a tree of series that share most of their labels.
             if let Some(series) = family.series.get_mut(&point.labels) {
                 series.value = point.value;
                 series.updated = now;
@@ -85,7 +95,8 @@ impl MetricStore {
                 continue;
             }
             self.series_count.fetch_add(1, Ordering::Relaxed);
-            family.series.insert(
+            // A new one goes to its place in label order, the order a render walks.
+            family.series.insert_sorted(
                 point.labels.clone(),
                 Series {
                     value: point.value,
@@ -105,6 +116,7 @@ impl MetricStore {
         let mut removed = 0u64;
         for family in families.values_mut() {
             let before = family.series.len();
+            // Keeps the label order of the rest.
             family
                 .series
                 .retain(|_, s| s.pinned || now.duration_since(s.updated) <= max_age);
@@ -124,80 +136,53 @@ impl MetricStore {
         self.series_count.load(Ordering::Relaxed)
     }
 
-    /// The families whose name (without the `huatuo_bamai_` prefix) `keep` accepts, as
-    /// Prometheus protobuf families with the common labels added.
-    fn gather_matching(&self, keep: &dyn Fn(&str) -> bool) -> Vec<proto::MetricFamily> {
-        let Ok(families) = self.families.read() else {
-            return Vec::new();
-        };
-        families
-            .iter()
-            .filter(|(name, _)| keep(name))
-            .map(|(name, family)| self.encode_family(name, family))
-            .collect()
-    }
-
-    /// The store as Prometheus protobuf families, with the common labels added.
-    pub fn gather(&self) -> Vec<proto::MetricFamily> {
-        self.gather_matching(&|_| true)
-    }
-
     /// The store in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         self.render_matching(&|_| true)
     }
 
     /// The families whose name (without the `huatuo_bamai_` prefix) `keep` accepts, in the
-    /// Prometheus text exposition format.
+    /// Prometheus text exposition format, with the common labels added (a series label of
+    /// the same name gives way to the common one). Series come in label order.
     pub fn render_matching(&self, keep: &dyn Fn(&str) -> bool) -> String {
-        let mut out = String::new();
-        let encoder = prometheus::TextEncoder::new();
-        if let Err(e) = encoder.encode_utf8(&self.gather_matching(keep), &mut out) {
-            log::warn!("metrics encoding failed: {e}");
+        let Ok(families) = self.families.read() else {
+            return String::new();
+        };
+        // About 200 bytes a series; growing the buffer as it fills is what it saves.
+        let mut out = String::with_capacity(self.series() as usize * 200);
+        let mut name = String::new();
+        let mut help = String::new();
+        for (short, family) in families.iter().filter(|(n, _)| keep(n)) {
+            if family.series.is_empty() {
+                continue;
+            }
+            name.clear();
+            name.push_str(PREFIX);
+            name.push_str(short);
+            let help = if family.help.is_empty() {
+                help.clear();
+                help.extend(short.chars().map(|c| if c == '_' { ' ' } else { c }));
+                help.as_str()
+            } else {
+                family.help.as_str()
+            };
+            let kind = match family.kind {
+                MetricKind::Gauge => "gauge",
+                MetricKind::Counter => "counter",
+            };
+            exposition::write_head(&mut out, &name, help, kind);
+            for (labels, series) in &family.series {
+                let labels = exposition::merge_sorted(pairs(&self.common), pairs(labels));
+                exposition::write_sample(&mut out, &name, labels, series.value);
+            }
         }
         out
     }
+}
 
-    fn encode_family(&self, name: &str, family: &Family) -> proto::MetricFamily {
-        let mut mf = proto::MetricFamily::default();
-        mf.set_name(format!("{PREFIX}{name}"));
-        mf.set_help(if family.help.is_empty() {
-            name.replace('_', " ")
-        } else {
-            family.help.clone()
-        });
-        mf.set_field_type(match family.kind {
-            MetricKind::Gauge => proto::MetricType::GAUGE,
-            MetricKind::Counter => proto::MetricType::COUNTER,
-        });
-        for (labels, series) in &family.series {
-            let mut metric = proto::Metric::default();
-            let mut pairs: Vec<proto::LabelPair> = Vec::new();
-            for (k, v) in self.common.iter().chain(labels.iter()) {
-                let mut pair = proto::LabelPair::default();
-                pair.set_name(k.clone());
-                pair.set_value(v.clone());
-                pairs.push(pair);
-            }
-            pairs.sort_by(|a, b| a.name().cmp(b.name()));
-            pairs.dedup_by(|a, b| a.name() == b.name());
-            metric.label = pairs;
-            match family.kind {
-                MetricKind::Gauge => {
-                    let mut gauge = proto::Gauge::default();
-                    gauge.set_value(series.value);
-                    metric.gauge = Some(gauge).into();
-                }
-                MetricKind::Counter => {
-                    let mut counter = proto::Counter::default();
-                    counter.set_value(series.value);
-                    metric.counter = Some(counter).into();
-                }
-            }
-            mf.metric.push(metric);
-        }
-        mf
-    }
+/// The pairs of a label map as borrowed strings, in name order.
+fn pairs(labels: &Labels) -> impl Iterator<Item = (&str, &str)> {
+    labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
 #[cfg(test)]
@@ -212,6 +197,121 @@ mod tests {
             labels: Labels::new(),
             value,
         }
+    }
+
+    fn point(family: &str, kind: MetricKind, labels: &[(&str, &str)], value: f64) -> MetricPoint {
+        MetricPoint {
+            family: family.into(),
+            help: String::new(),
+            kind,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value,
+        }
+    }
+
+    /// What the `prometheus` crate's text encoder writes for the same families, series and
+    /// common labels: the reference the renderer must match byte for byte.
+    fn reference(
+        common: &Labels,
+        families: &[(&str, &str, MetricKind, Vec<MetricPoint>)],
+    ) -> String {
+        use prometheus::proto;
+        let encoded: Vec<proto::MetricFamily> = families
+            .iter()
+            .map(|(name, help, kind, points)| {
+                let mut mf = proto::MetricFamily::default();
+                mf.set_name(format!("{PREFIX}{name}"));
+                mf.set_help(help.to_string());
+                mf.set_field_type(match kind {
+                    MetricKind::Gauge => proto::MetricType::GAUGE,
+                    MetricKind::Counter => proto::MetricType::COUNTER,
+                });
+                for point in points {
+                    let mut metric = proto::Metric::default();
+                    let mut pairs: Vec<proto::LabelPair> = common
+                        .iter()
+                        .chain(point.labels.iter())
+                        .map(|(k, v)| {
+                            let mut pair = proto::LabelPair::default();
+                            pair.set_name(k.clone());
+                            pair.set_value(v.clone());
+                            pair
+                        })
+                        .collect();
+                    pairs.sort_by(|a, b| a.name().cmp(b.name()));
+                    pairs.dedup_by(|a, b| a.name() == b.name());
+                    metric.label = pairs;
+                    if *kind == MetricKind::Gauge {
+                        let mut gauge = proto::Gauge::default();
+                        gauge.set_value(point.value);
+                        metric.gauge = Some(gauge).into();
+                    } else {
+                        let mut counter = proto::Counter::default();
+                        counter.set_value(point.value);
+                        metric.counter = Some(counter).into();
+                    }
+                    mf.metric.push(metric);
+                }
+                mf
+            })
+            .collect();
+        let mut out = String::new();
+        prometheus::TextEncoder::new()
+            .encode_utf8(&encoded, &mut out)
+            .expect("encode");
+        out
+    }
+
+    #[test]
+    fn the_text_is_what_the_prometheus_encoder_writes() {
+        let common: Labels = [("host", "node-1"), ("region", "r\\"), ("zone", "z")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let store = MetricStore::new(common.clone(), 100);
+        // The reference lists families by name and series by labels, as the store renders them.
+        let gauge = vec![
+            point("a_gauge", MetricKind::Gauge, &[], 0.25),
+            point("a_gauge", MetricKind::Gauge, &[("cpu", "0")], -3.0),
+            point(
+                "a_gauge",
+                MetricKind::Gauge,
+                &[("cpu", "1"), ("host", "own")],
+                1e21,
+            ),
+            point(
+                "a_gauge",
+                MetricKind::Gauge,
+                &[("dev", "q\"x\ny")],
+                f64::NAN,
+            ),
+        ];
+        let counter = vec![point(
+            "b_total",
+            MetricKind::Counter,
+            &[("container_id", "c1"), ("zz", "last")],
+            12345678.0,
+        )];
+        store.update(&counter);
+        // Out of order: a new series takes its place among the others.
+        store.update(&gauge.iter().rev().cloned().collect::<Vec<_>>());
+        let text = store.render();
+        let expected = reference(
+            &common,
+            &[
+                ("a_gauge", "a gauge", MetricKind::Gauge, gauge),
+                ("b_total", "b total", MetricKind::Counter, counter),
+            ],
+        );
+        assert_eq!(text, expected);
+        let only_b = store.render_matching(&|name| name.starts_with("b_"));
+        assert_eq!(
+            only_b,
+            expected[expected.find("# HELP huatuo_bamai_b_total").unwrap()..]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use huatuo_dsl::source::ReadError;
 use huatuo_dsl::value::Sample;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +21,18 @@ pub struct SampleStream {
 struct Shared {
     dropped: AtomicU64,
     error: Mutex<Option<ReadError>>,
+}
+
+/// What waiting on a stream gave.
+#[derive(Debug)]
+pub enum Next {
+    /// A sample.
+    Sample(Sample),
+    /// Nothing within the timeout; the stream goes on.
+    Waiting,
+    /// The stream ended (a recording replayed to its end, or an error: see
+    /// [`SampleStream::error`]); nothing more will come.
+    Ended,
 }
 
 /// The producing end handed to a stream's thread.
@@ -75,7 +87,20 @@ impl SampleStream {
 
     /// Waits up to `timeout` for the next sample; `None` on timeout or when the stream ended.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Sample> {
-        self.rx.recv_timeout(timeout).ok()
+        match self.next(timeout) {
+            Next::Sample(sample) => Some(sample),
+            Next::Waiting | Next::Ended => None,
+        }
+    }
+
+    /// Waits up to `timeout` for the next sample, telling a quiet stream from one that ended
+    /// (which answers at once, every time).
+    pub fn next(&self, timeout: Duration) -> Next {
+        match self.rx.recv_timeout(timeout) {
+            Ok(sample) => Next::Sample(sample),
+            Err(RecvTimeoutError::Timeout) => Next::Waiting,
+            Err(RecvTimeoutError::Disconnected) => Next::Ended,
+        }
     }
 
     /// The next sample, blocking; `None` when the stream ended.

@@ -2,6 +2,7 @@
 
 use huatuo_dsl::value::Value;
 use huatuo_sources::kmsg;
+use huatuo_sources::stream::Next;
 use std::path::Path;
 use std::time::Duration;
 
@@ -51,6 +52,26 @@ fn fixture_file_replays_as_a_stream() {
         lockup.fields["message"],
         Value::Str("watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [stress:4242]".into())
     );
+}
+
+#[test]
+fn a_replayed_recording_ends_and_says_so_at_once() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kmsg/kmsg.txt");
+    let stream = kmsg::spawn(&path, true).unwrap();
+    let mut samples = 0;
+    loop {
+        match stream.next(Duration::from_secs(5)) {
+            Next::Sample(_) => samples += 1,
+            Next::Waiting => panic!("a replay that ended must not look quiet"),
+            Next::Ended => break,
+        }
+    }
+    assert_eq!(samples, 5);
+    // Asked again, an ended stream answers without waiting out the timeout.
+    let asked = std::time::Instant::now();
+    assert!(matches!(stream.next(Duration::from_secs(5)), Next::Ended));
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    assert_eq!(stream.error(), None);
 }
 
 #[test]

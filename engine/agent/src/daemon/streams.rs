@@ -8,7 +8,7 @@ use huatuo_bpf::Templates;
 use huatuo_dsl::catalog::{SourceMode, SourceSchema};
 use huatuo_dsl::source::{ReadError, Reader};
 use huatuo_dsl::value::{Sample, Value};
-use huatuo_sources::stream::SampleStream;
+use huatuo_sources::stream::{Next, SampleStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,22 +32,29 @@ pub fn forward_bpf(
     });
 }
 
-/// Moves samples of a stream into the queue until `stop`.
+/// Moves samples of a stream into the queue until `stop` or the end of the stream (a
+/// recording replayed to its end, or an error, logged).
 fn pump(
     name: &str,
     stream: SampleStream,
     sender: SampleSender,
     stop: Arc<AtomicBool>,
 ) -> Option<JoinHandle<()>> {
+    let label = name.to_string();
     std::thread::Builder::new()
         .name(format!("huatuo-{name}"))
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Some(sample) = stream.recv_timeout(Duration::from_millis(200)) {
-                    sender.send(sample);
-                } else if let Some(error) = stream.error() {
-                    log::warn!("stream stopped: {error}");
-                    break;
+                match stream.next(Duration::from_millis(200)) {
+                    Next::Sample(sample) => sender.send(sample),
+                    Next::Waiting => {}
+                    Next::Ended => {
+                        match stream.error() {
+                            Some(error) => log::warn!("{label} stream stopped: {error}"),
+                            None => log::info!("{label} stream ended"),
+                        }
+                        break;
+                    }
                 }
             }
         })
