@@ -107,7 +107,8 @@ mod tests {
     #[test]
     fn the_executables_code_is_found_and_its_pages_come_back_unchanged() {
         let ranges = read_only_ranges();
-        let here = the_executables_code_is_found_and_its_pages_come_back_unchanged as usize;
+        let here =
+            the_executables_code_is_found_and_its_pages_come_back_unchanged as *const () as usize;
         assert!(
             ranges.iter().any(|(s, e)| (*s..*e).contains(&here)),
             "this function's code at {here:#x} is in none of {ranges:x?}"
