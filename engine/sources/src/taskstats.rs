@@ -35,6 +35,25 @@ const VERSION: u8 = 1;
 /// How long a reply may take.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Why `Taskstats::cgroup_stats` has no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsError {
+    /// The cgroup's directory could not be opened (it went away): only this cgroup is
+    /// concerned.
+    Directory(String),
+    /// The exchange with the kernel failed (no reply within `REPLY_TIMEOUT`, a refusal, a
+    /// malformed reply): the connection is in doubt.
+    Link(String),
+}
+
+impl std::fmt::Display for StatsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatsError::Directory(e) | StatsError::Link(e) => f.write_str(e),
+        }
+    }
+}
+
 /// The kernel's `struct cgroupstats`: tasks of one cgroup by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CgroupStats {
@@ -168,15 +187,19 @@ impl Taskstats {
     }
 
     /// The task states of the cgroup v1 directory `dir`.
-    pub fn cgroup_stats(&mut self, dir: &Path) -> Result<CgroupStats, String> {
-        let directory = std::fs::File::open(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let fd = u32::try_from(directory.as_raw_fd()).map_err(|e| e.to_string())?;
+    pub fn cgroup_stats(&mut self, dir: &Path) -> Result<CgroupStats, StatsError> {
+        let directory = std::fs::File::open(dir)
+            .map_err(|e| StatsError::Directory(format!("{}: {e}", dir.display())))?;
+        let fd = u32::try_from(directory.as_raw_fd())
+            .map_err(|e| StatsError::Directory(e.to_string()))?;
         let mut message = GenlMessage::from_payload(Message::Get(fd));
         message.set_resolved_family_id(self.family);
         match self.request(message) {
             Ok(Message::Stats(stats)) => Ok(stats),
-            Ok(other) => Err(format!("unexpected taskstats reply {other:?}")),
-            Err(e) => Err(format!("{}: {e}", dir.display())),
+            Ok(other) => Err(StatsError::Link(format!(
+                "unexpected taskstats reply {other:?}"
+            ))),
+            Err(e) => Err(StatsError::Link(format!("{}: {e}", dir.display()))),
         }
     }
 

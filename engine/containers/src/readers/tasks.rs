@@ -13,9 +13,10 @@ use crate::container::Container;
 use huatuo_dsl::catalog::{FieldType, SourceSchema};
 use huatuo_dsl::units::Dim;
 use huatuo_dsl::value::Value;
-use huatuo_sources::taskstats::{CgroupStats, Taskstats};
+use huatuo_sources::taskstats::{CgroupStats, StatsError, Taskstats};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// Schema of `cgroup.load`.
 pub(crate) fn load_schema() -> SourceSchema {
@@ -119,19 +120,27 @@ impl StateCounts {
     }
 }
 
+/// How long the task states come from scans after the kernel failed to answer one request
+/// (no reply within its timeout, a refusal), before the connection is opened again: one stalled
+/// exchange costs a poll round one reply timeout, not one per container.
+const LINK_RETRY_AFTER: Duration = Duration::from_secs(30);
+
 /// A reader's taskstats connection: opened at the first use, given up for good when the
-/// kernel has no taskstats family (said once in the log).
+/// kernel has no taskstats family (said once in the log), closed for `LINK_RETRY_AFTER` when
+/// an exchange fails.
 #[derive(Default)]
 pub(crate) struct TaskstatsLink {
     client: Option<Taskstats>,
     unavailable: bool,
+    /// No request before this instant (the last exchange failed).
+    retry_at: Option<Instant>,
 }
 
 impl TaskstatsLink {
     /// The kernel's task states of the cgroup v1 directory `dir`; `None` when taskstats cannot
     /// answer.
     fn cgroup_stats(&mut self, dir: &Path) -> Option<CgroupStats> {
-        if self.unavailable {
+        if self.unavailable || !retry_due(self.retry_at, Instant::now()) {
             return None;
         }
         if self.client.is_none() {
@@ -145,13 +154,31 @@ impl TaskstatsLink {
             }
         }
         match self.client.as_mut()?.cgroup_stats(dir) {
-            Ok(stats) => Some(stats),
-            Err(e) => {
+            Ok(stats) => {
+                self.retry_at = None;
+                Some(stats)
+            }
+            Err(StatsError::Directory(e)) => {
                 log::debug!("cgroup.load: cgroupstats: {e}: task states by /proc scan");
+                None
+            }
+            Err(StatsError::Link(e)) => {
+                log::warn!(
+                    "cgroup.load: cgroupstats failed ({e}): task states by /proc scan for \
+                     {}s",
+                    LINK_RETRY_AFTER.as_secs()
+                );
+                self.client = None;
+                self.retry_at = Some(Instant::now() + LINK_RETRY_AFTER);
                 None
             }
         }
     }
+}
+
+/// Whether a request may be made at `now`, the link closed until `retry_at`.
+fn retry_due(retry_at: Option<Instant>, now: Instant) -> bool {
+    retry_at.is_none_or(|at| now >= at)
 }
 
 /// Reads `cgroup.load` for one container.
@@ -226,7 +253,18 @@ pub(crate) fn read_pids(ctx: &Ctx<'_>, c: &Container) -> Result<Vec<Entity>, FsE
 
 #[cfg(test)]
 mod tests {
-    use super::{task_state, StateCounts};
+    use super::{retry_due, task_state, StateCounts, LINK_RETRY_AFTER};
+    use std::time::Instant;
+
+    #[test]
+    fn a_failed_exchange_closes_the_link_until_its_retry_time() {
+        let now = Instant::now();
+        assert!(retry_due(None, now));
+        let retry_at = now + LINK_RETRY_AFTER;
+        assert!(!retry_due(Some(retry_at), now));
+        assert!(!retry_due(Some(retry_at), retry_at - LINK_RETRY_AFTER / 2));
+        assert!(retry_due(Some(retry_at), retry_at));
+    }
 
     #[test]
     fn states_count_as_cgroupstats_does() {
