@@ -2,7 +2,8 @@
 //! text file that JIT runtimes (node `--perf-basic-prof`, the JVM with perf-map-agent, LuaJIT,
 //! Python 3.12 `-X perf`) append to, one `START SIZE name` line per emitted function, START and
 //! SIZE in hexadecimal (Linux perf's tools/perf/Documentation/jit-interface.txt). The file is
-//! streamed once per batch for the addresses wanted; only the names hit are kept, and at most
+//! streamed once per batch for the addresses the symbolizer has not cached under the file's
+//! current `stamp`; only the names hit are kept, and at most
 //! `MAX_BYTES` of it are read. When two lines cover an address the later one wins (the runtime
 //! reused the memory).
 
@@ -59,6 +60,25 @@ pub fn resolve<R: Read>(reader: R, addrs: &[u64]) -> Vec<Option<String>> {
         }
     }
     names
+}
+
+/// The identity and size of the perf map at `path` (device, inode, length and modification
+/// time, hashed) with the top bit set, which no device number of an ELF file's cache key has;
+/// `None` when there is no such file. A runtime appending a function changes it.
+pub fn stamp(path: &str) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+    )
+        .hash(&mut hasher);
+    Some(hasher.finish() | 1 << 63)
 }
 
 /// The perf map of process `pid` as the agent sees it: through the process's root, named by

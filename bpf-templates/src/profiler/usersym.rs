@@ -175,7 +175,8 @@ fn text_symbols<'a, S: ObjectSymbol<'a>>(
         .collect()
 }
 
-/// Cached frames: (device, inode, file offset) -> name, in two generations so the cache
+/// Cached frames: (device, inode, file offset) -> name for ELF files, (perf map stamp, pid,
+/// address) -> name for JIT code (`perfmap::stamp`), in two generations so the cache
 /// never holds more than `capacity` frames and the frames used lately survive a turnover.
 #[derive(Debug)]
 struct FrameCache {
@@ -352,14 +353,37 @@ impl UserSymbolizer {
             }
         }
         for (pid, slots) in jit {
-            let addrs: Vec<u64> = slots.iter().map(|slot| wanted[*slot].1).collect();
-            let names = std::fs::File::open(perfmap::path_of(pid))
+            // JIT frames are cached under the perf map's identity and size, so an unchanged
+            // map is not read again; one the runtime appended to (or replaced) is.
+            let path = perfmap::path_of(pid);
+            let stamp = perfmap::stamp(&path);
+            let key = |stamp: u64, addr: u64| (stamp, u64::from(pid), addr);
+            let mut todo = vec![];
+            for slot in slots {
+                let addr = wanted[slot].1;
+                match stamp.and_then(|stamp| self.cache.get(&key(stamp, addr))) {
+                    Some(name) => {
+                        self.stats.hits += 1;
+                        out[slot] = Some(name);
+                    }
+                    None => todo.push(slot),
+                }
+            }
+            if todo.is_empty() {
+                continue;
+            }
+            let addrs: Vec<u64> = todo.iter().map(|slot| wanted[*slot].1).collect();
+            let names = std::fs::File::open(&path)
                 .map(|file| perfmap::resolve(file, &addrs))
                 .unwrap_or_else(|_| vec![None; addrs.len()]);
             self.stats.jit_lookups += addrs.len() as u64;
-            for ((slot, addr), name) in slots.into_iter().zip(addrs).zip(names) {
+            for ((slot, addr), name) in todo.into_iter().zip(addrs).zip(names) {
                 self.stats.jit_named += u64::from(name.is_some());
-                out[slot] = Some(name.unwrap_or_else(|| format!("0x{addr:x}")).into());
+                let name: Arc<str> = name.unwrap_or_else(|| format!("0x{addr:x}")).into();
+                if let Some(stamp) = stamp {
+                    self.cache.insert(key(stamp, addr), name.clone());
+                }
+                out[slot] = Some(name);
             }
         }
         out.into_iter()
@@ -371,6 +395,58 @@ impl UserSymbolizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An anonymous executable page of this process, unmapped on drop.
+    struct JitPage(*mut libc::c_void);
+
+    impl Drop for JitPage {
+        fn drop(&mut self) {
+            // SAFETY: the page was mapped by `jit_page` and nothing refers to it.
+            unsafe { libc::munmap(self.0, 4096) };
+        }
+    }
+
+    fn jit_page() -> JitPage {
+        // SAFETY: a fresh anonymous mapping; the test only takes its address.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_EXEC,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(page, libc::MAP_FAILED, "mmap an executable page");
+        JitPage(page)
+    }
+
+    #[test]
+    fn jit_names_are_read_again_only_when_the_perf_map_changes() {
+        let page = jit_page();
+        let addr = page.0 as u64 + 0x10;
+        let pid = std::process::id();
+        let path = format!("/tmp/perf-{pid}.map");
+        std::fs::write(&path, format!("{:x} 100 first_name\n", page.0 as u64)).unwrap();
+        let mut symbolizer = UserSymbolizer::new();
+        let names = symbolizer.symbolize_batch(&[(pid, addr)]);
+        assert_eq!(&*names[0], "first_name");
+        assert_eq!(symbolizer.stats().jit_lookups, 1);
+        // unchanged: from the cache
+        let names = symbolizer.symbolize_batch(&[(pid, addr), (pid, addr + 1)]);
+        assert_eq!((&*names[0], &*names[1]), ("first_name", "first_name"));
+        let stats = symbolizer.stats();
+        assert_eq!((stats.jit_lookups, stats.hits), (2, 1), "{stats:?}");
+        // the runtime reused the memory and appended a line: read again, the later line wins
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!("{:x} 100 second_name\n", page.0 as u64));
+        std::fs::write(&path, text).unwrap();
+        let names = symbolizer.symbolize_batch(&[(pid, addr)]);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(&*names[0], "second_name");
+        assert_eq!(symbolizer.stats().jit_lookups, 3);
+    }
 
     #[test]
     fn parses_executable_mappings_only() {
