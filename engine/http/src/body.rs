@@ -18,14 +18,18 @@ pub struct BodyLimits {
 }
 
 /// The whole body, refused with 413 `request_too_large` beyond `limits.max_bytes` (announced or
-/// sent) and 408 `request_timeout` when not complete within `limits.read_timeout`.
+/// sent; the rest of a body up to `DRAIN_MAX` over the limit is read first, so the client gets
+/// the refusal) and 408 `request_timeout` when not complete within `limits.read_timeout`.
 pub fn bounded(
     limits: BodyLimits,
 ) -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
         .and_then(move |announced: Option<u64>, stream| async move {
-            if announced.is_some_and(|n| n > limits.max_bytes as u64) {
+            if let Some(n) = announced.filter(|n| *n > limits.max_bytes as u64) {
+                if n <= limits.max_bytes as u64 + DRAIN_MAX {
+                    drain(std::pin::pin!(stream)).await;
+                }
                 return Err(warp::reject::custom(too_large(limits.max_bytes)));
             }
             tokio::time::timeout(limits.read_timeout, collect(stream, limits.max_bytes))
@@ -42,6 +46,30 @@ pub fn bounded(
                 })
                 .map_err(warp::reject::custom)
         })
+}
+
+/// Most bytes of a refused body read and thrown away, and the longest time spent on it: a
+/// connection closed with a body still arriving is reset, and a client still sending would get
+/// the reset instead of the refusal.
+const DRAIN_MAX: u64 = 1 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Reads and discards what is left of a refused body, within `DRAIN_MAX` and `DRAIN_TIME`.
+async fn drain<S, B>(mut stream: std::pin::Pin<&mut S>)
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut seen = 0u64;
+    let discard = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.remaining() as u64;
+            if seen > DRAIN_MAX {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
 }
 
 fn too_large(max: usize) -> ApiError {
@@ -68,6 +96,7 @@ where
             )
         })?;
         if body.len() + chunk.remaining() > max {
+            drain(stream).await;
             return Err(too_large(max));
         }
         while chunk.has_remaining() {

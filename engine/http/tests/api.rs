@@ -292,6 +292,53 @@ async fn watch_accepts_chunked_and_empty_bodies() {
 }
 
 #[tokio::test]
+async fn a_body_over_the_bound_gets_its_413_while_the_client_is_still_sending() {
+    let (base, _state) = start(4).await;
+    let addr = base.trim_start_matches("http://").to_string();
+    // A client that writes its whole request before it reads (as blocking HTTP clients do),
+    // slowly: the server refuses the body on its announced length while most of it is still
+    // to come, and must take the rest rather than reset the connection under the client.
+    let replies = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let piece = vec![b' '; 64 * 1024];
+        (0..5)
+            .map(|_| {
+                let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+                conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                    .expect("timeout");
+                let head = format!(
+                    "POST /v1/events/watch HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+                     Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    8 * piece.len()
+                );
+                let mut sent = conn.write_all(head.as_bytes());
+                for _ in 0..8 {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    sent = sent.and_then(|()| conn.write_all(&piece));
+                }
+                let mut reply = String::new();
+                let read = conn.read_to_string(&mut reply);
+                (
+                    sent.err().map(|e| e.to_string()),
+                    read.err().map(|e| e.to_string()),
+                    reply,
+                )
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("client thread");
+    for (attempt, (sent, read, reply)) in replies.iter().enumerate() {
+        assert!(
+            sent.is_none()
+                && reply.starts_with("HTTP/1.1 413")
+                && reply.contains("request_too_large"),
+            "attempt {attempt}: send {sent:?}, read {read:?}, reply {reply:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn watch_resumes_after_last_event_id_and_counts_what_left_the_ring() {
     let (base, state, _stop) = start_with(4, 3).await;
     for n in 1..=5 {
