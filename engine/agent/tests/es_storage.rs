@@ -587,6 +587,9 @@ fn legacy_tracer_names_write_records_under_huatuo_s_older_names() {
     );
     assert!(!tree.path("local/net_rx_latency").exists());
     // Records of tracers HUATUO never renamed keep their name.
-    assert!(!local_ids(&tree.path("local/store_probe")).is_empty());
+    let kept = tree.path("local/store_probe");
+    wait_until("records under store_probe", Duration::from_secs(60), || {
+        !local_ids(&kept).is_empty()
+    });
     assert_eq!(es_status(port)["legacy_tracer_names"], true);
 }
