@@ -12,20 +12,22 @@ pub struct Kallsyms {
     symbols: Vec<(u64, u32, u32)>,
 }
 
+/// The `(address, type, name)` of each well-formed line of a /proc/kallsyms text (`addr type
+/// name [module]`); hidden addresses read as 0.
+pub fn entries(text: &str) -> impl Iterator<Item = (u64, &str, &str)> {
+    text.lines().filter_map(|line| {
+        let mut parts = line.split_whitespace();
+        let addr = u64::from_str_radix(parts.next()?, 16).ok()?;
+        Some((addr, parts.next()?, parts.next()?))
+    })
+}
+
 impl Kallsyms {
     /// Parses the text of /proc/kallsyms (lines `addr type name [module]`); zero addresses
     /// (hidden by kptr_restrict) and non-text symbols are skipped.
     pub fn parse(text: &str) -> Kallsyms {
         let mut table = Kallsyms::default();
-        for line in text.lines() {
-            let mut parts = line.split_whitespace();
-            let (Some(addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            let Ok(addr) = u64::from_str_radix(addr, 16) else {
-                continue;
-            };
+        for (addr, kind, name) in entries(text) {
             let text_symbol = matches!(kind, "t" | "T" | "w" | "W");
             let start = table.names.len();
             let Ok(end) = u32::try_from(start + name.len()) else {

@@ -100,18 +100,13 @@ fn read_kallsyms() -> String {
 /// hidden (zero).
 fn entry_text(kallsyms: &str) -> Option<(u64, u64)> {
     let (mut start, mut end) = (None, None);
-    for line in kallsyms.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(addr), Some(_kind), Some(name)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
+    for (addr, _kind, name) in crate::kallsyms::entries(kallsyms) {
         let slot = match name {
             "__entry_text_start" => &mut start,
             "__entry_text_end" => &mut end,
             _ => continue,
         };
-        *slot = u64::from_str_radix(addr, 16).ok().filter(|a| *a != 0);
+        *slot = Some(addr).filter(|a| *a != 0);
         if start.is_some() && end.is_some() {
             break;
         }
