@@ -37,4 +37,14 @@ struct {
 	__type(value, u64);
 } counts SEC(".maps");
 
+/* What a profile counts. Set by user space before each profile, not at load: a profile
+ * object stays loaded between profiles and is reused with other filters. */
+struct profile_filter {
+	u64 cgroup_id; /* only tasks of this cgroup (see cgroup_v2); 0 counts every task */
+	u64 min_us;    /* off-CPU: only stretches off the CPU at least this long */
+};
+
+/* Zero-initialised, so it lives in .bss, a map user space writes. */
+struct profile_filter profile_filter;
+
 #endif

@@ -5,21 +5,16 @@
  * keyed by thread id; when that thread is switched back in, the time it spent off the CPU
  * (microseconds) is added to `counts` under (cgroup, process id, comm, kernel stack, user
  * stack, whether it was preempted: run-queue wait rather than blocked time) when at least
- * `min_us`.
+ * `profile_filter.min_us`.
  * Stacks live in the stack map `stacks`. Same `counts`/`stacks` layout as the `profiler`
  * template, so user space reads both alike; only an operation loads it, never a rule.
- * Optional filter: only tasks of one cgroup (`cgroup_id`, the v1 cpu controller's cgroup,
+ * Optional filter: only tasks of one cgroup (`profile_filter.cgroup_id`, the v1 cpu controller's cgroup,
  * or the v2 cgroup with `cgroup_v2` = 1); 0 records every task.
  */
 #include "huatuo.h"
 #include "profile_maps.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-/* Only record tasks of this cgroup id; 0 records all. */
-volatile const __u64 cgroup_id = 0;
-/* Only count stretches off the CPU at least this long (microseconds); 0 counts all. */
-volatile const __u64 min_us = 0;
 
 /* A switched-out thread: when, and where (its process and stacks) it left the CPU. */
 struct switched_out {
@@ -45,7 +40,7 @@ static __always_inline void switch_out(void *ctx, u32 tid, struct task_struct *p
 		return;
 	out.key.cgroup = huatuo_task_cgroup_id(prev, bpf_core_enum_value(enum cgroup_subsys_id,
 									 cpu_cgrp_id));
-	if (cgroup_id && out.key.cgroup != cgroup_id)
+	if (profile_filter.cgroup_id && out.key.cgroup != profile_filter.cgroup_id)
 		return;
 	out.key.runnable = preempt;
 	out.ts = bpf_ktime_get_ns();
@@ -67,7 +62,7 @@ static __always_inline void switch_in(u32 tid)
 	if (!out)
 		return;
 	us = (bpf_ktime_get_ns() - out->ts) / 1000;
-	if (us && us >= min_us) {
+	if (us && us >= profile_filter.min_us) {
 		total = bpf_map_lookup_elem(&counts, &out->key);
 		if (total)
 			__sync_fetch_and_add(total, us);

@@ -3,14 +3,11 @@
  * profiler: on-demand CPU profile. A CPU-clock perf event on every CPU (99 Hz by default)
  * counts samples per (cgroup, pid, comm, kernel stack, user stack) in `counts`; stacks live in the
  * stack map `stacks`. User space starts it for a duration, then reads, symbolizes and folds.
- * Optional filter: only samples of tasks in one cgroup (`cgroup_id`, the v1 cpu controller's
- * cgroup, or the v2 cgroup with `cgroup_v2` = 1); 0 samples everything.
+ * Optional filter: only samples of tasks in one cgroup (`profile_filter.cgroup_id`, the v1 cpu
+ * controller's cgroup, or the v2 cgroup with `cgroup_v2` = 1); 0 samples everything.
  */
 #include "huatuo.h"
 #include "profile_maps.h"
-
-/* Only count tasks of this cgroup id; 0 counts all. */
-volatile const __u64 cgroup_id = 0;
 
 SEC("perf_event")
 int perf_profile(struct bpf_perf_event_data *ctx)
@@ -22,7 +19,7 @@ int perf_profile(struct bpf_perf_event_data *ctx)
 
 	key.cgroup = huatuo_task_cgroup_id(task, bpf_core_enum_value(enum cgroup_subsys_id,
 								      cpu_cgrp_id));
-	if (cgroup_id && key.cgroup != cgroup_id)
+	if (profile_filter.cgroup_id && key.cgroup != profile_filter.cgroup_id)
 		return 0;
 	key.pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));

@@ -1,38 +1,110 @@
 //! The attach chain: load and attach one variant of a program.
 
 use crate::schema::{AttachKind, AttachVariant};
+use aya::programs::fentry::FEntryLinkId;
+use aya::programs::kprobe::KProbeLinkId;
+use aya::programs::perf_event::PerfEventLinkId;
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
+use aya::programs::raw_trace_point::RawTracePointLinkId;
+use aya::programs::tp_btf::BtfTracePointLinkId;
+use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{BtfTracePoint, FEntry, KProbe, PerfEvent, RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf};
 use std::path::Path;
 
-/// Loads and attaches `variant` in `ebpf`; on failure the program is unloaded again.
+/// The links one [`attach_variant`] made. Detaching them leaves the program loaded, so the
+/// object can be attached again later without loading (and verifying) it anew.
+pub struct Attachment {
+    prog: String,
+    links: Links,
+}
+
+/// Link ids by program kind (aya types them per kind).
+enum Links {
+    TpBtf(BtfTracePointLinkId),
+    RawTp(RawTracePointLinkId),
+    Tracepoint(TracePointLinkId),
+    Kprobe(KProbeLinkId),
+    Fentry(FEntryLinkId),
+    PerfEvent(Vec<PerfEventLinkId>),
+}
+
+impl Attachment {
+    /// The program these links belong to.
+    pub fn prog(&self) -> &str {
+        &self.prog
+    }
+
+    /// Detaches the links from the kernel; the program stays loaded in `ebpf`.
+    pub fn detach(self, ebpf: &mut Ebpf) -> Result<(), String> {
+        let program = ebpf
+            .program_mut(&self.prog)
+            .ok_or_else(|| format!("program `{}` is not in the object", self.prog))?;
+        let err = |e: aya::programs::ProgramError| format!("detaching `{}`: {e}", self.prog);
+        match self.links {
+            Links::TpBtf(id) => <&mut BtfTracePoint>::try_from(program)
+                .and_then(|p| p.detach(id))
+                .map_err(err),
+            Links::RawTp(id) => <&mut RawTracePoint>::try_from(program)
+                .and_then(|p| p.detach(id))
+                .map_err(err),
+            Links::Tracepoint(id) => <&mut TracePoint>::try_from(program)
+                .and_then(|p| p.detach(id))
+                .map_err(err),
+            Links::Kprobe(id) => <&mut KProbe>::try_from(program)
+                .and_then(|p| p.detach(id))
+                .map_err(err),
+            Links::Fentry(id) => <&mut FEntry>::try_from(program)
+                .and_then(|p| p.detach(id))
+                .map_err(err),
+            Links::PerfEvent(ids) => {
+                let prog = <&mut PerfEvent>::try_from(program).map_err(err)?;
+                ids.into_iter()
+                    .try_for_each(|id| prog.detach(id))
+                    .map_err(err)
+            }
+        }
+    }
+}
+
+/// Loads `variant`'s program unless it is loaded already, and attaches it in `ebpf`; on
+/// failure the program is unloaded again.
 pub fn attach_variant(
     ebpf: &mut Ebpf,
     variant: &AttachVariant,
     btf: Option<&Btf>,
-) -> Result<(), String> {
+) -> Result<Attachment, String> {
     let program = ebpf
         .program_mut(&variant.prog)
         .ok_or_else(|| format!("program `{}` is not in the object", variant.prog))?;
     let need_btf =
         || btf.ok_or_else(|| "kernel BTF (/sys/kernel/btf/vmlinux) is not available".to_string());
     let err = |e: aya::programs::ProgramError| format!("{e}: {}", error_chain(&e));
-    match variant.kind {
+    let links = match variant.kind {
         AttachKind::TpBtf => {
             let prog: &mut BtfTracePoint = program.try_into().map_err(err)?;
-            prog.load(&variant.target, need_btf()?).map_err(err)?;
-            if let Err(e) = prog.attach() {
-                let _ = prog.unload();
-                return Err(err(e));
+            if prog.fd().is_err() {
+                prog.load(&variant.target, need_btf()?).map_err(err)?;
+            }
+            match prog.attach() {
+                Ok(id) => Links::TpBtf(id),
+                Err(e) => {
+                    let _ = prog.unload();
+                    return Err(err(e));
+                }
             }
         }
         AttachKind::RawTp => {
             let prog: &mut RawTracePoint = program.try_into().map_err(err)?;
-            prog.load().map_err(err)?;
-            if let Err(e) = prog.attach(&variant.target) {
-                let _ = prog.unload();
-                return Err(err(e));
+            if prog.fd().is_err() {
+                prog.load().map_err(err)?;
+            }
+            match prog.attach(&variant.target) {
+                Ok(id) => Links::RawTp(id),
+                Err(e) => {
+                    let _ = prog.unload();
+                    return Err(err(e));
+                }
             }
         }
         AttachKind::Tracepoint => {
@@ -44,26 +116,41 @@ pub fn attach_variant(
             })?;
             ensure_tracefs()?;
             let prog: &mut TracePoint = program.try_into().map_err(err)?;
-            prog.load().map_err(err)?;
-            if let Err(e) = prog.attach(category, name) {
-                let _ = prog.unload();
-                return Err(err(e));
+            if prog.fd().is_err() {
+                prog.load().map_err(err)?;
+            }
+            match prog.attach(category, name) {
+                Ok(id) => Links::Tracepoint(id),
+                Err(e) => {
+                    let _ = prog.unload();
+                    return Err(err(e));
+                }
             }
         }
         AttachKind::Kprobe | AttachKind::Kretprobe => {
             let prog: &mut KProbe = program.try_into().map_err(err)?;
-            prog.load().map_err(err)?;
-            if let Err(e) = prog.attach(&variant.target, 0) {
-                let _ = prog.unload();
-                return Err(err(e));
+            if prog.fd().is_err() {
+                prog.load().map_err(err)?;
+            }
+            match prog.attach(&variant.target, 0) {
+                Ok(id) => Links::Kprobe(id),
+                Err(e) => {
+                    let _ = prog.unload();
+                    return Err(err(e));
+                }
             }
         }
         AttachKind::Fentry => {
             let prog: &mut FEntry = program.try_into().map_err(err)?;
-            prog.load(&variant.target, need_btf()?).map_err(err)?;
-            if let Err(e) = prog.attach() {
-                let _ = prog.unload();
-                return Err(err(e));
+            if prog.fd().is_err() {
+                prog.load(&variant.target, need_btf()?).map_err(err)?;
+            }
+            match prog.attach() {
+                Ok(id) => Links::Fentry(id),
+                Err(e) => {
+                    let _ = prog.unload();
+                    return Err(err(e));
+                }
             }
         }
         AttachKind::PerfEvent => {
@@ -75,21 +162,31 @@ pub fn attach_variant(
             })?;
             let cpus = aya::util::online_cpus().map_err(|(path, e)| format!("{path}: {e}"))?;
             let prog: &mut PerfEvent = program.try_into().map_err(err)?;
-            prog.load().map_err(err)?;
+            if prog.fd().is_err() {
+                prog.load().map_err(err)?;
+            }
+            let mut ids = Vec::with_capacity(cpus.len());
             for cpu in cpus {
-                if let Err(e) = prog.attach(
+                match prog.attach(
                     PerfEventConfig::Software(SoftwareEvent::CpuClock),
                     PerfEventScope::AllProcessesOneCpu { cpu },
                     SamplePolicy::Frequency(hz),
                     false,
                 ) {
-                    let _ = prog.unload();
-                    return Err(format!("cpu {cpu}: {}", err(e)));
+                    Ok(id) => ids.push(id),
+                    Err(e) => {
+                        let _ = prog.unload();
+                        return Err(format!("cpu {cpu}: {}", err(e)));
+                    }
                 }
             }
+            Links::PerfEvent(ids)
         }
-    }
-    Ok(())
+    };
+    Ok(Attachment {
+        prog: variant.prog.clone(),
+        links,
+    })
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

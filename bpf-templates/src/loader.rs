@@ -715,7 +715,7 @@ fn attach_points(
                             }
                         })
                     })
-                    .and_then(|()| attach_variant(ebpf, variant, btf));
+                    .and_then(|()| attach_variant(ebpf, variant, btf).map(drop));
                 let ok = result.is_ok();
                 program.tried.push(VariantOutcome {
                     kind: variant.kind,

@@ -106,7 +106,7 @@ pub fn run(opts: &WaitOptions) -> Result<Contention, String> {
         .flat_map(|p| p.variants.iter())
         .any(
             |variant| match attach_variant(&mut ebpf, variant, btf.as_ref()) {
-                Ok(()) => true,
+                Ok(_) => true,
                 Err(e) => {
                     failures.push(format!("{:?} {}: {e}", variant.kind, variant.prog));
                     false

@@ -1,13 +1,15 @@
 //! Kernel test of the profiler: a thread spinning in a known function is the top folded
-//! stack, symbolized from this test binary's ELF symbols, and flamedata accounts for it.
+//! stack, symbolized from this test binary's ELF symbols, and flamedata accounts for it; a
+//! stopped profile's object is parked and the next profile reuses it with its own filter.
 
 mod common;
 
 use common::{kernel_ready, Busy, TestCgroup};
-use huatuo_bpf::profiler::{run, ProfileOptions};
+use huatuo_bpf::profiler::parked::parked_objects;
+use huatuo_bpf::profiler::{run, ProfileMode, ProfileOptions, Profiler};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[inline(never)]
 #[no_mangle]
@@ -142,4 +144,98 @@ fn the_cgroup_filter_keeps_only_that_cgroups_tasks() {
         profile.folded()
     );
     assert!(pids.windows(2).all(|w| w[0] == w[1]), "{pids:?}");
+}
+
+#[test]
+fn a_parked_object_is_reused_with_the_next_filter() {
+    if !kernel_ready("a_parked_object_is_reused_with_the_next_filter") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cgroup = TestCgroup::create("cpu", "huatuo-profile-reuse");
+    let inside = Busy::start(1);
+    let outside = Busy::start(1);
+    for pid in inside.pids() {
+        cgroup.add(pid);
+    }
+    let filtered = ProfileOptions {
+        duration: Duration::from_secs(1),
+        cgroup_id: cgroup.id(),
+        cgroup_v2: huatuo_bpf::cgroup::unified_hierarchy(),
+        ..ProfileOptions::default()
+    };
+    let first = run(&filtered).expect("filtered profile");
+    assert!(first.stacks.iter().all(|s| inside.pids().contains(&s.pid)));
+    assert!(
+        parked_objects() >= 1,
+        "the stopped profile's object was not parked"
+    );
+
+    // The same kind of object, no filter: it must take the parked object and count the
+    // task outside the cgroup, which the first profile's filter left out.
+    let parked_before = parked_objects();
+    let profiler = Profiler::start(&ProfileOptions {
+        cgroup_id: 0,
+        ..filtered
+    })
+    .expect("start");
+    assert_eq!(
+        parked_objects(),
+        parked_before - 1,
+        "the second profile loaded a new object instead of the parked one"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let second = profiler.stop().expect("stop");
+    let outside_pid = outside.pids()[0];
+    let outside_samples: u64 = second
+        .stacks
+        .iter()
+        .filter(|s| s.pid == outside_pid)
+        .map(|s| s.count)
+        .sum();
+    assert!(
+        outside_samples >= 20,
+        "the busy task outside the cgroup has {outside_samples} samples: the old filter stayed"
+    );
+    assert_eq!(second.lost, 0);
+}
+
+#[test]
+fn a_reused_off_cpu_object_counts_no_time_from_before_it_was_parked() {
+    if !kernel_ready("a_reused_off_cpu_object_counts_no_time_from_before_it_was_parked") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let options = ProfileOptions {
+        mode: ProfileMode::OffCpu,
+        ..ProfileOptions::default()
+    };
+    let first = Profiler::start(&options).expect("start off-CPU");
+    // Switched out while the first profile runs, back on the CPU only during the second.
+    let sleeper = std::thread::Builder::new()
+        .name("huatuo-sleeper".into())
+        .spawn(|| std::thread::sleep(Duration::from_millis(3000)))
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(300));
+    first.stop().expect("stop");
+    std::thread::sleep(Duration::from_millis(1500));
+    let parked_before = parked_objects();
+    let second_start = Instant::now();
+    let second = Profiler::start(&options).expect("start again");
+    assert_eq!(parked_objects(), parked_before - 1, "not reused");
+    sleeper.join().expect("sleeper");
+    std::thread::sleep(Duration::from_millis(200));
+    let window_us = second_start.elapsed().as_micros() as u64;
+    let profile = second.stop().expect("stop");
+    let slept_us: u64 = profile
+        .stacks
+        .iter()
+        .filter(|s| s.comm == "huatuo-sleeper")
+        .map(|s| s.count)
+        .sum();
+    // Its 3 s sleep began before the object was parked: none of it may count.
+    assert!(
+        slept_us < window_us,
+        "the sleeper counted {slept_us} us in a {window_us} us profile"
+    );
 }

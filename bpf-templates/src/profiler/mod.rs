@@ -3,21 +3,24 @@
 //! out. Both count by (pid, comm, kernel stack, user stack) in the same maps, so one reader
 //! symbolizes the stacks (kernel frames from /proc/kallsyms, user frames from
 //! /proc/<pid>/maps and ELF symbols) and renders folded stacks and HUATUO's `flamedata`.
+//! A stopped profile's object is kept loaded for the next one (`parked`), which writes its
+//! own filter (`profile_filter`) instead of loading the template again.
 
 pub mod flame;
 pub mod gopclntab;
+pub mod parked;
 pub mod perfmap;
 pub mod usersym;
 
-use crate::attach::attach_variant;
+use crate::attach::{attach_variant, Attachment};
 use crate::decode::strip_bpf_frames;
 use crate::kallsyms::Kallsyms;
-use crate::schema::{AttachKind, TemplateSchema};
-use aya::maps::Map;
-use aya::maps::{HashMap as BpfHashMap, MapData, StackTraceMap};
+use crate::schema::{AttachKind, AttachVariant, TemplateSchema};
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, StackTraceMap};
 use aya::{Btf, Ebpf, EbpfLoader};
 use flame::{CountedStack, FlameFrame};
-use std::time::Duration;
+use parked::{ObjectKind, Parked};
+use std::time::{Duration, Instant};
 use usersym::UserSymbolizer;
 
 /// What a profile counts.
@@ -127,16 +130,46 @@ struct RawStack {
 /// The frame rooting off-CPU time a task spent preempted, waiting in the run queue.
 pub const RUN_QUEUE_FRAME: &str = "[run queue]";
 
+/// What the programs of a profile object count (`struct profile_filter` in
+/// profile_maps.h, the object's `.bss`), written before each profile.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct ProfileFilter {
+    cgroup_id: u64,
+    min_us: u64,
+}
+
+// SAFETY: two u64, no padding.
+unsafe impl aya::Pod for ProfileFilter {}
+
+/// An off-CPU `start` entry (`struct switched_out` in offcpu.bpf.c), read only to empty
+/// the map before an object is parked.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct SwitchedOut {
+    ts: u64,
+    key: RawKey,
+}
+
+// SAFETY: plain old data with no padding (8 + 40 bytes, align 8).
+unsafe impl aya::Pod for SwitchedOut {}
+
 /// A running profile; `stop` detaches and reads it, `collect` reads and clears it while it
 /// keeps counting.
 pub struct Profiler {
     ebpf: Ebpf,
     mode: ProfileMode,
+    kind: ObjectKind,
+    attachment: Option<Attachment>,
+    /// Lost samples the object had counted before this profile (a reused object's count
+    /// runs on).
+    lost_before: u64,
 }
 
 impl Profiler {
-    /// Loads the mode's template and starts counting: on-CPU sampling on every online CPU,
-    /// or off-CPU timing at sched_switch through the first attach variant the kernel takes.
+    /// Starts counting: on-CPU sampling on every online CPU, or off-CPU timing at
+    /// sched_switch through the first attach variant the kernel takes. The mode's object
+    /// parked by an earlier profile is reused; otherwise its template is loaded.
     pub fn start(opts: &ProfileOptions) -> Result<Profiler, String> {
         let name = opts.mode.template();
         let template = crate::embedded::find(name)
@@ -162,30 +195,62 @@ impl Profiler {
                 "{name}/schema.toml has no attach variant for this mode"
             ));
         }
+        let kind = ObjectKind {
+            mode: opts.mode,
+            cgroup_v2: opts.cgroup_v2,
+        };
+        if let Some(parked) = parked::take(kind) {
+            // The program that attached before is loaded: try it first, and needs no BTF.
+            variants.sort_by_key(|v| v.prog != parked.prog);
+            if let Ok(profiler) = Self::attach(parked.ebpf, kind, opts, &variants, None) {
+                return Ok(profiler);
+            }
+        }
+        let cgroup_v2 = u64::from(opts.cgroup_v2);
+        let mut loader = EbpfLoader::new();
+        loader.override_global("cgroup_v2", &cgroup_v2, true);
+        // The loader parses the kernel BTF for CO-RE itself (and frees it after the load).
+        let ebpf = loader
+            .load(template.object)
+            .map_err(|e| format!("loading the {name} template: {e}"))?;
         // tp_btf attaches need the kernel BTF; a perf_event attach needs none.
         let btf = match opts.mode {
             ProfileMode::OffCpu => Btf::from_sys_fs().ok(),
             ProfileMode::OnCpu => None,
         };
-        let cgroup_v2 = u64::from(opts.cgroup_v2);
-        let mut loader = EbpfLoader::new();
-        loader
-            .override_global("cgroup_id", &opts.cgroup_id, true)
-            .override_global("cgroup_v2", &cgroup_v2, true);
-        if opts.mode == ProfileMode::OffCpu {
-            loader.override_global("min_us", &opts.min_offcpu_us, true);
-        }
-        // The loader parses the kernel BTF for CO-RE itself (and frees it after the load).
-        let mut ebpf = loader
-            .load(template.object)
-            .map_err(|e| format!("loading the {name} template: {e}"))?;
+        Self::attach(ebpf, kind, opts, &variants, btf.as_ref())
+    }
+
+    /// Writes the filter into `ebpf` and attaches the first variant that takes.
+    fn attach(
+        mut ebpf: Ebpf,
+        kind: ObjectKind,
+        opts: &ProfileOptions,
+        variants: &[AttachVariant],
+        btf: Option<&Btf>,
+    ) -> Result<Profiler, String> {
+        let name = opts.mode.template();
+        let filter = ProfileFilter {
+            cgroup_id: opts.cgroup_id,
+            min_us: opts.min_offcpu_us,
+        };
+        let bss = ebpf
+            .map_mut(".bss")
+            .ok_or_else(|| format!("the {name} object has no .bss (profile_filter)"))?;
+        Array::<&mut MapData, ProfileFilter>::try_from(bss)
+            .and_then(|mut array| array.set(0, filter, 0))
+            .map_err(|e| format!("setting the {name} filter: {e}"))?;
+        let lost_before = ebpf.map("huatuo_counters").map_or(0, lost_samples);
         let mut failures = vec![];
-        for variant in &variants {
-            match attach_variant(&mut ebpf, variant, btf.as_ref()) {
-                Ok(()) => {
+        for variant in variants {
+            match attach_variant(&mut ebpf, variant, btf) {
+                Ok(attachment) => {
                     return Ok(Profiler {
                         ebpf,
                         mode: opts.mode,
+                        kind,
+                        attachment: Some(attachment),
+                        lost_before,
                     })
                 }
                 Err(e) => failures.push(format!("{:?} {}: {e}", variant.kind, variant.prog)),
@@ -197,17 +262,62 @@ impl Profiler {
         ))
     }
 
-    /// Stops counting and returns the symbolized profile.
+    /// Stops counting and returns the symbolized profile; the emptied object is parked for
+    /// the next profile of its kind.
     pub fn stop(mut self) -> Result<Profile, String> {
-        let mut counts = take(&mut self.ebpf, "counts")?;
-        let mut stacks = take(&mut self.ebpf, "stacks")?;
-        let counters = self.ebpf.take_map("huatuo_counters");
-        // Dropping the object detaches its program, so the maps stop changing while read.
-        drop(self.ebpf);
-        let raw = drain(&mut counts, &mut stacks, false)?;
+        // Detached first, so the maps stop changing while read.
+        let detached = match self.attachment.take() {
+            Some(attachment) => {
+                let prog = attachment.prog().to_string();
+                attachment.detach(&mut self.ebpf).map(|()| prog)
+            }
+            None => Err("not attached".into()),
+        };
+        let raw = {
+            let (counts, stacks) = self.maps_mut()?;
+            drain(counts, stacks, true)?
+        };
+        let lost = self.lost();
+        if let Ok(prog) = detached {
+            if self.empty().is_ok() {
+                parked::park(Parked {
+                    kind: self.kind,
+                    ebpf: self.ebpf,
+                    prog,
+                    since: Instant::now(),
+                });
+            }
+        }
         let mut profile = symbolize(raw, self.mode, &mut UserSymbolizer::new());
-        profile.lost = counters.map_or(0, |m| lost_samples(&m));
+        profile.lost = lost;
         Ok(profile)
+    }
+
+    /// Removes what a drain leaves behind in a detached object: stacks no count referenced
+    /// and off-CPU threads still switched out (their stamps would date from this profile).
+    fn empty(&mut self) -> Result<(), String> {
+        let (_, stacks) = self.maps_mut()?;
+        let mut stacks: StackTraceMap<&mut MapData> =
+            StackTraceMap::try_from(stacks).map_err(|e| e.to_string())?;
+        let ids: Vec<u32> = stacks.stack_ids().filter_map(Result::ok).collect();
+        for id in ids {
+            stacks.remove(&id).map_err(|e| e.to_string())?;
+        }
+        if let Some(start) = self.ebpf.map_mut("start") {
+            let mut start: BpfHashMap<&mut MapData, u32, SwitchedOut> =
+                BpfHashMap::try_from(start).map_err(|e| e.to_string())?;
+            let tids: Vec<u32> = start.keys().filter_map(Result::ok).collect();
+            for tid in tids {
+                let _ = start.remove(&tid);
+            }
+        }
+        Ok(())
+    }
+
+    /// Samples (or switch-ins) this profile lost because the count map was full.
+    fn lost(&self) -> u64 {
+        let total = self.ebpf.map("huatuo_counters").map_or(0, lost_samples);
+        total.saturating_sub(self.lost_before)
     }
 
     /// Reads what was counted since the last collect, clears it, and symbolizes with `user`
@@ -225,7 +335,7 @@ impl Profiler {
         };
         raw.retain(|r| keep(r.key.pid, &comm_of(&r.key), r.key.cgroup));
         let mut profile = symbolize(raw, self.mode, user);
-        profile.lost = self.ebpf.map("huatuo_counters").map_or(0, lost_samples);
+        profile.lost = self.lost();
         Ok(profile)
     }
 
@@ -352,12 +462,6 @@ fn symbolize(raw: Vec<RawStack>, mode: ProfileMode, user: &mut UserSymbolizer) -
     profile
 }
 
-/// Takes the map `name` out of the profile's object.
-fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map, String> {
-    ebpf.take_map(name)
-        .ok_or_else(|| format!("the profile object has no `{name}` map"))
-}
-
 /// Counts lost because a count map was full (`huatuo_counters[LOST]`, summed over CPUs).
 pub(crate) fn lost_samples(map: &Map) -> u64 {
     const LOST: u32 = 2;
@@ -396,5 +500,7 @@ mod tests {
     #[test]
     fn key_layout_matches_the_bpf_struct() {
         assert_eq!(std::mem::size_of::<RawKey>(), 40);
+        assert_eq!(std::mem::size_of::<SwitchedOut>(), 48);
+        assert_eq!(std::mem::size_of::<ProfileFilter>(), 16);
     }
 }

@@ -395,6 +395,8 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         loop {
             tick.tick().await;
             metrics.expire(SERIES_MAX_AGE);
+            // Profile objects kept for the next capture leave once captures stop.
+            huatuo_bpf::profiler::parked::release_idle();
             heap::give_back();
         }
     });
