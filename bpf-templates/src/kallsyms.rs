@@ -2,14 +2,20 @@
 
 use std::sync::OnceLock;
 
-/// A sorted table of kernel text symbols, compact: the names share one string (a kernel has
-/// over 100 000 text symbols; a `String` each would double the table's memory).
+/// A sorted table of kernel text symbols, compact: a kernel has over 100 000 of them, so the
+/// names share one string, in address order (a name ends where the next begins), and each
+/// address is kept as a 32-bit offset from the lowest one (kernel and module text lie within
+/// 4 GiB of each other); 8 bytes a symbol besides its name.
 #[derive(Debug, Default)]
 pub struct Kallsyms {
-    /// Every name, one after the other.
+    /// Every name, in address order, one after the other.
     names: String,
-    /// Address, and where its name starts and ends in `names`, sorted by address.
-    symbols: Vec<(u64, u32, u32)>,
+    /// The lowest address; `offsets` count from it.
+    base: u64,
+    /// Addresses less `base`, ascending.
+    offsets: Vec<u32>,
+    /// Where each symbol's name starts in `names`.
+    starts: Vec<u32>,
 }
 
 /// The `(address, type, name)` of each well-formed line of a /proc/kallsyms text (`addr type
@@ -24,24 +30,34 @@ pub fn entries(text: &str) -> impl Iterator<Item = (u64, &str, &str)> {
 
 impl Kallsyms {
     /// Parses the text of /proc/kallsyms (lines `addr type name [module]`); zero addresses
-    /// (hidden by kptr_restrict) and non-text symbols are skipped.
+    /// (hidden by kptr_restrict), non-text symbols and any more than 4 GiB above the lowest
+    /// text address are skipped.
     pub fn parse(text: &str) -> Kallsyms {
-        let mut table = Kallsyms::default();
-        for (addr, kind, name) in entries(text) {
-            let text_symbol = matches!(kind, "t" | "T" | "w" | "W");
-            let start = table.names.len();
-            let Ok(end) = u32::try_from(start + name.len()) else {
+        let mut text_symbols: Vec<(u64, &str)> = entries(text)
+            .filter(|(addr, kind, _)| *addr != 0 && matches!(*kind, "t" | "T" | "w" | "W"))
+            .map(|(addr, _, name)| (addr, name))
+            .collect();
+        // Stable: of two names at one address, the first listed is kept.
+        text_symbols.sort_by_key(|(addr, _)| *addr);
+        text_symbols.dedup_by_key(|(addr, _)| *addr);
+        let base = text_symbols.first().map_or(0, |(addr, _)| *addr);
+        let mut table = Kallsyms {
+            base,
+            ..Kallsyms::default()
+        };
+        for (addr, name) in text_symbols {
+            let (Ok(offset), Ok(start)) =
+                (u32::try_from(addr - base), u32::try_from(table.names.len()))
+            else {
                 break;
             };
-            if addr != 0 && text_symbol {
-                table.names.push_str(name);
-                table.symbols.push((addr, start as u32, end));
-            }
+            table.offsets.push(offset);
+            table.starts.push(start);
+            table.names.push_str(name);
         }
-        table.symbols.sort_unstable();
-        table.symbols.dedup_by_key(|(addr, _, _)| *addr);
         table.names.shrink_to_fit();
-        table.symbols.shrink_to_fit();
+        table.offsets.shrink_to_fit();
+        table.starts.shrink_to_fit();
         table
     }
 
@@ -58,12 +74,26 @@ impl Kallsyms {
 
     /// `name+0xoff` for an address, or the hex address when no symbol covers it.
     pub fn symbolize(&self, addr: u64) -> String {
-        let idx = self.symbols.partition_point(|(start, _, _)| *start <= addr);
-        match idx.checked_sub(1).and_then(|i| self.symbols.get(i)) {
-            Some((start, from, to)) => {
-                let name = self.names.get(*from as usize..*to as usize).unwrap_or("?");
-                format!("{name}+0x{:x}", addr - start)
-            }
+        let found = addr
+            .checked_sub(self.base)
+            .and_then(|offset| u32::try_from(offset).ok())
+            .and_then(|offset| {
+                let index = self
+                    .offsets
+                    .partition_point(|o| *o <= offset)
+                    .checked_sub(1)?;
+                let from = *self.starts.get(index)? as usize;
+                let to = self
+                    .starts
+                    .get(index + 1)
+                    .map_or(self.names.len(), |s| *s as usize);
+                Some((
+                    self.names.get(from..to).unwrap_or("?"),
+                    offset - self.offsets[index],
+                ))
+            });
+        match found {
+            Some((name, delta)) => format!("{name}+0x{delta:x}"),
             None => format!("0x{addr:x}"),
         }
     }
@@ -82,5 +112,23 @@ mod tests {
         assert_eq!(table.symbolize(0xffffffff81000104), "do_one+0x4");
         assert_eq!(table.symbolize(0xffffffff81000000), "_stext+0x0");
         assert_eq!(table.symbolize(0x10), "0x10");
+        // The last symbol's name runs to the end of the names.
+        assert_eq!(table.symbolize(0xffffffff81000200), "do_one+0x100");
+    }
+
+    #[test]
+    fn symbols_out_of_address_order_and_repeated_are_sorted_once() {
+        let table = Kallsyms::parse(
+            "ffffffffc0001000 t mod_fn	[ext4]
+ffffffff81000100 T second
+             ffffffff81000000 T first
+ffffffff81000000 T first_alias
+",
+        );
+        assert_eq!(table.offsets.len(), 3);
+        assert_eq!(table.symbolize(0xffffffff81000010), "first+0x10");
+        assert_eq!(table.symbolize(0xffffffff81000110), "second+0x10");
+        assert_eq!(table.symbolize(0xffffffffc0001004), "mod_fn+0x4");
+        assert_eq!(table.symbolize(0xffffffff80000000), "0xffffffff80000000");
     }
 }
