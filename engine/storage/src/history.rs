@@ -18,6 +18,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Records the index holds at most, across every file.
 pub const MAX_ENTRIES: usize = 200_000;
@@ -180,6 +181,8 @@ struct FileIndex {
 
 #[derive(Debug, Default)]
 struct Index {
+    /// When a query last used the index.
+    used: Option<Instant>,
     files: HashMap<(u64, u64), FileIndex>,
     unindexed_files: usize,
     /// The tracer and container names of the indexed records, each kept once.
@@ -226,6 +229,7 @@ impl History {
     /// workers). The error names the directory or file that could not be read.
     pub fn query(&self, query: &Query) -> Result<Page, String> {
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        index.used = Some(Instant::now());
         refresh(&self.dir, &mut index)?;
         let cursor = query
             .cursor
@@ -289,9 +293,28 @@ impl History {
 }
 
 impl History {
+    /// Drops the index when no query has used it for `idle`, so a console that went away
+    /// leaves no memory behind (about 84 bytes a record, up to [`MAX_ENTRIES`]); the next
+    /// query indexes the files again. Returns whether it dropped one.
+    pub fn release_idle(&self, idle: Duration) -> bool {
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        if index.used.is_some_and(|used| used.elapsed() >= idle) {
+            *index = Index::default();
+            return true;
+        }
+        false
+    }
+
+    /// Records the index holds now.
+    pub fn indexed(&self) -> usize {
+        let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        index.files.values().map(|f| f.entries.len()).sum()
+    }
+
     /// The stored record whose `tracer_id` is `id`, `None` when the index has none.
     pub fn find(&self, id: &str) -> Result<Option<Json>, String> {
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        index.used = Some(Instant::now());
         refresh(&self.dir, &mut index)?;
         let wanted = RecordId::new(id);
         let found = index.files.values().find_map(|file| {

@@ -251,3 +251,35 @@ fn a_file_rewritten_in_place_is_indexed_again() {
     assert!(ids(&page).iter().all(|id| id.as_str() >= "oom-000100"));
     assert_eq!(page.unreadable, 0);
 }
+
+#[test]
+fn an_idle_index_is_dropped_and_rebuilt_by_the_next_query() {
+    let dir = tempfile::tempdir().expect("dir");
+    let local = store(dir.path(), 1 << 20);
+    for n in 0..200_usize {
+        local
+            .write(&doc("dropwatch", n, n as i64, ""))
+            .expect("write");
+    }
+    let history = History::new(dir.path());
+    let everything = || {
+        all_pages(
+            &history,
+            Query {
+                limit: 500,
+                ..Query::default()
+            },
+        )
+    };
+    let before = everything();
+    assert_eq!(before.len(), 200);
+    assert_eq!(history.indexed(), 200);
+    // Used just now: a long idle bound keeps it.
+    assert!(!history.release_idle(std::time::Duration::from_secs(600)));
+    assert_eq!(history.indexed(), 200);
+    assert!(history.release_idle(std::time::Duration::ZERO));
+    assert_eq!(history.indexed(), 0);
+    // Never used since: nothing to drop.
+    assert!(!history.release_idle(std::time::Duration::ZERO));
+    assert_eq!(everything(), before, "the rebuilt index answers the same");
+}

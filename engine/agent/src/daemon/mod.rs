@@ -89,6 +89,8 @@ pub struct DaemonOptions {
 
 /// Series not updated for this long are removed (containers that went away).
 const SERIES_MAX_AGE: Duration = Duration::from_secs(600);
+/// The record history's index is dropped after this long without a query.
+const HISTORY_INDEX_IDLE: Duration = Duration::from_secs(300);
 /// Capacity of the sample queue into the evaluator.
 const SAMPLE_QUEUE: usize = 65_536;
 /// Capacity of the record queue into storage.
@@ -390,13 +392,17 @@ async fn run_async(compiled: Compiled, options: DaemonOptions) -> anyhow::Result
         },
         &node,
     );
+    let history = opened.history.clone();
     let expiry = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
             metrics.expire(SERIES_MAX_AGE);
-            // Profile objects kept for the next capture leave once captures stop.
+            // What captures and the console keep between uses leaves once they stop.
             huatuo_bpf::profiler::parked::release_idle();
+            if let Some(history) = &history {
+                history.release_idle(HISTORY_INDEX_IDLE);
+            }
             heap::give_back();
         }
     });
