@@ -13,7 +13,9 @@
 # the web console's browser tests headless; gcc and golang-go build the busy C and Go programs
 # the continuous-profiling test finds by name, and `go tool pprof` reads its output; g++ builds
 # its busy C++ program (whose demangled name it looks for) and binutils' readelf checks the
-# stripped Go binary has no symbol table. xfsprogs (mkfs.xfs, xfs_info) makes the XFS
+# stripped Go binary has no symbol table; golang-go also builds the 386 and amd64 programs whose
+# stripped function tables bpf-templates/tests/go_pclntab.rs reads, and npm (Node.js's, else
+# Debian's) fetches the older Go-built binaries it reads too. xfsprogs (mkfs.xfs, xfs_info) makes the XFS
 # filesystem engine/sources/tests/xfs_kernel.rs mounts.
 set -euo pipefail
 build=(clang llvm libbpf-dev bpftool)
@@ -31,6 +33,9 @@ fi
 need_kubectl=0
 if [ "${1:-}" = "--test" ] && ! command -v kubectl >/dev/null; then
     need_kubectl=1
+fi
+if [ "${1:-}" = "--test" ] && ! command -v npm >/dev/null; then
+    need_test+=(npm)
 fi
 if [ "${#need_build[@]}" -eq 0 ] && [ "${#need_test[@]}" -eq 0 ] && [ "$need_kubectl" -eq 0 ]; then
     exit 0
