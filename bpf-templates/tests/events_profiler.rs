@@ -112,15 +112,12 @@ fn a_busy_loop_is_the_top_folded_stack() {
     );
 }
 
-#[test]
-fn the_cgroup_filter_keeps_only_that_cgroups_tasks() {
-    if !kernel_ready("the_cgroup_filter_keeps_only_that_cgroups_tasks") {
-        return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let cgroup = TestCgroup::create("cpu", "huatuo-profile");
+/// A busy task in a new cpu cgroup `name`, one outside it, and 1 s profile options limited
+/// to the cgroup.
+fn busy_inside_and_outside(name: &str) -> (TestCgroup, Busy, Busy, ProfileOptions) {
+    let cgroup = TestCgroup::create("cpu", name);
     let inside = Busy::start(1);
-    let _outside = Busy::start(1);
+    let outside = Busy::start(1);
     for pid in inside.pids() {
         cgroup.add(pid);
     }
@@ -130,6 +127,16 @@ fn the_cgroup_filter_keeps_only_that_cgroups_tasks() {
         cgroup_v2: huatuo_bpf::cgroup::unified_hierarchy(),
         ..ProfileOptions::default()
     };
+    (cgroup, inside, outside, options)
+}
+
+#[test]
+fn the_cgroup_filter_keeps_only_that_cgroups_tasks() {
+    if !kernel_ready("the_cgroup_filter_keeps_only_that_cgroups_tasks") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_cgroup, inside, _outside, options) = busy_inside_and_outside("huatuo-profile");
     let profile = run(&options).expect("profile");
     drop(inside);
     assert!(
@@ -152,18 +159,7 @@ fn a_parked_object_is_reused_with_the_next_filter() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let cgroup = TestCgroup::create("cpu", "huatuo-profile-reuse");
-    let inside = Busy::start(1);
-    let outside = Busy::start(1);
-    for pid in inside.pids() {
-        cgroup.add(pid);
-    }
-    let filtered = ProfileOptions {
-        duration: Duration::from_secs(1),
-        cgroup_id: cgroup.id(),
-        cgroup_v2: huatuo_bpf::cgroup::unified_hierarchy(),
-        ..ProfileOptions::default()
-    };
+    let (_cgroup, inside, outside, filtered) = busy_inside_and_outside("huatuo-profile-reuse");
     let first = run(&filtered).expect("filtered profile");
     assert!(first.stacks.iter().all(|s| inside.pids().contains(&s.pid)));
     assert!(
@@ -184,7 +180,7 @@ fn a_parked_object_is_reused_with_the_next_filter() {
         parked_before - 1,
         "the second profile loaded a new object instead of the parked one"
     );
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(2));
     let second = profiler.stop().expect("stop");
     let outside_pid = outside.pids()[0];
     let outside_samples: u64 = second
@@ -193,8 +189,9 @@ fn a_parked_object_is_reused_with_the_next_filter() {
         .filter(|s| s.pid == outside_pid)
         .map(|s| s.count)
         .sum();
+    // The old filter would leave it none; a loaded machine still gives it some of 2 s at 99 Hz.
     assert!(
-        outside_samples >= 20,
+        outside_samples >= 3,
         "the busy task outside the cgroup has {outside_samples} samples: the old filter stayed"
     );
     assert_eq!(second.lost, 0);
