@@ -1,0 +1,115 @@
+//! Measures the in-kernel cost (ns per run, from `kernel.bpf_stats_enabled=1` run_time_ns /
+//! run_cnt) of runqlat's sched_switch program under `perf bench sched messaging -g 10 -l 500`
+//! run inside a cpu cgroup made here (so its switches write per-container histograms), with an
+//! empty tp_btf program attached on sched_switch next to it in the same round as the
+//! reference. Each round loads runqlat once per configuration named on the command line:
+//! `cgroup` (per-container histograms, the shipped rule's scope), `host` (`per_cgroup = 0`),
+//! or a number written to `per_cgroup` as it is (for experimental builds of the template).
+//! Run as root: `cargo run --release -p huatuo-bpf --example bpf_cost_runqlat_messaging --
+//! [rounds] [configurations...]`.
+
+use aya::programs::BtfTracePoint;
+use aya::{Btf, EbpfLoader};
+use huatuo_bpf::{LoadOptions, Templates};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const EMPTY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/test_empty.bpf.o"));
+const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+const CPU_ROOT: &str = "/sys/fs/cgroup/cpu";
+
+/// The fixed load, its processes in `cgroup`: 10 groups of 40 processes, 500 messages each.
+fn messaging(cgroup: &Path) {
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec perf bench sched messaging -g 10 -l 500",
+        cgroup.display()
+    );
+    let status = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::null())
+        .status()
+        .expect("perf bench");
+    assert!(status.success(), "perf bench sched messaging failed");
+}
+
+/// A cpu cgroup made for the run; removed on drop.
+struct Cgroup(PathBuf);
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// One round of configuration `per_cgroup`: runqlat and the empty program attached together,
+/// the load run; (runqlat runs, runqlat ns, empty runs, empty ns).
+fn round(per_cgroup: u64, cgroup: &Path, btf: &Btf) -> (u64, u64, u64, u64) {
+    let mut empty = EbpfLoader::new().load(EMPTY).expect("load empty");
+    let prog: &mut BtfTracePoint = empty
+        .program_mut("tp_btf_sched_switch_empty")
+        .expect("prog")
+        .try_into()
+        .expect("tp_btf");
+    prog.load("sched_switch", btf).expect("load");
+    prog.attach().expect("attach");
+    let tunables = BTreeMap::from([(
+        "runqlat".to_string(),
+        BTreeMap::from([("per_cgroup".to_string(), per_cgroup)]),
+    )]);
+    let templates = Templates::load_with(&["runqlat"], &tunables, LoadOptions::default());
+    messaging(cgroup);
+    let info = prog.info().expect("info");
+    let (mut runs, mut ns) = (0, 0);
+    for st in templates.status() {
+        assert!(st.loaded, "{st:?}");
+        for p in st.programs.iter().filter(|p| p.attached.is_some()) {
+            if p.program == "sched_switch" {
+                runs += p.run_count;
+                ns += p.run_time_ns;
+            }
+        }
+    }
+    (
+        runs,
+        ns,
+        info.run_count(),
+        info.run_time().as_nanos() as u64,
+    )
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
+    let mut configs: Vec<String> = args.collect();
+    if configs.is_empty() {
+        configs = vec!["cgroup".into(), "host".into()];
+    }
+    let btf = Btf::from_sys_fs().expect("kernel BTF");
+    let dir = PathBuf::from(CPU_ROOT).join(format!("huatuo-runqlat-bench-{}", std::process::id()));
+    std::fs::create_dir(&dir).expect("make the cpu cgroup (root, cgroup v1 cpu controller)");
+    let cgroup = Cgroup(dir);
+    let stats_before = std::fs::read_to_string(STATS).unwrap_or_else(|_| "0".into());
+    std::fs::write(STATS, "1").expect("enable bpf_stats");
+    println!("| round | configuration | runqlat ns/run (runs) | empty ns/run (runs) | × empty |");
+    println!("|---|---|---|---|---|");
+    for r in 1..=rounds {
+        for config in &configs {
+            let per_cgroup = match config.as_str() {
+                "host" => 0,
+                "cgroup" => 1,
+                other => other
+                    .parse()
+                    .expect("configuration: cgroup, host or a number"),
+            };
+            let (rc, rt, ec, et) = round(per_cgroup, &cgroup.0, &btf);
+            let q = rt as f64 / rc.max(1) as f64;
+            let e = et as f64 / ec.max(1) as f64;
+            println!(
+                "| {r} | {config} | {q:.0} ({rc}) | {e:.0} ({ec}) | {:.2} |",
+                q / e
+            );
+        }
+    }
+    let _ = std::fs::write(STATS, stats_before.trim());
+}
