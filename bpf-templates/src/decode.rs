@@ -260,11 +260,11 @@ const BPF_FRAMES_MAX: usize = 8;
 /// at the kernel code that hit the tracepoint. Everything up to the last machinery frame
 /// among the first few goes: a program loaded after /proc/kallsyms was read symbolizes as a
 /// stray neighbour, but the dispatch frames after it are always known symbols.
-pub fn strip_bpf_frames(mut frames: Vec<String>) -> Vec<String> {
+pub fn strip_bpf_frames<S: AsRef<str>>(mut frames: Vec<S>) -> Vec<S> {
     let last = frames
         .iter()
         .take(BPF_FRAMES_MAX)
-        .rposition(|f| BPF_FRAME_PREFIXES.iter().any(|p| f.starts_with(p)));
+        .rposition(|f| BPF_FRAME_PREFIXES.iter().any(|p| f.as_ref().starts_with(p)));
     if let Some(last) = last {
         frames.drain(..=last);
     }

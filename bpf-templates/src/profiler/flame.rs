@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One counted stack: frames from the root (outermost caller) to the leaf.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,8 +13,8 @@ pub struct CountedStack {
     pub pid: u32,
     /// The task's cgroup id (v1 cpu controller, or v2 on a unified hierarchy); 0 unknown.
     pub cgroup: u64,
-    /// Symbolized frames, root first.
-    pub frames: Vec<String>,
+    /// Symbolized frames, root first; a profile's stacks share each distinct name.
+    pub frames: Vec<Arc<str>>,
     /// Samples that hit this stack.
     pub count: u64,
 }
@@ -48,7 +49,11 @@ pub fn folded(stacks: &[CountedStack]) -> Vec<String> {
     lines.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     lines
         .into_iter()
-        .map(|(path, count)| format!("{path} {count}"))
+        .map(|(mut path, count)| {
+            path.push(' ');
+            path.push_str(&count.to_string());
+            path
+        })
         .collect()
 }
 
@@ -57,11 +62,12 @@ fn sanitize(name: &str) -> String {
     name.replace([';', ' '], "_")
 }
 
+/// A frame of the flame tree; names are borrowed from the stacks.
 #[derive(Default)]
-struct Node {
+struct Node<'a> {
     value: u64,
     self_value: u64,
-    children: BTreeMap<String, Node>,
+    children: BTreeMap<&'a str, Node<'a>>,
 }
 
 /// HUATUO's flame data: the root `total`, then every frame depth-first, children in name
@@ -71,8 +77,8 @@ pub fn flamedata(stacks: &[CountedStack]) -> Vec<FlameFrame> {
     for stack in stacks {
         root.value += stack.count;
         let mut node = &mut root;
-        for name in std::iter::once(&stack.comm).chain(stack.frames.iter()) {
-            node = node.children.entry(name.clone()).or_default();
+        for name in std::iter::once(stack.comm.as_str()).chain(stack.frames.iter().map(|f| &**f)) {
+            node = node.children.entry(name).or_default();
             node.value += stack.count;
         }
         node.self_value += stack.count;
@@ -82,7 +88,7 @@ pub fn flamedata(stacks: &[CountedStack]) -> Vec<FlameFrame> {
     out
 }
 
-fn flatten(node: &Node, label: &str, level: usize, out: &mut Vec<FlameFrame>) {
+fn flatten(node: &Node<'_>, label: &str, level: usize, out: &mut Vec<FlameFrame>) {
     out.push(FlameFrame {
         level,
         value: node.value,
@@ -103,7 +109,7 @@ mod tests {
             comm: comm.into(),
             pid: 1,
             cgroup: 0,
-            frames: frames.iter().map(|f| f.to_string()).collect(),
+            frames: frames.iter().map(|f| Arc::from(*f)).collect(),
             count,
         }
     }

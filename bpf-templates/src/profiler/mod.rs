@@ -20,6 +20,8 @@ use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, StackTraceMap};
 use aya::{Btf, Ebpf, EbpfLoader};
 use flame::{CountedStack, FlameFrame};
 use parked::{ObjectKind, Parked};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use usersym::UserSymbolizer;
 
@@ -417,7 +419,9 @@ fn comm_of(key: &RawKey) -> String {
     String::from_utf8_lossy(&key.comm[..end]).into_owned()
 }
 
-/// Symbolizes drained stacks: kernel frames from kallsyms, user frames in one batch.
+/// Symbolizes drained stacks: kernel frames from kallsyms, user frames in one batch. Stacks
+/// share their frames: each kernel address is named once, and a name is kept once however
+/// many stacks hold it (a host profile has thousands of stacks over a few thousand names).
 fn symbolize(raw: Vec<RawStack>, mode: ProfileMode, user: &mut UserSymbolizer) -> Profile {
     let kernel = Kallsyms::system();
     let wanted: Vec<(u32, u64)> = raw
@@ -425,28 +429,30 @@ fn symbolize(raw: Vec<RawStack>, mode: ProfileMode, user: &mut UserSymbolizer) -
         .flat_map(|r| r.user.iter().map(move |ip| (r.key.pid, *ip)))
         .collect();
     let mut user_names = user.symbolize_batch(&wanted).into_iter();
+    let mut kernel_names: HashMap<u64, Arc<str>> = HashMap::new();
+    let mut kernel_name = |ip: u64| -> Arc<str> {
+        kernel_names
+            .entry(ip)
+            .or_insert_with(|| function_name(&kernel.symbolize(ip)).into())
+            .clone()
+    };
+    let run_queue: Arc<str> = RUN_QUEUE_FRAME.into();
     let mut profile = Profile::default();
     for stack in raw {
         let mut frames = vec![];
         if mode == ProfileMode::OffCpu && stack.key.runnable != 0 {
-            frames.push(RUN_QUEUE_FRAME.to_string());
+            frames.push(run_queue.clone());
         }
-        let user_frames: Vec<String> = user_names
-            .by_ref()
-            .take(stack.user.len())
-            .map(|name| name.to_string())
-            .collect();
+        let user_frames: Vec<Arc<str>> = user_names.by_ref().take(stack.user.len()).collect();
         frames.extend(user_frames.into_iter().rev());
-        let mut kernel_frames: Vec<String> = stack
-            .kernel
-            .iter()
-            .map(|ip| function_name(&kernel.symbolize(*ip)))
-            .collect();
+        let mut kernel_frames: Vec<Arc<str>> =
+            stack.kernel.iter().map(|ip| kernel_name(*ip)).collect();
         if mode == ProfileMode::OffCpu {
             // Taken inside the sched_switch program: its dispatch frames lead.
             kernel_frames = strip_bpf_frames(kernel_frames);
         }
         frames.extend(kernel_frames.into_iter().rev());
+        frames.shrink_to_fit();
         profile.samples += stack.count;
         profile.stacks.push(CountedStack {
             comm: comm_of(&stack.key),
