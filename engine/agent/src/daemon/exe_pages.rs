@@ -1,7 +1,7 @@
 //! The agent's own executable: its code and constant data stay mapped once touched, and count
 //! in the agent's resident memory, though most of them run only while the agent starts
-//! (config, rule compilation, template loading, the embedded BPF objects) or while a capture
-//! runs. `release` unmaps the resident pages of the executable's never-written segments from
+//! (config, rule compilation, template loading, the embedded BPF objects). `release`, called
+//! once templates are loaded, unmaps the resident pages of the executable's never-written segments from
 //! the agent; the code it runs next faults back in from the page cache (or the file), with the
 //! same contents, so what stays resident is what the agent keeps using.
 

@@ -540,7 +540,7 @@ fn load_templates(
         // The kernel BTF and the objects parsed while loading are freed, and the loading code
         // and embedded objects are not run or read again until a profile loads one: return
         // their pages.
-        heap::give_back();
+        heap::give_back_after_load();
         if let Some(events) = loaded.take_events() {
             streams::forward_bpf(events, sender.clone(), own);
         }
