@@ -2,8 +2,9 @@
 //! a file mapping, the ELF symbol (`.symtab`, else a Go binary's `.gopclntab`, else
 //! `.dynsym`) of the mapped file covering it, and for an anonymous executable mapping (code a
 //! JIT emitted) the process's perf map. Only the sampled addresses are resolved: a file's
-//! symbol table is scanned once per batch as (address, size, index) triples and names are
-//! read for the symbols hit, never for the whole table. Resolved file frames are cached per
+//! symbol table is scanned once per batch, keeping per sampled address its best symbol so far
+//! (no copy of the table, which is a million entries in a large binary), and names are read
+//! for the symbols hit, never for the whole table. Resolved file frames are cached per
 //! binary (device and inode of the mapped file) and file offset, in a bounded cache; JIT
 //! frames are not cached (a runtime reuses its code memory). Rust and C++ names are
 //! demangled; an address no symbol covers renders as `file+0xoffset`.
@@ -95,21 +96,21 @@ pub fn resolve_file(path: &str, offsets: &[u64]) -> Vec<Option<String>> {
             .find(|(off, size, _)| offset >= *off && offset < off + size)
             .map(|(off, _, vaddr)| offset - off + vaddr)
     };
-    // (address, size, index) of text symbols: the static table, else a Go binary's own
-    // function table, else the dynamic symbols.
+    let addrs: Vec<Option<u64>> = offsets.iter().map(|offset| to_address(*offset)).collect();
+    // The text symbols covering them: from the static table, else a Go binary's own function
+    // table, else the dynamic symbols.
     let mut dynamic = false;
-    let mut table = text_symbols(file.symbols());
-    if table.is_empty() {
+    let mut found = covering_symbols(file.symbols(), &addrs);
+    if found.is_none() {
         if let Some(go) = go_table(&file, &cache) {
-            return offsets
-                .iter()
-                .map(|offset| go.name(&cache, to_address(*offset)?))
-                .collect();
+            return addrs.iter().map(|addr| go.name(&cache, (*addr)?)).collect();
         }
         dynamic = true;
-        table = text_symbols(file.dynamic_symbols());
+        found = covering_symbols(file.dynamic_symbols(), &addrs);
     }
-    table.sort_unstable_by_key(|(addr, _, _)| *addr);
+    let Some(found) = found else {
+        return none();
+    };
     let name_of = |index: SymbolIndex| -> Option<String> {
         let symbol = if dynamic {
             file.dynamic_symbol_table()?.symbol_by_index(index).ok()?
@@ -119,15 +120,10 @@ pub fn resolve_file(path: &str, offsets: &[u64]) -> Vec<Option<String>> {
         Some(demangle(symbol.name().ok()?))
     };
     let mut names: HashMap<usize, Option<String>> = HashMap::new();
-    offsets
-        .iter()
-        .map(|offset| {
-            let addr = to_address(*offset)?;
-            let at = table.partition_point(|(start, _, _)| *start <= addr);
-            let (start, size, index) = *table.get(at.checked_sub(1)?)?;
-            if size != 0 && addr >= start + size {
-                return None;
-            }
+    found
+        .into_iter()
+        .map(|index| {
+            let index = index?;
             names
                 .entry(index.0)
                 .or_insert_with(|| name_of(index))
@@ -165,14 +161,62 @@ pub fn demangle(name: &str) -> String {
     name.to_string()
 }
 
-/// (address, size, index) of the text symbols of one table, without their names.
-fn text_symbols<'a, S: ObjectSymbol<'a>>(
+/// For each of `addrs`, the text symbol of `symbols` covering it: the one starting nearest at
+/// or below it, unless that one has a size and ends before it. `None` when the table has no
+/// text symbol at all. One pass over the table, keeping nothing per symbol (a large binary
+/// has a million symbols; a profile samples a few thousand addresses): with the wanted
+/// addresses sorted, each gap between two of them remembers the symbol starting highest in
+/// it, and an address's symbol is its own gap's, else the nearest earlier gap's.
+fn covering_symbols<'a, S: ObjectSymbol<'a>>(
     symbols: impl Iterator<Item = S>,
-) -> Vec<(u64, u64, SymbolIndex)> {
-    symbols
-        .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
-        .map(|s| (s.address(), s.size(), s.index()))
-        .collect()
+    addrs: &[Option<u64>],
+) -> Option<Vec<Option<SymbolIndex>>> {
+    let mut sorted: Vec<u64> = addrs.iter().flatten().copied().collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    // Per gap (wanted addresses before it excluded, its own included): (start, size, index).
+    let mut best: Vec<Option<(u64, u64, SymbolIndex)>> = vec![None; sorted.len()];
+    let mut any = false;
+    for symbol in symbols {
+        if symbol.kind() != SymbolKind::Text || symbol.address() == 0 {
+            continue;
+        }
+        any = true;
+        let start = symbol.address();
+        let gap = sorted.partition_point(|addr| *addr < start);
+        let Some(slot) = best.get_mut(gap) else {
+            continue;
+        };
+        // Of two symbols at one address, one with a size wins.
+        let better = slot.is_none_or(|(at, size, _)| {
+            start > at || (start == at && size == 0 && symbol.size() != 0)
+        });
+        if better {
+            *slot = Some((start, symbol.size(), symbol.index()));
+        }
+    }
+    if !any {
+        return None;
+    }
+    let mut nearest = None;
+    let covering: Vec<Option<SymbolIndex>> = sorted
+        .iter()
+        .zip(best)
+        .map(|(addr, candidate)| {
+            nearest = candidate.or(nearest);
+            let (start, size, index) = nearest?;
+            (size == 0 || *addr < start + size).then_some(index)
+        })
+        .collect();
+    Some(
+        addrs
+            .iter()
+            .map(|addr| {
+                let at = sorted.binary_search(&(*addr)?).ok()?;
+                covering[at]
+            })
+            .collect(),
+    )
 }
 
 /// Cached frames: (device, inode, file offset) -> name for ELF files, (perf map stamp, pid,
@@ -503,6 +547,52 @@ bad line
         assert_eq!(&*again[0], "huatuo_usersym_probe");
         let second = symbolizer.stats();
         assert_eq!((second.files_read, second.hits), (1, 1));
+    }
+
+    /// The covering symbol of `addr` found the plain way, over a whole sorted table.
+    fn reference_name(table: &[(u64, u64, String)], addr: u64) -> Option<String> {
+        let at = table.partition_point(|(start, _, _)| *start <= addr);
+        let (start, size, name) = table.get(at.checked_sub(1)?)?;
+        (*size == 0 || addr < start + size).then(|| demangle(name))
+    }
+
+    #[test]
+    fn resolving_in_one_pass_names_what_a_sorted_table_names() {
+        let path = std::env::current_exe().expect("test binary");
+        let data = std::fs::read(&path).expect("read test binary");
+        let file = object::File::parse(&*data).expect("parse");
+        let mut table: Vec<(u64, u64, String)> = file
+            .symbols()
+            .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
+            .map(|s| (s.address(), s.size(), s.name().unwrap_or("").to_string()))
+            .collect();
+        assert!(table.len() > 1000, "the test binary has a symbol table");
+        // Where symbols share an address, keep the one the resolver keeps: the first with a
+        // size in table order (the sort is stable), else the first.
+        table.sort_by_key(|(start, size, _)| (*start, *size == 0));
+        table.dedup_by_key(|(start, _, _)| *start);
+        let text = file.section_by_name(".text").expect(".text");
+        let (low, high) = (text.address(), text.address() + text.size());
+        let segment = file
+            .segments()
+            .find(|s| s.address() <= low && high <= s.address() + s.size())
+            .expect("the segment holding .text");
+        let to_offset = |addr: u64| addr - segment.address() + segment.file_range().0;
+        // Addresses spread over the text, plus the first and last byte of some symbols.
+        let mut addrs: Vec<u64> = (0..4000).map(|i| low + (high - low) / 4000 * i).collect();
+        for (start, size, _) in table.iter().step_by(97) {
+            addrs.push(*start);
+            addrs.push(start + size.saturating_sub(1));
+        }
+        let offsets: Vec<u64> = addrs.iter().map(|a| to_offset(*a)).collect();
+        let names = resolve_file(path.to_str().expect("utf-8 path"), &offsets);
+        let mut named = 0;
+        for (addr, name) in addrs.iter().zip(&names) {
+            let expected = reference_name(&table, *addr);
+            named += usize::from(expected.is_some());
+            assert_eq!(name, &expected, "address {addr:#x}");
+        }
+        assert!(named > 3000, "only {named} addresses named");
     }
 
     #[test]
