@@ -15,6 +15,8 @@
  * Note: kernels >= 5.x release a SYN refused by a full queue with consume_skb(), so
  * handshake1 and syn_flood are only seen where the kernel frees them with kfree_skb.
  */
+/* Drops come in storms (a flood, a full backlog): a larger ring than other events. */
+#define HUATUO_RINGBUF_BYTES (256 * 1024)
 #include "huatuo.h"
 #include "../drops/skb_tuple.h"
 

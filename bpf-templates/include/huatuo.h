@@ -210,8 +210,14 @@ struct {
 #define HUATUO_OUTPUT_RAW(ctx, ptr, size) \
 	bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, ptr, size)
 #else
+/*
+ * 128 KiB: hundreds of events between two reads of user space, which drains the ring as it
+ * is woken. The pages count twice in the agent's resident memory (user space maps the data
+ * area twice, to read across the wrap), so a template expecting bursts defines a larger size
+ * before including this file; what does not fit is counted as lost.
+ */
 #ifndef HUATUO_RINGBUF_BYTES
-#define HUATUO_RINGBUF_BYTES (256 * 1024)
+#define HUATUO_RINGBUF_BYTES (128 * 1024)
 #endif
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
