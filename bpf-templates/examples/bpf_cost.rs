@@ -5,8 +5,9 @@
 //! the sched_info variant (sched_switch only) and the wakeup-timestamp fallback.
 //! Run as root: `cargo run --release -p huatuo-bpf --example bpf_cost -- [rounds] [secs]`.
 
-use aya::programs::BtfTracePoint;
-use aya::{Btf, EbpfLoader};
+mod common;
+
+use aya::Btf;
 use huatuo_bpf::requires::Requirement;
 use huatuo_bpf::{LoadOptions, Templates};
 use std::collections::BTreeMap;
@@ -14,7 +15,6 @@ use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const EMPTY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/test_empty.bpf.o"));
 const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 /// (run_count, run_time_ns) deltas per program name.
@@ -83,20 +83,9 @@ fn diff(after: &Cost, before: &Cost) -> Cost {
 }
 
 fn empty_round(secs: u64, btf: &Btf) -> Cost {
-    let mut ebpf = EbpfLoader::new().load(EMPTY).expect("load empty");
-    let prog: &mut BtfTracePoint = ebpf
-        .program_mut("tp_btf_sched_switch_empty")
-        .expect("prog")
-        .try_into()
-        .expect("tp_btf");
-    prog.load("sched_switch", btf).expect("load");
-    prog.attach().expect("attach");
+    let ebpf = common::empty_on_sched_switch(btf);
     load(secs);
-    let info = prog.info().expect("info");
-    Cost::from([(
-        "empty sched_switch".to_string(),
-        (info.run_count(), info.run_time().as_nanos() as u64),
-    )])
+    Cost::from([("empty sched_switch".to_string(), common::empty_cost(&ebpf))])
 }
 
 /// One round of huatuo runqlat; `force_hashmap` loads the pre-5.11 hash-map object,

@@ -8,14 +8,14 @@
 //! Run as root: `cargo run --release -p huatuo-bpf --example bpf_cost_runqlat_messaging --
 //! [rounds] [configurations...]`.
 
-use aya::programs::BtfTracePoint;
-use aya::{Btf, EbpfLoader};
+mod common;
+
+use aya::Btf;
 use huatuo_bpf::{LoadOptions, Templates};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const EMPTY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/test_empty.bpf.o"));
 const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 const CPU_ROOT: &str = "/sys/fs/cgroup/cpu";
 
@@ -45,21 +45,14 @@ impl Drop for Cgroup {
 /// One round of configuration `per_cgroup`: runqlat and the empty program attached together,
 /// the load run; (runqlat runs, runqlat ns, empty runs, empty ns).
 fn round(per_cgroup: u64, cgroup: &Path, btf: &Btf) -> (u64, u64, u64, u64) {
-    let mut empty = EbpfLoader::new().load(EMPTY).expect("load empty");
-    let prog: &mut BtfTracePoint = empty
-        .program_mut("tp_btf_sched_switch_empty")
-        .expect("prog")
-        .try_into()
-        .expect("tp_btf");
-    prog.load("sched_switch", btf).expect("load");
-    prog.attach().expect("attach");
+    let empty = common::empty_on_sched_switch(btf);
     let tunables = BTreeMap::from([(
         "runqlat".to_string(),
         BTreeMap::from([("per_cgroup".to_string(), per_cgroup)]),
     )]);
     let templates = Templates::load_with(&["runqlat"], &tunables, LoadOptions::default());
     messaging(cgroup);
-    let info = prog.info().expect("info");
+    let (empty_runs, empty_ns) = common::empty_cost(&empty);
     let (mut runs, mut ns) = (0, 0);
     for st in templates.status() {
         assert!(st.loaded, "{st:?}");
@@ -70,12 +63,7 @@ fn round(per_cgroup: u64, cgroup: &Path, btf: &Btf) -> (u64, u64, u64, u64) {
             }
         }
     }
-    (
-        runs,
-        ns,
-        info.run_count(),
-        info.run_time().as_nanos() as u64,
-    )
+    (runs, ns, empty_runs, empty_ns)
 }
 
 fn main() {
