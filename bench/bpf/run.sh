@@ -2,8 +2,8 @@
 # BPF cost bench: ns per event (kernel.bpf_stats_enabled=1, run_time_ns / run_cnt) of
 # huatuo's templates next to an empty tp_btf program on the same tracepoints and next to
 # libbpf-tools (runqlat, biolatency, softirqs) under the same fixed loads, interleaved rounds,
-# medians.  Part 1 (example bpf_cost): runqlat under 2 busy loops + a pipe ping-pong.
-# Part 2 (example bpf_cost_templates): blockio (O_DIRECT writes to a loop device made here),
+# medians.  Part 1 (bpf_cost): runqlat under 2 busy loops + a pipe ping-pong.
+# Part 2 (bpf_cost_templates): blockio (O_DIRECT writes to a loop device made here),
 # softirq_latency/softirq_off (loopback UDP flood), drops (connects to a closed port),
 # reclaim (page-cache writes in a 32 MiB memory cgroup made here), netrx_latency (loopback
 # TCP stream), profiler (per sample).  Everything created (loop device, image, memcg,
@@ -21,7 +21,7 @@ done
 MEMROOT=/sys/fs/cgroup/memory
 [ -d "$MEMROOT" ] || { echo "no cgroup v1 memory controller at $MEMROOT" >&2; exit 1; }
 
-cargo build --release -q -p huatuo-bpf --example bpf_cost --example bpf_cost_templates
+cargo build --release -q -p huatuo-bench --bin bpf_cost --bin bpf_cost_templates
 
 STATS_BEFORE="$(cat /proc/sys/kernel/bpf_stats_enabled)"
 SCRATCH="$(mktemp -d /var/tmp/huatuo-bpf-bench.XXXXXX)"
@@ -48,6 +48,6 @@ echo "machine: $(uname -r), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "loop device: $LOOPDEV, memcg: $MEMCG (32 MiB)"
 echo "## runqlat"
-./target/release/examples/bpf_cost "$ROUNDS" "$SECS"
+./target/release/bpf_cost "$ROUNDS" "$SECS"
 echo "## other templates"
-./target/release/examples/bpf_cost_templates "$LOOPDEV" "$MEMCG" "$SCRATCH" "$ROUNDS" "$SECS"
+./target/release/bpf_cost_templates "$LOOPDEV" "$MEMCG" "$SCRATCH" "$ROUNDS" "$SECS"

@@ -5,7 +5,7 @@
 # request/response, a fork+exec storm and buffered + O_DIRECT file writes. Prints medians, the
 # loss against `off`, the agent's CPU and the BPF time per second of load per program.
 # Needs root, perf, bpftool, clang; iperf3 is installed here when missing (bench only).
-# Usage: bench/overhead/run.sh [--quick] [--rounds N] [--secs S] [--loops L] [--io-mb M]
+# Usage: bench/overhead/run.sh [--quick] [--rounds N] [--secs S] [--loops L] [--io-mb M] [--min-window S]
 #   [--modes off,on,floor,floor-tp,on-nosoftirq,on-profiling] [--loads SUBSTRING,...]
 #   HUATUO_BIN=path runs that agent binary instead of the release build (A/B of two builds).
 #   --quick: 1 round of short loads, for developing the bench; figures need a quiet machine.

@@ -21,8 +21,8 @@
 //! `bpf_cost_templates <loop-device> <memcg-dir> <scratch-dir> [rounds] [secs] [section]`
 //! (a section name runs only that section).
 
-use aya::programs::BtfTracePoint;
-use aya::{Btf, Ebpf, EbpfLoader};
+use aya::{Btf, Ebpf};
+use huatuo_bench::{bpf_stats, empty_program};
 use huatuo_bpf::{LoadOptions, Templates};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -33,10 +33,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const EMPTY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/test_empty.bpf.o"));
-const EMPTY_PROG: &str = "tp_btf_sched_switch_empty";
-const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 /// One measured program of one round: (row name, run count, run time ns, note).
 type Row = (String, u64, u64, String);
@@ -299,35 +295,14 @@ fn empty_round(
 ) -> Result<Vec<Row>, String> {
     let mut objects: Vec<(&str, Ebpf)> = vec![];
     for tp in tracepoints {
-        let mut ebpf = EbpfLoader::new()
-            .load(EMPTY)
-            .map_err(|e| format!("load empty: {e}"))?;
-        let prog: &mut BtfTracePoint = ebpf
-            .program_mut(EMPTY_PROG)
-            .ok_or("empty object has no program")?
-            .try_into()
-            .map_err(|e| format!("empty program: {e}"))?;
-        prog.load(tp, btf)
-            .map_err(|e| format!("empty on {tp}: {e}"))?;
-        prog.attach()
-            .map_err(|e| format!("attach empty {tp}: {e}"))?;
+        let ebpf = empty_program::empty_on(tp, btf)?;
         objects.push((tp, ebpf));
     }
     run_load(load, env, secs)?;
     let mut rows = vec![];
     for (tp, ebpf) in &objects {
-        let prog: &BtfTracePoint = ebpf
-            .program(EMPTY_PROG)
-            .ok_or("empty object has no program")?
-            .try_into()
-            .map_err(|e| format!("empty program: {e}"))?;
-        let info = prog.info().map_err(|e| format!("empty info: {e}"))?;
-        rows.push((
-            format!("empty: {tp}"),
-            info.run_count(),
-            info.run_time().as_nanos() as u64,
-            String::new(),
-        ));
+        let (runs, ns) = empty_program::empty_cost(ebpf)?;
+        rows.push((format!("empty: {tp}"), runs, ns, String::new()));
     }
     Ok(rows)
 }
@@ -405,31 +380,6 @@ fn huatuo_round(
     Ok(rows)
 }
 
-/// (id -> (name, run_cnt, run_time_ns)) of every loaded BPF program, from bpftool.
-fn bpftool_progs() -> Result<BTreeMap<u64, (String, u64, u64)>, String> {
-    let out = Command::new("bpftool")
-        .args(["prog", "show", "--json"])
-        .output()
-        .map_err(|e| format!("bpftool: {e}"))?;
-    let progs: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("bpftool json: {e}"))?;
-    let mut all = BTreeMap::new();
-    for p in progs.as_array().into_iter().flatten() {
-        let (Some(id), Some(name)) = (p["id"].as_u64(), p["name"].as_str()) else {
-            continue;
-        };
-        all.insert(
-            id,
-            (
-                name.to_string(),
-                p["run_cnt"].as_u64().unwrap_or(0),
-                p["run_time_ns"].as_u64().unwrap_or(0),
-            ),
-        );
-    }
-    Ok(all)
-}
-
 fn tool_round(
     argv: &[&str],
     needle: &str,
@@ -437,7 +387,7 @@ fn tool_round(
     env: &Env,
     secs: u64,
 ) -> Result<Vec<Row>, String> {
-    let before: BTreeSet<u64> = bpftool_progs()?.into_keys().collect();
+    let before: BTreeSet<u64> = bpf_stats::programs()?.into_keys().collect();
     let mut tool = Command::new(argv[0])
         .args(&argv[1..])
         .arg(format!("{}", secs + 3))
@@ -446,14 +396,14 @@ fn tool_round(
         .spawn()
         .map_err(|e| format!("{} (apt-get install libbpf-tools): {e}", argv[0]))?;
     std::thread::sleep(Duration::from_millis(1000));
-    let mine = |all: BTreeMap<u64, (String, u64, u64)>| {
+    let mine = |all: BTreeMap<u64, bpf_stats::ProgramRuns>| {
         all.into_iter()
-            .filter(|(id, (name, _, _))| !before.contains(id) && name.contains(needle))
+            .filter(|(id, p)| !before.contains(id) && p.name.contains(needle))
             .collect::<BTreeMap<_, _>>()
     };
-    let start = mine(bpftool_progs()?);
+    let start = mine(bpf_stats::programs()?);
     let loaded = run_load(load, env, secs);
-    let end = mine(bpftool_progs()?);
+    let end = mine(bpf_stats::programs()?);
     let _ = tool.kill();
     let _ = tool.wait();
     loaded?;
@@ -465,12 +415,12 @@ fn tool_round(
     }
     Ok(end
         .into_iter()
-        .map(|(id, (name, cnt, time))| {
-            let (_, c0, t0) = start.get(&id).cloned().unwrap_or_default();
+        .map(|(id, p)| {
+            let was = start.get(&id).cloned().unwrap_or_default();
             (
-                format!("libbpf-tools {}: {name}", argv.join(" ")),
-                cnt - c0,
-                time - t0,
+                format!("libbpf-tools {}: {}", argv.join(" "), p.name),
+                p.runs - was.runs,
+                p.ns - was.ns,
                 String::new(),
             )
         })
@@ -569,13 +519,16 @@ fn main() {
     };
     let rounds: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
     let secs: u64 = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(3);
-    let previous = std::fs::read_to_string(STATS).unwrap_or_else(|_| "0".into());
-    if let Err(e) = std::fs::write(STATS, "1") {
-        eprintln!("enable {STATS} (run as root): {e}");
-        std::process::exit(1);
-    }
+    let stats = match bpf_stats::enable() {
+        Ok(stats) => stats,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
     let result = run(&env, rounds, secs, args.get(5).map(String::as_str));
-    let _ = std::fs::write(STATS, previous.trim());
+    // Written back before the exit below, which runs no destructors.
+    drop(stats);
     match result {
         Ok(totals) => print_table(totals),
         Err(e) => {

@@ -3,20 +3,21 @@
 //! run inside a cpu cgroup made here (so its switches write per-container histograms), with an
 //! empty tp_btf program attached on sched_switch next to it in the same round as the
 //! reference. Each round loads runqlat once per configuration named on the command line:
-//! `cgroup` (per-container histograms, the shipped rule's scope), `host` (`per_cgroup = 0`),
-//! or a number written to `per_cgroup` as it is (for experimental builds of the template).
-//! Run as root: `cargo run --release -p huatuo-bpf --example bpf_cost_runqlat_messaging --
+//! `cgroup` (per-container histograms, the shipped rule's scope), `root` (the same, the load
+//! in the root cgroup like a host's own tasks: no container to count), `host`
+//! (`per_cgroup = 0`), or a number written to `per_cgroup` as it is (for experimental builds
+//! of the template). `HUATUO_EMPTY_LAST=1` attaches the empty program after runqlat instead
+//! of before (the first program on a hook takes the cache misses of calling any).
+//! Run as root: `cargo run --release -p huatuo-bench --bin bpf_cost_runqlat_messaging --
 //! [rounds] [configurations...]`.
 
-mod common;
-
 use aya::Btf;
+use huatuo_bench::{bpf_stats, empty_program};
 use huatuo_bpf::{LoadOptions, Templates};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 const CPU_ROOT: &str = "/sys/fs/cgroup/cpu";
 
 /// The fixed load, its processes in `cgroup`: 10 groups of 40 processes, 500 messages each.
@@ -45,14 +46,16 @@ impl Drop for Cgroup {
 /// One round of configuration `per_cgroup`: runqlat and the empty program attached together,
 /// the load run; (runqlat runs, runqlat ns, empty runs, empty ns).
 fn round(per_cgroup: u64, cgroup: &Path, btf: &Btf) -> (u64, u64, u64, u64) {
-    let empty = common::empty_on_sched_switch(btf);
+    let empty_last = std::env::var("HUATUO_EMPTY_LAST").is_ok_and(|v| v == "1");
+    let empty_first = (!empty_last).then(|| empty_program::empty_on_sched_switch(btf));
     let tunables = BTreeMap::from([(
         "runqlat".to_string(),
         BTreeMap::from([("per_cgroup".to_string(), per_cgroup)]),
     )]);
     let templates = Templates::load_with(&["runqlat"], &tunables, LoadOptions::default());
+    let empty = empty_first.unwrap_or_else(|| empty_program::empty_on_sched_switch(btf));
     messaging(cgroup);
-    let (empty_runs, empty_ns) = common::empty_cost(&empty);
+    let (empty_runs, empty_ns) = empty_program::empty_cost(&empty).expect("empty program cost");
     let (mut runs, mut ns) = (0, 0);
     for st in templates.status() {
         assert!(st.loaded, "{st:?}");
@@ -77,20 +80,23 @@ fn main() {
     let dir = PathBuf::from(CPU_ROOT).join(format!("huatuo-runqlat-bench-{}", std::process::id()));
     std::fs::create_dir(&dir).expect("make the cpu cgroup (root, cgroup v1 cpu controller)");
     let cgroup = Cgroup(dir);
-    let stats_before = std::fs::read_to_string(STATS).unwrap_or_else(|_| "0".into());
-    std::fs::write(STATS, "1").expect("enable bpf_stats");
+    let stats = bpf_stats::enable().expect("BPF run statistics");
     println!("| round | configuration | runqlat ns/run (runs) | empty ns/run (runs) | × empty |");
     println!("|---|---|---|---|---|");
     for r in 1..=rounds {
         for config in &configs {
-            let per_cgroup = match config.as_str() {
-                "host" => 0,
-                "cgroup" => 1,
-                other => other
-                    .parse()
-                    .expect("configuration: cgroup, host or a number"),
+            let (per_cgroup, load_in) = match config.as_str() {
+                "host" => (0, cgroup.0.as_path()),
+                "cgroup" => (1, cgroup.0.as_path()),
+                "root" => (1, Path::new(CPU_ROOT)),
+                other => (
+                    other
+                        .parse()
+                        .expect("configuration: cgroup, root, host or a number"),
+                    cgroup.0.as_path(),
+                ),
             };
-            let (rc, rt, ec, et) = round(per_cgroup, &cgroup.0, &btf);
+            let (rc, rt, ec, et) = round(per_cgroup, load_in, &btf);
             let q = rt as f64 / rc.max(1) as f64;
             let e = et as f64 / ec.max(1) as f64;
             println!(
@@ -99,5 +105,5 @@ fn main() {
             );
         }
     }
-    let _ = std::fs::write(STATS, stats_before.trim());
+    drop(stats);
 }

@@ -3,19 +3,16 @@
 //! libbpf-tools' runqlat, under the same fixed load, in interleaved rounds; huatuo both with
 //! its task-storage object (≥ 5.11) and with its hash-map object (older kernels), each with
 //! the sched_info variant (sched_switch only) and the wakeup-timestamp fallback.
-//! Run as root: `cargo run --release -p huatuo-bpf --example bpf_cost -- [rounds] [secs]`.
-
-mod common;
+//! Run as root: `cargo run --release -p huatuo-bench --bin bpf_cost -- [rounds] [secs]`.
 
 use aya::Btf;
+use huatuo_bench::{bpf_stats, empty_program};
 use huatuo_bpf::requires::Requirement;
 use huatuo_bpf::{LoadOptions, Templates};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 /// (run_count, run_time_ns) deltas per program name.
 type Cost = BTreeMap<String, (u64, u64)>;
@@ -53,21 +50,14 @@ fn load(secs: u64) {
     }
 }
 
-/// Run stats of every loaded BPF program whose name contains `needle` (bpftool JSON).
+/// Run stats of every loaded BPF program whose name contains `needle`, summed by name.
 fn bpftool_stats(needle: &str) -> Cost {
-    let out = Command::new("bpftool")
-        .args(["prog", "show", "--json"])
-        .output()
-        .expect("bpftool");
-    let progs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     let mut cost = Cost::new();
-    for p in progs.as_array().into_iter().flatten() {
-        let name = p["name"].as_str().unwrap_or_default();
-        if name.contains(needle) {
-            let e = cost.entry(name.to_string()).or_default();
-            e.0 += p["run_cnt"].as_u64().unwrap_or(0);
-            e.1 += p["run_time_ns"].as_u64().unwrap_or(0);
-        }
+    let programs = bpf_stats::programs().expect("bpftool prog show");
+    for p in programs.into_values().filter(|p| p.name.contains(needle)) {
+        let e = cost.entry(p.name).or_default();
+        e.0 += p.runs;
+        e.1 += p.ns;
     }
     cost
 }
@@ -83,9 +73,12 @@ fn diff(after: &Cost, before: &Cost) -> Cost {
 }
 
 fn empty_round(secs: u64, btf: &Btf) -> Cost {
-    let ebpf = common::empty_on_sched_switch(btf);
+    let ebpf = empty_program::empty_on_sched_switch(btf);
     load(secs);
-    Cost::from([("empty sched_switch".to_string(), common::empty_cost(&ebpf))])
+    Cost::from([(
+        "empty sched_switch".to_string(),
+        empty_program::empty_cost(&ebpf).expect("empty program cost"),
+    )])
 }
 
 /// One round of huatuo runqlat; `force_hashmap` loads the pre-5.11 hash-map object,
@@ -154,8 +147,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
     let secs: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
-    let previous = std::fs::read_to_string(STATS).unwrap_or_else(|_| "0".into());
-    std::fs::write(STATS, "1").expect("enable bpf stats (run as root)");
+    let stats = bpf_stats::enable().expect("BPF run statistics");
     let btf = Btf::from_sys_fs().expect("kernel BTF");
     let mut totals: BTreeMap<String, Vec<(f64, u64, u64)>> = BTreeMap::new();
     for round in 0..rounds {
@@ -179,7 +171,7 @@ fn main() {
             }
         }
     }
-    let _ = std::fs::write(STATS, previous.trim());
+    drop(stats);
     println!("| program | median ns/run | median runs per round | median BPF µs per s of load | rounds |");
     println!("|---|---|---|---|---|");
     for (name, mut values) in totals {

@@ -3,15 +3,15 @@
 //! same hook, under `perf bench sched messaging`, in interleaved rounds. The target cgroup (a
 //! cpu cgroup v1 made here) holds a busy loop, so it has runnable tasks waiting while the
 //! messaging processes run: the template's full path (queue check, map update) is exercised.
-//! Run as root: `cargo run --release -p huatuo-bpf --example bpf_cost_waitrate -- [rounds]`.
+//! Run as root: `cargo run --release -p huatuo-bench --bin bpf_cost_waitrate -- [rounds]`.
 
 use aya::programs::BtfTracePoint;
 use aya::{Btf, EbpfLoader};
+use huatuo_bench::bpf_stats;
+use huatuo_bench::empty_program::{EMPTY, EMPTY_PROG};
 use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Command};
 
-const EMPTY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/test_empty.bpf.o"));
-const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 const CPU_ROOT: &str = "/sys/fs/cgroup/cpu";
 
 /// The fixed load: 10 groups of 40 processes exchanging 300 messages each over sockets.
@@ -79,8 +79,7 @@ fn main() {
     )
     .expect("move the busy loop into the cgroup");
     let cgroup_id = std::fs::metadata(&target.dir).expect("stat cgroup").ino();
-    let stats_before = std::fs::read_to_string(STATS).unwrap_or_else(|_| "0".into());
-    std::fs::write(STATS, "1").expect("enable bpf_stats");
+    let stats = bpf_stats::enable().expect("BPF run statistics");
     println!("| round | waitrate ns/run (runs) | empty ns/run (runs) | × empty |");
     println!("|---|---|---|---|");
     for r in 1..=rounds {
@@ -90,11 +89,11 @@ fn main() {
             Some(&cgroup_id),
             &btf,
         );
-        let (ec, et) = round(EMPTY, "tp_btf_sched_switch_empty", None, &btf);
+        let (ec, et) = round(EMPTY, EMPTY_PROG, None, &btf);
         let w = wt as f64 / wc.max(1) as f64;
         let e = et as f64 / ec.max(1) as f64;
         println!("| {r} | {w:.0} ({wc}) | {e:.0} ({ec}) | {:.2} |", w / e);
     }
-    let _ = std::fs::write(STATS, stats_before.trim());
+    drop(stats);
     drop(target);
 }
