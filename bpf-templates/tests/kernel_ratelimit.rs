@@ -9,9 +9,9 @@ use aya::programs::RawTracePoint;
 use aya::EbpfLoader;
 use common::kernel_ready;
 use huatuo_bpf::decode::EventDecoder;
-use huatuo_bpf::transport::{spawn_perfbuf, spawn_ringbuf, EventStats, Sink};
+use huatuo_bpf::transport::{spawn_perfbuf, spawn_ringbuf, EventStats, Sink, StopSignal};
 use huatuo_bpf::{NoContainers, TemplateSchema};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -182,7 +182,7 @@ fn emitted_shed_and_lost_add_up_to_what_the_program_saw() {
     let schema = TemplateSchema::parse("ratelimit", SCHEMA).expect("schema");
     let (tx, mut rx) = tokio::sync::mpsc::channel(100_000);
     let stats = Arc::new(EventStats::default());
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(StopSignal::new());
     let sink = Sink {
         name: "ratelimit".into(),
         decoder: EventDecoder::new(&schema).expect("decoder"),
@@ -193,8 +193,16 @@ fn emitted_shed_and_lost_add_up_to_what_the_program_saw() {
     };
     let handle = spawn_ringbuf(ebpf.take_map("events").expect("events"), sink).expect("spawn");
     std::thread::sleep(Duration::from_millis(400));
-    stop.store(true, Ordering::Relaxed);
+    // The thread sleeps in poll on the ring and the stop's eventfd (bounded at 5 s): the
+    // stop wakes it at once, not at its next timeout.
+    let stopping = std::time::Instant::now();
+    stop.stop();
     handle.join().expect("join");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(2),
+        "the event thread took {:?} to stop",
+        stopping.elapsed()
+    );
     let mut received = 0;
     while let Ok(sample) = rx.try_recv() {
         assert_eq!(sample.source, "bpf.ratelimit");
@@ -222,7 +230,7 @@ fn perf_buffer_transport_delivers_every_record() {
     let schema = TemplateSchema::parse("ratelimit", SCHEMA).expect("schema");
     let (tx, mut rx) = tokio::sync::mpsc::channel(10_000);
     let stats = Arc::new(EventStats::default());
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(StopSignal::new());
     let sink = Sink {
         name: "ratelimit".into(),
         decoder: EventDecoder::new(&schema).expect("decoder"),
@@ -245,7 +253,7 @@ fn perf_buffer_transport_delivers_every_record() {
         unsafe { libc::syscall(libc::SYS_getppid) };
     }
     std::thread::sleep(Duration::from_millis(400));
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     handle.join().expect("join");
     let map = ebpf.map("huatuo_counters").expect("counters");
     let array = PerCpuArray::<&MapData, u64>::try_from(map).expect("per-cpu array");
