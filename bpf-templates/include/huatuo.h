@@ -123,6 +123,22 @@ HUATUO_INLINE void huatuo_hist_add(struct huatuo_hist *h, __u64 ns)
 		(*slot)++;
 }
 
+/*
+ * The slot of `key` in a direct-mapped table of 2^bits slots: the top bits of a multiply,
+ * fold, multiply by 2^64/phi. Ids handed out in steps (kernfs inodes advance by the number
+ * of files of a cgroup directory) spread over the slots like random keys: the low bits would
+ * put ids 64 apart in one slot, and one multiply alone ids 16 apart in a third of them.
+ * huatuo_bpf::slots::slot_of is the same function.
+ */
+HUATUO_INLINE __u32 huatuo_key_slot(__u64 key, __u32 bits)
+{
+	__u64 h = key * 0x9E3779B97F4A7C15ULL;
+
+	h ^= h >> 32;
+	h *= 0x9E3779B97F4A7C15ULL;
+	return (__u32)(h >> (64 - bits));
+}
+
 /* Counters every template carries; read by the loader's status. */
 #define HUATUO_CNT_EMITTED 0
 #define HUATUO_CNT_SHED 1

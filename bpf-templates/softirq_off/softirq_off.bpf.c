@@ -59,13 +59,14 @@ static __always_inline struct pending_state *state(void)
 static __always_inline void on_raise(u32 vec)
 {
 	struct pending_state *st;
+	u64 now = 0;
 
 	if (latency_on)
-		latency_on_raise(vec);
+		latency_on_raise_at(vec, &now);
 	st = state();
 
 	if (st && !st->since) {
-		st->since = bpf_ktime_get_ns();
+		st->since = now ? now : bpf_ktime_get_ns();
 		st->vec = vec;
 		st->reported = 0;
 	}

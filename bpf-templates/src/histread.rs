@@ -1,17 +1,20 @@
 //! Reads a template's scrape-time maps (`[[histogram]]` and `[[counter]]` in schema.toml)
 //! into samples: one per entity (labels from the map key, or per CPU), each map published
 //! as its field (`Value::Hist` or `Value::Int`), and a histogram's number of observations
-//! as its `count_field` (`Value::Int`) when the schema names one.
+//! as its `count_field` (`Value::Int`) when the schema names one. A hash with a slot table
+//! (`slots`) is read with it, summed per key.
 
 use crate::cgroup::CgroupResolver;
 use crate::decode::dev_text;
 use crate::hist::{add_into, to_histogram, SLOTS};
 use crate::layout::{offsets, CType, Raw};
 use crate::schema::{HistogramMap, KeyFormat, KeyPart, TemplateSchema};
+use crate::slots::{free_slots, read_slots, SlotEviction};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
 use aya::{Ebpf, Pod};
 use huatuo_dsl::value::{Sample, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 type Slots = [u64; SLOTS];
 
@@ -62,20 +65,29 @@ impl MapValue for u64 {
 
 type Merged = BTreeMap<BTreeMap<String, String>, Sample>;
 
+/// How one template's maps are read: who is a container, which slots to free, the time.
+pub struct ReadContext<'a> {
+    /// Attributes cgroup keys to containers.
+    pub resolver: &'a dyn CgroupResolver,
+    /// Slot owners unpublished across reads (slot tables only).
+    pub eviction: &'a mut SlotEviction,
+    /// Stamp of the samples.
+    pub time_ns: i64,
+}
+
 /// Reads every histogram and counter map of a loaded template into samples stamped
-/// `time_ns`. Maps of programs that did not attach read as zeros.
+/// `ctx.time_ns`. Maps of programs that did not attach read as zeros.
 pub fn read_histograms(
     schema: &TemplateSchema,
     ebpf: &Ebpf,
-    resolver: &dyn CgroupResolver,
-    time_ns: i64,
+    ctx: &mut ReadContext,
 ) -> Result<Vec<Sample>, String> {
     let mut samples = Merged::new();
     for hist in &schema.histogram {
-        read_map::<Slots>(schema, ebpf, hist, resolver, time_ns, &mut samples)?;
+        read_map::<Slots>(schema, ebpf, hist, ctx, &mut samples)?;
     }
     for counter in &schema.counter {
-        read_map::<u64>(schema, ebpf, counter, resolver, time_ns, &mut samples)?;
+        read_map::<u64>(schema, ebpf, counter, ctx, &mut samples)?;
     }
     Ok(samples.into_values().collect())
 }
@@ -84,14 +96,23 @@ fn read_map<V: MapValue>(
     schema: &TemplateSchema,
     ebpf: &Ebpf,
     spec: &HistogramMap,
-    resolver: &dyn CgroupResolver,
-    time_ns: i64,
+    ctx: &mut ReadContext,
     samples: &mut Merged,
 ) -> Result<(), String> {
+    let (resolver, time_ns) = (ctx.resolver, ctx.time_ns);
     let map = ebpf
         .map(&spec.map)
         .ok_or_else(|| format!("map `{}` is not in the object", spec.map))?;
-    let entries = read_entries::<V>(map, spec).map_err(|e| format!("map `{}`: {e}", spec.map))?;
+    let mut entries =
+        read_entries::<V>(map, spec).map_err(|e| format!("map `{}`: {e}", spec.map))?;
+    if let Some(table) = &spec.slots {
+        let name = format!("{}/{table}", schema.source.name);
+        let slots = ebpf
+            .map(table)
+            .ok_or_else(|| format!("map `{table}` is not in the object"))?;
+        entries = with_slots(entries, slots, &name, spec, ctx)
+            .map_err(|e| format!("map `{table}`: {e}"))?;
+    }
     for (key, values) in entries.rows {
         let Some(labels) = key_labels(&spec.key, &key, resolver) else {
             continue;
@@ -129,6 +150,48 @@ fn read_map<V: MapValue>(
         }
     }
     Ok(())
+}
+
+/// The `entries` of a hash summed per key with the claimed slots of its slot table `slots`
+/// (named `name` for the eviction state): one value per key. Frees the slots of keys
+/// unpublished for the eviction's grace, as the reader does not publish them.
+fn with_slots<V: MapValue>(
+    entries: Entries<V>,
+    slots: &Map,
+    name: &str,
+    spec: &HistogramMap,
+    ctx: &mut ReadContext,
+) -> Result<Entries<V>, String> {
+    let mut sums: BTreeMap<Vec<u8>, V> = BTreeMap::new();
+    for (key, values) in entries.rows {
+        let sum = sums.entry(key).or_insert_with(V::zero);
+        for v in &values {
+            sum.add(v);
+        }
+    }
+    // Summed per key first: a key holds its slot on many CPUs, it is resolved once.
+    let mut claimed: BTreeMap<u64, V> = BTreeMap::new();
+    for (key, value) in read_slots::<V>(slots)? {
+        claimed.entry(key).or_insert_with(V::zero).add(&value);
+    }
+    let mut unpublished = BTreeSet::new();
+    for (key, value) in claimed {
+        let bytes = key.to_ne_bytes().to_vec();
+        if key_labels(&spec.key, &bytes, ctx.resolver).is_none() {
+            unpublished.insert(key);
+        }
+        sums.entry(bytes).or_insert_with(V::zero).add(&value);
+    }
+    let due = ctx.eviction.due(name, &unpublished, Instant::now());
+    if !due.is_empty() {
+        if let Err(e) = free_slots(slots, &due, V::zero()) {
+            log::warn!("map `{name}`: freeing the slots of {} keys: {e}", due.len());
+        }
+    }
+    Ok(Entries {
+        rows: sums.into_iter().map(|(k, v)| (k, vec![v])).collect(),
+        per_cpu: false,
+    })
 }
 
 /// Labels of one key, or `None` when the entry is not published (unknown enum value,

@@ -17,6 +17,7 @@ pub mod needs;
 pub mod profiler;
 pub mod requires;
 pub mod schema;
+pub mod slots;
 pub mod status;
 pub mod transport;
 pub mod waitrate;

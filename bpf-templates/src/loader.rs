@@ -6,21 +6,22 @@ use crate::attach::attach_variant;
 use crate::cgroup::{unified_hierarchy, CgroupResolver, NoContainers};
 use crate::decode::EventDecoder;
 use crate::embedded;
-use crate::histread::read_histograms;
+use crate::histread::{read_histograms, ReadContext};
 use crate::needs;
 use crate::requires::Requirement;
 use crate::schema::{AttachKind, TemplateSchema};
+use crate::slots::SlotEviction;
 use crate::status::{Counters, ProgramStatus, TemplateStatus, VariantOutcome};
-use crate::transport::{spawn_perfbuf, spawn_ringbuf, EventStats, Sink};
+use crate::transport::{spawn_perfbuf, spawn_ringbuf, EventStats, Sink, StopSignal};
 use aya::maps::{MapData, MapType, PerCpuArray};
 use aya::{Btf, Ebpf, EbpfLoader};
 use huatuo_dsl::value::Sample;
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::{channel, Receiver, Sender};
 
 /// How templates are loaded; `Default` suits the daemon.
@@ -45,6 +46,10 @@ pub struct LoadOptions {
     /// Let a template host another on the hooks both use (`[[hosts]]`), one program per
     /// hook; off, each loads its own object (what the cost bench compares against).
     pub share_hooks: bool,
+    /// How long a cgroup holding per-CPU histogram slots must be no container, at every
+    /// read, before its slots are freed (`crate::slots::SlotEviction`): longer than container
+    /// discovery takes to find a new container.
+    pub slot_grace: Duration,
 }
 
 impl Default for LoadOptions {
@@ -59,6 +64,7 @@ impl Default for LoadOptions {
             unmet: vec![],
             excluded_kinds: vec![],
             share_hooks: true,
+            slot_grace: Duration::from_secs(60),
         }
     }
 }
@@ -85,7 +91,7 @@ struct Loaded {
     /// hosted is `status.hosted_by` (it falls back to its own object when the host failed).
     host: Option<String>,
     /// Stops its event thread.
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
     /// Its event thread (event templates).
     thread: Option<JoinHandle<()>>,
 }
@@ -93,7 +99,7 @@ struct Loaded {
 impl Loaded {
     /// Stops its event thread; dropping it then detaches its programs.
     fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.stop();
         if let Some(handle) = self.thread.take() {
             let _ = handle.join();
         }
@@ -177,6 +183,8 @@ pub struct Templates {
     /// The sending side of `events`, for templates loaded later ([`Templates::reconcile`]).
     tx: Sender<Sample>,
     options: LoadOptions,
+    /// Slot owners unpublished across histogram reads.
+    eviction: Mutex<SlotEviction>,
 }
 
 impl Templates {
@@ -198,6 +206,7 @@ impl Templates {
             resolver: options.resolver.clone(),
             events: Some(rx),
             tx,
+            eviction: Mutex::new(SlotEviction::new(options.slot_grace)),
             options,
         };
         templates.load_many(needed, tunables);
@@ -379,7 +388,7 @@ impl Templates {
             stats: Arc::new(EventStats::default()),
             values: values.clone(),
             host: None,
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(StopSignal::new()),
             thread: None,
         };
         let mut result = self.try_load(&mut loaded, values, options, btf, objects, v2, tx);
@@ -600,7 +609,13 @@ impl Templates {
             let (Some(schema), Some(ebpf)) = (&t.schema, ebpf) else {
                 continue;
             };
-            match read_histograms(schema, ebpf, self.resolver.as_ref(), now) {
+            let mut eviction = self.eviction.lock().unwrap_or_else(|e| e.into_inner());
+            let mut ctx = ReadContext {
+                resolver: self.resolver.as_ref(),
+                eviction: &mut eviction,
+                time_ns: now,
+            };
+            match read_histograms(schema, ebpf, &mut ctx) {
                 Ok(mut s) => samples.append(&mut s),
                 Err(e) => log::warn!("template `{}`: {e}", t.status.name),
             }
@@ -641,7 +656,7 @@ fn hosted(name: &str, host: &str) -> Loaded {
         stats: Arc::new(EventStats::default()),
         values: BTreeMap::new(),
         host: Some(host.to_string()),
-        stop: Arc::new(AtomicBool::new(false)),
+        stop: Arc::new(StopSignal::new()),
         thread: None,
     }
 }

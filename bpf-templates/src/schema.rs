@@ -238,6 +238,11 @@ pub struct HistogramMap {
     /// `Int` field (a count of events that needs no second map in the kernel).
     #[serde(default)]
     pub count_field: Option<String>,
+    /// `[[histogram]]` of a hash keyed by one `u64`: the per-CPU array of slots the kernel
+    /// side fills before this hash (`crate::slots`), each value the key that holds the slot
+    /// (0: free) followed by the histogram. A key's histogram is the sum of both.
+    #[serde(default)]
+    pub slots: Option<String>,
 }
 
 /// A global a caller may set that is not a filter tunable.
@@ -382,6 +387,22 @@ impl TemplateSchema {
                 ));
             }
         }
+        if let Some(hist) = self.histogram.iter().find(|h| {
+            h.slots.is_some()
+                && (h.per_cpu_label.is_some()
+                    || !matches!(h.key.as_slice(), [part] if part.c == CType::Unsigned(8)))
+        }) {
+            return Err(format!(
+                "map `{}`: slots need a key of one u64 and no per_cpu_label",
+                hist.map
+            ));
+        }
+        if let Some(counter) = self.counter.iter().find(|c| c.slots.is_some()) {
+            return Err(format!(
+                "counter map `{}`: slots are for [[histogram]] maps",
+                counter.map
+            ));
+        }
         if let Some(counter) = self.counter.iter().find(|c| c.count_field.is_some()) {
             return Err(format!(
                 "counter map `{}`: count_field is for [[histogram]] maps",
@@ -501,6 +522,33 @@ variants = [ { kind = "raw_tp", target = "softirq_entry", prog = "raw_tp_p" } ]
             format!("{with_fields}[[counter]]\nmap = \"c\"\nfield = \"n\"\ncount_field = \"n\"\n");
         let err = TemplateSchema::parse("demo", &counter).unwrap_err();
         assert!(err.contains("count_field is for [[histogram]]"), "{err}");
+    }
+
+    #[test]
+    fn slots_only_before_a_hash_keyed_by_one_u64() {
+        let with_fields = GOOD.replace(
+            "[[source.tunables]]",
+            "[[source.fields]]\nname = \"lat\"\ntype = \"hist\"\n\
+             [[source.fields]]\nname = \"n\"\ntype = \"int\"\n[[source.tunables]]",
+        );
+        let hist = format!(
+            "{with_fields}[[histogram]]\nmap = \"h\"\nslots = \"s\"\nfield = \"lat\"\n\
+             key = [{{ label = \"container_id\", c = \"u64\", format = \"cgroup\" }}]\n"
+        );
+        let schema = TemplateSchema::parse("demo", &hist).unwrap();
+        assert_eq!(schema.histogram[0].slots.as_deref(), Some("s"));
+        let narrow = hist.replace("c = \"u64\", format", "c = \"u32\", format");
+        let err = TemplateSchema::parse("demo", &narrow).unwrap_err();
+        assert!(err.contains("slots need a key of one u64"), "{err}");
+        let per_cpu = format!("{hist}per_cpu_label = \"cpu\"\n");
+        let err = TemplateSchema::parse("demo", &per_cpu).unwrap_err();
+        assert!(err.contains("slots need a key of one u64"), "{err}");
+        let counter = format!(
+            "{with_fields}[[counter]]\nmap = \"c\"\nslots = \"s\"\nfield = \"n\"\n\
+             key = [{{ label = \"container_id\", c = \"u64\", format = \"cgroup\" }}]\n"
+        );
+        let err = TemplateSchema::parse("demo", &counter).unwrap_err();
+        assert!(err.contains("slots are for [[histogram]]"), "{err}");
     }
 
     #[test]

@@ -1,15 +1,19 @@
 //! Kernel test: runqlat loads and attaches, and its histograms move under CPU contention,
-//! for the host and for a container cgroup.
+//! for the host and for a container cgroup; per-container histograms are summed from the
+//! per-CPU slots and the shared hash, and slots of cgroups that are no container are freed.
 
 mod common;
 
+use aya::maps::{HashMap, Map, MapData, PerCpuArray};
 use common::{kernel_ready, Busy, OneContainer, TestCgroup, TracefsGuard};
+use huatuo_bpf::hist::SLOTS;
 use huatuo_bpf::requires::Requirement;
 use huatuo_bpf::schema::AttachKind;
+use huatuo_bpf::slots::slot_of;
 use huatuo_bpf::{LoadOptions, NoContainers, Templates};
 use huatuo_dsl::value::{Sample, Value};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Turns `kernel.bpf_stats_enabled` on, restoring the previous value on drop.
@@ -29,6 +33,14 @@ impl Drop for BpfStats {
     fn drop(&mut self) {
         let _ = std::fs::write(Self::PATH, &self.0);
     }
+}
+
+/// The tests of this file one at a time: the slot test finds the maps it loaded as the
+/// newest runqlat maps of the system (other binaries' kernel tests wait on a file lock).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn total(samples: &[Sample], container: Option<&str>) -> (u64, u64) {
@@ -133,6 +145,7 @@ fn runqlat_attaches_and_counts_contention() {
     if !kernel_ready("runqlat_attaches_and_counts_contention") {
         return;
     }
+    let _serial = serial();
     counts_contention(Mode::new(false, false, AttachKind::TpBtf));
     counts_contention(Mode::new(false, false, AttachKind::RawTp));
 }
@@ -143,6 +156,7 @@ fn runqlat_run_delay_variant_counts_contention() {
     if !kernel_ready("runqlat_run_delay_variant_counts_contention") {
         return;
     }
+    let _serial = serial();
     counts_contention(Mode::new(false, false, AttachKind::TpBtf).run_delay());
 }
 
@@ -152,6 +166,7 @@ fn runqlat_hashmap_object_counts_contention() {
     if !kernel_ready("runqlat_hashmap_object_counts_contention") {
         return;
     }
+    let _serial = serial();
     let _tracefs = TracefsGuard::new();
     for kind in [AttachKind::TpBtf, AttachKind::RawTp, AttachKind::Tracepoint] {
         counts_contention(Mode::new(true, false, kind).run_delay());
@@ -164,6 +179,7 @@ fn runqlat_wakeup_variant_counts_contention() {
     if !kernel_ready("runqlat_wakeup_variant_counts_contention") {
         return;
     }
+    let _serial = serial();
     for force_hashmap in [false, true] {
         counts_contention(Mode::new(force_hashmap, true, AttachKind::TpBtf));
     }
@@ -176,6 +192,7 @@ fn runqlat_sched_info_agrees_with_wakeup_timestamps() {
     if !kernel_ready("runqlat_sched_info_agrees_with_wakeup_timestamps") {
         return;
     }
+    let _serial = serial();
     let load = |no_sched_info| {
         let mode = Mode::new(false, no_sched_info, AttachKind::TpBtf);
         let templates = Templates::load_with(
@@ -289,4 +306,283 @@ fn counts_contention(mode: Mode) {
         switch.run_count
     );
     assert!(switch.run_time_ns > 0);
+}
+
+/// A resolver whose containers the test changes (a container going away).
+struct Containers(Mutex<BTreeMap<u64, &'static str>>);
+
+impl huatuo_bpf::CgroupResolver for Containers {
+    fn container_id(&self, cgroup_id: u64) -> Option<String> {
+        let known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(&cgroup_id).map(|id| id.to_string())
+    }
+    fn container_hostname(&self, _cgroup_id: u64) -> Option<String> {
+        None
+    }
+}
+
+/// The id and size of the newest loaded map named `name` (the kernel keeps 15 characters).
+fn newest_map(name: &str) -> (u32, u32) {
+    let short = &name[..name.len().min(15)];
+    let info = aya::maps::loaded_maps()
+        .filter_map(Result::ok)
+        .filter(|m| m.name_as_str() == Some(short))
+        .max_by_key(|m| m.id())
+        .unwrap_or_else(|| panic!("no loaded map `{short}`"));
+    (info.id(), info.max_entries())
+}
+
+/// The slot table and the cgroup hash of one loaded runqlat object, by map id.
+#[derive(Clone, Copy)]
+struct CgroupMaps {
+    slots: u32,
+    hash: u32,
+}
+
+impl CgroupMaps {
+    /// The maps of the runqlat object loaded last.
+    fn newest() -> CgroupMaps {
+        CgroupMaps {
+            slots: newest_map("hist_cgroup_slots").0,
+            hash: newest_map("hist_cgroup").0,
+        }
+    }
+
+    /// The owner and number of observations of slot `index` on each CPU.
+    fn slot_owners(self, index: u32) -> Vec<(u64, u64)> {
+        let data = MapData::from_id(self.slots).expect("open slot table");
+        let table: PerCpuArray<MapData, [u64; 1 + SLOTS]> =
+            PerCpuArray::try_from(Map::PerCpuArray(data)).expect("slot table");
+        let values = table.get(&index, 0).expect("read slot");
+        values.iter().map(|v| (v[0], v[1..].iter().sum())).collect()
+    }
+
+    /// Observations of cgroup `id` in the shared hash (0 when it has no entry).
+    fn hash_count(self, id: u64) -> u64 {
+        let data = MapData::from_id(self.hash).expect("open cgroup hash");
+        let hash: HashMap<MapData, u64, [u64; SLOTS]> =
+            HashMap::try_from(Map::LruHashMap(data)).expect("cgroup hash");
+        hash.get(&id, 0).map(|h| h.iter().sum()).unwrap_or(0)
+    }
+}
+
+/// Arrivals on a CPU of each process so far (`/proc/<pid>/schedstat`, third field): the
+/// run queue waits the kernel ended for it.
+fn arrivals(pids: &[u32]) -> u64 {
+    pids.iter()
+        .map(|pid| {
+            let text =
+                std::fs::read_to_string(format!("/proc/{pid}/schedstat")).expect("schedstat");
+            let n = text.split_whitespace().nth(2).expect("pcount");
+            n.parse::<u64>().expect("pcount number")
+        })
+        .sum()
+}
+
+/// A container's histogram count against the arrivals the kernel counted for its tasks: never
+/// more, and at most 2% fewer (the queue-stamp variant misses an odd wait, with or without
+/// slots; here 1-3 of 240-360), so a reader that left out a cgroup's slots or its hash
+/// entry fails.
+fn assert_matches(what: &str, count: u64, waits: u64) {
+    assert!(
+        count <= waits && waits - count <= 1 + waits / 50,
+        "{what}: histogram count {count} against {waits} arrivals"
+    );
+}
+
+/// Stops (SIGSTOP) or continues (SIGCONT) the processes; stopping waits until each is
+/// stopped and its last switch-out is over.
+fn signal(pids: &[u32], stop: bool) {
+    for pid in pids {
+        let sig = if stop { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: plain kill(2) on our own children.
+        unsafe { libc::kill(*pid as i32, sig) };
+    }
+    if !stop {
+        return;
+    }
+    for pid in pids {
+        for _ in 0..200 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The state follows the command in parentheses.
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next());
+            if state == Some("T") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+/// The CPUs this test may run on.
+fn cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    assert_eq!(unsafe { libc::sched_getaffinity(0, size, &mut set) }, 0);
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|cpu| unsafe { libc::CPU_ISSET(*cpu, &set) })
+        .collect()
+}
+
+/// Two busy loops per CPU, each pinned to its CPU, moved while stopped into `cgroup`;
+/// returns them stopped with their arrival count at that point.
+fn stopped_loops(cgroup: &TestCgroup) -> (Busy, u64) {
+    let cpus = cpus();
+    let busy = Busy::start(2 * cpus.len());
+    signal(&busy.pids(), true);
+    for (i, pid) in busy.pids().into_iter().enumerate() {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::CPU_SET(cpus[i % cpus.len()], &mut set) };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        assert_eq!(
+            unsafe { libc::sched_setaffinity(pid as i32, size, &set) },
+            0
+        );
+        cgroup.add(pid);
+    }
+    let base = arrivals(&busy.pids());
+    (busy, base)
+}
+
+/// Two cgroups whose ids take the same per-CPU slot: the first to run claims it on every CPU,
+/// the other falls back to the shared hash; each container's histogram (slots plus hash) is
+/// exactly the run queue waits the kernel counted for its tasks. When the first is no
+/// container any more its slots are freed and the other claims them, its totals still exact
+/// and growing.
+#[test]
+fn runqlat_slots_and_hash_sum_per_container() {
+    if !kernel_ready("runqlat_slots_and_hash_sum_per_container") {
+        return;
+    }
+    let _serial = serial();
+    for kind in [AttachKind::TpBtf, AttachKind::RawTp] {
+        slots_and_hash(Mode::new(false, false, kind));
+    }
+}
+
+fn slots_and_hash(mode: Mode) {
+    // Cgroups until two ids share a slot; the others are removed on drop.
+    let mut made: Vec<TestCgroup> = vec![];
+    let mut bits = 0;
+    let (a, b) = loop {
+        assert!(
+            made.len() < 400,
+            "no two of {} cgroups share a slot",
+            made.len()
+        );
+        let cgroup = TestCgroup::create("cpu", &format!("huatuo-runqlat-slot{}", made.len()));
+        made.push(cgroup);
+        if bits == 0 {
+            // the table's size, from a loaded object (the first load is only for this)
+            let options = mode.options(Arc::new(NoContainers));
+            let probe = Templates::load_with(&["bpf.runqlat"], &BTreeMap::new(), options);
+            assert!(probe.status()[0].loaded, "{:#?}", probe.status());
+            bits = newest_map("hist_cgroup_slots").1.trailing_zeros();
+        }
+        let last = made.len() - 1;
+        let slot = slot_of(made[last].id(), bits);
+        if let Some(first) = made[..last]
+            .iter()
+            .position(|c| slot_of(c.id(), bits) == slot)
+        {
+            let b = made.remove(last);
+            let a = made.remove(first);
+            break (a, b);
+        }
+    };
+    drop(made);
+    let index = slot_of(a.id(), bits);
+    let containers = Arc::new(Containers(Mutex::new(BTreeMap::from([
+        (a.id(), "slot-a"),
+        (b.id(), "slot-b"),
+    ]))));
+    let options = LoadOptions {
+        slot_grace: Duration::ZERO,
+        ..mode.options(containers.clone())
+    };
+    let templates = Templates::load_with(&["bpf.runqlat"], &BTreeMap::new(), options);
+    assert!(templates.status()[0].loaded, "{:#?}", templates.status());
+    let maps = CgroupMaps::newest();
+    // A read frees slots other cgroups (no containers to this resolver) may hold.
+    let _ = templates.read_histograms();
+
+    // a runs alone first: its slot is free, it claims it on every CPU it runs on.
+    let (busy_a, base_a) = stopped_loops(&a);
+    signal(&busy_a.pids(), false);
+    std::thread::sleep(Duration::from_millis(300));
+    let (busy_b, base_b) = stopped_loops(&b);
+    signal(&busy_b.pids(), false);
+    std::thread::sleep(Duration::from_millis(1000));
+    signal(&busy_a.pids(), true);
+    signal(&busy_b.pids(), true);
+    let waits_a = arrivals(&busy_a.pids()) - base_a;
+    let waits_b = arrivals(&busy_b.pids()) - base_b;
+    let owners = maps.slot_owners(index);
+    let read = templates.read_histograms();
+    let (count_a, count_b) = (
+        total(&read, Some("slot-a")).0,
+        total(&read, Some("slot-b")).0,
+    );
+    eprintln!(
+        "{:?}: slot {index} owners {owners:?}, b in hash {}, a {count_a}/{waits_a}, b {count_b}/{waits_b}",
+        mode.kind,
+        maps.hash_count(b.id())
+    );
+    assert!(waits_a > 50 && waits_b > 50, "waits {waits_a} {waits_b}");
+    // a ran alone on every CPU first: it holds the slot on each, b went to the hash.
+    assert!(
+        cpus()
+            .iter()
+            .all(|cpu| owners[*cpu].0 == a.id() && owners[*cpu].1 > 0),
+        "a does not hold slot {index} on every CPU: {owners:?}"
+    );
+    assert!(owners.iter().all(|(id, _)| *id != b.id()), "{owners:?}");
+    assert_eq!(maps.hash_count(a.id()), 0, "a went to the hash");
+    assert!(maps.hash_count(b.id()) > 0, "b is not in the hash");
+    assert_matches("a (slots)", count_a, waits_a);
+    assert_matches("b (hash)", count_b, waits_b);
+
+    // a is no container any more: the next read frees its slots (counts with them).
+    drop(busy_a);
+    containers
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&a.id());
+    let _ = templates.read_histograms();
+    let freed = maps.slot_owners(index);
+    assert!(
+        freed
+            .iter()
+            .all(|(id, n)| *id != a.id() && (*id != 0 || *n == 0)),
+        "slot {index} after a is gone: {freed:?}"
+    );
+    signal(&busy_b.pids(), false);
+    std::thread::sleep(Duration::from_millis(700));
+    signal(&busy_b.pids(), true);
+    let waits_b = arrivals(&busy_b.pids()) - base_b;
+    let owners = maps.slot_owners(index);
+    let later = total(&templates.read_histograms(), Some("slot-b")).0;
+    eprintln!(
+        "{:?}: slot {index} owners {owners:?}, b {later}/{waits_b}",
+        mode.kind
+    );
+    assert!(
+        cpus()
+            .iter()
+            .all(|cpu| owners[*cpu].0 == b.id() && owners[*cpu].1 > 0),
+        "b did not claim the freed slot {index} on every CPU: {owners:?}"
+    );
+    assert!(
+        later > count_b,
+        "b's total did not grow: {count_b} -> {later}"
+    );
+    assert_matches("b (hash, then slots)", later, waits_b);
+    drop(busy_b);
 }

@@ -622,8 +622,8 @@ section! {
         "CPUBudget" => cpu_budget: f64 = 1.0, Percent, Check::Positive;
         /// Aggregated profiles kept in memory for `GET /v1/profiles` (each interval's CPU and off-CPU profile), oldest dropped first.
         "Retained" => retained: i64 = 360, Plain, Check::Range(1, 8640);
-        /// Largest in-memory size of the kept profiles; the oldest are dropped first beyond it.
-        "MaxMemory" => max_memory: i64 = 4, Mebibytes, Check::Range(1, 1024);
+        /// Largest in-memory size of the kept profiles (each kept deflated); the oldest are dropped first beyond it.
+        "MaxMemory" => max_memory: i64 = 2, Mebibytes, Check::Range(1, 1024);
         /// Frames the user-space symbol cache holds (per binary and file offset).
         "SymbolCacheFrames" => symbol_cache_frames: i64 = 16_384, Plain, Check::Range(1024, 4_194_304);
     }

@@ -29,8 +29,9 @@ pub const FILTER_FIELDS: &[&str] = &[
 ];
 /// Longest filter pattern accepted.
 pub const MAX_PATTERN: usize = 1024;
-/// Bytes of serialized events the replay ring holds at most, whatever its event count: a
-/// handful of records with flame graphs must not take a large share of the agent's memory.
+/// Bytes the replay ring's events take at most, whatever their count (their text, id, filter
+/// values and bookkeeping, as allocated): a handful of records with flame graphs must not take
+/// a large share of the agent's memory.
 pub const REPLAY_BYTES: usize = 4 * 1024 * 1024;
 /// Events in flight between the publisher and the client tasks.
 const FANOUT: usize = 1024;
@@ -129,12 +130,29 @@ impl Published {
     /// Event `seq` of boot `boot`: the document as a CloudEvent and its filterable fields.
     pub fn new(boot: &str, seq: u64, doc: &Json) -> Published {
         let id = format!("{boot}-{seq}");
+        // Serializing grows the text by doubling: without the spare capacity a kept event
+        // holds what its text needs, not up to twice that.
+        let mut json = cloud_event(doc, &id).to_string();
+        json.shrink_to_fit();
         Published {
             seq,
-            json: cloud_event(doc, &id).to_string(),
+            json,
             id,
             fields: filter_values(doc),
         }
+    }
+
+    /// Heap bytes this event holds while the replay ring keeps it: its allocations (text, id,
+    /// filter values), the shared allocation it lives in and the ring's slot.
+    pub fn footprint(&self) -> usize {
+        let strings: usize = self.fields.iter().map(String::capacity).sum();
+        self.json.capacity()
+            + self.id.capacity()
+            + self.fields.capacity() * std::mem::size_of::<String>()
+            + strings
+            + std::mem::size_of::<Published>()
+            + 2 * std::mem::size_of::<usize>()
+            + std::mem::size_of::<Arc<Published>>()
     }
 }
 
@@ -318,11 +336,11 @@ impl WatchHub {
         ring.next_seq += 1;
         let event = Arc::new(Published::new(&self.boot, seq, &doc));
         if self.replay > 0 {
-            ring.bytes += event.json.len();
+            ring.bytes += event.footprint();
             ring.events.push_back(event.clone());
             while ring.events.len() > self.replay || ring.bytes > REPLAY_BYTES {
                 match ring.events.pop_front() {
-                    Some(old) => ring.bytes -= old.json.len(),
+                    Some(old) => ring.bytes -= old.footprint(),
                     None => break,
                 }
             }
@@ -330,6 +348,14 @@ impl WatchHub {
         // Sent under the ring lock: a subscriber sees the ring and the live events in order.
         // No subscriber is not an error.
         let _ = self.sender.send(event);
+    }
+
+    /// Events the replay ring keeps now and the heap bytes they take (bounded by the
+    /// `ReplayBuffer` count and [`REPLAY_BYTES`]).
+    pub fn replay_held(&self) -> (usize, usize) {
+        self.ring
+            .lock()
+            .map_or((0, 0), |ring| (ring.events.len(), ring.bytes))
     }
 
     /// The endpoint's counters.
@@ -497,5 +523,60 @@ mod tests {
         assert!(filter("^netdev_bonding_lacp$").matches_record(&legacy));
         assert!(!filter("^oom$").matches_record(&current));
         assert!(!filter("^dropwatch$").matches_record(&legacy));
+    }
+
+    /// A stored record with `payload` bytes of tracer data.
+    fn record(payload: usize) -> Json {
+        json!({
+            "hostname": "node-1",
+            "region": "r1",
+            "tracer_name": "dropwatch",
+            "tracer_data": {"stack": "x".repeat(payload)},
+        })
+    }
+
+    #[test]
+    fn the_replay_ring_holds_at_most_its_byte_bound_as_allocated() {
+        // Small events, so an event's id, filter values and bookkeeping are a sizeable part of
+        // what it holds besides its text; a count bound well above what fits in the bytes.
+        let hub = WatchHub::new(1, 65_536);
+        for i in 0..40_000 {
+            hub.publish(record(100 + i % 300));
+        }
+        let ring = hub.ring.lock().expect("ring lock");
+        let held: usize = ring
+            .events
+            .iter()
+            .map(|e| {
+                e.json.capacity()
+                    + e.id.capacity()
+                    + e.fields.capacity() * std::mem::size_of::<String>()
+                    + std::mem::size_of::<Published>()
+            })
+            .sum();
+        let counted = (ring.events.len(), ring.bytes);
+        drop(ring);
+        assert!(counted.0 < 40_000, "the byte bound evicted nothing");
+        assert!(
+            held <= REPLAY_BYTES,
+            "{held} bytes held, bound {REPLAY_BYTES}"
+        );
+        assert!(
+            held >= REPLAY_BYTES / 2,
+            "{held} bytes held: the ring is not full"
+        );
+        assert_eq!(hub.replay_held(), counted);
+    }
+
+    #[test]
+    fn a_kept_event_has_no_spare_text_capacity() {
+        let hub = WatchHub::new(1, 16);
+        for payload in [10, 1000, 5000, 70_000] {
+            hub.publish(record(payload));
+        }
+        let ring = hub.ring.lock().expect("ring lock");
+        for event in &ring.events {
+            assert_eq!(event.json.capacity(), event.json.len());
+        }
     }
 }

@@ -10,8 +10,9 @@ fn load(counter: &AtomicU64) -> f64 {
     counter.load(Ordering::Relaxed) as f64
 }
 
-/// The API's points: connection counters, watch counters, and the events each watch client
-/// slot lost (one series per slot that ever lost one, so at most `EventsWatch.MaxClients`).
+/// The API's points: connection counters, watch counters, the replay ring's size, and the
+/// events each watch client slot lost (one series per slot that ever lost one, so at most
+/// `EventsWatch.MaxClients`).
 pub fn points(watch: &WatchHub, connections: &ConnCounters) -> Vec<MetricPoint> {
     use MetricKind::{Counter, Gauge};
     let w = watch.counters();
@@ -93,6 +94,22 @@ pub fn points(watch: &WatchHub, connections: &ConnCounters) -> Vec<MetricPoint> 
     .into_iter()
     .map(|(family, help, kind, value)| point(family, help, kind, &[], load(value)))
     .collect();
+    // What the replay ring keeps: its growth to the bound is not a leak.
+    let (events, bytes) = watch.replay_held();
+    out.push(point(
+        "agent_watch_replay_events",
+        "events kept for watch clients that resume",
+        Gauge,
+        &[],
+        events as f64,
+    ));
+    out.push(point(
+        "agent_watch_replay_bytes",
+        "heap bytes the kept events take (at most 4 MiB)",
+        Gauge,
+        &[],
+        bytes as f64,
+    ));
     for (slot, lost) in watch.client_drops().into_iter().enumerate() {
         if lost > 0 {
             out.push(point(

@@ -8,6 +8,7 @@
 //! budget at 1 Hz, it stops off-CPU profiling (whose cost follows context switches, not the
 //! rate) until the agent restarts.
 
+use super::packed::PackedProfile;
 use super::pyroscope::{Push, Pyroscope};
 use super::store::{encode, ContainerTag, IntervalProfile, ProfileStore, StoredStack};
 use huatuo_bpf::profiler::usersym::UserSymbolizer;
@@ -306,8 +307,10 @@ impl Runner {
                             state.lost += lost.saturating_sub(run.lost_seen);
                         }
                         run.lost_seen = lost;
+                        let packed = PackedProfile::pack(&interval_profile);
+                        drop(interval_profile);
                         if let Ok(mut store) = self.shared.store.lock() {
-                            store.push(interval_profile);
+                            store.push(packed);
                         }
                     }
                     Err(e) => self.error(format!("reading the {:?} profile: {e}", run.kind)),

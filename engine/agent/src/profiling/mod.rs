@@ -3,6 +3,7 @@
 //! pushed to Pyroscope.
 
 pub mod continuous;
+pub mod packed;
 pub mod pprof;
 pub mod pyroscope;
 pub mod store;

@@ -1,12 +1,14 @@
 //! The continuous profiles kept in memory: one aggregated profile per interval and type,
-//! bounded in count and bytes (oldest dropped first, counted), merged over a time range to
-//! answer `GET /v1/profiles` as pprof or folded stacks.
+//! packed, bounded in count and bytes (oldest dropped first, counted), merged over a time
+//! range to answer `GET /v1/profiles` as pprof or folded stacks.
 
+use super::packed::PackedProfile;
 use super::pprof;
 use huatuo_http::api::error::ApiError;
 use huatuo_http::api::profiles::{
     ProfileBody, ProfileFormat, ProfileQuery, ProfileScope, ProfileType,
 };
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -62,7 +64,8 @@ pub struct IntervalProfile {
 }
 
 impl IntervalProfile {
-    /// Approximate heap bytes held.
+    /// Approximate heap bytes held, unpacked (what a packed profile is compared with).
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.stacks
             .iter()
@@ -73,18 +76,23 @@ impl IntervalProfile {
 
     /// pprof units of this profile.
     pub fn units(&self) -> pprof::Units {
-        match self.kind {
-            ProfileType::Cpu => pprof::Units {
-                count: ("samples", "count"),
-                time: ("cpu", "nanoseconds"),
-                nanos_per_count: 1_000_000_000 / self.frequency_hz.max(1) as i64,
-            },
-            ProfileType::OffCpu => pprof::Units {
-                count: ("events", "count"),
-                time: ("offcpu", "nanoseconds"),
-                nanos_per_count: 1000,
-            },
-        }
+        units(self.kind, self.frequency_hz)
+    }
+}
+
+/// pprof units of a profile of a kind taken at a frequency.
+fn units(kind: ProfileType, frequency_hz: u64) -> pprof::Units {
+    match kind {
+        ProfileType::Cpu => pprof::Units {
+            count: ("samples", "count"),
+            time: ("cpu", "nanoseconds"),
+            nanos_per_count: 1_000_000_000 / frequency_hz.max(1) as i64,
+        },
+        ProfileType::OffCpu => pprof::Units {
+            count: ("events", "count"),
+            time: ("offcpu", "nanoseconds"),
+            nanos_per_count: 1000,
+        },
     }
 }
 
@@ -128,7 +136,7 @@ pub fn encode(stacks: &[&StoredStack], units: pprof::Units, start_ns: i64, end_n
 /// The bounded store.
 #[derive(Debug)]
 pub struct ProfileStore {
-    profiles: VecDeque<IntervalProfile>,
+    profiles: VecDeque<PackedProfile>,
     bytes: usize,
     max_profiles: usize,
     max_bytes: usize,
@@ -149,7 +157,7 @@ impl ProfileStore {
     }
 
     /// Adds a profile, dropping the oldest beyond the bounds.
-    pub fn push(&mut self, profile: IntervalProfile) {
+    pub fn push(&mut self, profile: PackedProfile) {
         self.bytes += profile.bytes();
         self.profiles.push_back(profile);
         while self.profiles.len() > self.max_profiles
@@ -176,7 +184,7 @@ impl ProfileStore {
         let until = query
             .until_s
             .map_or(now_ns, |s| s.saturating_mul(1_000_000_000));
-        let chosen: Vec<&IntervalProfile> = self
+        let chosen: Vec<&PackedProfile> = self
             .profiles
             .iter()
             .filter(|p| p.kind == query.kind && p.end_ns > since && p.start_ns <= until)
@@ -185,8 +193,8 @@ impl ProfileStore {
             let known = self
                 .profiles
                 .iter()
-                .flat_map(|p| &p.stacks)
-                .any(|s| s.container.as_ref().is_some_and(|c| c.matches(wanted)));
+                .flat_map(|p| &p.containers)
+                .any(|c| c.matches(wanted));
             if !known {
                 return Err(ApiError::container_not_found(wanted));
             }
@@ -197,19 +205,25 @@ impl ProfileStore {
             (ProfileScope::Container, Some(w), Some(c)) => c.matches(w),
             (ProfileScope::Container, Some(_), None) => false,
         };
-        let mut merged: BTreeMap<(Option<&str>, &str, &str), (&StoredStack, u64)> = BTreeMap::new();
-        for stack in chosen.iter().flat_map(|p| &p.stacks).filter(|s| keep(s)) {
-            let key = (
-                stack.container.as_ref().map(|c| c.id.as_str()),
-                stack.comm.as_str(),
-                stack.frames.as_str(),
-            );
-            merged.entry(key).or_insert((stack, 0)).1 += stack.count;
+        // One interval unpacked at a time: the merge holds each distinct stack once.
+        let mut merged: BTreeMap<(Option<String>, String, String), StoredStack> = BTreeMap::new();
+        for profile in &chosen {
+            let unpacked = profile.unpack().map_err(ApiError::internal)?;
+            for stack in unpacked.into_iter().filter(|s| keep(s)) {
+                let key = (
+                    stack.container.as_ref().map(|c| c.id.clone()),
+                    stack.comm.clone(),
+                    stack.frames.clone(),
+                );
+                match merged.entry(key) {
+                    Entry::Occupied(mut held) => held.get_mut().count += stack.count,
+                    Entry::Vacant(slot) => {
+                        slot.insert(stack);
+                    }
+                }
+            }
         }
-        let stacks: Vec<StoredStack> = merged
-            .into_values()
-            .map(|(s, count)| StoredStack { count, ..s.clone() })
-            .collect();
+        let stacks: Vec<StoredStack> = merged.into_values().collect();
         let start = chosen.iter().map(|p| p.start_ns).min().unwrap_or(now_ns);
         let end = chosen.iter().map(|p| p.end_ns).max().unwrap_or(now_ns);
         match query.format {
@@ -237,27 +251,13 @@ impl ProfileStore {
             ProfileFormat::Pprof => {
                 let units = chosen
                     .last()
-                    .map(|p| p.units())
-                    .unwrap_or_else(|| IntervalProfile::empty(query.kind).units());
+                    .map_or(units(query.kind, 99), |p| units(p.kind, p.frequency_hz));
                 let refs: Vec<&StoredStack> = stacks.iter().collect();
                 Ok(ProfileBody {
                     content_type: "application/vnd.google.protobuf+gzip",
                     body: encode(&refs, units, start, end),
                 })
             }
-        }
-    }
-}
-
-impl IntervalProfile {
-    /// An empty profile of a type (units of a range with no profile).
-    fn empty(kind: ProfileType) -> IntervalProfile {
-        IntervalProfile {
-            kind,
-            start_ns: 0,
-            end_ns: 0,
-            frequency_hz: 99,
-            stacks: vec![],
         }
     }
 }
@@ -299,7 +299,7 @@ mod tests {
         });
         let mut store = ProfileStore::new(10, 1 << 20);
         for (i, n) in [(0i64, 3u64), (1, 4)] {
-            store.push(IntervalProfile {
+            store.push(PackedProfile::pack(&IntervalProfile {
                 kind: ProfileType::Cpu,
                 start_ns: i * 10_000_000_000,
                 end_ns: (i + 1) * 10_000_000_000,
@@ -308,7 +308,7 @@ mod tests {
                     stack(Some(&web), "main;spin", n),
                     stack(None, "main;idle", 1),
                 ],
-            });
+            }));
         }
         let now = 20_000_000_000;
         let all = text(
@@ -338,25 +338,25 @@ mod tests {
     fn stays_within_its_bounds() {
         let mut store = ProfileStore::new(3, 1 << 20);
         for i in 0..10 {
-            store.push(IntervalProfile {
+            store.push(PackedProfile::pack(&IntervalProfile {
                 kind: ProfileType::Cpu,
                 start_ns: i,
                 end_ns: i + 1,
                 frequency_hz: 99,
                 stacks: vec![stack(None, "f", 1)],
-            });
+            }));
         }
         assert_eq!(store.size().0, 3);
         assert_eq!(store.dropped, 7);
         let mut small = ProfileStore::new(100, 600);
         for i in 0..10 {
-            small.push(IntervalProfile {
+            small.push(PackedProfile::pack(&IntervalProfile {
                 kind: ProfileType::Cpu,
                 start_ns: i,
                 end_ns: i + 1,
                 frequency_hz: 99,
                 stacks: vec![stack(None, &"x".repeat(200), 1)],
-            });
+            }));
         }
         assert!(small.size().1 <= 600, "{:?}", small.size());
         assert!(small.dropped > 0);

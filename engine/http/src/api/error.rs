@@ -37,6 +37,11 @@ impl ApiError {
         )
     }
 
+    /// 500 `internal_error`: the agent failed to answer a valid request.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
+    }
+
     /// 501 `service_not_implemented`: a known type without an executor.
     pub fn not_implemented(message: impl Into<String>) -> Self {
         Self::new(

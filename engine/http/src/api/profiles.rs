@@ -202,13 +202,7 @@ pub fn flamegraph(answer: &ProfilesFn, flame: &FlameQuery) -> Result<String, Api
         }
         None => crate::flame::svg(&after, &title, unit),
     };
-    svg.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            format!("flame graph: {e}"),
-        )
-    })
+    svg.map_err(|e| ApiError::internal(format!("flame graph: {e}")))
 }
 
 /// Parses the query parameters; unknown keys and bad values are refused naming the key.
