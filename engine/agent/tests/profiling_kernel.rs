@@ -25,6 +25,15 @@ use std::time::Duration;
 /// Seconds between profiles in this test.
 const INTERVAL_S: i64 = 2;
 
+/// Held by each test for its whole run: both start busy loops and a profiling agent, and on
+/// two CPUs together they starve each other's agent far past its interval.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Waits for the other test of this file to end (a failed one poisons the lock: still free).
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A child process killed on drop.
 struct Running(Child);
 
@@ -285,6 +294,7 @@ fn continuous_profiles_name_c_and_go_functions_offcpu_waits_and_reach_pyroscope(
     if !kernel_tests_enabled("continuous profiling", "root and BPF") {
         return;
     }
+    let _alone = alone();
     let work = tempfile::tempdir().expect("temp dir");
     if build_programs(work.path()).is_none() {
         return;
@@ -540,6 +550,7 @@ fn stripped_go_demangled_cpp_and_perf_map_jit_frames_are_named() {
     if !kernel_tests_enabled("profiling symbolization", "root and BPF") {
         return;
     }
+    let _alone = alone();
     if !have_tools(&["gcc", "g++", "go", "readelf"]) {
         return;
     }
