@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Bench baseline: an empty program on the same tracepoint as runqlat's hottest one. */
+/*
+ * Bench baselines on sched_switch, runqlat's hottest hook: an empty program, and one that
+ * does nothing but load the incoming task's run queue stamp (`sched_info.last_queued`, the
+ * one field of `next` runqlat reads), to tell what that load costs from what the rest does.
+ */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -10,4 +15,41 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(tp_btf_sched_switch_empty)
 {
 	return 0;
+}
+
+/* The load's value decides the return value, so the compiler keeps the load. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(tp_btf_sched_switch_load_queued, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	return next->sched_info.last_queued == 1;
+}
+
+/* runqlat's run queue clock alone: the outgoing task's cfs_rq, its rq, the rq's clock. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(tp_btf_sched_switch_load_clock, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	struct cfs_rq *cfs = prev->se.cfs_rq;
+
+	if (!cfs || !cfs->rq)
+		return 0;
+	return cfs->rq->clock == 1;
+}
+
+/* runqlat's cgroup chain alone: the incoming task's cpu cgroup and its level. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(tp_btf_sched_switch_load_cgroup, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	int subsys = bpf_core_enum_value(enum cgroup_subsys_id, cpu_cgrp_id);
+	struct css_set *cset = next->cgroups;
+	struct cgroup_subsys_state *css;
+
+	if (!cset)
+		return 0;
+	css = cset->subsys[subsys];
+	if (!css || !css->cgroup)
+		return 0;
+	return css->cgroup->level == 1;
 }
