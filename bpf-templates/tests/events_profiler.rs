@@ -1,11 +1,13 @@
 //! Kernel test of the profiler: a thread spinning in a known function is the top folded
 //! stack, symbolized from this test binary's ELF symbols, and flamedata accounts for it; a
-//! stopped profile's object is parked and the next profile reuses it with its own filter.
+//! stopped profile's object is parked and the next profile reuses it with its own filter; a
+//! rate change keeps the loaded program and samples at the new rate.
 
 mod common;
 
-use common::{kernel_ready, Busy, TestCgroup};
+use common::{kernel_ready, BpfStats, Busy, TestCgroup};
 use huatuo_bpf::profiler::parked::parked_objects;
+use huatuo_bpf::profiler::usersym::UserSymbolizer;
 use huatuo_bpf::profiler::{run, ProfileMode, ProfileOptions, Profiler};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -235,4 +237,60 @@ fn a_reused_off_cpu_object_counts_no_time_from_before_it_was_parked() {
         slept_us < window_us,
         "the sleeper counted {slept_us} us in a {window_us} us profile"
     );
+}
+
+#[test]
+fn a_rate_change_keeps_the_program_and_samples_at_the_new_rate() {
+    if !kernel_ready("a_rate_change_keeps_the_program_and_samples_at_the_new_rate") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _stats = BpfStats::enable();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name("huatuo-spin".into())
+        .spawn(move || huatuo_profiler_spin_target(&flag))
+        .expect("spawn");
+    let _spinner = Spinner(stop, Some(handle));
+    let mut profiler = Profiler::start(&ProfileOptions {
+        frequency_hz: 99,
+        ..ProfileOptions::default()
+    })
+    .expect("start");
+    let mut user = UserSymbolizer::new();
+    let mut everything = |_: u32, _: &str, _: u64| true;
+    profiler.collect(&mut user, &mut everything).expect("clear");
+    std::thread::sleep(Duration::from_secs(1));
+    // Read before the collect: every sample of the next collect ran after it.
+    let (_, runs_before) = profiler.bpf_cost().expect("program info");
+    let fast = profiler
+        .collect(&mut user, &mut everything)
+        .expect("collect");
+
+    profiler.set_frequency(10).expect("set the rate");
+    std::thread::sleep(Duration::from_secs(2));
+    let slow = profiler
+        .collect(&mut user, &mut everything)
+        .expect("collect");
+    let (_, runs_after) = profiler.bpf_cost().expect("program info");
+    // The same program counts on: its run count carries over (a new object starts at 0).
+    assert!(
+        runs_after >= runs_before + slow.samples,
+        "runs {runs_before} then {runs_after} for {} samples: the program was replaced",
+        slow.samples
+    );
+    // Every CPU is sampled whether busy or idle: 99 Hz for 1 s is about 99 a CPU, 10 Hz for
+    // 2 s about 20.
+    assert!(
+        slow.samples > 0 && slow.samples * 2 < fast.samples,
+        "{} samples at 99 Hz in 1 s, {} at 10 Hz in 2 s",
+        fast.samples,
+        slow.samples
+    );
+    assert!(
+        slow.stacks.iter().any(|s| s.comm == "huatuo-spin"),
+        "the spinning thread has no sample at the new rate"
+    );
+    profiler.stop().expect("stop");
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use aya::maps::{HashMap, Map, MapData, PerCpuArray};
-use common::{kernel_ready, Busy, OneContainer, TestCgroup, TracefsGuard};
+use common::{kernel_ready, BpfStats, Busy, OneContainer, TestCgroup, TracefsGuard};
 use huatuo_bpf::hist::SLOTS;
 use huatuo_bpf::requires::Requirement;
 use huatuo_bpf::schema::AttachKind;
@@ -15,25 +15,6 @@ use huatuo_dsl::value::{Sample, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-
-/// Turns `kernel.bpf_stats_enabled` on, restoring the previous value on drop.
-struct BpfStats(String);
-
-impl BpfStats {
-    const PATH: &'static str = "/proc/sys/kernel/bpf_stats_enabled";
-
-    fn enable() -> BpfStats {
-        let previous = std::fs::read_to_string(Self::PATH).unwrap_or_else(|_| "0".into());
-        std::fs::write(Self::PATH, "1").expect("enable bpf stats");
-        BpfStats(previous.trim().to_string())
-    }
-}
-
-impl Drop for BpfStats {
-    fn drop(&mut self) {
-        let _ = std::fs::write(Self::PATH, &self.0);
-    }
-}
 
 /// The tests of this file one at a time: the slot test finds the maps it loaded as the
 /// newest runqlat maps of the system (other binaries' kernel tests wait on a file lock).

@@ -41,9 +41,18 @@ enum Config {
 const CONFIGS: [(&str, Config); 6] = [
     ("nothing", Config::None),
     ("empty", Config::Bench(empty_program::EMPTY_PROG)),
-    ("load_queued", Config::Bench(empty_program::LOAD_QUEUED_PROG)),
-    ("load_clock", Config::Bench("tp_btf_sched_switch_load_clock")),
-    ("load_cgroup", Config::Bench("tp_btf_sched_switch_load_cgroup")),
+    (
+        "load_queued",
+        Config::Bench(empty_program::LOAD_QUEUED_PROG),
+    ),
+    (
+        "load_clock",
+        Config::Bench("tp_btf_sched_switch_load_clock"),
+    ),
+    (
+        "load_cgroup",
+        Config::Bench("tp_btf_sched_switch_load_cgroup"),
+    ),
     ("runqlat", Config::Runqlat),
 ];
 
@@ -206,7 +215,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1).take(3).map(|a| a.parse::<usize>().ok());
+    let mut args = std::env::args()
+        .skip(1)
+        .take(3)
+        .map(|a| a.parse::<usize>().ok());
     let rounds = args.next().flatten().unwrap_or(7);
     let tasks = args.next().flatten().unwrap_or(400).max(2);
     let laps = args.next().flatten().unwrap_or(200);
@@ -267,7 +279,9 @@ fn main() {
         }
     }
     drop(stats);
-    println!("\n| attached | median wall ns per pass | over the first | median program ns per run |");
+    println!(
+        "\n| attached | median wall ns per pass | over the first | median program ns per run |"
+    );
     println!("|---|---|---|---|");
     let first = median(wall[0].clone());
     for (i, (name, config)) in configs.iter().enumerate() {

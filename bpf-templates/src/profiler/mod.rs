@@ -264,6 +264,29 @@ impl Profiler {
         ))
     }
 
+    /// Samples at `hz` from now on (on-CPU profiles): the perf events are reopened at the new
+    /// rate while the loaded program and what it counted so far stay, so a rate change costs
+    /// no object load (no kernel BTF parse, no verification).
+    pub fn set_frequency(&mut self, hz: u64) -> Result<(), String> {
+        if self.mode != ProfileMode::OnCpu || hz == 0 {
+            return Err("only an on-CPU profile samples, at 1 Hz or more".into());
+        }
+        let attachment = self
+            .attachment
+            .take()
+            .ok_or("the profile is not attached")?;
+        let variant = AttachVariant {
+            kind: AttachKind::PerfEvent,
+            target: hz.to_string(),
+            prog: attachment.prog().to_string(),
+            requires: vec![],
+            with: vec![],
+        };
+        attachment.detach(&mut self.ebpf)?;
+        self.attachment = Some(attach_variant(&mut self.ebpf, &variant, None)?);
+        Ok(())
+    }
+
     /// Stops counting and returns the symbolized profile; the emptied object is parked for
     /// the next profile of its kind.
     pub fn stop(mut self) -> Result<Profile, String> {

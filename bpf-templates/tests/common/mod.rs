@@ -133,3 +133,24 @@ impl Drop for TracefsGuard {
         }
     }
 }
+
+/// Turns `kernel.bpf_stats_enabled` on (programs count their runs and run time), restoring
+/// the previous value on drop.
+pub struct BpfStats(String);
+
+impl BpfStats {
+    const PATH: &'static str = "/proc/sys/kernel/bpf_stats_enabled";
+
+    /// Switches the statistics on.
+    pub fn enable() -> BpfStats {
+        let previous = std::fs::read_to_string(Self::PATH).unwrap_or_else(|_| "0".into());
+        std::fs::write(Self::PATH, "1").expect("enable bpf stats");
+        BpfStats(previous.trim().to_string())
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::PATH, &self.0);
+    }
+}

@@ -8,7 +8,8 @@
 //! profiler. A second run checks symbolization beyond the ELF symbol table: a Go program built
 //! stripped (`-ldflags=-s -w`, named through its `.gopclntab`), a C++ program built by g++
 //! (its demangled method name), and JIT-style code in an anonymous executable page named by
-//! the `/tmp/perf-<pid>.map` the test writes. Skips without root (or without gcc, g++ and go)
+//! the `/tmp/perf-<pid>.map` the test writes. A third run checks the governor lowering the
+//! rate over its budget. Skips without root (or without gcc, g++ and go)
 //! unless `CI=true`.
 
 mod kernel_agent;
@@ -534,6 +535,57 @@ fn continuous_profiles_name_c_and_go_functions_offcpu_waits_and_reach_pyroscope(
     drop(container);
     drop(busy_go);
     drop(waiter);
+}
+
+/// The governor: over a budget no profiling can meet, the rate halves every round but the
+/// first (which also loads what later rounds find cached: reported, not governed on), and
+/// `/status` says so; each change reopens the sampler's perf events and keeps its program.
+#[test]
+fn the_governor_halves_the_rate_over_its_budget_and_says_so() {
+    if !kernel_tests_enabled("profiling governor", "root and BPF") {
+        return;
+    }
+    let _alone = alone();
+    let agent = Agent::start(Setup {
+        tag: "governor",
+        rules: "rules",
+        config:
+            "[ContinuousProfiling]\n    Enable = true\n    Interval = 1\n    CPUBudget = 0.000001\n",
+        args: &[],
+    });
+    agent.wait_serving();
+    let profiling = wait_until(Duration::from_secs(60), || {
+        let profiling = agent.status()?["profiling"].clone();
+        (profiling["frequency_hz"].as_u64()? <= 12).then_some(profiling)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the rate never came down to 12 Hz: {:?}\nlog:\n{}",
+            agent.status().map(|s| s["profiling"].clone()),
+            agent.log()
+        )
+    });
+    assert_eq!(profiling["configured_hz"], 99, "{profiling}");
+    assert!(
+        profiling["throttled"].as_u64().is_some_and(|n| n >= 3),
+        "{profiling}"
+    );
+    let intervals = profiling["intervals"].as_u64().unwrap_or(0);
+    assert!(
+        intervals >= 4,
+        "three halvings after one ungoverned round: {profiling}"
+    );
+    let log = agent.log();
+    assert!(
+        log.contains("sampling at 49 Hz (was 99 Hz)")
+            && log.contains("sampling at 12 Hz (was 24 Hz)"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("changing the sampling rate"),
+        "a rate change failed to keep the program: {log}"
+    );
+    assert_eq!(profiling["errors"], 0, "{profiling}");
 }
 
 /// A perf map file, removed on drop.

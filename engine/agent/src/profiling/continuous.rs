@@ -4,7 +4,9 @@
 //! [`ProfileStore`] and pushed to Pyroscope. A governor measures what profiling costs (the
 //! kernel time of its programs when `kernel.bpf_stats_enabled` is 1, plus this thread's CPU
 //! time) and halves the sampling rate while the cost passes the budget, doubling it back
-//! towards the configured rate while the cost stays under a quarter of it; still over the
+//! towards the configured rate while the cost stays under a quarter of it (the first round,
+//! which also loads what later rounds find cached, is not governed on; a rate change reopens
+//! the perf events and keeps the loaded program); still over the
 //! budget at 1 Hz, it stops off-CPU profiling (whose cost follows context switches, not the
 //! rate) until the agent restarts.
 
@@ -281,6 +283,7 @@ impl Runner {
         }
         let mut start_ns = now_ns();
         let mut next = Instant::now() + interval;
+        let mut rounds: u64 = 0;
         while !stop.load(Ordering::Relaxed) {
             let left = next.saturating_duration_since(Instant::now());
             if !left.is_zero() {
@@ -328,7 +331,15 @@ impl Runner {
             let spent = thread_cpu_time().saturating_sub(cpu_before) + kernel;
             let cost = spent.as_secs_f64() * 100.0 / covered.as_secs_f64();
             let budget = self.settings.config.cpu_budget;
-            let rate = next_rate(frequency, configured, cost, budget);
+            // The first round also pays once for what later rounds find cached (kallsyms,
+            // every sampled binary's symbols): its cost is reported, not governed on.
+            let first_round = rounds == 0;
+            rounds += 1;
+            let rate = if first_round {
+                frequency
+            } else {
+                next_rate(frequency, configured, cost, budget)
+            };
             let pause_offcpu = cost > budget
                 && frequency == 1
                 && running.iter().any(|r| r.kind == ProfileType::OffCpu);
@@ -367,8 +378,11 @@ impl Runner {
                 );
                 frequency = rate;
                 if let Some(at) = running.iter().position(|r| r.kind == ProfileType::Cpu) {
-                    running.remove(at);
-                    running.extend(self.start(ProfileType::Cpu, frequency));
+                    if let Err(e) = running[at].profiler.set_frequency(frequency) {
+                        self.error(format!("changing the sampling rate: {e}"));
+                        running.remove(at);
+                        running.extend(self.start(ProfileType::Cpu, frequency));
+                    }
                 }
             }
             crate::daemon::heap::give_back();
