@@ -29,6 +29,19 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Stops the spinning thread on drop, even when an assertion fails.
 struct Spinner(Arc<AtomicBool>, Option<std::thread::JoinHandle<u64>>);
 
+impl Spinner {
+    /// A thread named `huatuo-spin` spinning in [`huatuo_profiler_spin_target`].
+    fn start() -> Spinner {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("huatuo-spin".into())
+            .spawn(move || huatuo_profiler_spin_target(&flag))
+            .expect("spawn");
+        Spinner(stop, Some(handle))
+    }
+}
+
 impl Drop for Spinner {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
@@ -44,13 +57,7 @@ fn a_busy_loop_is_the_top_folded_stack() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let handle = std::thread::Builder::new()
-        .name("huatuo-spin".into())
-        .spawn(move || huatuo_profiler_spin_target(&flag))
-        .expect("spawn");
-    let _spinner = Spinner(stop, Some(handle));
+    let _spinner = Spinner::start();
     std::thread::sleep(Duration::from_millis(100));
 
     let options = ProfileOptions {
@@ -246,13 +253,7 @@ fn a_rate_change_keeps_the_program_and_samples_at_the_new_rate() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let _stats = BpfStats::enable();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let handle = std::thread::Builder::new()
-        .name("huatuo-spin".into())
-        .spawn(move || huatuo_profiler_spin_target(&flag))
-        .expect("spawn");
-    let _spinner = Spinner(stop, Some(handle));
+    let _spinner = Spinner::start();
     let mut profiler = Profiler::start(&ProfileOptions {
         frequency_hz: 99,
         ..ProfileOptions::default()
