@@ -2,3 +2,4 @@
 
 pub mod bpf_stats;
 pub mod empty_program;
+pub mod runqlat_cost;

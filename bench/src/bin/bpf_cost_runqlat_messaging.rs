@@ -12,7 +12,7 @@
 //! [rounds] [configurations...]`.
 
 use aya::Btf;
-use huatuo_bench::{bpf_stats, empty_program};
+use huatuo_bench::{bpf_stats, empty_program, runqlat_cost};
 use huatuo_bpf::{LoadOptions, Templates};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,16 +56,7 @@ fn round(per_cgroup: u64, cgroup: &Path, btf: &Btf) -> (u64, u64, u64, u64) {
     let empty = empty_first.unwrap_or_else(|| empty_program::empty_on_sched_switch(btf));
     messaging(cgroup);
     let (empty_runs, empty_ns) = empty_program::empty_cost(&empty).expect("empty program cost");
-    let (mut runs, mut ns) = (0, 0);
-    for st in templates.status() {
-        assert!(st.loaded, "{st:?}");
-        for p in st.programs.iter().filter(|p| p.attached.is_some()) {
-            if p.program == "sched_switch" {
-                runs += p.run_count;
-                ns += p.run_time_ns;
-            }
-        }
-    }
+    let (runs, ns) = runqlat_cost::sched_switch_cost(&templates);
     (runs, ns, empty_runs, empty_ns)
 }
 

@@ -24,7 +24,7 @@
 //! laps, CPUs `1`, 1 token, 0 KiB; CPUs `0,1` alternates the ring's tasks between CPUs 0 and 1).
 
 use aya::{Btf, Ebpf};
-use huatuo_bench::{bpf_stats, empty_program};
+use huatuo_bench::{bpf_stats, empty_program, runqlat_cost};
 use huatuo_bpf::{LoadOptions, Templates};
 use std::time::{Duration, Instant};
 
@@ -89,19 +89,7 @@ impl Attached {
             Attached::Bench(ebpf, name) => {
                 empty_program::program_cost(ebpf, name).expect("bench program cost")
             }
-            Attached::Runqlat(templates) => {
-                let mut total = (0, 0);
-                for st in templates.status() {
-                    assert!(st.loaded, "runqlat did not load: {st:?}");
-                    for p in st.programs.iter().filter(|p| p.attached.is_some()) {
-                        if p.program == "sched_switch" {
-                            total.0 += p.run_count;
-                            total.1 += p.run_time_ns;
-                        }
-                    }
-                }
-                total
-            }
+            Attached::Runqlat(templates) => runqlat_cost::sched_switch_cost(templates),
         }
     }
 }
