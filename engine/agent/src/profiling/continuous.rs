@@ -283,7 +283,7 @@ impl Runner {
         }
         let mut start_ns = now_ns();
         let mut next = Instant::now() + interval;
-        let mut rounds: u64 = 0;
+        let mut first_round = true;
         while !stop.load(Ordering::Relaxed) {
             let left = next.saturating_duration_since(Instant::now());
             if !left.is_zero() {
@@ -333,9 +333,7 @@ impl Runner {
             let budget = self.settings.config.cpu_budget;
             // The first round also pays once for what later rounds find cached (kallsyms,
             // every sampled binary's symbols): its cost is reported, not governed on.
-            let first_round = rounds == 0;
-            rounds += 1;
-            let rate = if first_round {
+            let rate = if std::mem::take(&mut first_round) {
                 frequency
             } else {
                 next_rate(frequency, configured, cost, budget)
