@@ -10,6 +10,7 @@ pub mod flame;
 pub mod gopclntab;
 pub mod parked;
 pub mod perfmap;
+pub mod procmaps;
 pub mod usersym;
 
 use crate::attach::{attach_variant, Attachment};

@@ -1,4 +1,4 @@
-//! User-space frame symbolization: the mapping of an address from /proc/<pid>/maps, then, for
+//! User-space frame symbolization: the mapping covering an address ([`super::procmaps`]), then, for
 //! a file mapping, the ELF symbol (`.symtab`, else a Go binary's `.gopclntab`, else
 //! `.dynsym`) of the mapped file covering it, and for an anonymous executable mapping (code a
 //! JIT emitted) the process's perf map. Only the sampled addresses are resolved: a file's
@@ -6,70 +6,18 @@
 //! (no copy of the table, which is a million entries in a large binary), and names are read
 //! for the symbols hit, never for the whole table. Resolved file frames are cached per
 //! binary (device and inode of the mapped file) and file offset, in a bounded cache; JIT
-//! frames are not cached (a runtime reuses its code memory). Rust and C++ names are
+//! frames only as long as the perf map naming them is unchanged (a runtime reuses its code
+//! memory). Rust and C++ names are
 //! demangled; an address no symbol covers renders as `file+0xoffset`.
 
 use super::gopclntab::GoPclntab;
 use super::perfmap;
+use super::procmaps::ProcessMaps;
 use object::{
     Object, ObjectSection, ObjectSegment, ObjectSymbol, ObjectSymbolTable, SymbolIndex, SymbolKind,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// One executable mapping of a process.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mapping {
-    /// First address.
-    pub start: u64,
-    /// One past the last address.
-    pub end: u64,
-    /// File offset of `start`.
-    pub offset: u64,
-    /// The mapped file's identity: device (`major:minor` packed) and inode; (0, 0) for an
-    /// anonymous mapping.
-    pub file: (u64, u64),
-    /// Path of the mapped file; empty for an anonymous mapping.
-    pub path: String,
-}
-
-impl Mapping {
-    /// Whether no file backs the mapping (code a JIT emitted, or a kernel-provided page).
-    pub fn anonymous(&self) -> bool {
-        self.path.is_empty()
-    }
-}
-
-/// `08:01` -> the device packed as major << 32 | minor.
-fn parse_dev(text: &str) -> Option<u64> {
-    let (major, minor) = text.split_once(':')?;
-    Some(u64::from_str_radix(major, 16).ok()? << 32 | u64::from_str_radix(minor, 16).ok()?)
-}
-
-/// Parses the text of /proc/<pid>/maps, keeping executable mappings: file mappings, and
-/// anonymous ones (no inode; a name in brackets such as `[vdso]` or `[anon:jit]` is not a file).
-pub fn parse_maps(text: &str) -> Vec<Mapping> {
-    text.lines()
-        .filter_map(|line| {
-            let mut parts = line.split_whitespace();
-            let (start, end) = parts.next()?.split_once('-')?;
-            let perms = parts.next()?;
-            let offset = parts.next()?;
-            let dev = parse_dev(parts.next()?)?;
-            let inode: u64 = parts.next()?.parse().ok()?;
-            let path: String = parts.collect::<Vec<_>>().join(" ");
-            perms.contains('x').then_some(())?;
-            let file = path.starts_with('/') && inode != 0;
-            Some(Mapping {
-                start: u64::from_str_radix(start, 16).ok()?,
-                end: u64::from_str_radix(end, 16).ok()?,
-                offset: u64::from_str_radix(offset, 16).ok()?,
-                file: if file { (dev, inode) } else { (0, 0) },
-                path: if file { path } else { String::new() },
-            })
-        })
-        .collect()
-}
 
 /// The names of the functions covering `offsets` (file offsets, any order) in the ELF file
 /// at `path`; `None` for an offset no text symbol covers, or for all when the file does not
@@ -340,18 +288,14 @@ impl UserSymbolizer {
     /// Each process's maps and perf map are read once and each ELF file is opened once for
     /// the addresses the cache does not hold.
     pub fn symbolize_batch(&mut self, wanted: &[(u32, u64)]) -> Vec<Arc<str>> {
-        let mut maps: HashMap<u32, Vec<Mapping>> = HashMap::new();
+        let mut maps: HashMap<u32, Option<ProcessMaps>> = HashMap::new();
         let mut out: Vec<Option<Arc<str>>> = vec![None; wanted.len()];
         // Misses grouped by file; JIT frames grouped by process.
         let mut misses: HashMap<(u64, u64), Misses> = HashMap::new();
         let mut jit: HashMap<u32, Vec<usize>> = HashMap::new();
         for (slot, (pid, addr)) in wanted.iter().enumerate() {
-            let mappings = maps.entry(*pid).or_insert_with(|| {
-                std::fs::read_to_string(format!("/proc/{pid}/maps"))
-                    .map(|text| parse_maps(&text))
-                    .unwrap_or_default()
-            });
-            let Some(mapping) = mappings.iter().find(|m| *addr >= m.start && *addr < m.end) else {
+            let process = maps.entry(*pid).or_insert_with(|| ProcessMaps::open(*pid));
+            let Some(mapping) = process.as_mut().and_then(|p| p.covering(*addr)) else {
                 out[slot] = Some(format!("0x{addr:x}").into());
                 continue;
             };
@@ -360,24 +304,20 @@ impl UserSymbolizer {
                 continue;
             }
             let offset = addr - mapping.start + mapping.offset;
-            let key = (mapping.file.0, mapping.file.1, offset);
-            if let Some(name) = self.cache.get(&key) {
+            let file = mapping.file;
+            if let Some(name) = self.cache.get(&(file.0, file.1, offset)) {
                 self.stats.hits += 1;
                 out[slot] = Some(name);
                 continue;
             }
-            misses
-                .entry(mapping.file)
-                .or_insert_with(|| {
-                    // Read the file through the process's root so containers resolve too.
-                    (
-                        format!("/proc/{pid}/root{}", mapping.path),
-                        mapping.path.clone(),
-                        vec![],
-                    )
-                })
-                .2
-                .push((slot, offset));
+            if let Some(entry) = misses.get_mut(&file) {
+                entry.2.push((slot, offset));
+                continue;
+            }
+            let path = process.as_mut().map(|p| p.path(*addr)).unwrap_or_default();
+            // Read the file through the process's root so containers resolve too.
+            let inside = format!("/proc/{pid}/root{path}");
+            misses.insert(file, (inside, path, vec![(slot, offset)]));
         }
         for ((dev, inode), (path, fallback, slots)) in misses {
             let offsets: Vec<u64> = slots.iter().map(|(_, off)| *off).collect();
@@ -490,39 +430,6 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         assert_eq!(&*names[0], "second_name");
         assert_eq!(symbolizer.stats().jit_lookups, 3);
-    }
-
-    #[test]
-    fn parses_executable_mappings_only() {
-        let text = "\
-55d0c0a00000-55d0c0a21000 r--p 00000000 fd:01 123 /usr/bin/app
-55d0c0a21000-55d0c0a80000 r-xp 00021000 fd:01 123 /usr/bin/app
-7ffd1000-7ffd2000 r-xp 00000000 00:00 0 [vdso]
-7f00-7f10 rwxp 00000000 00:00 0
-bad line
-";
-        let anonymous = |start, end| Mapping {
-            start,
-            end,
-            offset: 0,
-            file: (0, 0),
-            path: String::new(),
-        };
-        assert_eq!(
-            parse_maps(text),
-            vec![
-                Mapping {
-                    start: 0x55d0c0a21000,
-                    end: 0x55d0c0a80000,
-                    offset: 0x21000,
-                    file: (0xfd << 32 | 1, 123),
-                    path: "/usr/bin/app".into()
-                },
-                anonymous(0x7ffd1000, 0x7ffd2000),
-                anonymous(0x7f00, 0x7f10),
-            ]
-        );
-        assert!(parse_maps(text)[1].anonymous());
     }
 
     #[inline(never)]

@@ -1,7 +1,7 @@
 //! Pod enrichment against a fake kubelet on a loopback port.
 
 use huatuo_containers::kubelet::{
-    KubeletClient, KubeletConfig, KubeletError, KubeletWatcher, PodStore, RefreshPolicy,
+    KubeletClient, KubeletConfig, KubeletError, KubeletWatcher, PodStore, Presence, RefreshPolicy,
 };
 use huatuo_containers::{
     container_labels, Container, ContainerType, Discovery, DiscoveryOptions, QosClass, Runtime,
@@ -314,7 +314,7 @@ fn no_request_while_no_kubelet_port_listens() {
 #[test]
 fn a_node_whose_socket_tables_cannot_be_read_is_still_asked() {
     let config = KubeletConfig {
-        proc_net: Some(PathBuf::from("/nonexistent/proc/net")),
+        presence: Presence::Tables(PathBuf::from("/nonexistent/proc/net")),
         ..http_config(closed_port())
     };
     assert!(config.may_answer());

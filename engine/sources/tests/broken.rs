@@ -5,6 +5,8 @@ use huatuo_sources::netlink::{dcb, socket};
 use huatuo_sources::{
     arp, buddyinfo, diskstats, kmsg, loadavg, memory, mounts, net_dev, netstat, sockstat, stat,
 };
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_sock_diag::SockDiagMessage;
 use proptest::prelude::*;
 use std::path::Path;
 
@@ -181,7 +183,8 @@ proptest! {
         for (_, parse) in PARSERS {
             let _ = parse(&text);
         }
-        let _ = socket::parse_datagram(&bytes);
+        let _ = socket::parse_datagram::<RouteNetlinkMessage>(&bytes);
+        let _ = socket::parse_datagram::<SockDiagMessage>(&bytes);
         let _ = dcb::parse_reply("eth0", &bytes);
     }
 
@@ -203,6 +206,6 @@ proptest! {
         bytes[at] = byte;
         bytes.truncate(cut % (bytes.len() + 1));
         let _ = dcb::parse_reply("eth1", &bytes);
-        let _ = socket::parse_datagram(&bytes);
+        let _ = socket::parse_datagram::<RouteNetlinkMessage>(&bytes);
     }
 }

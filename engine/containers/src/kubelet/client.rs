@@ -2,6 +2,7 @@
 //! certificate (mutual TLS), per the `[Pod]` section of `huatuo-bamai.conf`.
 
 use super::model::PodSnapshot;
+use super::presence::Presence;
 use super::tls::client_tls;
 use huatuo_dsl::source::ConfigValues;
 use huatuo_dsl::value::Value;
@@ -32,9 +33,9 @@ pub struct KubeletConfig {
     pub timeout: Duration,
     /// Answers larger than this are rejected (bounded memory).
     pub max_body_bytes: u64,
-    /// Where the TCP socket tables of this network namespace are (`/proc/net`): no request
-    /// is made while no socket listens on a kubelet port there. `None` always requests.
-    pub proc_net: Option<PathBuf>,
+    /// Where listening sockets are looked up: no request is made while no socket of this
+    /// network namespace listens on a kubelet port.
+    pub presence: Presence,
 }
 
 impl Default for KubeletConfig {
@@ -52,7 +53,7 @@ impl Default for KubeletConfig {
             insecure_skip_verify: false,
             timeout: Duration::from_secs(5),
             max_body_bytes: 64 << 20,
-            proc_net: Some(PathBuf::from("/proc/net")),
+            presence: Presence::Kernel,
         }
     }
 }
@@ -120,17 +121,14 @@ impl KubeletConfig {
         self.read_only_port != 0 || self.authorized_port != 0
     }
 
-    /// Whether a kubelet may answer: some socket listens on one of the enabled ports (in
-    /// `proc_net`), or that cannot be told (no `proc_net`, tables unreadable).
+    /// Whether a kubelet may answer: some socket listens on one of the enabled ports, or
+    /// that cannot be told ([`Presence::Unknown`], tables unreadable).
     pub fn may_answer(&self) -> bool {
-        let Some(proc_net) = &self.proc_net else {
-            return true;
-        };
         let ports: Vec<u16> = [self.read_only_port, self.authorized_port]
             .into_iter()
             .filter(|p| *p != 0)
             .collect();
-        super::presence::listening(proc_net, &ports).unwrap_or_else(|e| {
+        self.presence.listening(&ports).unwrap_or_else(|e| {
             log::debug!("kubelet presence unknown ({e}): requesting anyway");
             true
         })

@@ -8,6 +8,7 @@ mod tls;
 
 pub use client::{split_cert_path, KubeletClient, KubeletConfig, KubeletError};
 pub use model::PodSnapshot;
+pub use presence::Presence;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};

@@ -1,7 +1,8 @@
-//! A blocking rtnetlink socket: dump requests and group subscriptions.
+//! Blocking netlink sockets (rtnetlink, sock_diag): dump requests and group subscriptions.
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
+    NLM_F_DUMP, NLM_F_REQUEST,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -11,19 +12,23 @@ use std::path::Path;
 pub const MAX_DUMP_MESSAGES: usize = 65_536;
 
 /// What one datagram held.
-#[derive(Debug, Default)]
-pub struct Datagram {
-    /// Route messages in order.
-    pub messages: Vec<RouteNetlinkMessage>,
+#[derive(Debug)]
+pub struct Datagram<M = RouteNetlinkMessage> {
+    /// The protocol's messages in order.
+    pub messages: Vec<M>,
     /// True when the datagram ended a dump (`NLMSG_DONE`).
     pub done: bool,
 }
 
-/// Splits a datagram into route messages; a kernel error reply becomes `Err`.
-pub fn parse_datagram(mut bytes: &[u8]) -> Result<Datagram, String> {
-    let mut out = Datagram::default();
+/// Splits a datagram into the messages of its protocol (`M`); a kernel error reply becomes
+/// `Err`.
+pub fn parse_datagram<M: NetlinkDeserializable>(mut bytes: &[u8]) -> Result<Datagram<M>, String> {
+    let mut out = Datagram {
+        messages: Vec::new(),
+        done: false,
+    };
     while !bytes.is_empty() {
-        let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
+        let message = NetlinkMessage::<M>::deserialize(bytes)
             .map_err(|e| format!("malformed netlink message: {e}"))?;
         let length = message.header.length as usize;
         match message.payload {
@@ -51,7 +56,12 @@ pub fn parse_datagram(mut bytes: &[u8]) -> Result<Datagram, String> {
 
 /// Opens a route socket bound to the kernel.
 pub fn open() -> Result<Socket, String> {
-    let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| format!("socket: {e}"))?;
+    open_protocol(NETLINK_ROUTE)
+}
+
+/// Opens a netlink socket of `protocol` (`netlink_sys::protocols`) bound to the kernel.
+pub fn open_protocol(protocol: isize) -> Result<Socket, String> {
+    let mut socket = Socket::new(protocol).map_err(|e| format!("socket: {e}"))?;
     socket.bind_auto().map_err(|e| format!("bind: {e}"))?;
     socket
         .connect(&SocketAddr::new(0, 0))
@@ -80,11 +90,12 @@ pub fn dump(
     dump_on(&socket, request)
 }
 
-/// Like [`dump`], on an already open socket.
-pub fn dump_on(
-    socket: &Socket,
-    request: RouteNetlinkMessage,
-) -> Result<Vec<RouteNetlinkMessage>, String> {
+/// Like [`dump`], on an already open socket of the request's protocol.
+pub fn dump_on<M>(socket: &Socket, request: M) -> Result<Vec<M>, String>
+where
+    M: NetlinkSerializable + NetlinkDeserializable + std::fmt::Debug,
+    NetlinkPayload<M>: From<M>,
+{
     let mut packet = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(request));
     packet.header.flags = NLM_F_DUMP | NLM_F_REQUEST;
     packet.header.sequence_number = 1;
