@@ -53,3 +53,37 @@ int BPF_PROG(tp_btf_sched_switch_load_cgroup, bool preempt, struct task_struct *
 		return 0;
 	return css->cgroup->level == 1;
 }
+
+/*
+ * The two parts of the softirq templates' work, apart, on any hook (they read no argument):
+ * a per-CPU value updated with no clock read, and the same value set from the clock
+ * (bpf_ktime_get_ns), the read softirq_latency does at every raise and entry.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} per_cpu_value SEC(".maps");
+
+SEC("tp_btf/softirq_raise")
+int BPF_PROG(tp_btf_per_cpu_store)
+{
+	__u32 zero = 0;
+	__u64 *value = bpf_map_lookup_elem(&per_cpu_value, &zero);
+
+	if (value)
+		*value += 1;
+	return 0;
+}
+
+SEC("tp_btf/softirq_raise")
+int BPF_PROG(tp_btf_per_cpu_clock)
+{
+	__u32 zero = 0;
+	__u64 *value = bpf_map_lookup_elem(&per_cpu_value, &zero);
+
+	if (value)
+		*value = bpf_ktime_get_ns();
+	return 0;
+}

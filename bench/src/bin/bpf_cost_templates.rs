@@ -9,7 +9,9 @@
 //! - softirq: loopback UDP flood; empty on softirq_raise/entry; softirq_latency,
 //!   softirq_off (its raise/entry programs and its check at timer interrupts), both loaded
 //!   together as the agent loads them (softirq_off hosting softirq_latency: one program per
-//!   hook) and each on its own object (two programs per hook); libbpf-tools `softirqs`.
+//!   hook) and each on its own object (two programs per hook); the parts of their work
+//!   apart on both hooks (a per-CPU value updated, the same value set from the clock);
+//!   libbpf-tools `softirqs`.
 //! - drops: TCP connects to a closed loopback port; empty on kfree_skb; drops without a
 //!   rate limit (every drop is an event with its stack) and at 100 events/s (shed path).
 //! - reclaim: page-cache writes inside a small memory cgroup (v1, made by run.sh); empty on
@@ -59,6 +61,8 @@ enum Load {
 enum Variant {
     /// The empty tp_btf program attached to each of these tracepoints at once.
     Empty(&'static [&'static str]),
+    /// Another program of the bench object (`bench/bpf/empty.bpf.c`) on each of these.
+    Bench(&'static str, &'static [&'static str]),
     /// A huatuo template with its tunables, labelled.
     Huatuo(&'static str, &'static str, &'static [(&'static str, u64)]),
     /// Several huatuo templates loaded together, as one rule set needing all of them does;
@@ -97,6 +101,8 @@ fn sections() -> Vec<Section> {
                 Huatuo("softirq_off", "", &[]),
                 Together(&["softirq_latency", "softirq_off"], true),
                 Together(&["softirq_latency", "softirq_off"], false),
+                Bench("tp_btf_per_cpu_store", &["softirq_raise", "softirq_entry"]),
+                Bench("tp_btf_per_cpu_clock", &["softirq_raise", "softirq_entry"]),
                 Tool(&["softirqs"], "softirq"),
             ],
         },
@@ -286,7 +292,10 @@ fn run_load(load: Load, env: &Env, secs: u64) -> Result<(), String> {
     }
 }
 
-fn empty_round(
+/// Program `prog` of the bench object on each of `tracepoints`, rows named `label: <tp>`.
+fn bench_round(
+    prog: &str,
+    label: &str,
     tracepoints: &[&str],
     btf: &Btf,
     load: Load,
@@ -295,14 +304,14 @@ fn empty_round(
 ) -> Result<Vec<Row>, String> {
     let mut objects: Vec<(&str, Ebpf)> = vec![];
     for tp in tracepoints {
-        let ebpf = empty_program::empty_on(tp, btf)?;
+        let ebpf = empty_program::program_on(prog, tp, btf)?;
         objects.push((tp, ebpf));
     }
     run_load(load, env, secs)?;
     let mut rows = vec![];
     for (tp, ebpf) in &objects {
-        let (runs, ns) = empty_program::empty_cost(ebpf)?;
-        rows.push((format!("empty: {tp}"), runs, ns, String::new()));
+        let (runs, ns) = empty_program::program_cost(ebpf, prog)?;
+        rows.push((format!("{label}: {tp}"), runs, ns, String::new()));
     }
     Ok(rows)
 }
@@ -440,7 +449,18 @@ fn run(env: &Env, rounds: usize, secs: u64, only: Option<&str>) -> Result<Totals
             }
             for variant in &section.variants {
                 let rows = match variant {
-                    Variant::Empty(tps) => empty_round(tps, &btf, section.load, env, secs),
+                    Variant::Empty(tps) => bench_round(
+                        empty_program::EMPTY_PROG,
+                        "empty",
+                        tps,
+                        &btf,
+                        section.load,
+                        env,
+                        secs,
+                    ),
+                    Variant::Bench(prog, tps) => {
+                        bench_round(prog, prog, tps, &btf, section.load, env, secs)
+                    }
                     Variant::Huatuo(t, label, tun) => {
                         huatuo_round(&[t], true, label, tun, section.load, env, secs)
                     }
