@@ -208,20 +208,24 @@ struct Unsupported;
 /// Asks the kernel for the executable mapping covering `addr` through the open maps file,
 /// with its path when `name` is a buffer for it. `Ok(None)` when no executable mapping
 /// covers the address (or the process is gone).
-fn query(file: &File, addr: u64, name: Option<&mut [u8]>) -> Result<Option<Mapping>, Unsupported> {
+fn query(
+    file: &File,
+    addr: u64,
+    mut name: Option<&mut [u8]>,
+) -> Result<Option<Mapping>, Unsupported> {
     let mut request = ProcmapQuery {
         size: std::mem::size_of::<ProcmapQuery>() as u64,
         query_flags: QUERY_EXECUTABLE,
         query_addr: addr,
         ..ProcmapQuery::default()
     };
-    let name_len = name.as_ref().map_or(0, |buffer| buffer.len());
-    if let Some(buffer) = name {
+    if let Some(buffer) = name.as_deref_mut() {
         request.vma_name_size = u32::try_from(buffer.len()).unwrap_or(u32::MAX);
         request.vma_name_addr = buffer.as_mut_ptr() as u64;
     }
     // SAFETY: `request` is a valid `struct procmap_query` of the size it states; the only
-    // buffer it points to is `name`, which outlives the call and is as long as stated.
+    // buffer it points to is `name`, which outlives the call and is at least as long as
+    // stated.
     let result = unsafe { libc::ioctl(file.as_raw_fd(), PROCMAP_QUERY as _, &mut request) };
     if result != 0 {
         let errno = std::io::Error::last_os_error().raw_os_error();
@@ -236,17 +240,14 @@ fn query(file: &File, addr: u64, name: Option<&mut [u8]>) -> Result<Option<Mappi
         let dev = pack_dev(request.dev_major.into(), request.dev_minor.into());
         (dev, request.inode)
     };
-    let mut path = String::new();
-    if file != (0, 0) && name_len > 0 {
-        // The kernel wrote the path's length including its terminating zero.
-        let len = (request.vma_name_size as usize).min(name_len);
-        if len > 1 && request.vma_name_addr != 0 {
-            // SAFETY: the kernel filled `len` bytes of the buffer `vma_name_addr` points to.
-            let bytes =
-                unsafe { std::slice::from_raw_parts(request.vma_name_addr as *const u8, len - 1) };
-            path = String::from_utf8_lossy(bytes).into_owned();
+    // The kernel wrote the path and set its length, the terminating zero included.
+    let path = match name {
+        Some(buffer) if file != (0, 0) => {
+            let len = (request.vma_name_size as usize).min(buffer.len());
+            String::from_utf8_lossy(&buffer[..len.saturating_sub(1)]).into_owned()
         }
-    }
+        _ => String::new(),
+    };
     Ok(Some(Mapping {
         start: request.vma_start,
         end: request.vma_end,
