@@ -285,22 +285,30 @@ impl UserSymbolizer {
     /// The frame names of a batch of (pid, address) pairs, in order: the symbol (from the
     /// ELF file, or from the perf map for anonymous executable memory), else `file+0xoff`,
     /// else the hex address (the process exited, or JIT code its perf map does not name).
-    /// Each process's maps and perf map are read once and each ELF file is opened once for
-    /// the addresses the cache does not hold.
+    /// Each process's maps and perf map are read once, one process's maps open at a time
+    /// (a batch may hold thousands of processes), and each ELF file is opened once for the
+    /// addresses the cache does not hold.
     pub fn symbolize_batch(&mut self, wanted: &[(u32, u64)]) -> Vec<Arc<str>> {
-        let mut maps: HashMap<u32, Option<ProcessMaps>> = HashMap::new();
         let mut out: Vec<Option<Arc<str>>> = vec![None; wanted.len()];
         // Misses grouped by file; JIT frames grouped by process.
         let mut misses: HashMap<(u64, u64), Misses> = HashMap::new();
         let mut jit: HashMap<u32, Vec<usize>> = HashMap::new();
-        for (slot, (pid, addr)) in wanted.iter().enumerate() {
-            let process = maps.entry(*pid).or_insert_with(|| ProcessMaps::open(*pid));
-            let Some(mapping) = process.as_mut().and_then(|p| p.covering(*addr)) else {
+        let mut by_process: Vec<usize> = (0..wanted.len()).collect();
+        by_process.sort_by_key(|slot| wanted[*slot].0);
+        // The maps of the process being looked at; the previous one's closes on replacement.
+        let mut current: Option<(u32, Option<ProcessMaps>)> = None;
+        for slot in by_process {
+            let (pid, addr) = wanted[slot];
+            if current.as_ref().map(|(open, _)| *open) != Some(pid) {
+                current = Some((pid, ProcessMaps::open(pid)));
+            }
+            let process = current.as_mut().and_then(|(_, maps)| maps.as_mut());
+            let Some(mapping) = process.and_then(|p| p.covering(addr)) else {
                 out[slot] = Some(format!("0x{addr:x}").into());
                 continue;
             };
             if mapping.anonymous() {
-                jit.entry(*pid).or_default().push(slot);
+                jit.entry(pid).or_default().push(slot);
                 continue;
             }
             let offset = addr - mapping.start + mapping.offset;
@@ -314,7 +322,11 @@ impl UserSymbolizer {
                 entry.2.push((slot, offset));
                 continue;
             }
-            let path = process.as_mut().map(|p| p.path(*addr)).unwrap_or_default();
+            let path = current
+                .as_mut()
+                .and_then(|(_, maps)| maps.as_mut())
+                .map(|p| p.path(addr))
+                .unwrap_or_default();
             // Read the file through the process's root so containers resolve too.
             let inside = format!("/proc/{pid}/root{path}");
             misses.insert(file, (inside, path, vec![(slot, offset)]));
