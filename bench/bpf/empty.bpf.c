@@ -66,11 +66,17 @@ struct {
 	__type(value, __u64);
 } per_cpu_value SEC(".maps");
 
+static __always_inline __u64 *per_cpu_slot(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&per_cpu_value, &zero);
+}
+
 SEC("tp_btf/softirq_raise")
 int BPF_PROG(tp_btf_per_cpu_store)
 {
-	__u32 zero = 0;
-	__u64 *value = bpf_map_lookup_elem(&per_cpu_value, &zero);
+	__u64 *value = per_cpu_slot();
 
 	if (value)
 		*value += 1;
@@ -80,8 +86,7 @@ int BPF_PROG(tp_btf_per_cpu_store)
 SEC("tp_btf/softirq_raise")
 int BPF_PROG(tp_btf_per_cpu_clock)
 {
-	__u32 zero = 0;
-	__u64 *value = bpf_map_lookup_elem(&per_cpu_value, &zero);
+	__u64 *value = per_cpu_slot();
 
 	if (value)
 		*value = bpf_ktime_get_ns();
